@@ -1,0 +1,1 @@
+"""Partners, tenants, agents and API keys."""

@@ -1,0 +1,224 @@
+"""Accounts, agents and API keys, and the one scoping rule for tenancy.
+
+A partner key acts on the partner and its tenants; a tenant key only on that
+tenant. Every query of account-owned rows goes through :class:`Scope`, and an
+id outside the caller's scope reads as "not found", never as someone's data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from didhub import clock
+from didhub.accounts.models import Account, Agent, ApiKey
+from didhub.billing import ledger
+from didhub.db import new_id
+from didhub.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+
+PARTNER = "partner"
+TENANT = "tenant"
+KEY_PREFIX = "dh_"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a caller may act on: its own account and, for a partner, its tenants."""
+
+    account_id: str
+    kind: str
+
+    def owns(
+        self, column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None]
+    ) -> ColumnElement[bool]:
+        """SQL: ``column`` names an account inside this scope."""
+        if self.kind != PARTNER:
+            return column == self.account_id
+        tenants = select(Account.id).where(Account.parent_id == self.account_id)
+        return or_(column == self.account_id, column.in_(tenants.scalar_subquery()))
+
+    def can_see(self, session: Session, account_id: str | None) -> bool:
+        if account_id is None:
+            return False
+        if account_id == self.account_id:
+            return True
+        if self.kind != PARTNER:
+            return False
+        account = session.get(Account, account_id)
+        return account is not None and account.parent_id == self.account_id
+
+
+def _clean_name(name: str, field: str = "name") -> str:
+    cleaned = name.strip()
+    if not cleaned:
+        raise ValidationFailed("name must not be empty", field=field)
+    if len(cleaned) > 200:
+        raise ValidationFailed("name must be at most 200 characters", field=field)
+    return cleaned
+
+
+def create_partner(session: Session, name: str, currency: str) -> Account:
+    account = Account(
+        id=new_id("par"), kind=PARTNER, name=_clean_name(name), created_at=clock.now()
+    )
+    session.add(account)
+    session.flush()
+    ledger.ensure_wallet(session, account.id, currency)
+    return account
+
+
+def create_tenant(
+    session: Session, name: str, currency: str, partner_id: str | None = None
+) -> Account:
+    if partner_id is not None:
+        partner = session.get(Account, partner_id)
+        if partner is None or partner.kind != PARTNER:
+            raise NotFound(f"partner {partner_id} not found", field="partner_id")
+    account = Account(
+        id=new_id("ten"),
+        kind=TENANT,
+        name=_clean_name(name),
+        parent_id=partner_id,
+        created_at=clock.now(),
+    )
+    session.add(account)
+    session.flush()
+    ledger.ensure_wallet(session, account.id, currency)
+    return account
+
+
+def create_tenant_for(session: Session, scope: Scope, name: str, currency: str) -> Account:
+    """``POST /tenants``: a partner creates a tenant under itself."""
+    if scope.kind != PARTNER:
+        raise Forbidden("only a partner key can create tenants")
+    return create_tenant(session, name, currency, partner_id=scope.account_id)
+
+
+def fund_wallet(
+    session: Session, account_id: str, amount: Decimal, currency: str, description: str
+) -> None:
+    """Credit a wallet from the platform's funding book (operator credit)."""
+    if amount < 0:
+        raise ValidationFailed("amount must not be negative", field="balance")
+    if amount == 0:
+        return
+    amount = amount.quantize(ledger.CENTS)
+    funding = ledger.ensure_platform_book(session, ledger.FUNDING, currency)
+    wallet = ledger.ensure_wallet(session, account_id, currency)
+    ledger.transfer(
+        session,
+        kind="funding",
+        description=description,
+        debit=funding,
+        credit=wallet,
+        amount=amount,
+        reference=account_id,
+    )
+
+
+def get_account(session: Session, scope: Scope, account_id: str, field: str) -> Account:
+    account = session.get(Account, account_id)
+    if account is None or not scope.can_see(session, account_id):
+        raise NotFound(f"account {account_id} not found", field=field)
+    return account
+
+
+def get_tenant(session: Session, scope: Scope, tenant_id: str, field: str = "tenant_id") -> Account:
+    account = session.get(Account, tenant_id)
+    if account is None or account.kind != TENANT or not scope.can_see(session, tenant_id):
+        raise NotFound(f"tenant {tenant_id} not found", field=field)
+    return account
+
+
+def list_tenants(session: Session, scope: Scope) -> list[Account]:
+    return list(
+        session.scalars(
+            select(Account)
+            .where(Account.kind == TENANT, scope.owns(Account.id))
+            .order_by(Account.id)
+        )
+    )
+
+
+def create_agent(session: Session, scope: Scope, tenant_id: str, name: str) -> Agent:
+    tenant = get_tenant(session, scope, tenant_id)
+    agent = Agent(
+        id=new_id("agt"), tenant_id=tenant.id, name=_clean_name(name), created_at=clock.now()
+    )
+    session.add(agent)
+    session.flush()
+    return agent
+
+
+def get_agent(session: Session, scope: Scope, agent_id: str, field: str = "agent_id") -> Agent:
+    agent = session.get(Agent, agent_id)
+    if agent is None or not scope.can_see(session, agent.tenant_id):
+        raise NotFound(f"agent {agent_id} not found", field=field)
+    return agent
+
+
+def list_agents(session: Session, scope: Scope, tenant_id: str | None = None) -> list[Agent]:
+    query = select(Agent).where(scope.owns(Agent.tenant_id)).order_by(Agent.id)
+    if tenant_id is not None:
+        query = query.where(Agent.tenant_id == get_tenant(session, scope, tenant_id).id)
+    return list(session.scalars(query))
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key: ApiKey
+    secret: str  # shown once, never stored
+
+
+def create_api_key(session: Session, account_id: str, name: str = "") -> NewKey:
+    if session.get(Account, account_id) is None:
+        raise NotFound(f"account {account_id} not found", field="account_id")
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(
+        id=new_id("key"),
+        account_id=account_id,
+        name=name.strip(),
+        prefix=secret[:10],
+        secret_hash=_hash(secret),
+        created_at=clock.now(),
+    )
+    session.add(key)
+    session.flush()
+    return NewKey(key=key, secret=secret)
+
+
+def list_api_keys(session: Session, account_id: str) -> list[ApiKey]:
+    return list(
+        session.scalars(select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.id))
+    )
+
+
+def revoke_api_key(session: Session, key_id: str) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"API key {key_id} not found", field="key_id")
+    if key.revoked_at is None:
+        key.revoked_at = clock.now()
+    return key
+
+
+def authenticate(session: Session, secret: str | None) -> Scope:
+    """The scope of a presented API key; 401 for a missing, unknown or revoked key."""
+    if not secret:
+        raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
+    key = session.scalars(select(ApiKey).where(ApiKey.secret_hash == _hash(secret))).first()
+    if key is None or key.revoked_at is not None:
+        raise Unauthorized("the API key is not valid")
+    account = session.get(Account, key.account_id)
+    if account is None:
+        raise Unauthorized("the API key is not valid")
+    return Scope(account_id=account.id, kind=account.kind)

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from didhub.accounts import service as accounts
+from didhub.accounts.schemas import AgentCreate, TenantCreate
+from didhub.api import presenters
+from didhub.api.deps import Caller, Ctx
+
+router = APIRouter(tags=["accounts"])
+
+
+@router.post("/tenants", status_code=201)
+def create_tenant(body: TenantCreate, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        tenant = accounts.create_tenant_for(session, scope, body.name, ctx.settings.currency)
+        return {"data": presenters.account(tenant)}
+
+
+@router.get("/tenants")
+def list_tenants(ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return {"data": [presenters.account(t) for t in accounts.list_tenants(session, scope)]}
+
+
+@router.post("/agents", status_code=201)
+def create_agent(body: AgentCreate, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        agent = accounts.create_agent(session, scope, body.tenant_id, body.name)
+        return {"data": presenters.agent(agent)}
+
+
+@router.get("/agents")
+def list_agents(ctx: Ctx, scope: Caller, tenant_id: str | None = Query(None)) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        agents = accounts.list_agents(session, scope, tenant_id)
+        return {"data": [presenters.agent(a) for a in agents]}

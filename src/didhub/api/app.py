@@ -1,0 +1,89 @@
+"""The FastAPI application: routers, error shapes, and the shared context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from didhub import __version__
+from didhub.api import accounts, billing, numbers, routing
+from didhub.api.deps import Context
+from didhub.carriers.base import Carrier
+from didhub.carriers.registry import make_carrier
+from didhub.config import Settings, get_settings
+from didhub.db import Database
+from didhub.errors import DidhubError
+
+
+def error_body(code: str, message: str, field: str | None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def _field_of(loc: tuple[Any, ...]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    # Pydantic names the failing validator's type in the location for unions/models.
+    parts = [p for p in parts if not p.startswith("function-")]
+    if not parts:
+        return "body" if loc and loc[0] == "body" else None
+    out = parts[0]
+    for part in parts[1:]:
+        out += f"[{part}]" if part.isdigit() else f".{part}"
+    return out
+
+
+def _message(error: dict[str, Any]) -> str:
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")
+
+
+def create_app(
+    settings: Settings | None = None, db: Database | None = None, carrier: Carrier | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+    db = db or Database(settings.database_url)
+    carrier = carrier or make_carrier(settings, db)
+    app = FastAPI(
+        title="didhub",
+        version=__version__,
+        description="Search, buy, assign and release phone numbers (DIDs).",
+    )
+    app.state.ctx = Context(db=db, carrier=carrier, settings=settings)
+
+    @app.exception_handler(DidhubError)
+    async def _didhub_error(_: Request, exc: DidhubError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.field), status_code=exc.status_code
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first: dict[str, Any] = dict(errors[0]) if errors else {}
+        loc = tuple(first.get("loc", ()))
+        field = _field_of(loc)
+        if first.get("type") == "json_invalid":
+            field, message = "body", "the request body is not valid JSON"
+        elif first.get("type") == "extra_forbidden":
+            message = f"unknown field {field!r}"
+        else:
+            message = f"{field}: {_message(first)}" if field else _message(first)
+        return JSONResponse(error_body("validation_error", message, field), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail), None), status_code=exc.status_code)
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "carrier": carrier.name}
+
+    app.include_router(numbers.router)
+    app.include_router(accounts.router)
+    app.include_router(billing.router)
+    app.include_router(routing.router)
+    return app

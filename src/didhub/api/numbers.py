@@ -1,0 +1,216 @@
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from didhub import numbering
+from didhub.api import presenters
+from didhub.api.deps import Caller, Ctx, IdempotencyKey
+from didhub.errors import ValidationFailed
+from didhub.idempotency import run_once
+from didhub.numbers import service as numbers
+from didhub.numbers.lifecycle import STATUSES
+from didhub.numbers.schemas import (
+    AssignRequest,
+    PatchNumberRequest,
+    PurchaseRequest,
+    QuoteRequest,
+    ReleaseRequest,
+    SearchRequest,
+    UnassignRequest,
+)
+
+router = APIRouter(prefix="/telephony", tags=["numbers"])
+
+
+@router.post("/numbers/search")
+def search(body: SearchRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        page = numbers.search(
+            session, ctx.carrier, scope, body.to_query(), body.page, body.page_size
+        )
+    return {
+        "data": [presenters.available(ctx.settings, item) for item in page.data],
+        "meta": {
+            "page": page.page,
+            "page_size": page.page_size,
+            "count": len(page.data),
+            "has_more": page.has_more,
+            "carrier": ctx.carrier.name,
+        },
+    }
+
+
+@router.get("/localities")
+def localities(
+    ctx: Ctx,
+    scope: Caller,
+    q: str = Query("", max_length=100),
+    country_code: str = Query("US"),
+    administrative_area: str | None = Query(None, max_length=3),
+    limit: int = Query(20, ge=1, le=100),
+) -> dict[str, Any]:
+    country = numbering.normalize_country(country_code)
+    state = administrative_area.upper() if administrative_area else None
+    found = numbering.localities(country, state, q.strip(), limit)
+    return {"data": [{"locality": name, "administrative_area": area} for name, area in found]}
+
+
+@router.post("/numbers/quote")
+def quote(body: QuoteRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    q = numbers.quote(ctx.db, ctx.carrier, ctx.settings, scope, body.phone_numbers)
+    return {
+        "data": {
+            "quote_id": q.id,
+            "expires_at": presenters.when(q.expires_at),
+            "phone_numbers": [
+                {
+                    "phone_number": line.number.phone_number,
+                    "phone_number_type": line.number.phone_number_type,
+                    "locality": line.number.locality,
+                    "administrative_area": line.number.administrative_area,
+                    "rate_center": line.number.rate_center,
+                    "monthly_cost": presenters.money(line.monthly_cost),
+                    "upfront_cost": presenters.money(line.upfront_cost),
+                    "total": presenters.money(line.total),
+                }
+                for line in q.lines
+            ],
+            "monthly_total": presenters.money(q.monthly_total),
+            "upfront_total": presenters.money(q.upfront_total),
+            "total": presenters.money(q.total),
+            "currency": q.currency,
+            "wallet_balance": presenters.money(q.wallet_balance),
+            "sufficient_funds": q.wallet_balance >= q.total,
+        }
+    }
+
+
+@router.post("/numbers/purchase")
+def purchase(
+    body: PurchaseRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
+) -> JSONResponse:
+    single = body.phone_number is not None
+    wanted = [body.phone_number] if body.phone_number is not None else body.phone_numbers or []
+    field = "phone_number" if single else "phone_numbers"
+
+    def work() -> tuple[int, Any]:
+        result = numbers.purchase(ctx.db, ctx.carrier, ctx.settings, scope, wanted, field)
+        with ctx.db.session() as session:
+            shaped = presenters.phone_numbers(session, result.numbers)
+        meta = {
+            "order_id": result.order_id,
+            "charged": presenters.money(result.charged),
+            "refunded": presenters.money(result.refunded),
+            "currency": ctx.settings.currency,
+            "outcome_known": result.outcome_known,
+            "errors": result.errors,
+        }
+        return (200 if result.outcome_known else 202), {
+            "data": shaped[0] if single else shaped,
+            "meta": meta,
+        }
+
+    status, answer = run_once(
+        ctx.db, scope.account_id, idempotency_key, "purchase", body.model_dump(), work
+    )
+    return JSONResponse(answer, status_code=status)
+
+
+@router.get("/numbers")
+def list_numbers(
+    ctx: Ctx,
+    scope: Caller,
+    status: str | None = Query(None, description="a status, or 'all'; default: live numbers"),
+    tenant_id: str | None = None,
+    assigned: bool | None = None,
+    phone_number_type: Literal["local", "toll-free", "mobile"] | None = None,
+    q: str | None = Query(None, max_length=100),
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    if status is not None and status not in (*STATUSES, "all"):
+        raise ValidationFailed(
+            f"status must be one of {', '.join(STATUSES)} or all", field="status"
+        )
+    filters = numbers.InventoryFilter(status, tenant_id, assigned, phone_number_type, q)
+    with ctx.db.session() as session:
+        page = numbers.list_numbers(session, scope, filters, limit, cursor)
+        data = presenters.phone_numbers(session, page.data)
+    return {"data": data, "meta": {"next_cursor": page.next_cursor, "count": len(data)}}
+
+
+@router.get("/numbers/{number_id}")
+def get_number(number_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        number = numbers.get_number(session, scope, number_id)
+        return {"data": presenters.phone_numbers(session, [number])[0]}
+
+
+@router.patch("/numbers/{number_id}")
+def patch_number(
+    number_id: str,
+    body: PatchNumberRequest,
+    ctx: Ctx,
+    scope: Caller,
+    idempotency_key: IdempotencyKey,
+) -> JSONResponse:
+    def work() -> tuple[int, Any]:
+        with ctx.db.session() as session:
+            number = numbers.set_tenant(session, scope, number_id, body.tenant_id)
+            return 200, {"data": presenters.phone_numbers(session, [number])[0]}
+
+    status, answer = run_once(
+        ctx.db, scope.account_id, idempotency_key, f"patch:{number_id}", body.model_dump(), work
+    )
+    return JSONResponse(answer, status_code=status)
+
+
+@router.post("/numbers/assign")
+def assign(
+    body: AssignRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
+) -> JSONResponse:
+    def work() -> tuple[int, Any]:
+        with ctx.db.session() as session:
+            a = numbers.assign_agent(
+                session, scope, body.number_id, body.agent_id, body.assignment_type
+            )
+            return 200, {"data": presenters.assignment(a)}
+
+    status, answer = run_once(
+        ctx.db, scope.account_id, idempotency_key, "assign", body.model_dump(), work
+    )
+    return JSONResponse(answer, status_code=status)
+
+
+@router.post("/numbers/unassign")
+def unassign(
+    body: UnassignRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
+) -> JSONResponse:
+    def work() -> tuple[int, Any]:
+        with ctx.db.session() as session:
+            a = numbers.unassign_agent(session, scope, body.number_id, body.assignment_type)
+            return 200, {"data": presenters.assignment(a)}
+
+    status, answer = run_once(
+        ctx.db, scope.account_id, idempotency_key, "unassign", body.model_dump(), work
+    )
+    return JSONResponse(answer, status_code=status)
+
+
+@router.post("/numbers/release")
+def release(
+    body: ReleaseRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
+) -> JSONResponse:
+    def work() -> tuple[int, Any]:
+        number = numbers.release(ctx.db, ctx.carrier, scope, body.number_id)
+        with ctx.db.session() as session:
+            shaped = presenters.phone_numbers(session, [number])[0]
+        return (200 if number.status == "released" else 202), {"data": shaped}
+
+    status, answer = run_once(
+        ctx.db, scope.account_id, idempotency_key, "release", body.model_dump(), work
+    )
+    return JSONResponse(answer, status_code=status)

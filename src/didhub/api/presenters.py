@@ -1,0 +1,125 @@
+"""The API's answer shapes (the seeds' field names), shared by every router."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from didhub.accounts.models import Account, Agent
+from didhub.carriers.base import AvailableNumber
+from didhub.config import Settings
+from didhub.numbers import service as numbers
+from didhub.numbers.models import NumberAssignment, PhoneNumber
+
+
+def money(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+def when(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def cost(monthly: Decimal, upfront: Decimal, currency: str) -> dict[str, str]:
+    return {"monthly_cost": money(monthly), "upfront_cost": money(upfront), "currency": currency}
+
+
+def available(settings: Settings, item: AvailableNumber) -> dict[str, Any]:
+    price = numbers.price_for(settings, item.phone_number_type)
+    return {
+        "phone_number": item.phone_number,
+        "phone_number_type": item.phone_number_type,
+        "country_code": item.country_code,
+        "locality": item.locality,
+        "administrative_area": item.administrative_area,
+        "rate_center": item.rate_center,
+        "features": list(item.features),
+        "cost_information": cost(price.monthly, price.setup, settings.currency),
+    }
+
+
+def account(item: Account) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "name": item.name,
+        "partner_id": item.parent_id,
+        "created_at": when(item.created_at),
+    }
+
+
+def agent(item: Agent) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "tenant_id": item.tenant_id,
+        "name": item.name,
+        "created_at": when(item.created_at),
+    }
+
+
+def assignment(item: NumberAssignment, agent_name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "number_id": item.number_id,
+        "agent_id": item.agent_id,
+        "agent_name": agent_name,
+        "assignment_type": item.assignment_type,
+        "assigned_at": when(item.assigned_at),
+        "ended_at": when(item.ended_at),
+    }
+
+
+def phone_numbers(session: Session, rows: list[PhoneNumber]) -> list[dict[str, Any]]:
+    """Numbers with their tenant and live agent assignments, in three queries."""
+    live = numbers.live_assignments(session, [r.id for r in rows])
+    tenant_ids = {r.tenant_id for r in rows if r.tenant_id}
+    agent_ids = {a.agent_id for by_type in live.values() for a in by_type.values()}
+    tenants = {t.id: t.name for t in _get_all(session, Account, tenant_ids)}
+    agents = {a.id: a.name for a in _get_all(session, Agent, agent_ids)}
+    out = []
+    for row in rows:
+        by_type = live.get(row.id, {})
+        out.append(
+            {
+                "id": row.id,
+                "phone_number": row.e164,
+                "phone_number_type": row.phone_number_type,
+                "country_code": row.country_code,
+                "status": row.status,
+                "is_managed": row.is_managed,
+                "locality": row.locality,
+                "administrative_area": row.administrative_area,
+                "rate_center": row.rate_center,
+                "features": list(row.features or []),
+                "tenant_id": row.tenant_id,
+                "tenant_name": tenants.get(row.tenant_id) if row.tenant_id else None,
+                "assigned_to": tenants.get(row.tenant_id, "Unassigned")
+                if row.tenant_id
+                else "Unassigned",
+                "assignments": {
+                    kind: assignment(a, agents.get(a.agent_id))
+                    if (a := by_type.get(kind))
+                    else None
+                    for kind in numbers.ASSIGNMENT_TYPES
+                },
+                "cost_information": cost(row.monthly_cost, row.upfront_cost, row.currency),
+                "carrier": row.carrier,
+                "order_id": row.order_id,
+                "failure_reason": row.failure_reason,
+                "created_at": when(row.created_at),
+                "purchased_at": when(row.purchased_at),
+                "renews_on": when(row.renews_on),
+                "released_at": when(row.released_at),
+            }
+        )
+    return out
+
+
+def _get_all(session: Session, model: type[Any], ids: set[str]) -> list[Any]:
+    if not ids:
+        return []
+    return list(session.scalars(select(model).where(model.id.in_(ids))))

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+
+from didhub.api.deps import Ctx
+from didhub.errors import Unauthorized
+from didhub.routing import service as routing
+
+router = APIRouter(prefix="/routing", tags=["routing"])
+
+
+@router.get("/inbound/{e164}")
+def inbound(
+    e164: str, ctx: Ctx, authorization: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
+    token = ctx.settings.edge_token
+    if token is not None:
+        presented = (authorization or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(presented.encode(), token.encode()):
+            raise Unauthorized("the SIP edge token is not valid")
+    with ctx.db.session() as session:
+        route = routing.inbound(session, ctx.settings, e164)
+    return {
+        "data": {
+            "phone_number": route.phone_number,
+            "number_id": route.number_id,
+            "tenant_id": route.tenant_id,
+            "action": route.action,
+            "agent_id": route.agent_id,
+            "agent_name": route.agent_name,
+            "text": route.text,
+        }
+    }

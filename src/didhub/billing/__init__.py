@@ -1,0 +1,1 @@
+"""The ledger, wallets and (later) renewals, usage and invoices."""

@@ -1,0 +1,192 @@
+"""The double-entry ledger.
+
+Every movement of money is one :class:`LedgerTransaction` whose entries sum to
+zero. Wallets (books owned by an account) keep a cached ``balance`` updated in
+the same transaction under a row lock; platform books (revenue, funding) are
+never locked, so they don't become a hot row every purchase queues on; their
+balance is the sum of their entries.
+
+Lock order, to avoid deadlocks: a wallet before any number row; several wallets
+in ascending id order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from didhub import clock
+from didhub.billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from didhub.db import new_id
+
+CENTS = Decimal("0.01")
+
+WALLET = "wallet"
+REVENUE = "revenue"
+FUNDING = "funding"
+
+
+def wallet_id(owner_id: str, currency: str) -> str:
+    return f"wallet_{owner_id}_{currency}"
+
+
+def platform_book_id(kind: str, currency: str) -> str:
+    return f"platform_{kind}_{currency}"
+
+
+def _ensure_book(session: Session, book_id: str, owner_id: str | None, kind: str, cur: str) -> None:
+    if session.get(LedgerAccount, book_id) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(
+                LedgerAccount(
+                    id=book_id,
+                    owner_id=owner_id,
+                    kind=kind,
+                    currency=cur,
+                    balance=Decimal("0"),
+                    created_at=clock.now(),
+                )
+            )
+    except IntegrityError:
+        pass  # created by a concurrent transaction: the deterministic id makes this safe
+
+
+def ensure_wallet(session: Session, owner_id: str, currency: str) -> str:
+    book_id = wallet_id(owner_id, currency)
+    _ensure_book(session, book_id, owner_id, WALLET, currency)
+    return book_id
+
+
+def ensure_platform_book(session: Session, kind: str, currency: str) -> str:
+    book_id = platform_book_id(kind, currency)
+    _ensure_book(session, book_id, None, kind, currency)
+    return book_id
+
+
+def lock_wallet(session: Session, owner_id: str, currency: str) -> LedgerAccount:
+    """Lock an account's wallet row for the rest of the transaction and return it."""
+    book_id = ensure_wallet(session, owner_id, currency)
+    book = session.scalars(
+        select(LedgerAccount)
+        .where(LedgerAccount.id == book_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    return book
+
+
+def wallet_balance(session: Session, owner_id: str, currency: str) -> Decimal:
+    book = session.get(LedgerAccount, wallet_id(owner_id, currency))
+    return book.balance if book is not None else Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class Posting:
+    book_id: str
+    amount: Decimal
+
+
+def post(
+    session: Session,
+    *,
+    kind: str,
+    description: str,
+    postings: Sequence[Posting],
+    reference: str | None = None,
+) -> LedgerTransaction:
+    """Write one balanced transaction. Wallet books are locked (ascending id)
+    and their cached balance moves with the entry."""
+    if sum((p.amount for p in postings), Decimal("0")) != 0:
+        raise ValueError(f"unbalanced ledger transaction {kind}: {postings}")
+    txn = LedgerTransaction(
+        id=new_id("txn"),
+        kind=kind,
+        description=description,
+        reference=reference,
+        created_at=clock.now(),
+    )
+    session.add(txn)
+    session.flush()
+    for posting in sorted(postings, key=lambda p: p.book_id):
+        if posting.amount == 0:
+            continue
+        book = session.get(LedgerAccount, posting.book_id)
+        if book is None:
+            raise ValueError(f"unknown ledger book {posting.book_id}")
+        if book.owner_id is not None:
+            book = session.scalars(
+                select(LedgerAccount)
+                .where(LedgerAccount.id == posting.book_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ).one()
+            book.balance = book.balance + posting.amount
+        session.add(
+            LedgerEntry(transaction_id=txn.id, ledger_account_id=book.id, amount=posting.amount)
+        )
+    session.flush()
+    return txn
+
+
+def transfer(
+    session: Session,
+    *,
+    kind: str,
+    description: str,
+    debit: str,
+    credit: str,
+    amount: Decimal,
+    reference: str | None = None,
+) -> LedgerTransaction:
+    """Move ``amount`` from book ``debit`` to book ``credit``."""
+    return post(
+        session,
+        kind=kind,
+        description=description,
+        reference=reference,
+        postings=[Posting(debit, -amount), Posting(credit, amount)],
+    )
+
+
+@dataclass(frozen=True)
+class LedgerProblem:
+    kind: str  # unbalanced_transaction | wallet_mismatch
+    subject: str
+    detail: str
+
+
+def check(session: Session) -> list[LedgerProblem]:
+    """Prove the books: every transaction sums to zero and every wallet's cached
+    balance equals the sum of its entries."""
+    problems: list[LedgerProblem] = []
+    unbalanced = session.execute(
+        select(LedgerEntry.transaction_id, func.sum(LedgerEntry.amount))
+        .group_by(LedgerEntry.transaction_id)
+        .having(func.sum(LedgerEntry.amount) != 0)
+    ).all()
+    for txn_id, total in unbalanced:
+        problems.append(LedgerProblem("unbalanced_transaction", txn_id, f"entries sum to {total}"))
+    sums = (
+        select(LedgerEntry.ledger_account_id, func.sum(LedgerEntry.amount).label("total"))
+        .group_by(LedgerEntry.ledger_account_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(LedgerAccount.id, LedgerAccount.balance, sums.c.total)
+        .outerjoin(sums, sums.c.ledger_account_id == LedgerAccount.id)
+        .where(LedgerAccount.owner_id.is_not(None))
+    ).all()
+    for book_id, cached, summed in rows:
+        summed = Decimal(summed or 0)
+        if Decimal(cached) != summed:
+            problems.append(
+                LedgerProblem("wallet_mismatch", book_id, f"cached {cached} != entries {summed}")
+            )
+    return problems

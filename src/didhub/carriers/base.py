@@ -1,0 +1,96 @@
+"""The one Carrier protocol. Adding a carrier is one module implementing it plus
+its contract tests; nothing else changes (Kazoo's carrier behaviour)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+NumberType = Literal["local", "toll-free", "mobile"]
+OrderStatus = Literal["active", "failed", "unknown"]
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A validated search. Every field is optional except the country; the
+    numbering module has already normalised them (upper-case state, digits-only
+    area code, a compiled vanity pattern as a 10-digit-or-shorter string of
+    digits and ``X``)."""
+
+    country_code: str = "US"
+    phone_number_type: NumberType = "local"
+    area_code: str | None = None
+    nxx: str | None = None
+    administrative_area: str | None = None
+    locality: str | None = None
+    rate_center: str | None = None
+    # National significant number pattern: digits and 'X' wildcards, matched
+    # against the start of the national number (e.g. "877555XXXX", "800356").
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class AvailableNumber:
+    phone_number: str  # E.164
+    country_code: str  # ISO alpha-2
+    phone_number_type: NumberType
+    locality: str | None
+    administrative_area: str | None
+    rate_center: str | None
+    features: tuple[str, ...] = ("voice", "sms")
+
+
+@dataclass(frozen=True)
+class NumberOrderResult:
+    phone_number: str
+    status: OrderStatus
+    reason: str | None = None
+
+
+class CarrierFailure(Exception):
+    """The carrier definitely did not do what was asked (nothing to settle later)."""
+
+
+class CarrierOutcomeUnknown(Exception):
+    """We don't know whether the carrier did it (timeout, dropped connection).
+    The reconciler asks the carrier later by our order id."""
+
+
+@dataclass
+class Reservation:
+    reference: str
+    phone_numbers: list[str] = field(default_factory=list)
+
+
+class Carrier(Protocol):
+    name: str
+
+    def search(self, query: SearchQuery, exclude: frozenset[str]) -> Iterator[AvailableNumber]:
+        """Yield available numbers matching *every* filter of ``query`` in a stable
+        order, skipping numbers in ``exclude`` (held for other buyers or owned)."""
+        ...
+
+    def lookup(self, phone_number: str) -> AvailableNumber | None:
+        """Describe one number if the carrier can sell it now, else ``None``."""
+        ...
+
+    def reserve(self, phone_numbers: Sequence[str], reference: str, minutes: int) -> None:
+        """Hold numbers at the carrier where it has reservations (Telnyx, Bandwidth);
+        a no-op where it hasn't."""
+        ...
+
+    def order(self, order_id: str, phone_numbers: Sequence[str]) -> list[NumberOrderResult]:
+        """Buy numbers, with our ``order_id`` as the carrier's customer reference.
+        Returns one result per number (orders can be partly filled). Raises
+        CarrierFailure when nothing was bought, CarrierOutcomeUnknown when we can't tell."""
+        ...
+
+    def order_status(self, order_id: str) -> list[NumberOrderResult]:
+        """What the carrier says became of our order; an empty list when it never
+        received it."""
+        ...
+
+    def release(self, phone_number: str) -> None:
+        """Give a number back. Raises CarrierFailure / CarrierOutcomeUnknown."""
+        ...

@@ -1,0 +1,541 @@
+"""The ``didhub`` command: the same services the API calls, from a terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from didhub.accounts import service as accounts
+from didhub.accounts.service import Scope
+from didhub.api import presenters
+from didhub.billing import ledger
+from didhub.carriers.base import Carrier
+from didhub.carriers.registry import make_carrier
+from didhub.config import Settings, get_settings
+from didhub.db import Database
+from didhub.errors import DidhubError, ValidationFailed
+from didhub.numbers import service as numbers
+from didhub.numbers.schemas import SearchRequest
+
+app = typer.Typer(
+    help="didhub: search, buy, assign and release phone numbers.", no_args_is_help=True
+)
+partner_app = typer.Typer(help="Partner (reseller) accounts.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Tenant accounts.", no_args_is_help=True)
+agent_app = typer.Typer(help="Agents under a tenant.", no_args_is_help=True)
+key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+numbers_app = typer.Typer(help="Phone numbers.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
+app.add_typer(partner_app, name="partner")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(agent_app, name="agent")
+app.add_typer(key_app, name="key")
+app.add_typer(numbers_app, name="numbers")
+app.add_typer(ledger_app, name="ledger")
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+KeyOpt = Annotated[
+    str,
+    typer.Option("--key", envvar="DIDHUB_API_KEY", help="API key to act as (or DIDHUB_API_KEY)."),
+]
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+@contextmanager
+def _database() -> Iterator[Database]:
+    db = Database(_settings().database_url)
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Run a service call; a didhub error becomes a message and exit code 1."""
+    try:
+        return fn()
+    except DidhubError as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        err.print(f"[red]error[/red] {exc.code}{where}: {exc.message}")
+        raise typer.Exit(1) from None
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def _money(value: str, field: str) -> Decimal:
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise ValidationFailed(f"{value!r} is not an amount", field=field) from None
+    if not amount.is_finite() or amount < 0:
+        raise ValidationFailed("amount must be zero or more", field=field)
+    return amount
+
+
+def _scope(db: Database, key: str) -> Scope:
+    with db.session() as session:
+        return accounts.authenticate(session, key)
+
+
+def _carrier(db: Database) -> Carrier:
+    return make_carrier(_settings(), db)
+
+
+# ------------------------------------------------------------------ server
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    from didhub.migrate import upgrade
+
+    with _database() as db:
+        upgrade(db)
+    console.print("database is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Start the API server (SQLite databases are migrated automatically)."""
+    import uvicorn
+
+    from didhub.api.app import create_app
+    from didhub.migrate import is_empty, upgrade
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    if db.is_sqlite or is_empty(db):
+        upgrade(db)
+    console.print(f"didhub on http://{host}:{port} ({settings.database_url}, {settings.carrier})")
+    uvicorn.run(create_app(settings, db), host=host, port=port, log_level="info")
+
+
+# ------------------------------------------------------------------ accounts
+
+
+@partner_app.command("create")
+def partner_create(
+    name: str,
+    balance: Annotated[str, typer.Option(help="Opening wallet credit, e.g. 100.00.")] = "0",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a partner with an API key (shown once) and an opening balance."""
+    settings = _settings()
+    with _database() as db:
+
+        def work() -> dict[str, Any]:
+            amount = _money(balance, "balance")
+            with db.session() as session:
+                partner = accounts.create_partner(session, name, settings.currency)
+                accounts.fund_wallet(
+                    session, partner.id, amount, settings.currency, "Opening balance"
+                )
+                key = accounts.create_api_key(session, partner.id, "default")
+                return {
+                    **presenters.account(partner),
+                    "api_key": key.secret,
+                    "api_key_id": key.key.id,
+                    "balance": presenters.money(
+                        ledger.wallet_balance(session, partner.id, settings.currency)
+                    ),
+                }
+
+        out = _run(work)
+    if as_json:
+        _print_json(out)
+    else:
+        console.print(f"partner [bold]{out['id']}[/bold] created, balance {out['balance']}")
+        console.print(f"API key (shown once): [bold]{out['api_key']}[/bold]")
+
+
+@partner_app.command("fund")
+def partner_fund(account_id: str, amount: str, as_json: JsonOpt = False) -> None:
+    """Credit an account's wallet (operator credit, recorded in the ledger)."""
+    settings = _settings()
+    with _database() as db:
+
+        def work() -> str:
+            with db.session() as session:
+                accounts.get_account(
+                    session, Scope(account_id, accounts.TENANT), account_id, "account_id"
+                )
+                accounts.fund_wallet(
+                    session, account_id, _money(amount, "amount"), settings.currency, "Credit"
+                )
+                return presenters.money(
+                    ledger.wallet_balance(session, account_id, settings.currency)
+                )
+
+        balance_now = _run(work)
+    if as_json:
+        _print_json({"id": account_id, "balance": balance_now})
+    else:
+        console.print(f"{account_id}: balance {balance_now}")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: str,
+    partner: Annotated[
+        str | None, typer.Option(help="Partner id; omit for a tenant under the platform.")
+    ] = None,
+    balance: Annotated[str, typer.Option(help="Opening wallet credit.")] = "0",
+    with_key: Annotated[bool, typer.Option("--with-key", help="Also create an API key.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a tenant (under a partner, or directly under the platform)."""
+    settings = _settings()
+    with _database() as db:
+
+        def work() -> dict[str, Any]:
+            amount = _money(balance, "balance")
+            with db.session() as session:
+                tenant = accounts.create_tenant(session, name, settings.currency, partner)
+                accounts.fund_wallet(
+                    session, tenant.id, amount, settings.currency, "Opening balance"
+                )
+                out = presenters.account(tenant)
+                if with_key:
+                    out["api_key"] = accounts.create_api_key(session, tenant.id, "default").secret
+                return out
+
+        out = _run(work)
+    if as_json:
+        _print_json(out)
+    else:
+        console.print(f"tenant [bold]{out['id']}[/bold] created")
+        if "api_key" in out:
+            console.print(f"API key (shown once): [bold]{out['api_key']}[/bold]")
+
+
+@agent_app.command("create")
+def agent_create(tenant_id: str, name: str, key: KeyOpt, as_json: JsonOpt = False) -> None:
+    """Create an agent under a tenant."""
+    with _database() as db:
+
+        def work() -> dict[str, Any]:
+            scope = _scope(db, key)
+            with db.session() as session:
+                return presenters.agent(accounts.create_agent(session, scope, tenant_id, name))
+
+        out = _run(work)
+    if as_json:
+        _print_json(out)
+    else:
+        console.print(f"agent [bold]{out['id']}[/bold] created")
+
+
+@key_app.command("create")
+def key_create(
+    account: Annotated[str, typer.Option(help="Account id the key acts for.")],
+    name: Annotated[str, typer.Option(help="A label to tell keys apart.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key; the secret is shown once and stored only hashed."""
+    with _database() as db:
+
+        def work() -> dict[str, Any]:
+            with db.session() as session:
+                new = accounts.create_api_key(session, account, name)
+                return {
+                    "id": new.key.id,
+                    "account_id": account,
+                    "prefix": new.key.prefix,
+                    "api_key": new.secret,
+                }
+
+        out = _run(work)
+    if as_json:
+        _print_json(out)
+    else:
+        console.print(f"key {out['id']} ({out['prefix']}…): [bold]{out['api_key']}[/bold]")
+
+
+@key_app.command("list")
+def key_list(
+    account: Annotated[str, typer.Option(help="Account id.")], as_json: JsonOpt = False
+) -> None:
+    """List an account's keys (prefixes only)."""
+    with _database() as db, db.session() as session:
+        rows = [
+            {
+                "id": k.id,
+                "name": k.name,
+                "prefix": k.prefix,
+                "created_at": presenters.when(k.created_at),
+                "revoked_at": presenters.when(k.revoked_at),
+            }
+            for k in accounts.list_api_keys(session, account)
+        ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "name", "prefix", "created", "revoked")
+    for r in rows:
+        table.add_row(r["id"], r["name"], r["prefix"], r["created_at"], r["revoked_at"] or "")
+    console.print(table)
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: str) -> None:
+    """Revoke a key: requests with it get 401 from now on."""
+    with _database() as db:
+
+        def work() -> None:
+            with db.session() as session:
+                accounts.revoke_api_key(session, key_id)
+
+        _run(work)
+    console.print(f"key {key_id} revoked")
+
+
+# ------------------------------------------------------------------ numbers
+
+
+@numbers_app.command("search")
+def numbers_search(
+    key: KeyOpt,
+    country_code: Annotated[str, typer.Option("--country")] = "US",
+    state: Annotated[str | None, typer.Option("--state")] = None,
+    area_code: Annotated[str | None, typer.Option("--area-code")] = None,
+    nxx: Annotated[str | None, typer.Option("--nxx")] = None,
+    city: Annotated[str | None, typer.Option("--city")] = None,
+    rate_center: Annotated[str | None, typer.Option("--rate-center")] = None,
+    pattern: Annotated[str | None, typer.Option("--pattern", help="e.g. 877-555-XXXX")] = None,
+    number_type: Annotated[str, typer.Option("--type", help="local|toll-free|mobile")] = "local",
+    page: int = 1,
+    page_size: int = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search available numbers."""
+    settings = _settings()
+    with _database() as db:
+
+        def work() -> list[dict[str, Any]]:
+            from pydantic import ValidationError
+
+            try:
+                request = SearchRequest(
+                    country_code=country_code,
+                    administrative_area=state,
+                    area_code=area_code,
+                    nxx=nxx,
+                    locality=city,
+                    rate_center=rate_center,
+                    pattern=pattern,
+                    phone_number_type=number_type,
+                    page=page,
+                    page_size=page_size,
+                )
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or None
+                raise ValidationFailed(first["msg"], field=where) from None
+            scope = _scope(db, key)
+            carrier = _carrier(db)
+            with db.session() as session:
+                found = numbers.search(
+                    session, carrier, scope, request.to_query(), request.page, request.page_size
+                )
+            return [presenters.available(settings, n) for n in found.data]
+
+        rows = _run(work)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("number", "type", "city", "state", "rate center", "monthly", "setup")
+    for r in rows:
+        c = r["cost_information"]
+        table.add_row(
+            r["phone_number"],
+            r["phone_number_type"],
+            r["locality"] or "",
+            r["administrative_area"] or "",
+            r["rate_center"] or "",
+            c["monthly_cost"],
+            c["upfront_cost"],
+        )
+    console.print(table)
+
+
+@numbers_app.command("buy")
+def numbers_buy(
+    phone_numbers: Annotated[list[str], typer.Argument(help="E.164 numbers to buy.")],
+    key: KeyOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Buy numbers, paid from the wallet."""
+    settings = _settings()
+    with _database() as db:
+
+        def work() -> dict[str, Any]:
+            scope = _scope(db, key)
+            result = numbers.purchase(db, _carrier(db), settings, scope, phone_numbers)
+            with db.session() as session:
+                shaped = presenters.phone_numbers(session, result.numbers)
+            return {
+                "order_id": result.order_id,
+                "charged": presenters.money(result.charged),
+                "refunded": presenters.money(result.refunded),
+                "numbers": shaped,
+            }
+
+        out = _run(work)
+    if as_json:
+        _print_json(out)
+        return
+    for n in out["numbers"]:
+        console.print(f"{n['phone_number']}  {n['status']}  id={n['id']}")
+    console.print(f"order {out['order_id']}: charged {out['charged']}, refunded {out['refunded']}")
+
+
+@numbers_app.command("list")
+def numbers_list(
+    key: KeyOpt,
+    status: Annotated[str | None, typer.Option(help="a status or 'all'")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+    q: Annotated[str | None, typer.Option("--search")] = None,
+    limit: int = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the numbers you hold."""
+    with _database() as db:
+
+        def work() -> list[dict[str, Any]]:
+            scope = _scope(db, key)
+            filters = numbers.InventoryFilter(status=status, tenant_id=tenant, q=q)
+            with db.session() as session:
+                page = numbers.list_numbers(session, scope, filters, limit)
+                return presenters.phone_numbers(session, page.data)
+
+        rows = _run(work)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "number", "status", "assigned to", "inbound", "outbound", "renews")
+    for r in rows:
+        inbound, outbound = r["assignments"]["inbound"], r["assignments"]["outbound"]
+        table.add_row(
+            r["id"],
+            r["phone_number"],
+            r["status"],
+            r["assigned_to"],
+            inbound["agent_name"] if inbound else "",
+            outbound["agent_name"] if outbound else "",
+            r["renews_on"] or "",
+        )
+    console.print(table)
+
+
+@numbers_app.command("assign")
+def numbers_assign(
+    number_id: str,
+    key: KeyOpt,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Assign to this tenant.")] = None,
+    unassign_tenant: Annotated[bool, typer.Option("--unassign-tenant")] = False,
+    agent: Annotated[str | None, typer.Option("--agent", help="Assign to this agent.")] = None,
+    direction: Annotated[str, typer.Option("--type", help="inbound|outbound")] = "inbound",
+) -> None:
+    """Assign a number to a tenant, or to an agent for one direction."""
+    with _database() as db:
+
+        def work() -> str:
+            scope = _scope(db, key)
+            with db.session() as session:
+                if agent is not None:
+                    numbers.assign_agent(session, scope, number_id, agent, direction)
+                    return f"{number_id} {direction} -> agent {agent}"
+                if tenant is None and not unassign_tenant:
+                    raise ValidationFailed(
+                        "give --tenant, --unassign-tenant or --agent", field="tenant"
+                    )
+                numbers.set_tenant(session, scope, number_id, tenant)
+                return f"{number_id} -> {tenant or 'Unassigned'}"
+
+        console.print(_run(work))
+
+
+@numbers_app.command("release")
+def numbers_release(number_id: str, key: KeyOpt) -> None:
+    """Release a number: back to the carrier, billing stops."""
+    with _database() as db:
+
+        def work() -> str:
+            scope = _scope(db, key)
+            number = numbers.release(db, _carrier(db), scope, number_id)
+            return f"{number.e164} {number.status}"
+
+        console.print(_run(work))
+
+
+# ------------------------------------------------------------------ operations
+
+
+@app.command()
+def reconcile(
+    min_age: Annotated[
+        int, typer.Option(help="Leave orders younger than this many seconds alone.")
+    ] = 60,
+    as_json: JsonOpt = False,
+) -> None:
+    """Settle carrier orders and releases whose outcome is not known yet."""
+    settings = _settings()
+    with _database() as db:
+        report = _run(
+            lambda: numbers.reconcile(db, _carrier(db), settings, timedelta(seconds=min_age))
+        )
+    out = {
+        "orders_checked": report.orders_checked,
+        "activated": report.activated,
+        "failed": report.failed,
+        "refunded": presenters.money(report.refunded),
+        "still_pending": report.still_pending,
+        "released": report.released,
+        "holds_expired": report.holds_expired,
+    }
+    if as_json:
+        _print_json(out)
+        return
+    for name, value in out.items():
+        console.print(f"{name}: {value}")
+
+
+@ledger_app.command("check")
+def ledger_check(as_json: JsonOpt = False) -> None:
+    """Prove the books: balanced transactions, cached balances equal entries."""
+    with _database() as db, db.session() as session:
+        problems = ledger.check(session)
+    if as_json:
+        _print_json({"ok": not problems, "problems": [p.__dict__ for p in problems]})
+    elif problems:
+        for p in problems:
+            err.print(f"[red]{p.kind}[/red] {p.subject}: {p.detail}")
+    else:
+        console.print("ledger OK: every transaction balances, every wallet matches its entries")
+    if problems:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

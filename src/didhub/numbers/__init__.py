@@ -1,0 +1,1 @@
+"""The number lifecycle: search, quote, order, inventory, assign, release."""

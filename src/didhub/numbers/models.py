@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from didhub.db import Base, Money
+
+# The partial unique indexes below make "two buyers own one number" impossible
+# at the database, whatever the application does.
+_LIVE = "status IN ('provisioning', 'active', 'releasing')"
+
+
+class PhoneNumber(Base):
+    __tablename__ = "phone_numbers"
+    __table_args__ = (
+        Index(
+            "uq_phone_numbers_live_e164",
+            "e164",
+            unique=True,
+            sqlite_where=text(_LIVE),
+            postgresql_where=text(_LIVE),
+        ),
+        Index("ix_phone_numbers_owner_status", "owner_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    e164: Mapped[str] = mapped_column(String(20), index=True)
+    country_code: Mapped[str] = mapped_column(String(2))
+    phone_number_type: Mapped[str] = mapped_column(String(16))
+    locality: Mapped[str | None] = mapped_column(String(120), default=None)
+    administrative_area: Mapped[str | None] = mapped_column(String(8), default=None)
+    rate_center: Mapped[str | None] = mapped_column(String(32), default=None)
+    features: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # provisioning -> active -> releasing -> released; provisioning -> failed
+    status: Mapped[str] = mapped_column(String(16))
+    is_managed: Mapped[bool] = mapped_column(default=True)
+    carrier: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[str | None] = mapped_column(ForeignKey("number_orders.id"), default=None)
+    # The account that bought (and pays for) the number, and the tenant it serves.
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    tenant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id"), index=True, default=None
+    )
+    monthly_cost: Mapped[Decimal] = mapped_column(Money())
+    upfront_cost: Mapped[Decimal] = mapped_column(Money())
+    currency: Mapped[str] = mapped_column(String(3))
+    failure_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    purchased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    renews_on: Mapped[date | None] = mapped_column(Date, default=None)
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class NumberAssignment(Base):
+    """A number pointed at an agent for one direction. Ended assignments stay
+    as history (``ended_at``); at most one live one per number and direction."""
+
+    __tablename__ = "number_assignments"
+    __table_args__ = (
+        Index(
+            "uq_number_assignments_live",
+            "number_id",
+            "assignment_type",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    number_id: Mapped[str] = mapped_column(ForeignKey("phone_numbers.id"), index=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"), index=True)
+    assignment_type: Mapped[str] = mapped_column(String(16))  # inbound | outbound
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class NumberHold(Base):
+    """A quote's short hold: the number is kept for its buyer and hidden from
+    everyone else's searches until ``expires_at``."""
+
+    __tablename__ = "number_holds"
+
+    e164: Mapped[str] = mapped_column(String(20), primary_key=True)
+    holder_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    quote_id: Mapped[str] = mapped_column(String(40))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class NumberOrder(Base):
+    __tablename__ = "number_orders"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    carrier: Mapped[str] = mapped_column(String(32))
+    # pending (carrier outcome not known yet) | settled
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    total: Mapped[Decimal] = mapped_column(Money())
+    currency: Mapped[str] = mapped_column(String(3))
+    ledger_transaction_id: Mapped[str] = mapped_column(ForeignKey("ledger_transactions.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class NumberEvent(Base):
+    """The number's history: every state change and assignment, kept after release."""
+
+    __tablename__ = "number_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    number_id: Mapped[str] = mapped_column(ForeignKey("phone_numbers.id"), index=True)
+    account_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    kind: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,115 @@
+"""The API's request shapes for numbers, with the seeds' field names."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from didhub import numbering
+from didhub.carriers.base import SearchQuery
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SearchRequest(_Strict):
+    country_code: str = "US"
+    area_code: str | None = None
+    nxx: str | None = None
+    administrative_area: str | None = None
+    locality: str | None = None
+    rate_center: str | None = None
+    pattern: str | None = None
+    phone_number_type: Literal["local", "toll-free", "mobile"] = "local"
+    page: int = Field(default=1, ge=1, le=1000)
+    page_size: int = Field(default=20, ge=1, le=50)
+
+    @field_validator("country_code")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        return numbering.normalize_country(value)
+
+    @field_validator("area_code", "nxx")
+    @classmethod
+    def _digits(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.isdigit() or not 1 <= len(value) <= 5:
+            raise ValueError("must be digits only")
+        return value
+
+    @field_validator("administrative_area")
+    @classmethod
+    def _state(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.isalpha() or len(value) > 3:
+            raise ValueError("must be a state or province abbreviation, e.g. CA")
+        return value.upper()
+
+    @field_validator("locality", "rate_center")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        return numbering.compile_pattern(value) if value else None
+
+    @model_validator(mode="after")
+    def _nanp_only(self) -> SearchRequest:
+        nanp = self.country_code in ("US", "CA")
+        if self.nxx is not None and (not nanp or len(self.nxx) != 3):
+            raise ValueError("nxx is three digits and exists only for US and CA numbers")
+        if nanp and self.area_code is not None and len(self.area_code) != 3:
+            raise ValueError("area_code for US and CA is three digits")
+        return self
+
+    def to_query(self) -> SearchQuery:
+        return SearchQuery(
+            country_code=self.country_code,
+            phone_number_type=self.phone_number_type,
+            area_code=self.area_code,
+            nxx=self.nxx,
+            administrative_area=self.administrative_area,
+            locality=self.locality,
+            rate_center=self.rate_center,
+            pattern=self.pattern,
+        )
+
+
+class QuoteRequest(_Strict):
+    phone_numbers: list[str] = Field(min_length=1, max_length=100)
+
+
+class PurchaseRequest(_Strict):
+    phone_number: str | None = None
+    phone_numbers: list[str] | None = Field(default=None, min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PurchaseRequest:
+        if (self.phone_number is None) == (self.phone_numbers is None):
+            raise ValueError("give either phone_number or phone_numbers")
+        return self
+
+
+class PatchNumberRequest(_Strict):
+    tenant_id: str | None
+
+
+class AssignRequest(_Strict):
+    number_id: str
+    agent_id: str
+    assignment_type: Literal["inbound", "outbound"]
+
+
+class UnassignRequest(_Strict):
+    number_id: str
+    assignment_type: Literal["inbound", "outbound"]
+
+
+class ReleaseRequest(_Strict):
+    number_id: str

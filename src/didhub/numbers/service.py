@@ -1,0 +1,833 @@
+"""The number lifecycle's rules: search, quote (with holds), the purchase saga,
+inventory, tenant and agent assignment, release, and reconciliation.
+
+Services take a Session (or the Database where a carrier call sits between two
+transactions) and know nothing of HTTP; the API, the dashboard and the CLI all
+call these functions.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, delete, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from didhub import clock, numbering
+from didhub.accounts import service as accounts
+from didhub.accounts.models import Account, Agent
+from didhub.accounts.service import Scope
+from didhub.billing import ledger
+from didhub.carriers.base import (
+    AvailableNumber,
+    Carrier,
+    CarrierFailure,
+    CarrierOutcomeUnknown,
+    NumberOrderResult,
+    SearchQuery,
+)
+from didhub.config import Price, Settings
+from didhub.db import Database, new_id
+from didhub.errors import (
+    CarrierError,
+    Conflict,
+    Forbidden,
+    InsufficientFunds,
+    NotFound,
+    NumberUnavailable,
+    ValidationFailed,
+)
+from didhub.numbers import lifecycle
+from didhub.numbers.lifecycle import ACTIVE, FAILED, LIVE_STATUSES, PROVISIONING, RELEASED
+from didhub.numbers.models import NumberAssignment, NumberHold, NumberOrder, PhoneNumber
+
+ASSIGNMENT_TYPES = ("inbound", "outbound")
+MAX_NUMBERS_PER_ORDER = 100
+
+
+# ---------------------------------------------------------------- prices
+
+
+def price_for(settings: Settings, number_type: str) -> Price:
+    try:
+        return settings.prices[number_type]
+    except KeyError:
+        raise ValidationFailed(
+            f"no price is configured for {number_type} numbers", field="phone_number_type"
+        ) from None
+
+
+def add_months(start: date, months: int) -> date:
+    """The monthly anniversary: the 31st becomes the month's last day."""
+    month_index = start.month - 1 + months
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+
+
+# ---------------------------------------------------------------- search
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    data: list[AvailableNumber]
+    page: int
+    page_size: int
+    has_more: bool
+
+
+def _held_by_others(session: Session, scope: Scope, now: datetime) -> frozenset[str]:
+    rows = session.scalars(
+        select(NumberHold.e164).where(
+            NumberHold.expires_at > now, NumberHold.holder_id != scope.account_id
+        )
+    )
+    return frozenset(rows)
+
+
+def search(
+    session: Session,
+    carrier: Carrier,
+    scope: Scope,
+    query: SearchQuery,
+    page: int = 1,
+    page_size: int = 20,
+) -> SearchPage:
+    """One page of available numbers. Numbers held for another buyer's quote are
+    hidden; numbers the carrier sold are never offered."""
+    exclude = _held_by_others(session, scope, clock.now())
+    start = (page - 1) * page_size
+    found = list(itertools.islice(carrier.search(query, exclude), start, start + page_size + 1))
+    return SearchPage(
+        data=found[:page_size], page=page, page_size=page_size, has_more=len(found) > page_size
+    )
+
+
+# ---------------------------------------------------------------- quote and holds
+
+
+@dataclass(frozen=True)
+class QuoteLine:
+    number: AvailableNumber
+    monthly_cost: Decimal
+    upfront_cost: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.monthly_cost + self.upfront_cost
+
+
+@dataclass(frozen=True)
+class Quote:
+    id: str
+    lines: list[QuoteLine]
+    currency: str
+    expires_at: datetime
+    wallet_balance: Decimal
+
+    @property
+    def monthly_total(self) -> Decimal:
+        return sum((line.monthly_cost for line in self.lines), Decimal("0.00"))
+
+    @property
+    def upfront_total(self) -> Decimal:
+        return sum((line.upfront_cost for line in self.lines), Decimal("0.00"))
+
+    @property
+    def total(self) -> Decimal:
+        return self.monthly_total + self.upfront_total
+
+
+def validate_numbers(values: Sequence[str], field: str) -> list[str]:
+    if not values:
+        raise ValidationFailed("give at least one phone number", field=field)
+    if len(values) > MAX_NUMBERS_PER_ORDER:
+        raise ValidationFailed(f"at most {MAX_NUMBERS_PER_ORDER} numbers per request", field=field)
+    numbers: list[str] = []
+    for index, value in enumerate(values):
+        e164 = numbering.parse_e164(value, field=f"{field}[{index}]" if len(values) > 1 else field)
+        if e164 in numbers:
+            raise ValidationFailed(f"{e164} is listed twice", field=field)
+        numbers.append(e164)
+    return numbers
+
+
+def _describe(carrier: Carrier, numbers: Sequence[str], field: str) -> list[AvailableNumber]:
+    described = []
+    for e164 in numbers:
+        info = carrier.lookup(e164)
+        if info is None:
+            raise NumberUnavailable(f"{e164} is not available", field=field)
+        described.append(info)
+    return described
+
+
+def _line(settings: Settings, info: AvailableNumber) -> QuoteLine:
+    price = price_for(settings, info.phone_number_type)
+    return QuoteLine(info, price.monthly, price.setup)
+
+
+def _check_not_taken(
+    session: Session, scope: Scope, numbers: Sequence[str], now: datetime, field: str
+) -> None:
+    """409 for a number someone owns or holds; locks existing holds (PostgreSQL)."""
+    holds = session.scalars(
+        select(NumberHold).where(NumberHold.e164.in_(numbers)).with_for_update()
+    ).all()
+    for hold in holds:
+        if hold.holder_id != scope.account_id and _aware(hold.expires_at) > now:
+            raise NumberUnavailable(
+                f"{hold.e164} is held for another buyer's purchase", field=field
+            )
+    owned = session.scalars(
+        select(PhoneNumber.e164).where(
+            PhoneNumber.e164.in_(numbers), PhoneNumber.status.in_(LIVE_STATUSES)
+        )
+    ).first()
+    if owned is not None:
+        raise NumberUnavailable(f"{owned} is not available", field=field)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time we store is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=clock.now().tzinfo)
+
+
+def quote(
+    db: Database, carrier: Carrier, settings: Settings, scope: Scope, phone_numbers: Sequence[str]
+) -> Quote:
+    """Price numbers (first month + one-time setup) and hold them for the buyer
+    for ``hold_minutes``, so the confirmation dialog's numbers can't be taken."""
+    field_name = "phone_numbers"
+    numbers = validate_numbers(phone_numbers, field_name)
+    lines = [_line(settings, info) for info in _describe(carrier, numbers, field_name)]
+    quote_id = new_id("quo")
+    now = clock.now()
+    expires_at = now + timedelta(minutes=settings.hold_minutes)
+    try:
+        with db.session() as session:
+            _check_not_taken(session, scope, numbers, now, field_name)
+            session.execute(delete(NumberHold).where(NumberHold.e164.in_(numbers)))
+            session.add_all(
+                NumberHold(
+                    e164=n, holder_id=scope.account_id, quote_id=quote_id, expires_at=expires_at
+                )
+                for n in numbers
+            )
+            session.flush()
+            balance = ledger.wallet_balance(session, scope.account_id, settings.currency)
+    except IntegrityError:
+        raise NumberUnavailable(
+            "a number was just held by another buyer", field=field_name
+        ) from None
+    carrier.reserve(numbers, quote_id, settings.hold_minutes)
+    return Quote(quote_id, lines, settings.currency, expires_at, balance)
+
+
+def expire_holds(session: Session) -> int:
+    """Set-based sweep of lapsed holds (they're already ignored once expired)."""
+    result = session.execute(delete(NumberHold).where(NumberHold.expires_at <= clock.now()))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# ---------------------------------------------------------------- purchase saga
+
+
+@dataclass
+class PurchaseResult:
+    order_id: str
+    numbers: list[PhoneNumber]
+    charged: Decimal
+    refunded: Decimal = Decimal("0.00")
+    outcome_known: bool = True
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def purchase(
+    db: Database,
+    carrier: Carrier,
+    settings: Settings,
+    scope: Scope,
+    phone_numbers: Sequence[str],
+    field_name: str = "phone_numbers",
+) -> PurchaseResult:
+    """The purchase saga (see docs/architecture.md):
+
+    1. validate and price; 2. one transaction: lock the wallet, check funds,
+    debit, insert the numbers as ``provisioning`` under a new order id;
+    3. order from the carrier with that id; 4. settle: ``active``, or ``failed``
+    with an exact refund; an unknown outcome stays ``provisioning`` for
+    ``reconcile``.
+    """
+    numbers = validate_numbers(phone_numbers, field_name)
+    lines = [_line(settings, info) for info in _describe(carrier, numbers, field_name)]
+    total = sum((line.total for line in lines), Decimal("0.00"))
+    order_id = new_id("ord")
+    now = clock.now()
+    try:
+        with db.session() as session:
+            wallet = ledger.lock_wallet(session, scope.account_id, settings.currency)
+            _check_not_taken(session, scope, numbers, now, field_name)
+            if wallet.balance < total:
+                raise InsufficientFunds(
+                    f"this purchase costs {total:.2f} {settings.currency} but the wallet "
+                    f"holds {wallet.balance:.2f}; top up and try again",
+                    field="wallet",
+                )
+            revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
+            txn = ledger.transfer(
+                session,
+                kind="purchase",
+                description=f"Purchase of {len(numbers)} number(s): first month and setup",
+                debit=wallet.id,
+                credit=revenue,
+                amount=total,
+                reference=order_id,
+            )
+            session.add(
+                NumberOrder(
+                    id=order_id,
+                    account_id=scope.account_id,
+                    carrier=carrier.name,
+                    status="pending",
+                    total=total,
+                    currency=settings.currency,
+                    ledger_transaction_id=txn.id,
+                    created_at=now,
+                )
+            )
+            session.flush()
+            # A tenant buying for itself owns and serves the number (the
+            # AI-agent seed); a partner's number starts Unassigned.
+            tenant_id = scope.account_id if scope.kind == accounts.TENANT else None
+            rows = [
+                PhoneNumber(
+                    id=new_id("num"),
+                    e164=line.number.phone_number,
+                    country_code=line.number.country_code,
+                    phone_number_type=line.number.phone_number_type,
+                    locality=line.number.locality,
+                    administrative_area=line.number.administrative_area,
+                    rate_center=line.number.rate_center,
+                    features=list(line.number.features),
+                    status=PROVISIONING,
+                    is_managed=True,
+                    carrier=carrier.name,
+                    order_id=order_id,
+                    owner_id=scope.account_id,
+                    tenant_id=tenant_id,
+                    monthly_cost=line.monthly_cost,
+                    upfront_cost=line.upfront_cost,
+                    currency=settings.currency,
+                    created_at=now,
+                )
+                for line in lines
+            ]
+            session.add_all(rows)
+            session.flush()
+            for row in rows:
+                lifecycle.record(
+                    session, row, "status.provisioning", scope.account_id, order_id=order_id
+                )
+            session.execute(delete(NumberHold).where(NumberHold.e164.in_(numbers)))
+    except IntegrityError:
+        # The live-number unique index: someone else's purchase won the race.
+        raise NumberUnavailable(
+            "a number was just bought by someone else", field=field_name
+        ) from None
+
+    try:
+        results = carrier.order(order_id, numbers)
+    except CarrierFailure as exc:
+        results = [
+            NumberOrderResult(n, "failed", str(exc) or "carrier refused the order") for n in numbers
+        ]
+    except CarrierOutcomeUnknown:
+        with db.session() as session:
+            pending = list(
+                session.scalars(select(PhoneNumber).where(PhoneNumber.order_id == order_id))
+            )
+        return PurchaseResult(order_id, pending, charged=total, outcome_known=False)
+
+    settled = settle_order(db, settings, order_id, results, authoritative=True)
+    if all(n.status == FAILED for n in settled.numbers):
+        reasons = "; ".join(f"{k}: {v}" for k, v in settled.errors.items())
+        raise CarrierError(
+            f"the carrier could not provide the number(s) ({reasons}); "
+            f"{settled.refunded:.2f} {settings.currency} was refunded to the wallet",
+            field=field_name,
+        )
+    return settled
+
+
+def settle_order(
+    db: Database,
+    settings: Settings,
+    order_id: str,
+    results: Sequence[NumberOrderResult],
+    authoritative: bool,
+) -> PurchaseResult:
+    """Apply the carrier's answer for an order. Only ``provisioning`` numbers
+    change, so settling twice refunds nothing twice. With ``authoritative``,
+    a number the answer doesn't mention failed (the carrier never took it)."""
+    by_number = {r.phone_number: r for r in results}
+    with db.session() as session:
+        order = session.scalars(
+            select(NumberOrder).where(NumberOrder.id == order_id).with_for_update()
+        ).one()
+        wallet = ledger.lock_wallet(session, order.account_id, order.currency)
+        rows = list(
+            session.scalars(
+                select(PhoneNumber)
+                .where(PhoneNumber.order_id == order_id)
+                .order_by(PhoneNumber.id)
+                .with_for_update()
+            )
+        )
+        now = clock.now()
+        refund = Decimal("0.00")
+        errors: dict[str, str] = {}
+        for row in rows:
+            if row.status != PROVISIONING:
+                continue
+            result = by_number.get(row.e164)
+            if result is not None and result.status == "active":
+                lifecycle.transition(session, row, ACTIVE, order.account_id, order_id=order_id)
+                row.purchased_at = now
+                row.renews_on = add_months(now.date(), 1)
+            elif (result is not None and result.status == "failed") or (
+                result is None and authoritative
+            ):
+                reason = (result.reason if result else None) or "the carrier has no record of it"
+                lifecycle.transition(session, row, FAILED, order.account_id, reason=reason)
+                row.failure_reason = reason
+                errors[row.e164] = reason
+                refund += row.monthly_cost + row.upfront_cost
+        if refund:
+            revenue = ledger.ensure_platform_book(session, ledger.REVENUE, order.currency)
+            ledger.transfer(
+                session,
+                kind="refund",
+                description=f"Refund for {len(errors)} number(s) the carrier could not provide",
+                debit=revenue,
+                credit=wallet.id,
+                amount=refund,
+                reference=order_id,
+            )
+        if all(row.status != PROVISIONING for row in rows):
+            order.status = "settled"
+            order.settled_at = now
+        return PurchaseResult(
+            order_id, rows, charged=order.total, refunded=refund, outcome_known=True, errors=errors
+        )
+
+
+# ---------------------------------------------------------------- inventory
+
+
+def _visible(scope: Scope) -> ColumnElement[bool]:
+    return or_(scope.owns(PhoneNumber.owner_id), scope.owns(PhoneNumber.tenant_id))
+
+
+def get_number(
+    session: Session, scope: Scope, number_id: str, field: str = "number_id"
+) -> PhoneNumber:
+    number = session.scalars(
+        select(PhoneNumber).where(PhoneNumber.id == number_id, _visible(scope))
+    ).first()
+    if number is None:
+        raise NotFound(f"phone number {number_id} not found", field=field)
+    return number
+
+
+def _lock_number(
+    session: Session, scope: Scope, number_id: str, field: str = "number_id"
+) -> PhoneNumber:
+    number = get_number(session, scope, number_id, field)
+    return session.scalars(
+        select(PhoneNumber)
+        .where(PhoneNumber.id == number.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+@dataclass(frozen=True)
+class InventoryFilter:
+    status: str | None = None  # a status, "all", or None for live numbers
+    tenant_id: str | None = None
+    assigned: bool | None = None
+    phone_number_type: str | None = None
+    q: str | None = None
+
+
+@dataclass(frozen=True)
+class InventoryPage:
+    data: list[PhoneNumber]
+    next_cursor: str | None
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = base64.urlsafe_b64decode(padded.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("cursor is not one this API gave out", field="cursor") from None
+    if not value.startswith("num_"):
+        raise ValidationFailed("cursor is not one this API gave out", field="cursor")
+    return value
+
+
+def list_numbers(
+    session: Session,
+    scope: Scope,
+    filters: InventoryFilter,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> InventoryPage:
+    query = select(PhoneNumber).where(_visible(scope))
+    if filters.status is None:
+        query = query.where(PhoneNumber.status.in_(LIVE_STATUSES))
+    elif filters.status != "all":
+        query = query.where(PhoneNumber.status == filters.status)
+    if filters.tenant_id is not None:
+        tenant = accounts.get_tenant(session, scope, filters.tenant_id)
+        query = query.where(PhoneNumber.tenant_id == tenant.id)
+    if filters.assigned is True:
+        query = query.where(PhoneNumber.tenant_id.is_not(None))
+    elif filters.assigned is False:
+        query = query.where(PhoneNumber.tenant_id.is_(None))
+    if filters.phone_number_type is not None:
+        query = query.where(PhoneNumber.phone_number_type == filters.phone_number_type)
+    if filters.q:
+        text = filters.q.strip()
+        digits = "".join(ch for ch in text if ch.isdigit())
+        like = f"%{text.lower()}%"
+        conditions: list[ColumnElement[bool]] = [
+            PhoneNumber.locality.ilike(like),
+            PhoneNumber.rate_center.ilike(like),
+            PhoneNumber.administrative_area.ilike(like),
+        ]
+        if digits:
+            conditions.append(PhoneNumber.e164.contains(digits))
+        query = query.where(or_(*conditions))
+    if cursor is not None:
+        query = query.where(PhoneNumber.id > decode_cursor(cursor))
+    rows = list(session.scalars(query.order_by(PhoneNumber.id).limit(limit + 1)))
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return InventoryPage(rows[:limit], next_cursor)
+
+
+def live_assignments(
+    session: Session, number_ids: Sequence[str]
+) -> dict[str, dict[str, NumberAssignment]]:
+    out: dict[str, dict[str, NumberAssignment]] = {}
+    if not number_ids:
+        return out
+    for assignment in session.scalars(
+        select(NumberAssignment).where(
+            NumberAssignment.number_id.in_(number_ids), NumberAssignment.ended_at.is_(None)
+        )
+    ):
+        out.setdefault(assignment.number_id, {})[assignment.assignment_type] = assignment
+    return out
+
+
+# ---------------------------------------------------------------- assignment
+
+
+def _require_owner(session: Session, scope: Scope, number: PhoneNumber, action: str) -> None:
+    """Only the buyer (the account that pays), or its partner, may reassign or
+    release a number; a tenant sees and routes numbers its partner assigned to it."""
+    if not scope.can_see(session, number.owner_id):
+        raise Forbidden(f"only the account that bought {number.e164} can {action} it")
+
+
+def _require_active(number: PhoneNumber, field: str = "number_id") -> None:
+    if number.status != ACTIVE:
+        raise Conflict(
+            f"{number.e164} is {number.status}; only an active number can be assigned",
+            field=field,
+            code="number_not_active",
+        )
+
+
+def _end_assignments(session: Session, number: PhoneNumber, account_id: str, reason: str) -> None:
+    now = clock.now()
+    for assignment in session.scalars(
+        select(NumberAssignment).where(
+            NumberAssignment.number_id == number.id, NumberAssignment.ended_at.is_(None)
+        )
+    ):
+        assignment.ended_at = now
+        lifecycle.record(
+            session,
+            number,
+            "agent.unassigned",
+            account_id,
+            agent_id=assignment.agent_id,
+            assignment_type=assignment.assignment_type,
+            reason=reason,
+        )
+
+
+def set_tenant(
+    session: Session, scope: Scope, number_id: str, tenant_id: str | None
+) -> PhoneNumber:
+    """Assign a number to a tenant (``None`` unassigns). Its agent assignments
+    belonged to the previous tenant's agents, so they end."""
+    number = _lock_number(session, scope, number_id)
+    _require_owner(session, scope, number, "reassign")
+    if number.status not in (PROVISIONING, ACTIVE):
+        raise Conflict(
+            f"{number.e164} is {number.status} and can't be assigned",
+            field="number_id",
+            code="number_not_active",
+        )
+    tenant: Account | None = None
+    if tenant_id is not None:
+        tenant = accounts.get_tenant(session, scope, tenant_id)
+    if number.tenant_id == (tenant.id if tenant else None):
+        return number
+    _end_assignments(session, number, scope.account_id, "tenant changed")
+    previous = number.tenant_id
+    number.tenant_id = tenant.id if tenant else None
+    lifecycle.record(
+        session,
+        number,
+        "tenant.assigned" if tenant else "tenant.unassigned",
+        scope.account_id,
+        tenant_id=number.tenant_id,
+        previous_tenant_id=previous,
+    )
+    session.flush()
+    return number
+
+
+def _check_assignment_type(value: str) -> str:
+    if value not in ASSIGNMENT_TYPES:
+        raise ValidationFailed(
+            "assignment_type must be 'inbound' or 'outbound'", field="assignment_type"
+        )
+    return value
+
+
+def assign_agent(
+    session: Session, scope: Scope, number_id: str, agent_id: str, assignment_type: str
+) -> NumberAssignment:
+    """Point a number at an agent for one direction. A number not yet assigned
+    to a tenant goes to the agent's tenant; a number of another tenant can't."""
+    _check_assignment_type(assignment_type)
+    number = _lock_number(session, scope, number_id)
+    agent: Agent = accounts.get_agent(session, scope, agent_id)
+    _require_active(number)
+    if number.tenant_id is None:
+        _require_owner(session, scope, number, "assign")
+        number.tenant_id = agent.tenant_id
+        lifecycle.record(
+            session, number, "tenant.assigned", scope.account_id, tenant_id=agent.tenant_id
+        )
+    elif number.tenant_id != agent.tenant_id:
+        raise Conflict(
+            f"{number.e164} belongs to tenant {number.tenant_id}, agent {agent.id} to "
+            f"tenant {agent.tenant_id}; assign the number to that tenant first",
+            field="agent_id",
+            code="tenant_mismatch",
+        )
+    current = session.scalars(
+        select(NumberAssignment).where(
+            NumberAssignment.number_id == number.id,
+            NumberAssignment.assignment_type == assignment_type,
+            NumberAssignment.ended_at.is_(None),
+        )
+    ).first()
+    if current is not None:
+        if current.agent_id == agent.id:
+            return current
+        current.ended_at = clock.now()
+        lifecycle.record(
+            session,
+            number,
+            "agent.unassigned",
+            scope.account_id,
+            agent_id=current.agent_id,
+            assignment_type=assignment_type,
+            reason="reassigned",
+        )
+        session.flush()
+    assignment = NumberAssignment(
+        id=new_id("asg"),
+        number_id=number.id,
+        agent_id=agent.id,
+        assignment_type=assignment_type,
+        assigned_at=clock.now(),
+    )
+    session.add(assignment)
+    lifecycle.record(
+        session,
+        number,
+        "agent.assigned",
+        scope.account_id,
+        agent_id=agent.id,
+        assignment_type=assignment_type,
+    )
+    session.flush()
+    return assignment
+
+
+def unassign_agent(
+    session: Session, scope: Scope, number_id: str, assignment_type: str
+) -> NumberAssignment:
+    _check_assignment_type(assignment_type)
+    number = _lock_number(session, scope, number_id)
+    current = session.scalars(
+        select(NumberAssignment).where(
+            NumberAssignment.number_id == number.id,
+            NumberAssignment.assignment_type == assignment_type,
+            NumberAssignment.ended_at.is_(None),
+        )
+    ).first()
+    if current is None:
+        raise NotFound(
+            f"{number.e164} has no {assignment_type} assignment", field="assignment_type"
+        )
+    current.ended_at = clock.now()
+    lifecycle.record(
+        session,
+        number,
+        "agent.unassigned",
+        scope.account_id,
+        agent_id=current.agent_id,
+        assignment_type=assignment_type,
+        reason="unassigned",
+    )
+    session.flush()
+    return current
+
+
+# ---------------------------------------------------------------- release
+
+
+def release(db: Database, carrier: Carrier, scope: Scope, number_id: str) -> PhoneNumber:
+    """Give a number back: billing stops (``released_at``), assignments end, its
+    history stays. The carrier is asked between two transactions; if it refuses,
+    the number is active again; if we can't tell, it stays ``releasing`` and
+    ``reconcile`` finishes the job."""
+    with db.session() as session:
+        number = _lock_number(session, scope, number_id)
+        _require_owner(session, scope, number, "release")
+        if number.status != ACTIVE:
+            raise Conflict(
+                f"{number.e164} is {number.status}; only an active number can be released",
+                field="number_id",
+                code="number_not_active",
+            )
+        lifecycle.transition(session, number, lifecycle.RELEASING, scope.account_id)
+        _end_assignments(session, number, scope.account_id, "released")
+        number_pk = number.id
+    return _finish_release(db, carrier, number_pk, scope.account_id)
+
+
+def _finish_release(
+    db: Database, carrier: Carrier, number_pk: str, account_id: str | None
+) -> PhoneNumber:
+    with db.session() as session:
+        e164 = session.get_one(PhoneNumber, number_pk).e164
+        managed = session.get_one(PhoneNumber, number_pk).is_managed
+    try:
+        if managed:
+            carrier.release(e164)
+    except CarrierFailure as exc:
+        with db.session() as session:
+            number = session.get_one(PhoneNumber, number_pk, with_for_update=True)
+            lifecycle.transition(session, number, ACTIVE, account_id, reason=str(exc))
+        raise CarrierError(
+            f"the carrier refused to release {e164}: {exc}", field="number_id"
+        ) from exc
+    except CarrierOutcomeUnknown:
+        with db.session() as session:
+            return session.get_one(PhoneNumber, number_pk)
+    with db.session() as session:
+        number = session.get_one(PhoneNumber, number_pk, with_for_update=True)
+        if number.status == lifecycle.RELEASING:
+            lifecycle.transition(session, number, RELEASED, account_id)
+            number.released_at = clock.now()
+            number.renews_on = None
+        return number
+
+
+# ---------------------------------------------------------------- reconcile
+
+
+@dataclass
+class ReconcileReport:
+    orders_checked: int = 0
+    activated: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    refunded: Decimal = Decimal("0.00")
+    still_pending: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    holds_expired: int = 0
+
+
+def reconcile(
+    db: Database, carrier: Carrier, settings: Settings, min_age: timedelta = timedelta(seconds=60)
+) -> ReconcileReport:
+    """Settle what a carrier call left open: orders whose outcome we don't know
+    (asked by our order id) and releases the carrier didn't confirm. Orders
+    younger than ``min_age`` are left alone: their purchase may still be talking
+    to the carrier."""
+    report = ReconcileReport()
+    cutoff = clock.now() - min_age
+    with db.session() as session:
+        report.holds_expired = expire_holds(session)
+        order_ids = list(
+            session.scalars(
+                select(NumberOrder.id)
+                .where(
+                    NumberOrder.status == "pending",
+                    NumberOrder.carrier == carrier.name,
+                    NumberOrder.created_at <= cutoff,
+                )
+                .order_by(NumberOrder.id)
+            )
+        )
+        releasing = list(
+            session.scalars(
+                select(PhoneNumber.id).where(
+                    PhoneNumber.status == lifecycle.RELEASING, PhoneNumber.carrier == carrier.name
+                )
+            )
+        )
+    for order_id in order_ids:
+        report.orders_checked += 1
+        try:
+            results = carrier.order_status(order_id)
+        except (CarrierFailure, CarrierOutcomeUnknown):
+            report.still_pending.append(order_id)
+            continue
+        settled = settle_order(db, settings, order_id, results, authoritative=True)
+        report.refunded += settled.refunded
+        for row in settled.numbers:
+            if row.status == ACTIVE and any(r.phone_number == row.e164 for r in results):
+                report.activated.append(row.e164)
+            elif row.status == FAILED and row.e164 in settled.errors:
+                report.failed.append(row.e164)
+    for number_pk in releasing:
+        try:
+            number = _finish_release(db, carrier, number_pk, None)
+        except CarrierError:
+            continue
+        if number.status == RELEASED:
+            report.released.append(number.e164)
+    return report

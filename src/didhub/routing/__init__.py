@@ -1,0 +1,1 @@
+"""Inbound routing lookup for the SIP edge."""

@@ -1,0 +1,54 @@
+"""Where an inbound call to a DID goes, answered for the SIP edge.
+
+An active number with an inbound agent goes to that agent; any other number we
+hold follows its tenant's unassigned-number behaviour (for now the platform
+default: an announcement); a number we don't hold is not found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from didhub import numbering
+from didhub.accounts.models import Agent
+from didhub.config import Settings
+from didhub.errors import NotFound
+from didhub.numbers.lifecycle import ACTIVE
+from didhub.numbers.models import NumberAssignment, PhoneNumber
+
+
+@dataclass(frozen=True)
+class InboundRoute:
+    phone_number: str
+    number_id: str
+    tenant_id: str | None
+    action: str  # agent | announcement
+    agent_id: str | None = None
+    agent_name: str | None = None
+    text: str | None = None
+
+
+def inbound(session: Session, settings: Settings, raw_number: str) -> InboundRoute:
+    e164 = numbering.parse_e164(raw_number, field="phone_number")
+    number = session.scalars(
+        select(PhoneNumber).where(PhoneNumber.e164 == e164, PhoneNumber.status == ACTIVE)
+    ).first()
+    if number is None:
+        raise NotFound(f"{e164} is not a number this platform holds", field="phone_number")
+    row = session.execute(
+        select(NumberAssignment.agent_id, Agent.name)
+        .join(Agent, Agent.id == NumberAssignment.agent_id)
+        .where(
+            NumberAssignment.number_id == number.id,
+            NumberAssignment.assignment_type == "inbound",
+            NumberAssignment.ended_at.is_(None),
+        )
+    ).first()
+    if row is not None:
+        return InboundRoute(e164, number.id, number.tenant_id, "agent", row[0], row[1])
+    return InboundRoute(
+        e164, number.id, number.tenant_id, "announcement", text=settings.unassigned_announcement
+    )

@@ -1,0 +1,152 @@
+"""Shared fixtures: a real database (SQLite by default, PostgreSQL when
+``DIDHUB_DATABASE_URL`` says so), migrated once with the project's own Alembic
+migrations and emptied after every test; the sandbox carrier; an API client;
+and factories for accounts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from didhub.carriers.sandbox import SandboxCarrier
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+import didhub.models  # noqa: F401
+from didhub import clock
+from didhub.accounts import service as accounts
+from didhub.api.app import create_app
+from didhub.config import Settings
+from didhub.db import Base, Database
+from didhub.migrate import upgrade
+
+
+def _database_url(tmp_root: Path) -> str:
+    return os.environ.get("DIDHUB_DATABASE_URL") or f"sqlite:///{tmp_root / 'didhub-test.db'}"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return _database_url(tmp_path_factory.mktemp("db"))
+
+
+@pytest.fixture(scope="session")
+def _migrated(database_url: str) -> Iterator[Database]:
+    db = Database(database_url)
+    with db.engine.begin() as conn:
+        if not db.is_sqlite:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    upgrade(db)
+    yield db
+    db.dispose()
+
+
+def _empty(db: Database) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if db.is_sqlite:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+        else:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def db(_migrated: Database) -> Iterator[Database]:
+    yield _migrated
+    clock.set_clock(None)
+    _empty(_migrated)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def carrier(db: Database) -> SandboxCarrier:
+    return SandboxCarrier(db, seed="test")
+
+
+@pytest.fixture
+def client(settings: Settings, db: Database, carrier: SandboxCarrier) -> TestClient:
+    return TestClient(create_app(settings, db, carrier))
+
+
+@dataclass
+class Acct:
+    id: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+@pytest.fixture
+def make_partner(db: Database, settings: Settings) -> Callable[..., Acct]:
+    def make(name: str = "Acme Voice", balance: str = "100.00") -> Acct:
+        with db.session() as session:
+            partner = accounts.create_partner(session, name, settings.currency)
+            accounts.fund_wallet(session, partner.id, Decimal(balance), settings.currency, "test")
+            key = accounts.create_api_key(session, partner.id)
+            return Acct(partner.id, key.secret)
+
+    return make
+
+
+@pytest.fixture
+def make_tenant(db: Database, settings: Settings) -> Callable[..., Acct]:
+    def make(name: str = "Tenant", partner_id: str | None = None, balance: str = "0") -> Acct:
+        with db.session() as session:
+            tenant = accounts.create_tenant(session, name, settings.currency, partner_id)
+            accounts.fund_wallet(session, tenant.id, Decimal(balance), settings.currency, "test")
+            key = accounts.create_api_key(session, tenant.id)
+            return Acct(tenant.id, key.secret)
+
+    return make
+
+
+@pytest.fixture
+def partner(make_partner: Callable[..., Acct]) -> Acct:
+    return make_partner()
+
+
+def search_numbers(client: TestClient, acct: Acct, **body: Any) -> list[dict[str, Any]]:
+    response = client.post("/telephony/numbers/search", json=body, headers=acct.headers)
+    assert response.status_code == 200, response.text
+    data: list[dict[str, Any]] = response.json()["data"]
+    return data
+
+
+def buy(client: TestClient, acct: Acct, *numbers: str, **headers: str) -> dict[str, Any]:
+    response = client.post(
+        "/telephony/numbers/purchase",
+        json={"phone_numbers": list(numbers)},
+        headers={**acct.headers, **headers},
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def ledger_ok(db: Database) -> bool:
+    from didhub.billing import ledger
+
+    with db.session() as session:
+        return ledger.check(session) == []
+
+
+def _topup(client: TestClient, acct: Acct, amount: str) -> None:
+    """Operator credit to a wallet (the top-up API arrives with billing)."""
+    app_ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    with app_ctx.db.session() as session:
+        accounts.fund_wallet(
+            session, acct.id, Decimal(amount), app_ctx.settings.currency, "test top-up"
+        )
