@@ -354,10 +354,9 @@ def numbers_search(
                 raise ValidationFailed(first["msg"], field=where) from None
             scope = _scope(db, key)
             carrier = _carrier(db)
-            with db.session() as session:
-                found = numbers.search(
-                    session, carrier, scope, request.to_query(), request.page, request.page_size
-                )
+            found = numbers.search(
+                db, carrier, scope, request.to_query(), request.page, request.page_size
+            )
             return [presenters.available(settings, n) for n in found.data]
 
         rows = _run(work)

@@ -35,7 +35,7 @@ class IdempotencyRecord(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))  # in_progress | done
     status_code: Mapped[int | None] = mapped_column(default=None)
-    response: Mapped[Any] = mapped_column(JSON, default=None)
+    response: Mapped[Any] = mapped_column(JSON, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

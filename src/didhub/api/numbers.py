@@ -27,10 +27,7 @@ router = APIRouter(prefix="/telephony", tags=["numbers"])
 
 @router.post("/numbers/search")
 def search(body: SearchRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
-        page = numbers.search(
-            session, ctx.carrier, scope, body.to_query(), body.page, body.page_size
-        )
+    page = numbers.search(ctx.db, ctx.carrier, scope, body.to_query(), body.page, body.page_size)
     return {
         "data": [presenters.available(ctx.settings, item) for item in page.data],
         "meta": {

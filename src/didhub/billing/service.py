@@ -40,5 +40,5 @@ def transactions(
         query = query.where(LedgerEntry.id < before)
     return [
         WalletLine(e.id, t.id, t.kind, t.description, t.reference, e.amount, t.created_at)
-        for e, t in session.execute(query).tuples()
+        for e, t in session.execute(query)
     ]

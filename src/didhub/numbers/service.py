@@ -92,7 +92,7 @@ def _held_by_others(session: Session, scope: Scope, now: datetime) -> frozenset[
 
 
 def search(
-    session: Session,
+    db: Database,
     carrier: Carrier,
     scope: Scope,
     query: SearchQuery,
@@ -101,7 +101,10 @@ def search(
 ) -> SearchPage:
     """One page of available numbers. Numbers held for another buyer's quote are
     hidden; numbers the carrier sold are never offered."""
-    exclude = _held_by_others(session, scope, clock.now())
+    # The carrier is asked outside our transaction: on SQLite a transaction
+    # holds the database lock, and the carrier (the sandbox) opens its own.
+    with db.session() as session:
+        exclude = _held_by_others(session, scope, clock.now())
     start = (page - 1) * page_size
     found = list(itertools.islice(carrier.search(query, exclude), start, start + page_size + 1))
     return SearchPage(
@@ -353,9 +356,11 @@ def purchase(
             pending = list(
                 session.scalars(select(PhoneNumber).where(PhoneNumber.order_id == order_id))
             )
+        pending.sort(key=lambda n: numbers.index(n.e164))
         return PurchaseResult(order_id, pending, charged=total, outcome_known=False)
 
     settled = settle_order(db, settings, order_id, results, authoritative=True)
+    settled.numbers.sort(key=lambda n: numbers.index(n.e164))  # the order asked for
     if all(n.status == FAILED for n in settled.numbers):
         reasons = "; ".join(f"{k}: {v}" for k, v in settled.errors.items())
         raise CarrierError(

@@ -1,0 +1,531 @@
+"""A geography index built once from libphonenumber's geocoder data.
+
+``phonenumbers.geodata.GEOCODE_DATA`` maps a prefix of the full international
+number (country calling code + national digits, e.g. ``"1501202"``) to
+``{"en": "Little Rock, AR"}``; the longest matching prefix describes a number.
+From it we derive:
+
+* NANP exchanges (NPA-NXX) in US states + DC and Canadian provinces whose
+  description is ``"City, ST"``; shorter prefixes (``"120332"``) are expanded to
+  the NXXs they cover, unless a longer prefix says otherwise.
+* GB and AU local areas: every prefix whose description is a place (not a
+  nation/state), minus the longer prefixes that describe something else.
+* Mobile ranges for GB (07…) and AU (04…), and the NANP toll-free NPAs.
+
+Each becomes a :class:`NumberBlock`: an NSN prefix plus the national number
+length, so the numbers of a block are ``prefix + line`` for every line.
+Which of those numbers phonenumbers deems valid is checked per number by the
+callers (the sandbox carrier)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+
+from didhub.numbering.parsing import TOLL_FREE_NPAS
+
+US_STATES: frozenset[str] = frozenset(
+    [
+        "AL",
+        "AK",
+        "AZ",
+        "AR",
+        "CA",
+        "CO",
+        "CT",
+        "DE",
+        "DC",
+        "FL",
+        "GA",
+        "HI",
+        "ID",
+        "IL",
+        "IN",
+        "IA",
+        "KS",
+        "KY",
+        "LA",
+        "ME",
+        "MD",
+        "MA",
+        "MI",
+        "MN",
+        "MS",
+        "MO",
+        "MT",
+        "NE",
+        "NV",
+        "NH",
+        "NJ",
+        "NM",
+        "NY",
+        "NC",
+        "ND",
+        "OH",
+        "OK",
+        "OR",
+        "PA",
+        "RI",
+        "SC",
+        "SD",
+        "TN",
+        "TX",
+        "UT",
+        "VT",
+        "VA",
+        "WA",
+        "WV",
+        "WI",
+        "WY",
+    ]
+)
+CA_PROVINCES: frozenset[str] = frozenset(
+    ["AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT"]
+)
+
+_AU_STATE_NAMES = frozenset(
+    {
+        "Australia",
+        "New South Wales",
+        "Victoria",
+        "Queensland",
+        "South Australia",
+        "Western Australia",
+        "Tasmania",
+        "Northern Territory",
+        "Australian Capital Territory",
+    }
+)
+_GB_NATION_NAMES = frozenset(
+    {"United Kingdom", "UK", "England", "Scotland", "Wales", "Northern Ireland"}
+)
+# AU states by longest NSN prefix. Approximate: area codes follow states only
+# roughly (e.g. 02 6 covers Canberra and southern NSW), good enough for a sandbox.
+_AU_STATE_BY_PREFIX: dict[str, str] = {
+    "2": "NSW",
+    "261": "ACT",
+    "262": "ACT",
+    "3": "VIC",
+    "36": "TAS",
+    "7": "QLD",
+    "8": "SA",
+    "86": "WA",
+    "89": "WA",
+    "889": "NT",
+    "890": "NT",
+}
+_NANP_NSN_LENGTH = 10
+_GB_MOBILE_SECOND_DIGITS = "12345789"
+
+_RATE_CENTER_STRIP = re.compile(r"[^A-Z0-9 ]")
+_SPACES = re.compile(r" +")
+
+
+def rate_center_for(locality: str) -> str:
+    """A LERG-style rate-center name: upper-case letters/digits/spaces, 10 chars."""
+    cleaned = _SPACES.sub(" ", _RATE_CENTER_STRIP.sub("", locality.upper())).strip()
+    return cleaned[:10].rstrip()
+
+
+@dataclass(frozen=True, slots=True)
+class NumberBlock:
+    """Numbers ``prefix + line`` (``nsn_length`` national digits in all) that
+    share one geography. ``ranges`` are the NSN prefixes that actually belong to
+    the block (its prefix minus carved-out longer prefixes); ``exclusions`` are
+    those carved-out prefixes."""
+
+    country_code: str
+    number_type: str  # "local" | "toll-free" | "mobile"
+    calling_code: int
+    prefix: str
+    nsn_length: int
+    area_code: str | None
+    locality: str | None
+    administrative_area: str | None
+    rate_center: str | None
+    ranges: tuple[str, ...]
+    exclusions: frozenset[str] = frozenset()
+
+    @property
+    def nxx(self) -> str | None:
+        if self.calling_code == 1 and len(self.prefix) >= 6:
+            return self.prefix[3:6]
+        return None
+
+    def owns(self, nsn: str) -> bool:
+        """Whether ``nsn`` (starting with ``prefix``) belongs to this block."""
+        if len(nsn) != self.nsn_length or not nsn.startswith(self.prefix):
+            return False
+        return not any(nsn[:n] in self.exclusions for n in range(len(self.prefix) + 1, len(nsn)))
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    country_code: str
+    npa: str
+    nxx: str
+    locality: str
+    administrative_area: str
+    rate_center: str
+
+
+Key = tuple[str, str]  # (country_code, number_type)
+
+
+class GeographyIndex:
+    """All blocks, indexed for the searches the sandbox carrier runs."""
+
+    def __init__(self, blocks: list[NumberBlock]) -> None:
+        blocks.sort(key=lambda b: (b.country_code, b.number_type, b.prefix))
+        self.blocks: tuple[NumberBlock, ...] = tuple(blocks)
+        self.by_type: dict[Key, list[NumberBlock]] = defaultdict(list)
+        self.by_admin: dict[tuple[str, str, str], list[NumberBlock]] = defaultdict(list)
+        self.by_locality: dict[tuple[str, str, str], list[NumberBlock]] = defaultdict(list)
+        self.by_rate_center: dict[tuple[str, str, str], list[NumberBlock]] = defaultdict(list)
+        self.by_area: dict[tuple[str, str, str], list[NumberBlock]] = defaultdict(list)
+        self.by_prefix3: dict[tuple[str, str, str], list[NumberBlock]] = defaultdict(list)
+        self.by_prefix: dict[Key, dict[str, NumberBlock]] = defaultdict(dict)
+        self.prefix_lengths: dict[Key, tuple[int, ...]] = {}
+        lengths: dict[Key, set[int]] = defaultdict(set)
+        places: dict[str, set[tuple[str, str | None]]] = defaultdict(set)
+        for block in self.blocks:
+            key = (block.country_code, block.number_type)
+            self.by_type[key].append(block)
+            if block.administrative_area:
+                self.by_admin[(*key, block.administrative_area.upper())].append(block)
+            if block.locality:
+                self.by_locality[(*key, block.locality.casefold())].append(block)
+                if block.number_type == "local":
+                    places[block.country_code].add((block.locality, block.administrative_area))
+            if block.rate_center:
+                self.by_rate_center[(*key, block.rate_center.casefold())].append(block)
+            if block.area_code:
+                self.by_area[(*key, block.area_code)].append(block)
+            if len(block.prefix) >= 3:
+                self.by_prefix3[(*key, block.prefix[:3])].append(block)
+            else:
+                for tail in range(10 ** (3 - len(block.prefix))):
+                    head = block.prefix + str(tail).zfill(3 - len(block.prefix))
+                    self.by_prefix3[(*key, head)].append(block)
+            self.by_prefix[key][block.prefix] = block
+            lengths[key].add(len(block.prefix))
+        self.prefix_lengths = {k: tuple(sorted(v, reverse=True)) for k, v in lengths.items()}
+        self.places: dict[str, list[tuple[str, str | None]]] = {
+            country: sorted(values, key=lambda p: (p[0].casefold(), p[1] or ""))
+            for country, values in places.items()
+        }
+
+    def block_for(self, country_code: str, number_type: str, nsn: str) -> NumberBlock | None:
+        """The block a national significant number belongs to, if any."""
+        key = (country_code, number_type)
+        table = self.by_prefix.get(key)
+        if not table:
+            return None
+        for length in self.prefix_lengths[key]:
+            block = table.get(nsn[:length])
+            if block is not None:
+                return block if block.owns(nsn) else None
+        return None
+
+
+def _own_ranges(prefix: str, children: set[str]) -> tuple[str, ...]:
+    """The NSN prefixes under ``prefix`` not covered by any of ``children``."""
+    if not children:
+        return (prefix,)
+    out: list[str] = []
+    for digit in "0123456789":
+        sub = prefix + digit
+        if sub in children:
+            continue
+        nested = {c for c in children if c.startswith(sub)}
+        if nested:
+            out.extend(_own_ranges(sub, nested))
+        else:
+            out.append(sub)
+    return tuple(out)
+
+
+def _parent(key: str, data: dict[str, str], floor: int) -> str | None:
+    for n in range(len(key) - 1, floor, -1):
+        if key[:n] in data:
+            return key[:n]
+    return None
+
+
+def _nanp_blocks(data: dict[str, str]) -> list[NumberBlock]:
+    blocks: list[NumberBlock] = []
+    for key, text in data.items():
+        if len(key) > 7 or len(key) < 4 or ", " not in text:
+            continue
+        locality, _, state = text.rpartition(", ")
+        if state in US_STATES:
+            country = "US"
+        elif state in CA_PROVINCES:
+            country = "CA"
+        else:
+            continue
+        locality = locality.strip()
+        npa = key[1:4]
+        if not locality or npa in TOLL_FREE_NPAS:
+            continue
+        width = 7 - len(key)
+        for tail in range(10**width):
+            full = key + (str(tail).zfill(width) if width else "")
+            # The longest prefix in the data must be this key.
+            if width and any(full[:n] in data for n in range(len(key) + 1, 8)):
+                continue
+            nxx = full[4:7]
+            if nxx[0] in "01" or nxx[1:] == "11" or nxx == "555":
+                continue
+            blocks.append(
+                NumberBlock(
+                    country_code=country,
+                    number_type="local",
+                    calling_code=1,
+                    prefix=npa + nxx,
+                    nsn_length=_NANP_NSN_LENGTH,
+                    area_code=npa,
+                    locality=locality,
+                    administrative_area=state,
+                    rate_center=rate_center_for(locality),
+                    ranges=(npa + nxx,),
+                )
+            )
+    return blocks
+
+
+def _toll_free_blocks() -> list[NumberBlock]:
+    blocks: list[NumberBlock] = []
+    for npa in TOLL_FREE_NPAS:
+        for n in range(200, 1000):
+            nxx = str(n)
+            # 555 is reserved in geographic NPAs, not in toll-free ones: the
+            # partner guide's own example is 877-555-XXXX.
+            if nxx[1:] == "11":
+                continue
+            blocks.append(
+                NumberBlock(
+                    country_code="US",
+                    number_type="toll-free",
+                    calling_code=1,
+                    prefix=npa + nxx,
+                    nsn_length=_NANP_NSN_LENGTH,
+                    area_code=npa,
+                    locality=None,
+                    administrative_area=None,
+                    rate_center=None,
+                    ranges=(npa + nxx,),
+                )
+            )
+    return blocks
+
+
+def _gb_nsn_length(prefix: str) -> int | None:
+    import phonenumbers
+    from phonenumbers import PhoneNumberType
+
+    fixed = (PhoneNumberType.FIXED_LINE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
+    for length in (10, 9):
+        if len(prefix) >= length:
+            continue
+        for filler in ("2345678901", "5555555555", "9876543210", "0000000000"):
+            nsn = (prefix + filler)[:length]
+            number = phonenumbers.PhoneNumber(country_code=44, national_number=int(nsn))
+            if phonenumbers.number_type(number) in fixed:
+                return length
+    return None
+
+
+def _au_state(nsn_prefix: str) -> str | None:
+    for n in range(len(nsn_prefix), 0, -1):
+        state = _AU_STATE_BY_PREFIX.get(nsn_prefix[:n])
+        if state is not None:
+            return state
+    return None
+
+
+def _international_blocks(
+    country: str, calling_code: str, data: dict[str, str], skip: frozenset[str]
+) -> list[NumberBlock]:
+    floor = len(calling_code)
+    children: dict[str, set[str]] = defaultdict(set)
+    for key in data:
+        parent = _parent(key, data, floor)
+        if parent is not None:
+            children[parent].add(key[floor:])
+    blocks: list[NumberBlock] = []
+    for key, text in data.items():
+        nsn_prefix = key[floor:]
+        if text in skip or len(nsn_prefix) < 2:
+            continue
+        locality = text.split("/")[0].strip()
+        if not locality:
+            continue
+        if country == "GB":
+            length = _gb_nsn_length(nsn_prefix)
+            if length is None:
+                continue
+            area_code = None
+            admin = None
+        else:
+            length = 9
+            area_code = nsn_prefix[0]
+            admin = _au_state(nsn_prefix)
+        if len(nsn_prefix) >= length:
+            continue
+        kids = children.get(key, set())
+        blocks.append(
+            NumberBlock(
+                country_code=country,
+                number_type="local",
+                calling_code=int(calling_code),
+                prefix=nsn_prefix,
+                nsn_length=length,
+                area_code=area_code,
+                locality=locality,
+                administrative_area=admin,
+                rate_center=None,
+                ranges=_own_ranges(nsn_prefix, kids),
+                exclusions=frozenset(kids),
+            )
+        )
+    return blocks
+
+
+def _gb_area_codes(blocks: list[NumberBlock]) -> list[NumberBlock]:
+    """Fill in GB area codes (``"20"`` London, ``"113"`` Leeds, ``"16977"`` …)."""
+    import phonenumbers
+
+    out: list[NumberBlock] = []
+    for block in blocks:
+        nsn = (block.ranges[0] + "2345678901")[: block.nsn_length]
+        number = phonenumbers.PhoneNumber(country_code=44, national_number=int(nsn))
+        size = phonenumbers.length_of_geographical_area_code(number)
+        area = nsn[:size] if size else None
+        out.append(
+            NumberBlock(
+                country_code=block.country_code,
+                number_type=block.number_type,
+                calling_code=block.calling_code,
+                prefix=block.prefix,
+                nsn_length=block.nsn_length,
+                area_code=area,
+                locality=block.locality,
+                administrative_area=block.administrative_area,
+                rate_center=block.rate_center,
+                ranges=block.ranges,
+                exclusions=block.exclusions,
+            )
+        )
+    return out
+
+
+def _mobile_blocks() -> list[NumberBlock]:
+    blocks: list[NumberBlock] = []
+    for second in _GB_MOBILE_SECOND_DIGITS:
+        for n in range(100):
+            prefix = "7" + second + str(n).zfill(2)
+            blocks.append(
+                NumberBlock("GB", "mobile", 44, prefix, 10, prefix, None, None, None, (prefix,))
+            )
+    for n in range(100):
+        prefix = "4" + str(n).zfill(2)
+        blocks.append(
+            NumberBlock("AU", "mobile", 61, prefix, 9, prefix, None, None, None, (prefix,))
+        )
+    return blocks
+
+
+@functools.cache
+def geography_index() -> GeographyIndex:
+    """Build (once) and return the index. About a second: most of it is importing
+    phonenumbers' geocoder tables."""
+    from phonenumbers.geodata import GEOCODE_DATA
+
+    nanp: dict[str, str] = {}
+    gb: dict[str, str] = {}
+    au: dict[str, str] = {}
+    for key, names in GEOCODE_DATA.items():
+        first = key[0]
+        if first == "1":
+            target = nanp
+        elif first == "4" and key.startswith("44"):
+            target = gb
+        elif first == "6" and key.startswith("61"):
+            target = au
+        else:
+            continue
+        text = names.get("en")
+        if text:
+            target[key] = text
+    blocks = _nanp_blocks(nanp)
+    blocks += _toll_free_blocks()
+    blocks += _gb_area_codes(_international_blocks("GB", "44", gb, _GB_NATION_NAMES))
+    blocks += _international_blocks("AU", "61", au, _AU_STATE_NAMES)
+    blocks += _mobile_blocks()
+    return GeographyIndex(blocks)
+
+
+def exchanges(
+    country_code: str,
+    administrative_area: str | None = None,
+    locality: str | None = None,
+    npa: str | None = None,
+) -> list[Exchange]:
+    """NANP exchanges (NPA-NXX) of a country, optionally narrowed."""
+    index = geography_index()
+    key = (country_code.upper(), "local")
+    if locality is not None:
+        candidates = index.by_locality.get((*key, locality.casefold()), [])
+    elif administrative_area is not None:
+        candidates = index.by_admin.get((*key, administrative_area.upper()), [])
+    elif npa is not None:
+        candidates = index.by_area.get((*key, npa), [])
+    else:
+        candidates = index.by_type.get(key, [])
+    out: list[Exchange] = []
+    for block in candidates:
+        if block.calling_code != 1 or block.locality is None or block.administrative_area is None:
+            continue
+        if administrative_area is not None and block.administrative_area != (
+            administrative_area.upper()
+        ):
+            continue
+        if npa is not None and block.area_code != npa:
+            continue
+        out.append(
+            Exchange(
+                country_code=block.country_code,
+                npa=block.prefix[:3],
+                nxx=block.prefix[3:6],
+                locality=block.locality,
+                administrative_area=block.administrative_area,
+                rate_center=block.rate_center or rate_center_for(block.locality),
+            )
+        )
+    return out
+
+
+def localities(
+    country_code: str, administrative_area: str | None, q: str, limit: int = 20
+) -> list[tuple[str, str | None]]:
+    """Distinct ``(locality, administrative_area)`` whose locality starts with ``q``
+    (case-insensitive), then those merely containing it; each group sorted."""
+    places = geography_index().places.get(country_code.upper(), [])
+    needle = q.strip().casefold()
+    admin = administrative_area.upper() if administrative_area else None
+    starts: list[tuple[str, str | None]] = []
+    contains: list[tuple[str, str | None]] = []
+    for place in places:
+        if admin is not None and place[1] != admin:
+            continue
+        name = place[0].casefold()
+        if name.startswith(needle):
+            starts.append(place)
+            if len(starts) >= limit:
+                break
+        elif needle in name and len(contains) < limit:
+            contains.append(place)
+    return (starts + contains)[: max(limit, 0)]

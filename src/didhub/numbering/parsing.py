@@ -1,0 +1,115 @@
+"""Country codes, E.164 parsing and vanity patterns (all via ``phonenumbers``)."""
+
+from __future__ import annotations
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+from didhub.errors import ValidationFailed
+
+SUPPORTED_COUNTRIES: tuple[str, ...] = ("US", "CA", "GB", "AU")
+TOLL_FREE_NPAS: tuple[str, ...] = ("800", "833", "844", "855", "866", "877", "888")
+NANP_COUNTRIES: frozenset[str] = frozenset({"US", "CA"})
+
+_KEYPAD: dict[str, str] = {
+    letter: digit
+    for digit, letters in {
+        "2": "ABC",
+        "3": "DEF",
+        "4": "GHI",
+        "5": "JKL",
+        "6": "MNO",
+        "7": "PQRS",
+        "8": "TUV",
+        "9": "WXYZ",
+    }.items()
+    for letter in letters
+}
+_PATTERN_STRIP = str.maketrans("", "", " -.()")
+_MAX_PATTERN_LENGTH = 10
+
+
+def normalize_country(value: str, field: str = "country_code") -> str:
+    """Upper-case ISO 3166 alpha-2 code of a supported country."""
+    code = value.strip().upper() if isinstance(value, str) else ""
+    if len(code) != 2 or not code.isalpha() or code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationFailed(f"{value!r} is not an ISO 3166 alpha-2 country code", field=field)
+    if code not in SUPPORTED_COUNTRIES:
+        raise ValidationFailed(
+            f"country {value!r} is not supported yet (supported: {', '.join(SUPPORTED_COUNTRIES)})",
+            field=field,
+        )
+    return code
+
+
+def parse_e164(value: str, field: str = "phone_number") -> str:
+    """A valid phone number in E.164. Accepts E.164 and national US formats
+    (``(415) 555-1234``, ``4155551234``); anything else raises ValidationFailed."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed("a phone number is required", field=field)
+    try:
+        number = phonenumbers.parse(value.strip(), "US")
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationFailed(f"{value!r} is not a phone number", field=field) from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationFailed(f"{value!r} is not a valid phone number", field=field)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _parse_known(e164: str) -> phonenumbers.PhoneNumber:
+    try:
+        return phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationFailed(f"{e164!r} is not an E.164 number", field="phone_number") from exc
+
+
+def region_of(e164: str) -> str:
+    """ISO alpha-2 country of an E.164 number ("ZZ" when unknown)."""
+    return phonenumbers.region_code_for_number(_parse_known(e164)) or "ZZ"
+
+
+def number_type_of(e164: str) -> str:
+    """``"toll-free"``, ``"mobile"`` or ``"local"``."""
+    number = _parse_known(e164)
+    kind = phonenumbers.number_type(number)
+    if kind == PhoneNumberType.TOLL_FREE:
+        return "toll-free"
+    if number.country_code == 1 and str(number.national_number)[:3] in TOLL_FREE_NPAS:
+        return "toll-free"
+    if kind == PhoneNumberType.MOBILE:
+        return "mobile"
+    return "local"
+
+
+def compile_pattern(value: str, field: str = "pattern") -> str:
+    """A vanity pattern as digits and ``X`` wildcards, e.g. ``"877-555-XXXX"`` →
+    ``"877555XXXX"`` and ``"1-800-FLOWERS"`` → ``"8003569377"``. ``X``, ``*`` and
+    ``?`` are wildcards; other letters map to keypad digits. A leading ``+1`` (or a
+    ``1`` before 10+ more characters) is the NANP country code and is dropped."""
+    if not isinstance(value, str):
+        raise ValidationFailed("pattern must be a string", field=field)
+    text = value.translate(_PATTERN_STRIP)
+    if text.startswith("+1"):
+        text = text[2:]
+    elif text.startswith("1") and len(text) - 1 >= 10:
+        text = text[1:]
+    if not text:
+        raise ValidationFailed("pattern is empty", field=field)
+    out: list[str] = []
+    for char in text:
+        if char.isascii() and char.isdigit():
+            out.append(char)
+        elif char in "Xx*?":
+            out.append("X")
+        elif char.isascii() and char.isalpha():
+            out.append(_KEYPAD[char.upper()])
+        else:
+            raise ValidationFailed(
+                f"pattern {value!r} may contain only digits, letters and X/*/? wildcards",
+                field=field,
+            )
+    if len(out) > _MAX_PATTERN_LENGTH:
+        raise ValidationFailed(
+            f"pattern {value!r} is longer than a 10-digit national number", field=field
+        )
+    return "".join(out)
