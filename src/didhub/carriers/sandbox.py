@@ -1,11 +1,14 @@
-"""The sandbox carrier: the embedded default, realistic and reproducible.
+"""The sandbox carrier: a realistic, reproducible number inventory with nothing
+downloaded, plus fault injection for tests.
 
-Its inventory is computed, not stored: every block of the geography index
-(each US/CA NPA-NXX phonenumbers' geocoder knows, toll-free NPAs, GB and AU
-areas and mobile ranges) and, within a block, the line numbers a keyed hash of
-(seed, number) marks available (about 60%). Only sales are stored, in
-``sandbox_allocations``, so a sold number is never offered again and a released
-one can be. It plays an outside system: it opens its own database sessions.
+Inventory: every block of the geography index (NANP exchanges, US toll-free
+NPA-NXXs, GB/AU local areas and mobile ranges). A number is in stock iff
+``blake2b(seed + E.164)`` says so (about 60% of lines) and phonenumbers deems it
+valid for its type. Lines of a block are visited in a scrambled but fixed order
+(``line = (start + i * 7919) % 10**width``) so results look like real stock.
+
+State: the ``sandbox_allocations`` table, written through the sandbox's *own*
+sessions: it plays an outside system, so it never joins didhub's transactions.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import hashlib
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import phonenumbers
+from phonenumbers import PhoneNumberType
 from sqlalchemy import DateTime, String, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -28,21 +32,24 @@ from didhub.carriers.base import (
     CarrierFailure,
     CarrierOutcomeUnknown,
     NumberOrderResult,
+    NumberType,
     SearchQuery,
 )
 from didhub.db import Base, Database
-from didhub.numbering.geography import GeographyIndex, NumberBlock, geography_index
+from didhub.numbering import NANP_COUNTRIES, NumberBlock, country_index
 
-# A stride coprime with 10 visits every line of a 10**k range exactly once, in
-# an order that doesn't look like 0000, 0001, 0002 …
-_STRIDE = 7919
-# At most this many candidate lines per block range: enough for any search,
-# and it bounds the work a filter that matches few numbers can cause.
-_MAX_LINES_PER_RANGE = 10_000
-_AVAILABLE_BELOW = 154  # of 256: about 60% of lines are in stock
+FAULT_KINDS = ("fail", "timeout", "unknown", "partial")
+_STEP = 7919  # prime, so coprime with every power of ten
+_IN_STOCK_PER_MILLE = 600
+_DEAD_RANGE_PROBES = 10  # invalid numbers in a row (none valid) that abandon a range
+_FIRST_BATCH = 40
 _BATCH = 200
-_TYPES = ("local", "toll-free", "mobile")
-FAULTS = ("fail", "timeout", "unknown", "partial")
+
+_TYPES: dict[str, frozenset[int]] = {
+    "local": frozenset({PhoneNumberType.FIXED_LINE, PhoneNumberType.FIXED_LINE_OR_MOBILE}),
+    "toll-free": frozenset({PhoneNumberType.TOLL_FREE}),
+    "mobile": frozenset({PhoneNumberType.MOBILE}),
+}
 
 
 class SandboxAllocation(Base):
@@ -50,7 +57,7 @@ class SandboxAllocation(Base):
 
     e164: Mapped[str] = mapped_column(String(20), primary_key=True)
     order_id: Mapped[str] = mapped_column(String(40), index=True)
-    status: Mapped[str] = mapped_column(String(16))  # active | released
+    status: Mapped[str] = mapped_column(String(16))  # "active" | "released"
     allocated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -58,16 +65,18 @@ class SandboxAllocation(Base):
 class _Fault:
     kind: str
     remaining: int
-    numbers: frozenset[str] = field(default_factory=frozenset)
+    numbers: frozenset[str] | None
 
 
-def _e164(block: NumberBlock, nsn: str) -> str:
-    return f"+{block.calling_code}{nsn}"
-
-
-def _pattern_fits(pattern: str, prefix: str) -> bool:
-    """Whether some number starting with ``prefix`` can match ``pattern``."""
-    return all(p in ("X", d) for p, d in zip(pattern, prefix, strict=False))
+def _parse_env_fault(value: str) -> tuple[str, int] | None:
+    value = value.strip()
+    if not value:
+        return None
+    kind, _, times = value.partition(":")
+    kind = kind.strip().lower()
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"DIDHUB_SANDBOX_FAULT: unknown fault kind {kind!r}")
+    return kind, int(times) if times.strip() else 1
 
 
 class SandboxCarrier:
@@ -75,31 +84,36 @@ class SandboxCarrier:
 
     def __init__(self, db: Database, seed: str = "didhub") -> None:
         self.db = db
-        self.seed = seed.encode()
-        self._faults: list[_Fault] = []
+        self.seed = seed
         self._lock = threading.Lock()
-        initial = os.environ.get("DIDHUB_SANDBOX_FAULT")
-        if initial:
-            kind, _, times = initial.partition(":")
-            self.inject_fault(kind, times=int(times) if times else 1)
+        self._faults: list[_Fault] = []
+        env = _parse_env_fault(os.environ.get("DIDHUB_SANDBOX_FAULT", ""))
+        if env is not None:
+            self.inject_fault(env[0], times=env[1])
 
-    # ------------------------------------------------------------ faults
+    # -- fault injection ---------------------------------------------------
 
-    def inject_fault(self, kind: str, times: int = 1, numbers: Iterable[str] = ()) -> None:
-        """Make the next ``times`` orders fail: ``fail`` (refused, nothing bought),
-        ``timeout`` (the request never arrived), ``unknown`` (bought, answer lost),
-        ``partial`` (``numbers`` fail, the rest succeed). ``fail`` and ``timeout``
-        apply to releases too."""
-        if kind not in FAULTS:
-            raise ValueError(f"unknown sandbox fault {kind!r}; one of {', '.join(FAULTS)}")
+    def inject_fault(self, kind: str, times: int = 1, numbers: Iterable[str] | None = None) -> None:
+        """Make the next ``times`` order() calls misbehave ("fail" and "timeout"
+        also hit release()). ``fail``: CarrierFailure, nothing allocated.
+        ``timeout``: CarrierOutcomeUnknown, nothing allocated (the request never
+        arrived). ``unknown``: allocate, then CarrierOutcomeUnknown (the answer was
+        lost). ``partial``: ``numbers`` (default: the first number of the order)
+        fail, the others are ordered normally."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
+        if times < 1:
+            raise ValueError("times must be at least 1")
         with self._lock:
-            self._faults.append(_Fault(kind, times, frozenset(numbers)))
+            self._faults.append(
+                _Fault(kind, times, frozenset(numbers) if numbers is not None else None)
+            )
 
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
 
-    def _take_fault(self, kinds: tuple[str, ...]) -> _Fault | None:
+    def _take_fault(self, kinds: Sequence[str]) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
                 if fault.kind in kinds and fault.remaining > 0:
@@ -109,209 +123,291 @@ class SandboxCarrier:
                     return fault
         return None
 
-    # ------------------------------------------------------------ inventory
+    # -- inventory -----------------------------------------------------------
 
-    def _in_stock(self, e164: str) -> bool:
-        return hashlib.blake2b(self.seed + e164.encode(), digest_size=1).digest()[0] < (
-            _AVAILABLE_BELOW
-        )
+    def _hash(self, text: str) -> int:
+        digest = hashlib.blake2b(f"{self.seed}:{text}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big")
 
-    def _valid(self, block: NumberBlock, nsn: str) -> bool:
-        if block.calling_code == 1:
-            return True  # every line of a NANP exchange is a valid number
+    def in_stock(self, e164: str) -> bool:
+        """Whether the seed puts this number in the carrier's stock (ignores validity
+        and allocations)."""
+        return self._hash(e164) % 1000 < _IN_STOCK_PER_MILLE
+
+    @staticmethod
+    def _valid(block: NumberBlock, nsn: str) -> bool:
         number = phonenumbers.PhoneNumber(country_code=block.calling_code, national_number=int(nsn))
-        return phonenumbers.is_valid_number(number)
+        return phonenumbers.number_type(number) in _TYPES[block.number_type]
 
-    def _describe(self, block: NumberBlock, nsn: str) -> AvailableNumber:
+    @staticmethod
+    def _describe(block: NumberBlock, e164: str) -> AvailableNumber:
+        kind: NumberType = (
+            "toll-free"
+            if block.number_type == "toll-free"
+            else "mobile"
+            if block.number_type == "mobile"
+            else "local"
+        )
         return AvailableNumber(
-            phone_number=_e164(block, nsn),
+            phone_number=e164,
             country_code=block.country_code,
-            phone_number_type=block.number_type,  # type: ignore[arg-type]
+            phone_number_type=kind,
             locality=block.locality,
             administrative_area=block.administrative_area,
             rate_center=block.rate_center,
-            features=("voice", "sms") if block.number_type != "toll-free" else ("voice",),
+            features=("voice",) if kind == "toll-free" else ("voice", "sms"),
         )
 
-    def _blocks(self, index: GeographyIndex, query: SearchQuery) -> Iterator[NumberBlock]:
-        key = (query.country_code, query.phone_number_type)
-        if query.locality:
-            candidates = index.by_locality.get((*key, query.locality.casefold()), [])
-        elif query.rate_center:
-            candidates = index.by_rate_center.get((*key, query.rate_center.casefold()), [])
-        elif query.administrative_area:
-            candidates = index.by_admin.get((*key, query.administrative_area.upper()), [])
-        elif query.area_code:
-            candidates = index.by_area.get((*key, query.area_code), [])
-        elif query.pattern and len(query.pattern) >= 3 and "X" not in query.pattern[:3]:
-            candidates = index.by_prefix3.get((*key, query.pattern[:3]), [])
-        else:
-            candidates = index.by_type.get(key, [])
-        for block in candidates:
-            if query.locality and (block.locality or "").casefold() != query.locality.casefold():
+    def _blocks(self, query: SearchQuery, pattern: str | None) -> Iterator[NumberBlock]:
+        """Blocks that can satisfy every block-level filter, in a stable order."""
+        country = query.country_code.upper()
+        kind = query.phone_number_type
+        if country in NANP_COUNTRIES and kind == "mobile":
+            return
+        if country not in NANP_COUNTRIES and query.nxx:
+            return
+        index = country_index(country)
+        key = (country, kind)
+        area = query.area_code
+        if area and country not in NANP_COUNTRIES:
+            area = area.lstrip("0")
+        admin = query.administrative_area.upper() if query.administrative_area else None
+        locality = query.locality.casefold() if query.locality else None
+        rate_center = query.rate_center.casefold() if query.rate_center else None
+        candidates: list[list[NumberBlock]] = [index.by_type.get(key, [])]
+        if admin:
+            candidates.append(index.by_admin.get((*key, admin), []))
+        if locality:
+            candidates.append(index.by_locality.get((*key, locality), []))
+        if rate_center:
+            candidates.append(index.by_rate_center.get((*key, rate_center), []))
+        if area:
+            candidates.append(index.by_area.get((*key, area), []))
+        if pattern and len(pattern) >= 3 and "X" not in pattern[:3]:
+            candidates.append(index.by_prefix3.get((*key, pattern[:3]), []))
+        smallest = min(candidates, key=len)
+        fixed = _fixed_positions(pattern)
+        for block in smallest:
+            if admin and (block.administrative_area or "").upper() != admin:
                 continue
-            if query.rate_center and (
-                (block.rate_center or "").casefold() != query.rate_center.casefold()
-            ):
+            if locality and (block.locality or "").casefold() != locality:
                 continue
-            if query.administrative_area and block.administrative_area != (
-                query.administrative_area.upper()
-            ):
+            if rate_center and (block.rate_center or "").casefold() != rate_center:
                 continue
-            if query.area_code and block.area_code != query.area_code:
+            if area and block.area_code != area:
                 continue
             if query.nxx and block.nxx != query.nxx:
                 continue
-            if query.pattern and not _pattern_fits(query.pattern, block.prefix):
+            if pattern and not _compatible(block.prefix, pattern, fixed, block.nsn_length):
                 continue
             yield block
 
-    def _lines(self, block: NumberBlock, pattern: str | None) -> Iterator[str]:
-        """Candidate national numbers of a block, in a stable scrambled order."""
-        for head in block.ranges:
-            width = block.nsn_length - len(head)
-            if pattern is not None and not _pattern_fits(pattern, head):
-                continue
-            template = (pattern or "")[len(head) : block.nsn_length].ljust(width, "X")
-            if len(template) > width:
-                continue
-            free = [i for i, ch in enumerate(template) if ch == "X"]
-            space = 10 ** len(free)
-            start = int.from_bytes(
-                hashlib.blake2b(self.seed + head.encode(), digest_size=4).digest(), "big"
-            )
-            for i in range(min(space, _MAX_LINES_PER_RANGE)):
-                value = str((start + i * _STRIDE) % space).zfill(len(free)) if free else ""
-                chars = list(template)
-                for pos, digit in zip(free, value, strict=True):
-                    chars[pos] = digit
-                nsn = head + "".join(chars)
-                if block.owns(nsn):
-                    yield nsn
-
-    def search(self, query: SearchQuery, exclude: frozenset[str]) -> Iterator[AvailableNumber]:
-        index = geography_index()
-        batch: list[AvailableNumber] = []
-        for block in self._blocks(index, query):
-            for nsn in self._lines(block, query.pattern):
-                e164 = _e164(block, nsn)
-                if e164 in exclude or not self._in_stock(e164) or not self._valid(block, nsn):
+    def _candidates(
+        self, query: SearchQuery, exclude: frozenset[str]
+    ) -> Iterator[tuple[str, NumberBlock]]:
+        pattern = query.pattern.upper() if query.pattern else None
+        if pattern and query.country_code.upper() not in NANP_COUNTRIES:
+            pattern = pattern.lstrip("0") or None  # "020…" → NSN "20…"
+        fixed = _fixed_positions(pattern)
+        for block in self._blocks(query, pattern):
+            cc = f"+{block.calling_code}"
+            for head in block.ranges:
+                if pattern and not _compatible(head, pattern, fixed, block.nsn_length):
                     continue
-                batch.append(self._describe(block, nsn))
-                if len(batch) >= _BATCH:
-                    yield from self._unsold(batch)
-                    batch = []
-        yield from self._unsold(batch)
+                width = block.nsn_length - len(head)
+                tail = (pattern or "")[len(head) :].ljust(width, "X")
+                free = [i for i, ch in enumerate(tail) if ch == "X"]
+                total = 10 ** len(free)
+                start = self._hash(head) % total
+                template = list(tail)
+                seen_valid = False
+                invalid = 0
+                for i in range(total):
+                    value = (start + i * _STEP) % total
+                    if free:
+                        digits = str(value).zfill(len(free))
+                        for pos, digit in zip(free, digits, strict=True):
+                            template[pos] = digit
+                    nsn = head + "".join(template)
+                    e164 = cc + nsn
+                    if e164 in exclude or not self.in_stock(e164):
+                        continue
+                    if not self._valid(block, nsn):
+                        invalid += 1
+                        if not seen_valid and invalid >= _DEAD_RANGE_PROBES:
+                            break
+                        continue
+                    seen_valid = True
+                    yield e164, block
 
-    def _unsold(self, batch: list[AvailableNumber]) -> Iterator[AvailableNumber]:
-        if not batch:
-            return
-        with self.db.session() as session:
-            sold = set(
-                session.scalars(
-                    select(SandboxAllocation.e164).where(
-                        SandboxAllocation.e164.in_([n.phone_number for n in batch]),
-                        SandboxAllocation.status == "active",
-                    )
+    def _allocated(self, numbers: Sequence[str]) -> set[str]:
+        if not numbers:
+            return set()
+        with self.db.session() as s:
+            rows = s.scalars(
+                select(SandboxAllocation.e164).where(
+                    SandboxAllocation.e164.in_(numbers), SandboxAllocation.status == "active"
                 )
             )
-        yield from (n for n in batch if n.phone_number not in sold)
+            return set(rows)
 
-    def _stocked(self, e164: str) -> tuple[NumberBlock, str] | None:
-        """The block of a number in stock (sold or not), else None."""
+    def search(self, query: SearchQuery, exclude: frozenset[str]) -> Iterator[AvailableNumber]:
+        batch: list[tuple[str, NumberBlock]] = []
+        size = _FIRST_BATCH
+        for item in self._candidates(query, exclude):
+            batch.append(item)
+            if len(batch) >= size:
+                yield from self._flush(batch)
+                batch = []
+                size = _BATCH
+        yield from self._flush(batch)
+
+    def _flush(self, batch: list[tuple[str, NumberBlock]]) -> Iterator[AvailableNumber]:
+        # The allocation check finishes (session closed) before anything is yielded.
+        taken = self._allocated([e164 for e164, _ in batch])
+        for e164, block in batch:
+            if e164 not in taken:
+                yield self._describe(block, e164)
+
+    def _block_of(self, e164: str) -> NumberBlock | None:
         try:
-            parsed = phonenumbers.parse(e164)
+            number = phonenumbers.parse(e164, None)
         except phonenumbers.NumberParseException:
             return None
-        region = phonenumbers.region_code_for_number(parsed)
-        nsn = phonenumbers.national_significant_number(parsed)
-        index = geography_index()
-        for kind in _TYPES:
-            block = index.block_for(region or "", kind, nsn)
-            if block is not None and self._in_stock(e164) and self._valid(block, nsn):
-                return block, nsn
+        region = phonenumbers.region_code_for_number(number)
+        if region is None:
+            return None
+        kind = phonenumbers.number_type(number)
+        nsn = str(number.national_number)
+        for type_name, accepted in _TYPES.items():
+            if kind in accepted:
+                block = country_index(region).block_for(region, type_name, nsn)
+                if (
+                    block is not None
+                    and phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+                    == e164
+                ):
+                    return block
         return None
 
-    def lookup(self, phone_number: str) -> AvailableNumber | None:
-        found = self._stocked(phone_number)
-        if found is None:
+    def _available_block(self, e164: str) -> NumberBlock | None:
+        """The block of an in-stock number (allocations aside), else None."""
+        block = self._block_of(e164)
+        if block is None or not self.in_stock(e164):
             return None
-        block, nsn = found
-        with self.db.session() as session:
-            row = session.get(SandboxAllocation, phone_number)
-            if row is not None and row.status == "active":
-                return None
-        return self._describe(block, nsn)
+        return block
+
+    def lookup(self, phone_number: str) -> AvailableNumber | None:
+        block = self._available_block(phone_number)
+        if block is None or self._allocated([phone_number]):
+            return None
+        return self._describe(block, phone_number)
 
     def reserve(self, phone_numbers: Sequence[str], reference: str, minutes: int) -> None:
-        """No-op: didhub's own holds table is the sandbox's reservation."""
+        """No-op. The sandbox has no carrier-side reservations (like most real
+        carriers); didhub's own holds table keeps held numbers out of other
+        buyers' searches, and order() re-checks availability atomically."""
+        return None
 
-    # ------------------------------------------------------------ orders
+    # -- ordering ------------------------------------------------------------
 
-    def _allocate(self, e164: str, order_id: str) -> NumberOrderResult:
-        if self._stocked(e164) is None:
-            return NumberOrderResult(e164, "failed", "number not in this carrier's inventory")
+    def _allocate(self, order_id: str, e164: str) -> bool:
+        if self._available_block(e164) is None:
+            return False
+        now = clock.now()
+        # Re-activate a released row; the WHERE makes concurrent attempts race-safe.
+        with self.db.session() as s:
+            result = s.execute(
+                update(SandboxAllocation)
+                .where(SandboxAllocation.e164 == e164, SandboxAllocation.status == "released")
+                .values(status="active", order_id=order_id, allocated_at=now)
+            )
+            if getattr(result, "rowcount", 0) == 1:
+                return True
+        # First sale: the primary key lets exactly one concurrent insert win.
         try:
-            with self.db.session() as session:
-                row = session.get(SandboxAllocation, e164)
-                if row is None:
-                    session.add(
-                        SandboxAllocation(
-                            e164=e164, order_id=order_id, status="active", allocated_at=clock.now()
-                        )
+            with self.db.session() as s:
+                s.add(
+                    SandboxAllocation(
+                        e164=e164, order_id=order_id, status="active", allocated_at=now
                     )
-                    session.flush()
-                else:
-                    moved = session.execute(
-                        update(SandboxAllocation)
-                        .where(
-                            SandboxAllocation.e164 == e164, SandboxAllocation.status == "released"
-                        )
-                        .values(order_id=order_id, status="active", allocated_at=clock.now())
-                    )
-                    if getattr(moved, "rowcount", 0) != 1:
-                        return NumberOrderResult(e164, "failed", "number not available")
+                )
         except IntegrityError:
-            return NumberOrderResult(e164, "failed", "number not available")
-        return NumberOrderResult(e164, "active")
+            return False
+        return True
 
     def order(self, order_id: str, phone_numbers: Sequence[str]) -> list[NumberOrderResult]:
-        fault = self._take_fault(("fail", "timeout", "unknown", "partial"))
+        fault = self._take_fault(FAULT_KINDS)
         if fault is not None and fault.kind == "fail":
-            raise CarrierFailure("sandbox: order rejected (injected fault)")
+            raise CarrierFailure("sandbox: injected failure, nothing was ordered")
         if fault is not None and fault.kind == "timeout":
-            raise CarrierOutcomeUnknown("sandbox: request timed out (injected fault)")
-        results = []
+            raise CarrierOutcomeUnknown("sandbox: injected timeout (the request never arrived)")
+        failing: frozenset[str] = frozenset()
+        if fault is not None and fault.kind == "partial":
+            failing = (
+                fault.numbers if fault.numbers is not None else frozenset(list(phone_numbers)[:1])
+            )
+        results: list[NumberOrderResult] = []
         for e164 in phone_numbers:
-            if fault is not None and fault.kind == "partial" and e164 in fault.numbers:
-                results.append(NumberOrderResult(e164, "failed", "sandbox: injected failure"))
+            if e164 in failing:
+                results.append(NumberOrderResult(e164, "failed", "injected partial failure"))
+            elif self._allocate(order_id, e164):
+                results.append(NumberOrderResult(e164, "active"))
             else:
-                results.append(self._allocate(e164, order_id))
+                results.append(NumberOrderResult(e164, "failed", "number not available"))
         if fault is not None and fault.kind == "unknown":
-            raise CarrierOutcomeUnknown("sandbox: answer lost (injected fault)")
+            raise CarrierOutcomeUnknown("sandbox: injected lost response (the order was processed)")
         if not any(r.status == "active" for r in results):
-            raise CarrierFailure("; ".join(f"{r.phone_number}: {r.reason}" for r in results))
+            reasons = "; ".join(f"{r.phone_number}: {r.reason}" for r in results) or "no numbers"
+            raise CarrierFailure(f"sandbox: nothing could be ordered ({reasons})")
         return results
 
     def order_status(self, order_id: str) -> list[NumberOrderResult]:
-        with self.db.session() as session:
-            rows = session.scalars(
-                select(SandboxAllocation).where(SandboxAllocation.order_id == order_id)
+        """Numbers allocated under ``order_id``: ``active``, or ``failed`` with
+        reason ``"released"`` once given back. Empty if the order never arrived."""
+        with self.db.session() as s:
+            rows = s.execute(
+                select(SandboxAllocation.e164, SandboxAllocation.status)
+                .where(SandboxAllocation.order_id == order_id)
+                .order_by(SandboxAllocation.e164)
             ).all()
-            return [
-                NumberOrderResult(r.e164, "active" if r.status == "active" else "failed")
-                for r in rows
-            ]
+        return [
+            NumberOrderResult(e164, "active")
+            if status == "active"
+            else NumberOrderResult(e164, "failed", "released")
+            for e164, status in rows
+        ]
 
     def release(self, phone_number: str) -> None:
+        """Give a number back. Idempotent for numbers already released; raises
+        CarrierFailure for a number this account never held."""
         fault = self._take_fault(("fail", "timeout"))
         if fault is not None and fault.kind == "fail":
-            raise CarrierFailure("sandbox: release rejected (injected fault)")
+            raise CarrierFailure("sandbox: injected failure, nothing was released")
         if fault is not None and fault.kind == "timeout":
-            raise CarrierOutcomeUnknown("sandbox: request timed out (injected fault)")
-        with self.db.session() as session:
-            session.execute(
-                update(SandboxAllocation)
-                .where(SandboxAllocation.e164 == phone_number)
-                .values(status="released")
-            )
+            raise CarrierOutcomeUnknown("sandbox: injected timeout (the request never arrived)")
+        with self.db.session() as s:
+            row = s.get(SandboxAllocation, phone_number)
+            if row is None:
+                raise CarrierFailure(f"sandbox: {phone_number} is not on this account")
+            row.status = "released"
+
+
+def _fixed_positions(pattern: str | None) -> tuple[tuple[int, str], ...]:
+    return tuple((i, ch) for i, ch in enumerate(pattern or "") if ch != "X")
+
+
+def _compatible(
+    prefix: str, pattern: str, fixed: tuple[tuple[int, str], ...], nsn_length: int
+) -> bool:
+    """Whether some number starting with ``prefix`` can match ``pattern``
+    (``fixed`` = its non-wildcard positions)."""
+    if len(pattern) > nsn_length:
+        return False
+    size = len(prefix)
+    for pos, digit in fixed:
+        if pos >= size:
+            break
+        if prefix[pos] != digit:
+            return False
+    return True

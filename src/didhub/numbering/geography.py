@@ -123,6 +123,7 @@ _RATE_CENTER_STRIP = re.compile(r"[^A-Z0-9 ]")
 _SPACES = re.compile(r" +")
 
 
+@functools.cache
 def rate_center_for(locality: str) -> str:
     """A LERG-style rate-center name: upper-case letters/digits/spaces, 10 chars."""
     cleaned = _SPACES.sub(" ", _RATE_CENTER_STRIP.sub("", locality.upper())).strip()
@@ -322,7 +323,9 @@ def _toll_free_blocks() -> list[NumberBlock]:
     return blocks
 
 
-def _gb_nsn_length(prefix: str) -> int | None:
+def _gb_sample(prefix: str) -> tuple[int, str | None] | None:
+    """(national number length, area code) of a GB geographic prefix, from a
+    sample number phonenumbers deems a valid fixed line; None if none is."""
     import phonenumbers
     from phonenumbers import PhoneNumberType
 
@@ -330,14 +333,16 @@ def _gb_nsn_length(prefix: str) -> int | None:
     for length in (10, 9):
         if len(prefix) >= length:
             continue
-        for filler in ("2345678901", "5555555555", "9876543210", "0000000000"):
+        for filler in ("2345678901", "3456789012", "7777777777", "8888888888", "0000000000"):
             nsn = (prefix + filler)[:length]
             number = phonenumbers.PhoneNumber(country_code=44, national_number=int(nsn))
             if phonenumbers.number_type(number) in fixed:
-                return length
+                size = phonenumbers.length_of_geographical_area_code(number)
+                return length, (nsn[:size] if size else None)
     return None
 
 
+@functools.cache
 def _au_state(nsn_prefix: str) -> str | None:
     for n in range(len(nsn_prefix), 0, -1):
         state = _AU_STATE_BY_PREFIX.get(nsn_prefix[:n])
@@ -364,15 +369,15 @@ def _international_blocks(
         if not locality:
             continue
         if country == "GB":
-            length = _gb_nsn_length(nsn_prefix)
-            if length is None:
+            sample = _gb_sample(nsn_prefix)
+            if sample is None:
                 continue
-            area_code = None
+            length, area_code = sample
             admin = None
         else:
             length = 9
             area_code = nsn_prefix[0]
-            admin = _au_state(nsn_prefix)
+            admin = _au_state(nsn_prefix[:3])
         if len(nsn_prefix) >= length:
             continue
         kids = children.get(key, set())
@@ -394,34 +399,6 @@ def _international_blocks(
     return blocks
 
 
-def _gb_area_codes(blocks: list[NumberBlock]) -> list[NumberBlock]:
-    """Fill in GB area codes (``"20"`` London, ``"113"`` Leeds, ``"16977"`` …)."""
-    import phonenumbers
-
-    out: list[NumberBlock] = []
-    for block in blocks:
-        nsn = (block.ranges[0] + "2345678901")[: block.nsn_length]
-        number = phonenumbers.PhoneNumber(country_code=44, national_number=int(nsn))
-        size = phonenumbers.length_of_geographical_area_code(number)
-        area = nsn[:size] if size else None
-        out.append(
-            NumberBlock(
-                country_code=block.country_code,
-                number_type=block.number_type,
-                calling_code=block.calling_code,
-                prefix=block.prefix,
-                nsn_length=block.nsn_length,
-                area_code=area,
-                locality=block.locality,
-                administrative_area=block.administrative_area,
-                rate_center=block.rate_center,
-                ranges=block.ranges,
-                exclusions=block.exclusions,
-            )
-        )
-    return out
-
-
 def _mobile_blocks() -> list[NumberBlock]:
     blocks: list[NumberBlock] = []
     for second in _GB_MOBILE_SECOND_DIGITS:
@@ -438,34 +415,48 @@ def _mobile_blocks() -> list[NumberBlock]:
     return blocks
 
 
+_GROUPS: dict[str, str] = {"US": "1", "CA": "1", "GB": "44", "AU": "61"}
+
+
 @functools.cache
-def geography_index() -> GeographyIndex:
-    """Build (once) and return the index. About a second: most of it is importing
-    phonenumbers' geocoder tables."""
+def _geodata(calling_code: str) -> dict[str, str]:
+    """English descriptions of the geocoder prefixes of one calling code."""
     from phonenumbers.geodata import GEOCODE_DATA
 
-    nanp: dict[str, str] = {}
-    gb: dict[str, str] = {}
-    au: dict[str, str] = {}
+    out: dict[str, str] = {}
     for key, names in GEOCODE_DATA.items():
-        first = key[0]
-        if first == "1":
-            target = nanp
-        elif first == "4" and key.startswith("44"):
-            target = gb
-        elif first == "6" and key.startswith("61"):
-            target = au
-        else:
-            continue
-        text = names.get("en")
-        if text:
-            target[key] = text
-    blocks = _nanp_blocks(nanp)
-    blocks += _toll_free_blocks()
-    blocks += _gb_area_codes(_international_blocks("GB", "44", gb, _GB_NATION_NAMES))
-    blocks += _international_blocks("AU", "61", au, _AU_STATE_NAMES)
-    blocks += _mobile_blocks()
+        if key.startswith(calling_code):
+            text = names.get("en")
+            if text:
+                out[key] = text
+    return out
+
+
+@functools.cache
+def _group_index(calling_code: str) -> GeographyIndex:
+    data = _geodata(calling_code)
+    if calling_code == "1":
+        blocks = _nanp_blocks(data) + _toll_free_blocks()
+    elif calling_code == "44":
+        blocks = _international_blocks("GB", "44", data, _GB_NATION_NAMES)
+    else:
+        blocks = _international_blocks("AU", "61", data, _AU_STATE_NAMES)
+    blocks += [b for b in _mobile_blocks() if str(b.calling_code) == calling_code]
     return GeographyIndex(blocks)
+
+
+def country_index(country_code: str) -> GeographyIndex:
+    """The index holding ``country_code`` (US and CA share the NANP one). Built
+    lazily, once per calling code, from phonenumbers' geocoder tables."""
+    code = _GROUPS.get(country_code.upper())
+    if code is None:
+        return GeographyIndex([])
+    return _group_index(code)
+
+
+def geography_index() -> tuple[GeographyIndex, ...]:
+    """Build every country's index now (e.g. at application start-up)."""
+    return tuple(_group_index(code) for code in ("1", "44", "61"))
 
 
 def exchanges(
@@ -475,7 +466,7 @@ def exchanges(
     npa: str | None = None,
 ) -> list[Exchange]:
     """NANP exchanges (NPA-NXX) of a country, optionally narrowed."""
-    index = geography_index()
+    index = country_index(country_code)
     key = (country_code.upper(), "local")
     if locality is not None:
         candidates = index.by_locality.get((*key, locality.casefold()), [])
@@ -513,7 +504,7 @@ def localities(
 ) -> list[tuple[str, str | None]]:
     """Distinct ``(locality, administrative_area)`` whose locality starts with ``q``
     (case-insensitive), then those merely containing it; each group sorted."""
-    places = geography_index().places.get(country_code.upper(), [])
+    places = country_index(country_code).places.get(country_code.upper(), [])
     needle = q.strip().casefold()
     admin = administrative_area.upper() if administrative_area else None
     starts: list[tuple[str, str | None]] = []
