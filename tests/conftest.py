@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from didhub.carriers.sandbox import SandboxCarrier
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -21,6 +20,7 @@ import didhub.models  # noqa: F401
 from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.api.app import create_app
+from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Base, Database
 from didhub.migrate import upgrade

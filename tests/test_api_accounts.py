@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conftest import Acct
 from fastapi.testclient import TestClient
+
+from conftest import Acct
 
 
 def test_requests_without_a_key_or_with_a_bad_key_get_401(

@@ -6,9 +6,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import Acct, buy, ledger_ok, search_numbers
 from fastapi.testclient import TestClient
 
+from conftest import Acct, buy, ledger_ok, search_numbers
 from didhub import clock
 from didhub.db import Database
 

@@ -9,13 +9,13 @@ from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 
-from conftest import Acct, ledger_ok, search_numbers
-from didhub.carriers.sandbox import SandboxCarrier
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from conftest import Acct, ledger_ok, search_numbers
 from didhub.accounts.service import PARTNER, Scope
 from didhub.billing import ledger
+from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.errors import DidhubError, NumberUnavailable

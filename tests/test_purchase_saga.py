@@ -9,13 +9,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import Acct, ledger_ok, search_numbers
-from didhub.carriers.sandbox import SandboxCarrier
 from fastapi.testclient import TestClient
 
+from conftest import Acct, ledger_ok, search_numbers
 from didhub.accounts.service import PARTNER, Scope
 from didhub.billing import ledger
 from didhub.carriers.base import NumberOrderResult
+from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.errors import CarrierError
