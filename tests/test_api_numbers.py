@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -204,6 +204,8 @@ def test_purchase_single_number_debits_wallet_and_lists_it_unassigned(
     assert data["id"].startswith("num_")
     assert data["assigned_to"] == "Unassigned"
     assert data["renews_on"] and data["purchased_at"]
+    for stamp in ("created_at", "purchased_at"):  # UTC with its offset, on SQLite too
+        assert datetime.fromisoformat(data[stamp]).utcoffset() == timedelta(0)
     assert response.json()["meta"]["charged"] == "2.00"
     assert wallet(client, partner) == Decimal("98.00")
     listed = client.get("/telephony/numbers", headers=partner.headers).json()["data"]

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, String, delete
+from sqlalchemy import JSON, String, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from didhub import clock
-from didhub.db import Base, Database
+from didhub.db import Base, Database, UtcDateTime
 from didhub.errors import Conflict, DidhubError, ValidationFailed
 
 HEADER = "Idempotency-Key"
@@ -36,7 +36,7 @@ class IdempotencyRecord(Base):
     state: Mapped[str] = mapped_column(String(16))  # in_progress | done
     status_code: Mapped[int | None] = mapped_column(default=None)
     response: Mapped[Any] = mapped_column(JSON, nullable=True, default=None)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 def fingerprint(operation: str, request: Any) -> str:

@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from didhub.db import Base, Money
+from didhub.db import Base, Money, UtcDateTime
 
 
 class LedgerAccount(Base):
@@ -23,7 +23,7 @@ class LedgerAccount(Base):
     kind: Mapped[str] = mapped_column(String(32))  # wallet | revenue | funding | ...
     currency: Mapped[str] = mapped_column(String(3))
     balance: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class LedgerTransaction(Base):
@@ -33,7 +33,7 @@ class LedgerTransaction(Base):
     kind: Mapped[str] = mapped_column(String(32))  # funding | purchase | refund | ...
     description: Mapped[str] = mapped_column(String(500))
     reference: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
 class LedgerEntry(Base):

@@ -22,7 +22,7 @@ from datetime import datetime
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
-from sqlalchemy import DateTime, String, select, update
+from sqlalchemy import String, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -35,7 +35,7 @@ from didhub.carriers.base import (
     NumberType,
     SearchQuery,
 )
-from didhub.db import Base, Database
+from didhub.db import Base, Database, UtcDateTime
 from didhub.numbering import NANP_COUNTRIES, NumberBlock, country_index
 
 FAULT_KINDS = ("fail", "timeout", "unknown", "partial")
@@ -58,7 +58,7 @@ class SandboxAllocation(Base):
     e164: Mapped[str] = mapped_column(String(20), primary_key=True)
     order_id: Mapped[str] = mapped_column(String(40), index=True)
     status: Mapped[str] = mapped_column(String(16))  # "active" | "released"
-    allocated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    allocated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 @dataclass

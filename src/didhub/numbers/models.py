@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, String, text
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from didhub.db import Base, Money
+from didhub.db import Base, Money, UtcDateTime
 
 # The partial unique indexes below make "two buyers own one number" impossible
 # at the database, whatever the application does.
@@ -48,10 +48,10 @@ class PhoneNumber(Base):
     upfront_cost: Mapped[Decimal] = mapped_column(Money())
     currency: Mapped[str] = mapped_column(String(3))
     failure_reason: Mapped[str | None] = mapped_column(String(500), default=None)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    purchased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    purchased_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
     renews_on: Mapped[date | None] = mapped_column(Date, default=None)
-    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    released_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
 
 
 class NumberAssignment(Base):
@@ -74,8 +74,8 @@ class NumberAssignment(Base):
     number_id: Mapped[str] = mapped_column(ForeignKey("phone_numbers.id"), index=True)
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"), index=True)
     assignment_type: Mapped[str] = mapped_column(String(16))  # inbound | outbound
-    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    assigned_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
 
 
 class NumberHold(Base):
@@ -87,7 +87,7 @@ class NumberHold(Base):
     e164: Mapped[str] = mapped_column(String(20), primary_key=True)
     holder_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     quote_id: Mapped[str] = mapped_column(String(40))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
 class NumberOrder(Base):
@@ -101,8 +101,8 @@ class NumberOrder(Base):
     total: Mapped[Decimal] = mapped_column(Money())
     currency: Mapped[str] = mapped_column(String(3))
     ledger_transaction_id: Mapped[str] = mapped_column(ForeignKey("ledger_transactions.id"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
 
 
 class NumberEvent(Base):
@@ -115,4 +115,4 @@ class NumberEvent(Base):
     account_id: Mapped[str | None] = mapped_column(String(40), default=None)
     kind: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

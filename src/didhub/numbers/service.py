@@ -184,7 +184,7 @@ def _check_not_taken(
         select(NumberHold).where(NumberHold.e164.in_(numbers)).with_for_update()
     ).all()
     for hold in holds:
-        if hold.holder_id != scope.account_id and _aware(hold.expires_at) > now:
+        if hold.holder_id != scope.account_id and hold.expires_at > now:
             raise NumberUnavailable(
                 f"{hold.e164} is held for another buyer's purchase", field=field
             )
@@ -195,11 +195,6 @@ def _check_not_taken(
     ).first()
     if owned is not None:
         raise NumberUnavailable(f"{owned} is not available", field=field)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every time we store is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=clock.now().tzinfo)
 
 
 def quote(
