@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+from typer.testing import CliRunner
+
+from conftest import Acct, search_numbers
+from didhub.billing import ledger
+from didhub.billing.models import LedgerAccount
+from didhub.cli import app
+from didhub.config import get_settings
+from didhub.db import Base, Database
+
+
+@pytest.fixture
+def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_migrations_create_exactly_the_models_schema(db: Database) -> None:
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_ledger_check_finds_a_cached_balance_that_drifted(
+    client: TestClient, partner: Acct, db: Database, cli_env: None
+) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["ledger", "check"]).exit_code == 0
+    with db.session() as session:
+        session.execute(
+            update(LedgerAccount)
+            .where(LedgerAccount.id == ledger.wallet_id(partner.id, "USD"))
+            .values(balance=Decimal("100.01"))
+        )
+    result = runner.invoke(app, ["ledger", "check", "--json"])
+    assert result.exit_code == 1
+    assert '"wallet_mismatch"' in result.output and "100.01" in result.output
+
+
+def test_an_unbalanced_transaction_is_refused(db: Database, partner: Acct) -> None:
+    with db.session() as session, pytest.raises(ValueError, match="unbalanced"):
+        ledger.post(
+            session,
+            kind="bad",
+            description="money from nowhere",
+            postings=[ledger.Posting(ledger.wallet_id(partner.id, "USD"), Decimal("5.00"))],
+        )
+    with db.session() as session:
+        assert ledger.wallet_balance(session, partner.id, "USD") == Decimal("100.00")
+
+
+def test_assign_and_unassign_replays_return_the_first_answer(
+    client: TestClient, partner: Acct, make_tenant: Callable[..., Acct]
+) -> None:
+    tenant = make_tenant("T", partner.id)
+    agent = client.post(
+        "/agents", json={"tenant_id": tenant.id, "name": "A"}, headers=partner.headers
+    ).json()["data"]
+    number = search_numbers(client, partner, area_code="208", page_size=1)[0]["phone_number"]
+    number_id = client.post(
+        "/telephony/numbers/purchase", json={"phone_number": number}, headers=partner.headers
+    ).json()["data"]["id"]
+    body = {"number_id": number_id, "agent_id": agent["id"], "assignment_type": "inbound"}
+    headers = {**partner.headers, "Idempotency-Key": "assign-1"}
+    first = client.post("/telephony/numbers/assign", json=body, headers=headers)
+    un = client.post(
+        "/telephony/numbers/unassign",
+        json={"number_id": number_id, "assignment_type": "inbound"},
+        headers={**partner.headers, "Idempotency-Key": "unassign-1"},
+    )
+    assert un.status_code == 200
+    # The replay answers what the first request answered and does not re-assign.
+    replay = client.post("/telephony/numbers/assign", json=body, headers=headers)
+    assert replay.status_code == 200 and replay.json() == first.json()
+    got = client.get(f"/telephony/numbers/{number_id}", headers=partner.headers).json()["data"]
+    assert got["assignments"]["inbound"] is None
