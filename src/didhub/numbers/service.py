@@ -562,23 +562,47 @@ def _require_active(number: PhoneNumber, field: str = "number_id") -> None:
         )
 
 
+def _live_assignment(
+    session: Session, number_id: str, assignment_type: str
+) -> NumberAssignment | None:
+    return session.scalars(
+        select(NumberAssignment).where(
+            NumberAssignment.number_id == number_id,
+            NumberAssignment.assignment_type == assignment_type,
+            NumberAssignment.ended_at.is_(None),
+        )
+    ).first()
+
+
+def _end_assignment(
+    session: Session,
+    number: PhoneNumber,
+    assignment: NumberAssignment,
+    account_id: str | None,
+    reason: str,
+) -> None:
+    assignment.ended_at = clock.now()
+    lifecycle.record(
+        session,
+        number,
+        "agent.unassigned",
+        account_id,
+        agent_id=assignment.agent_id,
+        assignment_type=assignment.assignment_type,
+        reason=reason,
+    )
+    # Flushed now: the live-assignment unique index must see it ended before
+    # a new assignment for the same direction is inserted.
+    session.flush()
+
+
 def _end_assignments(session: Session, number: PhoneNumber, account_id: str, reason: str) -> None:
-    now = clock.now()
     for assignment in session.scalars(
         select(NumberAssignment).where(
             NumberAssignment.number_id == number.id, NumberAssignment.ended_at.is_(None)
         )
-    ):
-        assignment.ended_at = now
-        lifecycle.record(
-            session,
-            number,
-            "agent.unassigned",
-            account_id,
-            agent_id=assignment.agent_id,
-            assignment_type=assignment.assignment_type,
-            reason=reason,
-        )
+    ).all():
+        _end_assignment(session, number, assignment, account_id, reason)
 
 
 def set_tenant(
@@ -644,27 +668,11 @@ def assign_agent(
             field="agent_id",
             code="tenant_mismatch",
         )
-    current = session.scalars(
-        select(NumberAssignment).where(
-            NumberAssignment.number_id == number.id,
-            NumberAssignment.assignment_type == assignment_type,
-            NumberAssignment.ended_at.is_(None),
-        )
-    ).first()
+    current = _live_assignment(session, number.id, assignment_type)
     if current is not None:
         if current.agent_id == agent.id:
             return current
-        current.ended_at = clock.now()
-        lifecycle.record(
-            session,
-            number,
-            "agent.unassigned",
-            scope.account_id,
-            agent_id=current.agent_id,
-            assignment_type=assignment_type,
-            reason="reassigned",
-        )
-        session.flush()
+        _end_assignment(session, number, current, scope.account_id, "reassigned")
     assignment = NumberAssignment(
         id=new_id("asg"),
         number_id=number.id,
@@ -690,28 +698,12 @@ def unassign_agent(
 ) -> NumberAssignment:
     _check_assignment_type(assignment_type)
     number = _lock_number(session, scope, number_id)
-    current = session.scalars(
-        select(NumberAssignment).where(
-            NumberAssignment.number_id == number.id,
-            NumberAssignment.assignment_type == assignment_type,
-            NumberAssignment.ended_at.is_(None),
-        )
-    ).first()
+    current = _live_assignment(session, number.id, assignment_type)
     if current is None:
         raise NotFound(
             f"{number.e164} has no {assignment_type} assignment", field="assignment_type"
         )
-    current.ended_at = clock.now()
-    lifecycle.record(
-        session,
-        number,
-        "agent.unassigned",
-        scope.account_id,
-        agent_id=current.agent_id,
-        assignment_type=assignment_type,
-        reason="unassigned",
-    )
-    session.flush()
+    _end_assignment(session, number, current, scope.account_id, "unassigned")
     return current
 
 
