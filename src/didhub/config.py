@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     # Shared secret the SIP edge presents on /routing/inbound; unset = open (loopback dev).
     edge_token: str | None = None
     unassigned_announcement: str = "This number isn't configured"
+    suspended_announcement: str = "This number is temporarily unavailable"
+    payment_gateway: str = "sandbox"
+    stripe_api_key: str | None = None
+    # Days a past-due account keeps service, then days suspended before release.
+    grace_days: int = Field(default=7, ge=0)
+    release_after_days: int = Field(default=30, ge=0)
 
 
 @cache

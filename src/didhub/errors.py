@@ -53,3 +53,15 @@ class InsufficientFunds(DidhubError):
 class CarrierError(DidhubError):
     status_code = 502
     code = "carrier_error"
+
+
+class PaymentDeclined(DidhubError):
+    status_code = 402
+    code = "payment_declined"
+
+
+class PaymentPending(DidhubError):
+    """The gateway didn't answer; the charge is settled later, never twice."""
+
+    status_code = 502
+    code = "payment_outcome_unknown"

@@ -1,7 +1,16 @@
 """Imports every model so ``Base.metadata`` knows every table (Alembic, tests)."""
 
 from didhub.accounts.models import Account, Agent, ApiKey
-from didhub.billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from didhub.billing.models import (
+    AccountEvent,
+    BillingProfile,
+    CardCharge,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    PaymentCard,
+    Renewal,
+)
 from didhub.carriers.sandbox import SandboxAllocation
 from didhub.idempotency import IdempotencyRecord
 from didhub.numbers.models import (
@@ -11,8 +20,15 @@ from didhub.numbers.models import (
     NumberOrder,
     PhoneNumber,
 )
+from didhub.payments.sandbox_gateway import SandboxCharge
 
 __all__ = [
+    "AccountEvent",
+    "BillingProfile",
+    "CardCharge",
+    "PaymentCard",
+    "Renewal",
+    "SandboxCharge",
     "Account",
     "Agent",
     "ApiKey",

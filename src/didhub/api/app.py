@@ -17,6 +17,8 @@ from didhub.carriers.registry import make_carrier
 from didhub.config import Settings, get_settings
 from didhub.db import Database
 from didhub.errors import DidhubError
+from didhub.payments.base import PaymentGateway
+from didhub.payments.registry import make_gateway
 
 
 def error_body(code: str, message: str, field: str | None) -> dict[str, Any]:
@@ -41,17 +43,21 @@ def _message(error: dict[str, Any]) -> str:
 
 
 def create_app(
-    settings: Settings | None = None, db: Database | None = None, carrier: Carrier | None = None
+    settings: Settings | None = None,
+    db: Database | None = None,
+    carrier: Carrier | None = None,
+    gateway: PaymentGateway | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
     db = db or Database(settings.database_url)
     carrier = carrier or make_carrier(settings, db)
+    gateway = gateway or make_gateway(settings, db)
     app = FastAPI(
         title="didhub",
         version=__version__,
         description="Search, buy, assign and release phone numbers (DIDs).",
     )
-    app.state.ctx = Context(db=db, carrier=carrier, settings=settings)
+    app.state.ctx = Context(db=db, carrier=carrier, settings=settings, gateway=gateway)
 
     @app.exception_handler(DidhubError)
     async def _didhub_error(_: Request, exc: DidhubError) -> JSONResponse:

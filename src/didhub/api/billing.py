@@ -1,15 +1,43 @@
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
 
 from didhub.api import presenters
-from didhub.api.deps import Caller, Ctx
-from didhub.billing import ledger
+from didhub.api.deps import Caller, Ctx, IdempotencyKey
+from didhub.billing import ledger, renewals
 from didhub.billing import service as billing
+from didhub.billing import wallet as wallets
+from didhub.billing.models import AccountEvent, BillingProfile, PaymentCard
+from didhub.billing.schemas import AutoRechargeRequest, CardRequest, TopupRequest
+from didhub.errors import NotFound
+from didhub.idempotency import run_once
 
 router = APIRouter(prefix="/billing", tags=["billing"])
+
+
+def _card(card: PaymentCard | None) -> dict[str, Any] | None:
+    if card is None:
+        return None
+    return {
+        "brand": card.brand,
+        "last4": card.last4,
+        "exp_month": card.exp_month,
+        "exp_year": card.exp_year,
+        "gateway": card.gateway,
+    }
+
+
+def _auto(profile: BillingProfile | None) -> dict[str, Any]:
+    return {
+        "enabled": bool(profile and profile.auto_recharge_enabled),
+        "threshold": presenters.money(profile.auto_recharge_threshold if profile else Decimal(0)),
+        "amount": presenters.money(profile.auto_recharge_amount if profile else Decimal(0)),
+    }
 
 
 @router.get("/wallet")
@@ -17,7 +45,101 @@ def wallet(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     currency = ctx.settings.currency
     with ctx.db.session() as session:
         balance = ledger.wallet_balance(session, scope.account_id, currency)
-    return {"data": {"balance": presenters.money(balance), "currency": currency}}
+        profile = session.get(BillingProfile, scope.account_id)
+        card = session.get(PaymentCard, scope.account_id)
+        return {
+            "data": {
+                "balance": presenters.money(balance),
+                "currency": currency,
+                "standing": profile.standing if profile else "good",
+                "past_due_since": presenters.when(profile.past_due_since if profile else None),
+                "suspended_since": presenters.when(profile.suspended_since if profile else None),
+                "auto_recharge": _auto(profile),
+                "card": _card(card),
+            }
+        }
+
+
+@router.post("/wallet/topup")
+def topup(
+    body: TopupRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
+) -> JSONResponse:
+    def work() -> tuple[int, Any]:
+        charge = wallets.topup(
+            ctx.db, ctx.gateway, ctx.settings, scope.account_id, body.amount, idempotency_key
+        )
+        settled = renewals.after_payment(ctx.db, ctx.gateway, ctx.settings, scope.account_id)
+        with ctx.db.session() as session:
+            balance = ledger.wallet_balance(session, scope.account_id, ctx.settings.currency)
+        return 200, {
+            "data": {
+                "charge_id": charge.charge_id,
+                "status": charge.status,
+                "amount": presenters.money(charge.amount),
+                "balance": presenters.money(balance),
+                "renewals_paid": settled.renewals,
+                "currency": ctx.settings.currency,
+            }
+        }
+
+    status, answer = run_once(
+        ctx.db, scope.account_id, idempotency_key, "topup", body.model_dump(mode="json"), work
+    )
+    return JSONResponse(answer, status_code=status)
+
+
+@router.get("/card")
+def get_card(ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        card = session.get(PaymentCard, scope.account_id)
+        if card is None:
+            raise NotFound("there is no card on file", field="card")
+        return {"data": _card(card)}
+
+
+@router.put("/card")
+def put_card(body: CardRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    card = wallets.set_card(ctx.db, ctx.gateway, scope.account_id, body.card_token)
+    return {"data": _card(card)}
+
+
+@router.delete("/card")
+def delete_card(ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        wallets.remove_card(session, scope.account_id)
+    return {"data": None}
+
+
+@router.put("/auto-recharge")
+def put_auto_recharge(body: AutoRechargeRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        profile = wallets.set_auto_recharge(
+            session, scope.account_id, body.enabled, body.threshold, body.amount
+        )
+        return {"data": _auto(profile)}
+
+
+@router.get("/events")
+def events(ctx: Ctx, scope: Caller, limit: int = Query(50, ge=1, le=200)) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        rows = session.scalars(
+            select(AccountEvent)
+            .where(AccountEvent.account_id == scope.account_id)
+            .order_by(AccountEvent.id.desc())
+            .limit(limit)
+        ).all()
+        return {
+            "data": [
+                {
+                    "id": e.id,
+                    "kind": e.kind,
+                    "message": e.message,
+                    "data": e.data,
+                    "created_at": presenters.when(e.created_at),
+                }
+                for e in rows
+            ]
+        }
 
 
 @router.get("/transactions")

@@ -13,6 +13,7 @@ from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.idempotency import HEADER
+from didhub.payments.base import PaymentGateway
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Context:
     db: Database
     carrier: Carrier
     settings: Settings
+    gateway: PaymentGateway
 
 
 def get_context(request: Request) -> Context:

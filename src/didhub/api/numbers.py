@@ -94,7 +94,9 @@ def purchase(
     field = "phone_number" if single else "phone_numbers"
 
     def work() -> tuple[int, Any]:
-        result = numbers.purchase(ctx.db, ctx.carrier, ctx.settings, scope, wanted, field)
+        result = numbers.purchase(
+            ctx.db, ctx.carrier, ctx.settings, scope, wanted, field, gateway=ctx.gateway
+        )
         with ctx.db.session() as session:
             shaped = presenters.phone_numbers(session, result.numbers)
         meta = {

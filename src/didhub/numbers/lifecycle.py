@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from didhub import clock
@@ -15,16 +16,19 @@ PROVISIONING = "provisioning"
 ACTIVE = "active"
 RELEASING = "releasing"
 RELEASED = "released"
+SUSPENDED = "suspended"
 FAILED = "failed"
 
-LIVE_STATUSES = (PROVISIONING, ACTIVE, RELEASING)
-STATUSES = (PROVISIONING, ACTIVE, RELEASING, RELEASED, FAILED)
+LIVE_STATUSES = (PROVISIONING, ACTIVE, SUSPENDED, RELEASING)
+STATUSES = (PROVISIONING, ACTIVE, SUSPENDED, RELEASING, RELEASED, FAILED)
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     PROVISIONING: frozenset({ACTIVE, FAILED}),
-    ACTIVE: frozenset({RELEASING}),
-    # A release the carrier refused puts the number back to active.
-    RELEASING: frozenset({RELEASED, ACTIVE}),
+    ACTIVE: frozenset({RELEASING, SUSPENDED}),
+    # Suspended for non-payment: back when paid, or released after the second period.
+    SUSPENDED: frozenset({ACTIVE, RELEASING}),
+    # A release the carrier refused puts the number back where it was.
+    RELEASING: frozenset({RELEASED, ACTIVE, SUSPENDED}),
     RELEASED: frozenset(),
     FAILED: frozenset(),
 }
@@ -63,3 +67,14 @@ def transition(
         raise IllegalTransition(f"{number.e164}: {number.status} -> {to} is not allowed")
     record(session, number, f"status.{to}", account_id, previous=number.status, **data)
     number.status = to
+
+
+def status_before(session: Session, number: PhoneNumber, entered: str) -> str | None:
+    """The status a number had when it last moved to ``entered``."""
+    event = session.scalars(
+        select(NumberEvent)
+        .where(NumberEvent.number_id == number.id, NumberEvent.kind == f"status.{entered}")
+        .order_by(NumberEvent.id.desc())
+    ).first()
+    previous = event.data.get("previous") if event is not None else None
+    return previous if isinstance(previous, str) else None

@@ -10,7 +10,7 @@ from didhub.db import Base, Money, UtcDateTime
 
 # The partial unique indexes below make "two buyers own one number" impossible
 # at the database, whatever the application does.
-_LIVE = "status IN ('provisioning', 'active', 'releasing')"
+_LIVE = "status IN ('provisioning', 'active', 'suspended', 'releasing')"
 
 
 class PhoneNumber(Base):
@@ -34,7 +34,7 @@ class PhoneNumber(Base):
     administrative_area: Mapped[str | None] = mapped_column(String(8), default=None)
     rate_center: Mapped[str | None] = mapped_column(String(32), default=None)
     features: Mapped[list[str]] = mapped_column(JSON, default=list)
-    # provisioning -> active -> releasing -> released; provisioning -> failed
+    # See numbers/lifecycle.py for the allowed transitions.
     status: Mapped[str] = mapped_column(String(16))
     is_managed: Mapped[bool] = mapped_column(default=True)
     carrier: Mapped[str] = mapped_column(String(32))
@@ -51,6 +51,10 @@ class PhoneNumber(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     purchased_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
     renews_on: Mapped[date | None] = mapped_column(Date, default=None)
+    # Monthly periods paid since purchase (the purchase pays the first); the next
+    # renewal is the purchase date plus this many months (the 31st stays the 31st
+    # where a month has one).
+    billed_periods: Mapped[int] = mapped_column(default=1)
     released_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
 
 

@@ -25,6 +25,7 @@ from didhub.accounts import service as accounts
 from didhub.accounts.models import Account, Agent
 from didhub.accounts.service import Scope
 from didhub.billing import ledger
+from didhub.billing import wallet as billing_wallet
 from didhub.carriers.base import (
     AvailableNumber,
     Carrier,
@@ -47,6 +48,7 @@ from didhub.errors import (
 from didhub.numbers import lifecycle
 from didhub.numbers.lifecycle import ACTIVE, FAILED, LIVE_STATUSES, PROVISIONING, RELEASED
 from didhub.numbers.models import NumberAssignment, NumberHold, NumberOrder, PhoneNumber
+from didhub.payments.base import PaymentGateway
 
 ASSIGNMENT_TYPES = ("inbound", "outbound")
 MAX_NUMBERS_PER_ORDER = 100
@@ -254,6 +256,7 @@ def purchase(
     scope: Scope,
     phone_numbers: Sequence[str],
     field_name: str = "phone_numbers",
+    gateway: PaymentGateway | None = None,
 ) -> PurchaseResult:
     """The purchase saga (see docs/architecture.md):
 
@@ -267,6 +270,11 @@ def purchase(
     lines = [_line(settings, info) for info in _describe(carrier, numbers, field_name)]
     total = sum((line.total for line in lines), Decimal("0.00"))
     order_id = new_id("ord")
+    with db.session() as session:
+        billing_wallet.require_good_standing(session, scope.account_id)
+    # The partner guide: an empty wallet is charged to the card when
+    # auto-recharge is on. That top-up stays in the wallet whatever follows.
+    billing_wallet.cover(db, gateway, settings, scope.account_id, total, order_id)
     now = clock.now()
     try:
         with db.session() as session:
@@ -356,6 +364,7 @@ def purchase(
 
     settled = settle_order(db, settings, order_id, results, authoritative=True)
     settled.numbers.sort(key=lambda n: numbers.index(n.e164))  # the order asked for
+    billing_wallet.recharge_below_threshold(db, gateway, settings, scope.account_id, order_id)
     if all(n.status == FAILED for n in settled.numbers):
         reasons = "; ".join(f"{k}: {v}" for k, v in settled.errors.items())
         raise CarrierError(
@@ -596,7 +605,9 @@ def _end_assignment(
     session.flush()
 
 
-def _end_assignments(session: Session, number: PhoneNumber, account_id: str, reason: str) -> None:
+def _end_assignments(
+    session: Session, number: PhoneNumber, account_id: str | None, reason: str
+) -> None:
     for assignment in session.scalars(
         select(NumberAssignment).where(
             NumberAssignment.number_id == number.id, NumberAssignment.ended_at.is_(None)
@@ -612,7 +623,7 @@ def set_tenant(
     belonged to the previous tenant's agents, so they end."""
     number = _lock_number(session, scope, number_id)
     _require_owner(session, scope, number, "reassign")
-    if number.status not in (PROVISIONING, ACTIVE):
+    if number.status not in (PROVISIONING, ACTIVE, lifecycle.SUSPENDED):
         raise Conflict(
             f"{number.e164} is {number.status} and can't be assigned",
             field="number_id",
@@ -713,21 +724,35 @@ def unassign_agent(
 def release(db: Database, carrier: Carrier, scope: Scope, number_id: str) -> PhoneNumber:
     """Give a number back: billing stops (``released_at``), assignments end, its
     history stays. The carrier is asked between two transactions; if it refuses,
-    the number is active again; if we can't tell, it stays ``releasing`` and
+    the number is back as it was; if we can't tell, it stays ``releasing`` and
     ``reconcile`` finishes the job."""
     with db.session() as session:
         number = _lock_number(session, scope, number_id)
         _require_owner(session, scope, number, "release")
-        if number.status != ACTIVE:
-            raise Conflict(
-                f"{number.e164} is {number.status}; only an active number can be released",
-                field="number_id",
-                code="number_not_active",
-            )
-        lifecycle.transition(session, number, lifecycle.RELEASING, scope.account_id)
-        _end_assignments(session, number, scope.account_id, "released")
+        _begin_release(session, number, scope.account_id, "released")
         number_pk = number.id
     return _finish_release(db, carrier, number_pk, scope.account_id)
+
+
+def release_for_nonpayment(db: Database, carrier: Carrier, number_id: str) -> PhoneNumber:
+    """The billing rules' last step for a suspended number nobody paid for."""
+    with db.session() as session:
+        number = session.get_one(PhoneNumber, number_id, with_for_update=True)
+        _begin_release(session, number, None, "released for non-payment")
+    return _finish_release(db, carrier, number_id, None)
+
+
+def _begin_release(
+    session: Session, number: PhoneNumber, account_id: str | None, reason: str
+) -> None:
+    if number.status not in (ACTIVE, lifecycle.SUSPENDED):
+        raise Conflict(
+            f"{number.e164} is {number.status}; only an active or suspended number can be released",
+            field="number_id",
+            code="number_not_active",
+        )
+    lifecycle.transition(session, number, lifecycle.RELEASING, account_id, reason=reason)
+    _end_assignments(session, number, account_id, reason)
 
 
 def _finish_release(
@@ -742,7 +767,8 @@ def _finish_release(
     except CarrierFailure as exc:
         with db.session() as session:
             number = session.get_one(PhoneNumber, number_pk, with_for_update=True)
-            lifecycle.transition(session, number, ACTIVE, account_id, reason=str(exc))
+            before = lifecycle.status_before(session, number, lifecycle.RELEASING) or ACTIVE
+            lifecycle.transition(session, number, before, account_id, reason=str(exc))
         raise CarrierError(
             f"the carrier refused to release {e164}: {exc}", field="number_id"
         ) from exc

@@ -2,7 +2,8 @@
 
 An active number with an inbound agent goes to that agent; any other number we
 hold follows its tenant's unassigned-number behaviour (for now the platform
-default: an announcement); a number we don't hold is not found.
+default: an announcement); a number suspended for non-payment answers the
+suspension; a number we don't hold is not found.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from didhub import numbering
 from didhub.accounts.models import Agent
 from didhub.config import Settings
 from didhub.errors import NotFound
-from didhub.numbers.lifecycle import ACTIVE
+from didhub.numbers.lifecycle import ACTIVE, SUSPENDED
 from didhub.numbers.models import NumberAssignment, PhoneNumber
 
 
@@ -25,7 +26,7 @@ class InboundRoute:
     phone_number: str
     number_id: str
     tenant_id: str | None
-    action: str  # agent | announcement
+    action: str  # agent | announcement | suspended
     agent_id: str | None = None
     agent_name: str | None = None
     text: str | None = None
@@ -34,10 +35,16 @@ class InboundRoute:
 def inbound(session: Session, settings: Settings, raw_number: str) -> InboundRoute:
     e164 = numbering.parse_e164(raw_number, field="phone_number")
     number = session.scalars(
-        select(PhoneNumber).where(PhoneNumber.e164 == e164, PhoneNumber.status == ACTIVE)
+        select(PhoneNumber).where(
+            PhoneNumber.e164 == e164, PhoneNumber.status.in_((ACTIVE, SUSPENDED))
+        )
     ).first()
     if number is None:
         raise NotFound(f"{e164} is not a number this platform holds", field="phone_number")
+    if number.status == SUSPENDED:
+        return InboundRoute(
+            e164, number.id, number.tenant_id, "suspended", text=settings.suspended_announcement
+        )
     row = session.execute(
         select(NumberAssignment.agent_id, Agent.name)
         .join(Agent, Agent.id == NumberAssignment.agent_id)

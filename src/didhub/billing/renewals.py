@@ -1,0 +1,339 @@
+"""Monthly renewals, and what happens when a wallet can't pay them.
+
+Each managed number renews on its purchase anniversary (the 31st becomes the
+month's last day, and comes back to the 31st the month after). A billing run
+charges every period that is due on ``as_of`` once: the unique (number, period)
+renewal row, written in the same transaction as the ledger debit under the
+wallet's lock, is what makes a re-run bill nothing.
+
+When the wallet can't pay: the card is charged if auto-recharge is on; else the
+account goes ``past_due`` and keeps service for ``grace_days``; then its numbers
+are ``suspended`` (routing answers the suspension) and, ``release_after_days``
+later, released. Paying (a top-up, or a later run that succeeds) brings a
+past-due or suspended account back to good standing and its numbers back to
+active. Every step is a ledger entry or an account event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from didhub import clock
+from didhub.billing import ledger, wallet
+from didhub.billing.models import BillingProfile, Renewal
+from didhub.carriers.base import Carrier
+from didhub.config import Settings
+from didhub.db import Database
+from didhub.errors import CarrierError, PaymentDeclined, PaymentPending
+from didhub.numbers import lifecycle
+from didhub.numbers.lifecycle import ACTIVE, SUSPENDED
+from didhub.numbers.models import PhoneNumber
+from didhub.numbers.service import add_months, release_for_nonpayment
+from didhub.payments.base import PaymentGateway
+
+BILLABLE = (ACTIVE, SUSPENDED)
+
+
+@dataclass
+class RunReport:
+    as_of: date
+    accounts: int = 0
+    renewals: int = 0
+    charged: Decimal = Decimal("0.00")
+    recharged: Decimal = Decimal("0.00")
+    past_due: list[str] = field(default_factory=list)
+    suspended: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+
+
+def _due_accounts(session: Session, as_of: date) -> list[str]:
+    return list(
+        session.scalars(
+            select(PhoneNumber.owner_id)
+            .where(
+                PhoneNumber.status.in_(BILLABLE),
+                PhoneNumber.is_managed.is_(True),
+                PhoneNumber.renews_on <= as_of,
+            )
+            .distinct()
+            .order_by(PhoneNumber.owner_id)
+        )
+    )
+
+
+@dataclass
+class _Collected:
+    renewals: int
+    charged: Decimal
+    shortfall: Decimal  # what the next unpaid period costs beyond the balance
+
+
+def _collect(db: Database, settings: Settings, account_id: str, as_of: date) -> _Collected:
+    """Charge every due period the wallet can pay, oldest first, in one ledger
+    transaction; report what's left unpaid."""
+    with db.session() as session:
+        book = ledger.lock_wallet(session, account_id, settings.currency)
+        due = list(
+            session.scalars(
+                select(PhoneNumber)
+                .where(
+                    PhoneNumber.owner_id == account_id,
+                    PhoneNumber.status.in_(BILLABLE),
+                    PhoneNumber.is_managed.is_(True),
+                    PhoneNumber.renews_on <= as_of,
+                )
+                .order_by(PhoneNumber.renews_on, PhoneNumber.id)
+                .with_for_update()
+            )
+        )
+        available = book.balance
+        lines: list[tuple[PhoneNumber, date, date]] = []
+        shortfall = Decimal("0.00")
+        for number in due:
+            assert number.renews_on is not None and number.purchased_at is not None
+            anchor = number.purchased_at.date()
+            while number.renews_on is not None and number.renews_on <= as_of:
+                if available < number.monthly_cost:
+                    shortfall = number.monthly_cost - available
+                    break
+                start = number.renews_on
+                number.billed_periods += 1
+                number.renews_on = add_months(anchor, number.billed_periods)
+                lines.append((number, start, number.renews_on))
+                available -= number.monthly_cost
+            if shortfall:
+                break
+        total = sum((n.monthly_cost for n, _, _ in lines), Decimal("0.00"))
+        if lines:
+            revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
+            txn = ledger.transfer(
+                session,
+                kind="renewal",
+                description=f"Monthly fees: {len(lines)} number-month(s) due by {as_of}",
+                debit=book.id,
+                credit=revenue,
+                amount=total,
+                reference=f"renewals:{as_of}",
+            )
+            now = clock.now()
+            session.add_all(
+                Renewal(
+                    number_id=number.id,
+                    account_id=account_id,
+                    period_start=start,
+                    period_end=end,
+                    amount=number.monthly_cost,
+                    currency=number.currency,
+                    ledger_transaction_id=txn.id,
+                    created_at=now,
+                )
+                for number, start, end in lines
+            )
+            for number, start, end in lines:
+                lifecycle.record(
+                    session,
+                    number,
+                    "renewal.charged",
+                    account_id,
+                    period_start=start.isoformat(),
+                    period_end=end.isoformat(),
+                    amount=f"{number.monthly_cost:.2f}",
+                )
+            wallet.event(
+                session,
+                account_id,
+                "renewal.charged",
+                f"Monthly fees of {total:.2f} {settings.currency} for {len(lines)} number-month(s)",
+                amount=f"{total:.2f}",
+                periods=len(lines),
+            )
+        return _Collected(len(lines), total, shortfall)
+
+
+def _restore(session: Session, account_id: str, billing: BillingProfile, report: RunReport) -> None:
+    if billing.standing == "good":
+        return
+    for number in session.scalars(
+        select(PhoneNumber)
+        .where(PhoneNumber.owner_id == account_id, PhoneNumber.status == SUSPENDED)
+        .with_for_update()
+    ):
+        lifecycle.transition(session, number, ACTIVE, account_id, reason="paid")
+    billing.standing = "good"
+    billing.past_due_since = None
+    billing.suspended_since = None
+    billing.updated_at = clock.now()
+    wallet.event(session, account_id, "account.good_standing", "Paid up: service restored")
+    report.restored.append(account_id)
+
+
+def settle_account(
+    db: Database,
+    gateway: PaymentGateway | None,
+    settings: Settings,
+    account_id: str,
+    as_of: date,
+    report: RunReport,
+) -> None:
+    """Bill what's due for one account, recharge the card if allowed, and move
+    its standing: good when everything due is paid, past due when not."""
+    collected = _collect(db, settings, account_id, as_of)
+    if collected.shortfall and gateway is not None:
+        try:
+            recharged = wallet.cover(
+                db,
+                gateway,
+                settings,
+                account_id,
+                collected.shortfall + _balance(db, settings, account_id),
+                f"renewal:{account_id}:{as_of}",
+            )
+        except (PaymentDeclined, PaymentPending):
+            recharged = False  # the card failed: past due below
+        if recharged:
+            report.recharged += collected.shortfall
+            more = _collect(db, settings, account_id, as_of)
+            collected = _Collected(
+                collected.renewals + more.renewals, collected.charged + more.charged, more.shortfall
+            )
+    report.renewals += collected.renewals
+    report.charged += collected.charged
+    with db.session() as session:
+        billing = wallet.profile(session, account_id)
+        if not collected.shortfall:
+            _restore(session, account_id, billing, report)
+        elif billing.standing == "good":
+            billing.standing = "past_due"
+            billing.past_due_since = as_of
+            billing.updated_at = clock.now()
+            grace_end = as_of + timedelta(days=settings.grace_days)
+            wallet.event(
+                session,
+                account_id,
+                "account.past_due",
+                f"A monthly fee couldn't be paid ({collected.shortfall:.2f} "
+                f"{settings.currency} short). Top up by {grace_end} to keep your numbers.",
+                shortfall=f"{collected.shortfall:.2f}",
+                grace_ends=grace_end.isoformat(),
+            )
+            report.past_due.append(account_id)
+    if collected.charged:
+        wallet.recharge_below_threshold(
+            db, gateway, settings, account_id, f"renewal:{account_id}:{as_of}"
+        )
+
+
+def _balance(db: Database, settings: Settings, account_id: str) -> Decimal:
+    with db.session() as session:
+        return ledger.wallet_balance(session, account_id, settings.currency)
+
+
+def _progress(
+    db: Database, carrier: Carrier, settings: Settings, as_of: date, report: RunReport
+) -> None:
+    """Past due past its grace → suspended; suspended past its period → released."""
+    with db.session() as session:
+        profiles = list(
+            session.scalars(
+                select(BillingProfile).where(BillingProfile.standing.in_(("past_due", "suspended")))
+            )
+        )
+    for billing in profiles:
+        account_id = billing.account_id
+        if (
+            billing.standing == "past_due"
+            and billing.past_due_since is not None
+            and as_of >= billing.past_due_since + timedelta(days=settings.grace_days)
+        ):
+            with db.session() as session:
+                fresh = wallet.profile(session, account_id)
+                for number in session.scalars(
+                    select(PhoneNumber)
+                    .where(PhoneNumber.owner_id == account_id, PhoneNumber.status == ACTIVE)
+                    .with_for_update()
+                ):
+                    lifecycle.transition(session, number, SUSPENDED, account_id, reason="unpaid")
+                fresh.standing = "suspended"
+                fresh.suspended_since = as_of
+                fresh.updated_at = clock.now()
+                release_on = as_of + timedelta(days=settings.release_after_days)
+                wallet.event(
+                    session,
+                    account_id,
+                    "account.suspended",
+                    f"Numbers suspended for non-payment; they will be released on {release_on} "
+                    "unless the balance is paid.",
+                    release_on=release_on.isoformat(),
+                )
+            report.suspended.append(account_id)
+        elif (
+            billing.standing == "suspended"
+            and billing.suspended_since is not None
+            and as_of >= billing.suspended_since + timedelta(days=settings.release_after_days)
+        ):
+            with db.session() as session:
+                ids = list(
+                    session.scalars(
+                        select(PhoneNumber.id).where(
+                            PhoneNumber.owner_id == account_id, PhoneNumber.status == SUSPENDED
+                        )
+                    )
+                )
+            for number_id in ids:
+                try:
+                    number = release_for_nonpayment(db, carrier, number_id)
+                except CarrierError:
+                    continue  # stays suspended; the next run tries again
+                report.released.append(number.e164)
+            with db.session() as session:
+                remaining = session.scalars(
+                    select(PhoneNumber.id).where(
+                        PhoneNumber.owner_id == account_id, PhoneNumber.status == SUSPENDED
+                    )
+                ).first()
+                fresh = wallet.profile(session, account_id)
+                if remaining is None:
+                    fresh.standing = "good"
+                    fresh.past_due_since = None
+                    fresh.suspended_since = None
+                    fresh.updated_at = clock.now()
+                    wallet.event(
+                        session,
+                        account_id,
+                        "numbers.released_for_nonpayment",
+                        f"{len(ids)} number(s) released for non-payment",
+                    )
+
+
+def after_payment(
+    db: Database, gateway: PaymentGateway | None, settings: Settings, account_id: str
+) -> RunReport:
+    """Money just arrived (a top-up): pay what's due now and restore service."""
+    report = RunReport(clock.now().date())
+    settle_account(db, gateway, settings, account_id, report.as_of, report)
+    return report
+
+
+def run(
+    db: Database,
+    carrier: Carrier,
+    gateway: PaymentGateway | None,
+    settings: Settings,
+    as_of: date | None = None,
+) -> RunReport:
+    """Bill every due number once per period, then move past-due accounts along."""
+    as_of = as_of or clock.now().date()
+    report = RunReport(as_of)
+    with db.session() as session:
+        accounts = _due_accounts(session, as_of)
+    for account_id in accounts:
+        report.accounts += 1
+        settle_account(db, gateway, settings, account_id, as_of, report)
+    _progress(db, carrier, settings, as_of, report)
+    return report

@@ -1,0 +1,371 @@
+"""Cards on file, top-ups and auto-recharge: how money gets into a wallet.
+
+A card charge is a small saga like a purchase: record the attempt (with the
+idempotency key the gateway will see), ask the gateway outside any database
+transaction, then credit the wallet from the card-clearing book in one ledger
+transaction. An unanswered charge stays ``unknown`` and ``reconcile_charges``
+asks again with the same key, which can't charge twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_UP, Decimal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from didhub import clock
+from didhub.billing import ledger
+from didhub.billing.models import AccountEvent, BillingProfile, CardCharge, PaymentCard
+from didhub.config import Settings
+from didhub.db import Database, new_id
+from didhub.errors import (
+    Conflict,
+    InsufficientFunds,
+    PaymentDeclined,
+    PaymentPending,
+    ValidationFailed,
+)
+from didhub.payments.base import CardDetails, PaymentGateway, PaymentOutcomeUnknown
+from didhub.payments.base import PaymentDeclined as GatewayDeclined
+
+CARD_CLEARING = "card_clearing"
+MAX_TOPUP = Decimal("10000.00")
+
+
+def profile(session: Session, account_id: str) -> BillingProfile:
+    """The account's billing profile (created on first use)."""
+    found = session.get(BillingProfile, account_id)
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            found = BillingProfile(
+                account_id=account_id,
+                auto_recharge_enabled=False,
+                auto_recharge_threshold=Decimal("0"),
+                auto_recharge_amount=Decimal("0"),
+                standing="good",
+                updated_at=clock.now(),
+            )
+            session.add(found)
+    except IntegrityError:
+        found = session.get_one(BillingProfile, account_id)
+    return found
+
+
+def event(session: Session, account_id: str, kind: str, message: str, **data: object) -> None:
+    session.add(
+        AccountEvent(
+            account_id=account_id, kind=kind, message=message, data=data, created_at=clock.now()
+        )
+    )
+
+
+def check_amount(value: Decimal, field: str, *, allow_zero: bool = False) -> Decimal:
+    if not value.is_finite():
+        raise ValidationFailed("must be a number", field=field)
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValidationFailed(
+            "must be zero or more" if allow_zero else "must be more than zero", field=field
+        )
+    if value != value.quantize(ledger.CENTS):
+        raise ValidationFailed("at most 2 decimal places", field=field)
+    if value > MAX_TOPUP:
+        raise ValidationFailed(f"at most {MAX_TOPUP}", field=field)
+    return value
+
+
+# ------------------------------------------------------------------ card on file
+
+
+def card_on_file(session: Session, account_id: str) -> PaymentCard | None:
+    return session.get(PaymentCard, account_id)
+
+
+def set_card(
+    db: Database, gateway: PaymentGateway, account_id: str, card_token: str
+) -> PaymentCard:
+    """Store a card (replacing the previous one). Only the gateway's token, brand,
+    last 4 and expiry are kept."""
+    if not card_token.strip():
+        raise ValidationFailed("card_token is required", field="card_token")
+    with db.session() as session:
+        current = session.get(PaymentCard, account_id)
+        customer = current.customer if current is not None else None
+    try:
+        details = gateway.attach_card(account_id, card_token.strip(), customer)
+    except GatewayDeclined as exc:
+        raise PaymentDeclined(str(exc), field="card_token") from exc
+    with db.session() as session:
+        card = session.get(PaymentCard, account_id)
+        if card is None:
+            card = PaymentCard(account_id=account_id, created_at=clock.now())
+            session.add(card)
+        card.gateway = gateway.name
+        card.token = details.token
+        card.customer = details.customer
+        card.brand = details.brand
+        card.last4 = details.last4
+        card.exp_month = details.exp_month
+        card.exp_year = details.exp_year
+        card.created_at = clock.now()
+        event(session, account_id, "card.added", f"{details.brand} ending {details.last4} added")
+    return card
+
+
+def remove_card(session: Session, account_id: str) -> None:
+    card = session.get(PaymentCard, account_id)
+    if card is None:
+        return
+    session.delete(card)
+    billing = profile(session, account_id)
+    if billing.auto_recharge_enabled:
+        billing.auto_recharge_enabled = False
+        event(
+            session, account_id, "auto_recharge.disabled", "Auto-recharge off: the card was removed"
+        )
+
+
+def set_auto_recharge(
+    session: Session, account_id: str, enabled: bool, threshold: Decimal, amount: Decimal
+) -> BillingProfile:
+    check_amount(threshold, "threshold", allow_zero=True)
+    check_amount(amount, "amount", allow_zero=not enabled)
+    if enabled and session.get(PaymentCard, account_id) is None:
+        raise ValidationFailed("add a card before turning auto-recharge on", field="enabled")
+    billing = profile(session, account_id)
+    billing.auto_recharge_enabled = enabled
+    billing.auto_recharge_threshold = threshold
+    billing.auto_recharge_amount = amount
+    billing.updated_at = clock.now()
+    return billing
+
+
+# ------------------------------------------------------------------ charges
+
+
+@dataclass(frozen=True)
+class ChargeOutcome:
+    charge_id: str
+    status: str  # succeeded | declined | unknown
+    amount: Decimal
+    message: str | None
+
+
+def _card_details(card: PaymentCard) -> CardDetails:
+    return CardDetails(
+        token=card.token,
+        last4=card.last4,
+        brand=card.brand,
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+        customer=card.customer,
+    )
+
+
+def charge_card(
+    db: Database,
+    gateway: PaymentGateway,
+    settings: Settings,
+    account_id: str,
+    amount: Decimal,
+    purpose: str,
+    idempotency_key: str,
+) -> ChargeOutcome:
+    """Charge the card on file and credit the wallet. Asking again with the same
+    key returns the first outcome (or settles an unknown one)."""
+    with db.session() as session:
+        charge = session.scalars(
+            select(CardCharge).where(CardCharge.idempotency_key == idempotency_key)
+        ).first()
+        if charge is not None and charge.status in ("succeeded", "declined"):
+            return ChargeOutcome(charge.id, charge.status, charge.amount, charge.message)
+        card = session.get(PaymentCard, account_id)
+        if card is None:
+            raise ValidationFailed("there is no card on file", field="card")
+        details = _card_details(card)
+        if charge is None:
+            charge = CardCharge(
+                id=new_id("chg"),
+                account_id=account_id,
+                purpose=purpose,
+                amount=amount,
+                currency=settings.currency,
+                idempotency_key=idempotency_key,
+                status="pending",
+                gateway=gateway.name,
+                created_at=clock.now(),
+            )
+            session.add(charge)
+        charge_pk, amount = charge.id, charge.amount
+    try:
+        result = gateway.charge(
+            card=details,
+            amount=amount,
+            currency=settings.currency,
+            idempotency_key=idempotency_key,
+            description=f"didhub wallet {purpose}",
+        )
+    except PaymentOutcomeUnknown as exc:
+        with db.session() as session:
+            session.get_one(CardCharge, charge_pk).status = "unknown"
+            session.get_one(CardCharge, charge_pk).message = str(exc)
+        return ChargeOutcome(charge_pk, "unknown", amount, str(exc))
+    with db.session() as session:
+        charge = session.scalars(
+            select(CardCharge).where(CardCharge.id == charge_pk).with_for_update()
+        ).one()
+        if charge.status in ("succeeded", "declined"):  # settled meanwhile by a retry
+            return ChargeOutcome(charge.id, charge.status, charge.amount, charge.message)
+        charge.gateway_charge_id = result.charge_id
+        if result.status == "succeeded":
+            clearing = ledger.ensure_platform_book(session, CARD_CLEARING, charge.currency)
+            wallet = ledger.ensure_wallet(session, account_id, charge.currency)
+            txn = ledger.transfer(
+                session,
+                kind="card_topup" if purpose == "topup" else "auto_recharge",
+                description=f"Card {details.brand} ending {details.last4}: {purpose}",
+                debit=clearing,
+                credit=wallet,
+                amount=charge.amount,
+                reference=charge.id,
+            )
+            charge.status = "succeeded"
+            charge.ledger_transaction_id = txn.id
+            event(session, account_id, "payment.succeeded", f"Card charged {charge.amount:.2f}")
+        else:
+            charge.status = "declined"
+            charge.decline_code = result.decline_code
+            charge.message = result.message or "the card was declined"
+            event(
+                session,
+                account_id,
+                "payment.failed",
+                f"Card charge of {charge.amount:.2f} declined: {charge.message}",
+                decline_code=result.decline_code,
+            )
+        return ChargeOutcome(charge.id, charge.status, charge.amount, charge.message)
+
+
+def _raise_unless_paid(outcome: ChargeOutcome, field: str) -> None:
+    if outcome.status == "declined":
+        raise PaymentDeclined(f"the card was declined: {outcome.message}", field=field)
+    if outcome.status == "unknown":
+        raise PaymentPending(
+            "the payment gateway did not answer; the charge will be confirmed by "
+            "`didhub reconcile` and is never taken twice",
+            field=field,
+        )
+
+
+def topup(
+    db: Database,
+    gateway: PaymentGateway,
+    settings: Settings,
+    account_id: str,
+    amount: Decimal,
+    idempotency_key: str | None,
+) -> ChargeOutcome:
+    check_amount(amount, "amount")
+    key = f"topup:{account_id}:{idempotency_key}" if idempotency_key else new_id("topup")
+    outcome = charge_card(db, gateway, settings, account_id, amount, "topup", key)
+    _raise_unless_paid(outcome, "amount")
+    return outcome
+
+
+def cover(
+    db: Database,
+    gateway: PaymentGateway | None,
+    settings: Settings,
+    account_id: str,
+    needed: Decimal,
+    reference: str,
+) -> bool:
+    """If the wallet can't cover ``needed`` and auto-recharge is on, charge the
+    card for what's missing (at least the recharge amount) and say so. A decline
+    is 402 ``payment_declined`` and nothing else changes. Without auto-recharge
+    nothing happens: the caller's own funds check answers."""
+    with db.session() as session:
+        balance = ledger.wallet_balance(session, account_id, settings.currency)
+        billing = session.get(BillingProfile, account_id)
+        has_card = session.get(PaymentCard, account_id) is not None
+    if balance >= needed or gateway is None or billing is None:
+        return False
+    if not billing.auto_recharge_enabled or not has_card:
+        return False
+    shortfall = (needed - balance).quantize(ledger.CENTS, rounding=ROUND_UP)
+    amount = max(billing.auto_recharge_amount, shortfall)
+    outcome = charge_card(
+        db, gateway, settings, account_id, amount, "auto_recharge", f"auto:{reference}"
+    )
+    _raise_unless_paid(outcome, "wallet")
+    return True
+
+
+def require_good_standing(session: Session, account_id: str) -> None:
+    billing = session.get(BillingProfile, account_id)
+    if billing is not None and billing.standing != "good":
+        raise InsufficientFunds(
+            f"the account is {billing.standing.replace('_', ' ')}: pay the balance due "
+            "before buying more numbers",
+            field="wallet",
+            code="account_past_due",
+        )
+
+
+def recharge_below_threshold(
+    db: Database,
+    gateway: PaymentGateway | None,
+    settings: Settings,
+    account_id: str,
+    reference: str,
+) -> ChargeOutcome | None:
+    """After a debit: top the wallet up by the recharge amount when it fell below
+    the threshold. A decline is recorded as an event, not raised: the debit that
+    triggered it already happened and was paid."""
+    if gateway is None:
+        return None
+    with db.session() as session:
+        billing = session.get(BillingProfile, account_id)
+        balance = ledger.wallet_balance(session, account_id, settings.currency)
+        if (
+            billing is None
+            or not billing.auto_recharge_enabled
+            or billing.auto_recharge_amount <= 0
+            or balance >= billing.auto_recharge_threshold
+            or session.get(PaymentCard, account_id) is None
+        ):
+            return None
+        amount = billing.auto_recharge_amount
+    return charge_card(
+        db, gateway, settings, account_id, amount, "auto_recharge", f"threshold:{reference}"
+    )
+
+
+def reconcile_charges(
+    db: Database, gateway: PaymentGateway, settings: Settings
+) -> list[ChargeOutcome]:
+    """Ask the gateway again, with the same keys, about charges it didn't answer."""
+    with db.session() as session:
+        pending = session.execute(
+            select(
+                CardCharge.account_id,
+                CardCharge.amount,
+                CardCharge.purpose,
+                CardCharge.idempotency_key,
+            )
+            .where(
+                CardCharge.status.in_(("unknown", "pending")), CardCharge.gateway == gateway.name
+            )
+            .order_by(CardCharge.id)
+        ).all()
+    outcomes = []
+    for account_id, amount, purpose, key in pending:
+        try:
+            outcomes.append(charge_card(db, gateway, settings, account_id, amount, purpose, key))
+        except (ValidationFailed, Conflict):
+            continue  # the card was removed meanwhile; the charge stays unknown
+    return outcomes

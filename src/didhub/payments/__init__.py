@@ -1,0 +1,1 @@
+"""Payment gateways: how a wallet is topped up from a card."""
