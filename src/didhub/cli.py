@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
 
@@ -17,7 +17,8 @@ from rich.table import Table
 from didhub.accounts import service as accounts
 from didhub.accounts.service import Scope
 from didhub.api import presenters
-from didhub.billing import ledger
+from didhub.billing import ledger, renewals
+from didhub.billing import wallet as billing_wallet
 from didhub.carriers.base import Carrier
 from didhub.carriers.registry import make_carrier
 from didhub.config import Settings, get_settings
@@ -25,6 +26,8 @@ from didhub.db import Database
 from didhub.errors import DidhubError, ValidationFailed
 from didhub.numbers import service as numbers
 from didhub.numbers.schemas import SearchRequest
+from didhub.payments.base import PaymentGateway
+from didhub.payments.registry import make_gateway
 
 app = typer.Typer(
     help="didhub: search, buy, assign and release phone numbers.", no_args_is_help=True
@@ -35,12 +38,14 @@ agent_app = typer.Typer(help="Agents under a tenant.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 numbers_app = typer.Typer(help="Phone numbers.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
+billing_app = typer.Typer(help="Renewals and payments.", no_args_is_help=True)
 app.add_typer(partner_app, name="partner")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(agent_app, name="agent")
 app.add_typer(key_app, name="key")
 app.add_typer(numbers_app, name="numbers")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(billing_app, name="billing")
 
 console = Console()
 err = Console(stderr=True)
@@ -99,6 +104,10 @@ def _carrier(db: Database) -> Carrier:
     return make_carrier(_settings(), db)
 
 
+def _gateway(db: Database) -> PaymentGateway:
+    return make_gateway(_settings(), db)
+
+
 # ------------------------------------------------------------------ server
 
 
@@ -128,7 +137,7 @@ def serve(
     if db.is_sqlite or is_empty(db):
         upgrade(db)
     console.print(f"didhub on http://{host}:{port} ({settings.database_url}, {settings.carrier})")
-    uvicorn.run(create_app(settings, db), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings, db, sweep=True), host=host, port=port, log_level="info")
 
 
 # ------------------------------------------------------------------ accounts
@@ -390,7 +399,9 @@ def numbers_buy(
 
         def work() -> dict[str, Any]:
             scope = _scope(db, key)
-            result = numbers.purchase(db, _carrier(db), settings, scope, phone_numbers)
+            result = numbers.purchase(
+                db, _carrier(db), settings, scope, phone_numbers, gateway=_gateway(db)
+            )
             with db.session() as session:
                 shaped = presenters.phone_numbers(session, result.numbers)
             return {
@@ -498,12 +509,13 @@ def reconcile(
     ] = 60,
     as_json: JsonOpt = False,
 ) -> None:
-    """Settle carrier orders and releases whose outcome is not known yet."""
+    """Settle carrier orders, releases and card charges whose outcome is not known yet."""
     settings = _settings()
     with _database() as db:
         report = _run(
             lambda: numbers.reconcile(db, _carrier(db), settings, timedelta(seconds=min_age))
         )
+        charges = billing_wallet.reconcile_charges(db, _gateway(db), settings)
     out = {
         "orders_checked": report.orders_checked,
         "activated": report.activated,
@@ -512,6 +524,46 @@ def reconcile(
         "still_pending": report.still_pending,
         "released": report.released,
         "holds_expired": report.holds_expired,
+        "card_charges_settled": {c.charge_id: c.status for c in charges},
+    }
+    if as_json:
+        _print_json(out)
+        return
+    for name, value in out.items():
+        console.print(f"{name}: {value}")
+
+
+@billing_app.command("run")
+def billing_run(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Bill what is due on this date (YYYY-MM-DD).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Charge every renewal due by the date once; move unpaid accounts along."""
+    settings = _settings()
+
+    def when() -> date | None:
+        if as_of is None:
+            return None
+        try:
+            return date.fromisoformat(as_of)
+        except ValueError:
+            raise ValidationFailed(
+                f"{as_of!r} is not a date like 2026-01-31", field="as_of"
+            ) from None
+
+    with _database() as db:
+        report = _run(lambda: renewals.run(db, _carrier(db), _gateway(db), settings, when()))
+    out = {
+        "as_of": report.as_of.isoformat(),
+        "accounts": report.accounts,
+        "renewals": report.renewals,
+        "charged": presenters.money(report.charged),
+        "past_due": report.past_due,
+        "suspended": report.suspended,
+        "released": report.released,
+        "restored": report.restored,
     }
     if as_json:
         _print_json(out)

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     payment_gateway: str = "sandbox"
     stripe_api_key: str | None = None
     # Days a past-due account keeps service, then days suspended before release.
+    # Seconds between the server's periodic sweeps (renewals, reconcile); 0 = off.
+    sweep_seconds: int = Field(default=300, ge=0)
     grace_days: int = Field(default=7, ge=0)
     release_after_days: int = Field(default=30, ge=0)
 

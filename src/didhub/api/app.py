@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +21,7 @@ from didhub.db import Database
 from didhub.errors import DidhubError
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
+from didhub.sweep import Sweeper
 
 
 def error_body(code: str, message: str, field: str | None) -> dict[str, Any]:
@@ -47,12 +50,24 @@ def create_app(
     db: Database | None = None,
     carrier: Carrier | None = None,
     gateway: PaymentGateway | None = None,
+    sweep: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
     db = db or Database(settings.database_url)
     carrier = carrier or make_carrier(settings, db)
     gateway = gateway or make_gateway(settings, db)
+    sweeper = Sweeper(db, carrier, gateway, settings) if sweep and settings.sweep_seconds else None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if sweeper is not None:
+            sweeper.start()
+        yield
+        if sweeper is not None:
+            sweeper.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="didhub",
         version=__version__,
         description="Search, buy, assign and release phone numbers (DIDs).",

@@ -1,0 +1,50 @@
+"""The server's periodic work: expire holds, settle unknown carrier orders and
+card charges, and bill due renewals. Each step is set-based and safe to repeat,
+so one sweeper per SQLite file or several workers on PostgreSQL are both fine
+(row locks keep two sweeps from billing one renewal twice)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from didhub.billing import renewals
+from didhub.billing import wallet as billing_wallet
+from didhub.carriers.base import Carrier
+from didhub.config import Settings
+from didhub.db import Database
+from didhub.numbers import service as numbers
+from didhub.payments.base import PaymentGateway
+
+log = logging.getLogger("didhub.sweep")
+
+
+def sweep_once(db: Database, carrier: Carrier, gateway: PaymentGateway, settings: Settings) -> None:
+    numbers.reconcile(db, carrier, settings, timedelta(seconds=60))
+    billing_wallet.reconcile_charges(db, gateway, settings)
+    renewals.run(db, carrier, gateway, settings)
+
+
+class Sweeper:
+    def __init__(
+        self, db: Database, carrier: Carrier, gateway: PaymentGateway, settings: Settings
+    ) -> None:
+        self._args = (db, carrier, gateway, settings)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="didhub-sweep", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        interval = self._args[3].sweep_seconds
+        while not self._stop.wait(interval):
+            try:
+                sweep_once(*self._args)
+            except Exception:  # keep sweeping; the next round retries
+                log.exception("periodic sweep failed")
