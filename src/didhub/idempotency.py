@@ -4,7 +4,8 @@ The first request with a key claims it; its answer is stored and every replay
 gets that same answer without running again (so nothing is charged twice). A
 request that ends in a didhub error releases the key (those change nothing, so
 a retry after fixing the cause must be able to run); a crash leaves the key
-"in progress", so a blind retry can't buy twice. Reusing a key for a different
+"in progress" for a five-minute lease, so a blind retry can't race the first
+attempt, and then lets a retry run. Reusing a key for a different
 request is refused.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, String, delete
@@ -25,6 +26,7 @@ from didhub.db import Base, Database, UtcDateTime
 from didhub.errors import Conflict, DidhubError, ValidationFailed
 
 HEADER = "Idempotency-Key"
+LEASE = timedelta(minutes=5)
 
 
 class IdempotencyRecord(Base):
@@ -42,6 +44,34 @@ class IdempotencyRecord(Base):
 def fingerprint(operation: str, request: Any) -> str:
     canonical = json.dumps([operation, request], sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _existing(db: Database, account_id: str, key: str, fp: str) -> tuple[int, Any] | None:
+    """The stored answer for a claimed key, or None when the key is free again."""
+    with db.session() as session:
+        record = session.get(IdempotencyRecord, (account_id, key))
+        if record is None:
+            return None
+        if record.fingerprint != fp:
+            raise ValidationFailed(
+                "this Idempotency-Key was already used for a different request",
+                field=HEADER,
+                code="idempotency_key_reused",
+            )
+        if record.state == "done":
+            assert record.status_code is not None
+            return record.status_code, record.response
+        if clock.now() - record.created_at > LEASE:
+            # The first attempt died mid-way (a crash, an unexpected error): after
+            # the lease a retry may run. Its own guards (the live-number index,
+            # orders settled only once) keep it from charging twice.
+            session.delete(record)
+            return None
+        raise Conflict(
+            "a request with this Idempotency-Key is still in progress",
+            field=HEADER,
+            code="idempotency_in_progress",
+        )
 
 
 def run_once(
@@ -71,24 +101,10 @@ def run_once(
                 )
             )
     except IntegrityError:
-        with db.session() as session:
-            record = session.get(IdempotencyRecord, (account_id, key))
-            if record is None:  # released by a failed first attempt just now
-                return run_once(db, account_id, key, operation, request, work)
-            if record.fingerprint != fp:
-                raise ValidationFailed(
-                    "this Idempotency-Key was already used for a different request",
-                    field=HEADER,
-                    code="idempotency_key_reused",
-                ) from None
-            if record.state != "done":
-                raise Conflict(
-                    "a request with this Idempotency-Key is still in progress",
-                    field=HEADER,
-                    code="idempotency_in_progress",
-                ) from None
-            assert record.status_code is not None
-            return record.status_code, record.response
+        replay = _existing(db, account_id, key, fp)
+        if replay is None:  # freed (a failed or lapsed first attempt): claim it again
+            return run_once(db, account_id, key, operation, request, work)
+        return replay
     try:
         status_code, body = work()
     except DidhubError:

@@ -24,6 +24,7 @@ from didhub.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 PARTNER = "partner"
 TENANT = "tenant"
 KEY_PREFIX = "dh_"
+MAX_CREDIT = Decimal("1000000000.00")
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,14 @@ def fund_wallet(
     session: Session, account_id: str, amount: Decimal, currency: str, description: str
 ) -> None:
     """Credit a wallet from the platform's funding book (operator credit)."""
-    if amount < 0:
-        raise ValidationFailed("amount must not be negative", field="balance")
+    if not amount.is_finite() or amount < 0:
+        raise ValidationFailed("amount must be zero or more", field="balance")
+    if amount != amount.quantize(ledger.CENTS):
+        raise ValidationFailed("amount has at most 2 decimal places", field="balance")
+    if amount > MAX_CREDIT:
+        raise ValidationFailed(f"amount is at most {MAX_CREDIT}", field="balance")
     if amount == 0:
         return
-    amount = amount.quantize(ledger.CENTS)
     funding = ledger.ensure_platform_book(session, ledger.FUNDING, currency)
     wallet = ledger.ensure_wallet(session, account_id, currency)
     ledger.transfer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,8 @@ from didhub.errors import DidhubError
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
 from didhub.sweep import Sweeper
+
+log = logging.getLogger("didhub.api")
 
 
 def error_body(code: str, message: str, field: str | None) -> dict[str, Any]:
@@ -98,6 +101,19 @@ def create_app(
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail), None), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(
+            error_body(
+                "internal_error",
+                "something went wrong on our side; it was logged. Retrying with the same "
+                "Idempotency-Key is safe.",
+                None,
+            ),
+            status_code=500,
+        )
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, Any]:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from didhub import numbering
+from didhub.accounts.models import Agent
 from didhub.api import presenters
 from didhub.api.deps import Caller, Ctx, IdempotencyKey
 from didhub.errors import ValidationFailed
@@ -176,7 +177,7 @@ def assign(
             a = numbers.assign_agent(
                 session, scope, body.number_id, body.agent_id, body.assignment_type
             )
-            return 200, {"data": presenters.assignment(a)}
+            return 200, {"data": presenters.assignment(a, session.get_one(Agent, a.agent_id).name)}
 
     status, answer = run_once(
         ctx.db, scope.account_id, idempotency_key, "assign", body.model_dump(), work
@@ -191,7 +192,7 @@ def unassign(
     def work() -> tuple[int, Any]:
         with ctx.db.session() as session:
             a = numbers.unassign_agent(session, scope, body.number_id, body.assignment_type)
-            return 200, {"data": presenters.assignment(a)}
+            return 200, {"data": presenters.assignment(a, session.get_one(Agent, a.agent_id).name)}
 
     status, answer = run_once(
         ctx.db, scope.account_id, idempotency_key, "unassign", body.model_dump(), work

@@ -99,6 +99,10 @@ def set_card(
         details = gateway.attach_card(account_id, card_token.strip(), customer)
     except GatewayDeclined as exc:
         raise PaymentDeclined(str(exc), field="card_token") from exc
+    except PaymentOutcomeUnknown as exc:
+        raise PaymentPending(
+            f"the payment gateway did not answer ({exc}); try again", field="card_token"
+        ) from exc
     with db.session() as session:
         card = session.get(PaymentCard, account_id)
         if card is None:

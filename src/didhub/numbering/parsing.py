@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
@@ -42,17 +44,26 @@ def normalize_country(value: str, field: str = "country_code") -> str:
     return code
 
 
+_NUMBER_CHARS = re.compile(r"[0-9 +\-.()]+")
+
+
 def parse_e164(value: str, field: str = "phone_number") -> str:
     """A valid phone number in E.164. Accepts E.164 and national US formats
     (``(415) 555-1234``, ``4155551234``); anything else raises ValidationFailed."""
     if not isinstance(value, str) or not value.strip():
         raise ValidationFailed("a phone number is required", field=field)
+    if not _NUMBER_CHARS.fullmatch(value.strip()):
+        raise ValidationFailed(
+            f"{value!r} is not a phone number: use digits, spaces, + - . ( ) only", field=field
+        )
     try:
         number = phonenumbers.parse(value.strip(), "US")
     except phonenumbers.NumberParseException as exc:
         raise ValidationFailed(f"{value!r} is not a phone number", field=field) from exc
     if not phonenumbers.is_valid_number(number):
         raise ValidationFailed(f"{value!r} is not a valid phone number", field=field)
+    if number.extension:
+        raise ValidationFailed(f"{value!r} has an extension; give the number alone", field=field)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -19,11 +19,12 @@ class SearchRequest(_Strict):
     area_code: str | None = None
     nxx: str | None = None
     administrative_area: str | None = None
-    locality: str | None = None
-    rate_center: str | None = None
-    pattern: str | None = None
+    locality: str | None = Field(default=None, max_length=100)
+    rate_center: str | None = Field(default=None, max_length=32)
+    pattern: str | None = Field(default=None, max_length=30)
     phone_number_type: Literal["local", "toll-free", "mobile"] = "local"
-    page: int = Field(default=1, ge=1, le=1000)
+    # 100 pages of 50 is as deep as a person pages; narrow the search to go further.
+    page: int = Field(default=1, ge=1, le=100)
     page_size: int = Field(default=20, ge=1, le=50)
 
     @field_validator("country_code")
@@ -36,7 +37,7 @@ class SearchRequest(_Strict):
     def _digits(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        if not value.isdigit() or not 1 <= len(value) <= 5:
+        if not (value.isascii() and value.isdigit()) or not 1 <= len(value) <= 5:
             raise ValueError("must be digits only")
         return value
 
@@ -45,7 +46,7 @@ class SearchRequest(_Strict):
     def _state(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        if not value.isalpha() or len(value) > 3:
+        if not (value.isascii() and value.isalpha()) or len(value) > 3:
             raise ValueError("must be a state or province abbreviation, e.g. CA")
         return value.upper()
 

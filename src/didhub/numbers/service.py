@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import calendar
+import contextlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -156,7 +157,14 @@ def validate_numbers(values: Sequence[str], field: str) -> list[str]:
         raise ValidationFailed(f"at most {MAX_NUMBERS_PER_ORDER} numbers per request", field=field)
     numbers: list[str] = []
     for index, value in enumerate(values):
-        e164 = numbering.parse_e164(value, field=f"{field}[{index}]" if len(values) > 1 else field)
+        where = f"{field}[{index}]" if len(values) > 1 else field
+        e164 = numbering.parse_e164(value, field=where)
+        if numbering.region_of(e164) not in numbering.SUPPORTED_COUNTRIES:
+            raise ValidationFailed(
+                f"{e164}: numbers of {numbering.region_of(e164)} are not supported yet "
+                f"(supported: {', '.join(numbering.SUPPORTED_COUNTRIES)})",
+                field=where,
+            )
         if e164 in numbers:
             raise ValidationFailed(f"{e164} is listed twice", field=field)
         numbers.append(e164)
@@ -218,7 +226,7 @@ def quote(
                 NumberHold(
                     e164=n, holder_id=scope.account_id, quote_id=quote_id, expires_at=expires_at
                 )
-                for n in numbers
+                for n in sorted(numbers)
             )
             session.flush()
             balance = ledger.wallet_balance(session, scope.account_id, settings.currency)
@@ -333,7 +341,9 @@ def purchase(
                     currency=settings.currency,
                     created_at=now,
                 )
-                for line in lines
+                # Inserted in E.164 order, as quote inserts holds: two buyers
+                # of [A, B] and [B, A] then wait for each other, never deadlock.
+                for line in sorted(lines, key=lambda item: item.number.phone_number)
             ]
             session.add_all(rows)
             session.flush()
@@ -362,7 +372,7 @@ def purchase(
         pending.sort(key=lambda n: numbers.index(n.e164))
         return PurchaseResult(order_id, pending, charged=total, outcome_known=False)
 
-    settled = settle_order(db, settings, order_id, results, authoritative=True)
+    settled = settle_order(db, carrier, settings, order_id, results, authoritative=True)
     settled.numbers.sort(key=lambda n: numbers.index(n.e164))  # the order asked for
     billing_wallet.recharge_below_threshold(db, gateway, settings, scope.account_id, order_id)
     if all(n.status == FAILED for n in settled.numbers):
@@ -377,6 +387,7 @@ def purchase(
 
 def settle_order(
     db: Database,
+    carrier: Carrier,
     settings: Settings,
     order_id: str,
     results: Sequence[NumberOrderResult],
@@ -402,10 +413,15 @@ def settle_order(
         now = clock.now()
         refund = Decimal("0.00")
         errors: dict[str, str] = {}
+        orphans: list[str] = []
         for row in rows:
+            result = by_number.get(row.e164)
+            if row.status == FAILED and result is not None and result.status == "active":
+                # Failed (and refunded) by a reconcile while the carrier was still
+                # filling the order: the carrier now holds a number nobody pays for.
+                orphans.append(row.e164)
             if row.status != PROVISIONING:
                 continue
-            result = by_number.get(row.e164)
             if result is not None and result.status == "active":
                 lifecycle.transition(session, row, ACTIVE, order.account_id, order_id=order_id)
                 row.purchased_at = now
@@ -432,9 +448,16 @@ def settle_order(
         if all(row.status != PROVISIONING for row in rows):
             order.status = "settled"
             order.settled_at = now
-        return PurchaseResult(
+        for row in rows:
+            if row.status == FAILED and row.e164 not in errors:
+                errors[row.e164] = row.failure_reason or "failed"
+        settled = PurchaseResult(
             order_id, rows, charged=order.total, refunded=refund, outcome_known=True, errors=errors
         )
+    for e164 in orphans:
+        with contextlib.suppress(CarrierFailure, CarrierOutcomeUnknown):
+            carrier.release(e164)
+    return settled
 
 
 # ---------------------------------------------------------------- inventory
@@ -521,11 +544,12 @@ def list_numbers(
     if filters.q:
         text = filters.q.strip()
         digits = "".join(ch for ch in text if ch.isdigit())
-        like = f"%{text.lower()}%"
+        escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{escaped}%"
         conditions: list[ColumnElement[bool]] = [
-            PhoneNumber.locality.ilike(like),
-            PhoneNumber.rate_center.ilike(like),
-            PhoneNumber.administrative_area.ilike(like),
+            PhoneNumber.locality.ilike(like, escape="\\"),
+            PhoneNumber.rate_center.ilike(like, escape="\\"),
+            PhoneNumber.administrative_area.ilike(like, escape="\\"),
         ]
         if digits:
             conditions.append(PhoneNumber.e164.contains(digits))
@@ -731,7 +755,7 @@ def release(db: Database, carrier: Carrier, scope: Scope, number_id: str) -> Pho
         _require_owner(session, scope, number, "release")
         _begin_release(session, number, scope.account_id, "released")
         number_pk = number.id
-    return _finish_release(db, carrier, number_pk, scope.account_id)
+    return _finish_release(db, carrier, number_pk, scope.account_id, "released")
 
 
 def release_for_nonpayment(db: Database, carrier: Carrier, number_id: str) -> PhoneNumber:
@@ -739,7 +763,7 @@ def release_for_nonpayment(db: Database, carrier: Carrier, number_id: str) -> Ph
     with db.session() as session:
         number = session.get_one(PhoneNumber, number_id, with_for_update=True)
         _begin_release(session, number, None, "released for non-payment")
-    return _finish_release(db, carrier, number_id, None)
+    return _finish_release(db, carrier, number_id, None, "released for non-payment")
 
 
 def _begin_release(
@@ -751,12 +775,13 @@ def _begin_release(
             field="number_id",
             code="number_not_active",
         )
+    # Assignments end only once the carrier confirms: a refused release must
+    # leave the number routing exactly as before.
     lifecycle.transition(session, number, lifecycle.RELEASING, account_id, reason=reason)
-    _end_assignments(session, number, account_id, reason)
 
 
 def _finish_release(
-    db: Database, carrier: Carrier, number_pk: str, account_id: str | None
+    db: Database, carrier: Carrier, number_pk: str, account_id: str | None, reason: str
 ) -> PhoneNumber:
     with db.session() as session:
         e164 = session.get_one(PhoneNumber, number_pk).e164
@@ -779,6 +804,7 @@ def _finish_release(
         number = session.get_one(PhoneNumber, number_pk, with_for_update=True)
         if number.status == lifecycle.RELEASING:
             lifecycle.transition(session, number, RELEASED, account_id)
+            _end_assignments(session, number, account_id, reason)
             number.released_at = clock.now()
             number.renews_on = None
         return number
@@ -834,7 +860,7 @@ def reconcile(
         except (CarrierFailure, CarrierOutcomeUnknown):
             report.still_pending.append(order_id)
             continue
-        settled = settle_order(db, settings, order_id, results, authoritative=True)
+        settled = settle_order(db, carrier, settings, order_id, results, authoritative=True)
         report.refunded += settled.refunded
         for row in settled.numbers:
             if row.status == ACTIVE and any(r.phone_number == row.e164 for r in results):
@@ -843,7 +869,7 @@ def reconcile(
                 report.failed.append(row.e164)
     for number_pk in releasing:
         try:
-            number = _finish_release(db, carrier, number_pk, None)
+            number = _finish_release(db, carrier, number_pk, None, "released")
         except CarrierError:
             continue
         if number.status == RELEASED:
