@@ -159,12 +159,7 @@ def test_every_result_matches_every_filter(
             assert national[3:6] == ex.nxx
         if "pattern" in filters:
             assert all(p in ("X", d) for p, d in zip(filters["pattern"], national, strict=False))
-    if len(filters) == 1 or set(filters) <= {
-        "country_code",
-        "administrative_area",
-        "area_code",
-        "nxx",
-    }:
+    if "pattern" not in filters:
         assert found  # a real exchange's own filters always find stock
 
 
@@ -401,9 +396,3 @@ def test_reproducible(sdb: Database, tmp_path: Path) -> None:
         assert a == b
         assert a != c
     other_db.dispose()
-
-
-def test_reserve_is_noop(sandbox: SandboxCarrier) -> None:
-    number = first(sandbox, 1, area_code="212")[0]
-    sandbox.reserve([number.phone_number], "hold_1", 10)
-    assert sandbox.lookup(number.phone_number) == number
