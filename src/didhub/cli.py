@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -18,6 +19,7 @@ from didhub.accounts import service as accounts
 from didhub.accounts.service import Scope
 from didhub.api import presenters
 from didhub.billing import ledger, renewals
+from didhub.billing import usage as billing_usage
 from didhub.billing import wallet as billing_wallet
 from didhub.carriers.base import Carrier
 from didhub.carriers.registry import make_carrier
@@ -564,6 +566,30 @@ def billing_run(
         "suspended": report.suspended,
         "released": report.released,
         "restored": report.restored,
+    }
+    if as_json:
+        _print_json(out)
+        return
+    for name, value in out.items():
+        console.print(f"{name}: {value}")
+
+
+@billing_app.command("import-cdrs")
+def billing_import_cdrs(
+    file: Annotated[
+        Path, typer.Argument(help="CSV with phone_number, direction, start, duration, call_id.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Rate call records from a CSV file; call ids seen before are skipped."""
+    settings = _settings()
+    with _database() as db:
+        report = _run(lambda: billing_usage.record(db, settings, billing_usage.read_csv(file)))
+    out = {
+        "accepted": report.accepted,
+        "duplicates": report.duplicates,
+        "rejected": report.rejected,
+        "charged": presenters.money(report.charged),
     }
     if as_json:
         _print_json(out)

@@ -26,6 +26,16 @@ def _default_prices() -> dict[str, Price]:
     }
 
 
+def _default_usage_rates() -> dict[str, dict[str, Decimal]]:
+    # Per minute, by number type and call direction. Toll-free inbound is charged
+    # (the caller doesn't pay); local inbound is free by default.
+    return {
+        "local": {"inbound": Decimal("0.0000"), "outbound": Decimal("0.0100")},
+        "mobile": {"inbound": Decimal("0.0000"), "outbound": Decimal("0.0150")},
+        "toll-free": {"inbound": Decimal("0.0250"), "outbound": Decimal("0.0100")},
+    }
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DIDHUB_", env_file=".env", env_nested_delimiter="__", extra="ignore"
@@ -37,6 +47,10 @@ class Settings(BaseSettings):
     hold_minutes: int = Field(default=10, ge=1, le=240)
     currency: str = "USD"
     prices: dict[str, Price] = Field(default_factory=_default_prices)
+    usage_rates: dict[str, dict[str, Decimal]] = Field(default_factory=_default_usage_rates)
+    # Calls are billed in increments of this many seconds, with a minimum.
+    usage_increment_seconds: int = Field(default=6, ge=1)
+    usage_minimum_seconds: int = Field(default=6, ge=0)
     # Shared secret the SIP edge presents on /routing/inbound; unset = open (loopback dev).
     edge_token: str | None = None
     unassigned_announcement: str = "This number isn't configured"

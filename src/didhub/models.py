@@ -10,6 +10,7 @@ from didhub.billing.models import (
     LedgerTransaction,
     PaymentCard,
     Renewal,
+    UsageRecord,
 )
 from didhub.carriers.sandbox import SandboxAllocation
 from didhub.idempotency import IdempotencyRecord
@@ -29,6 +30,7 @@ __all__ = [
     "PaymentCard",
     "Renewal",
     "SandboxCharge",
+    "UsageRecord",
     "Account",
     "Agent",
     "ApiKey",

@@ -8,12 +8,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from didhub.api import presenters
-from didhub.api.deps import Caller, Ctx, IdempotencyKey
+from didhub.api.deps import Caller, Ctx, Edge, IdempotencyKey
 from didhub.billing import ledger, renewals
 from didhub.billing import service as billing
+from didhub.billing import usage as usages
 from didhub.billing import wallet as wallets
 from didhub.billing.models import AccountEvent, BillingProfile, PaymentCard
-from didhub.billing.schemas import AutoRechargeRequest, CardRequest, TopupRequest
+from didhub.billing.schemas import AutoRechargeRequest, CardRequest, TopupRequest, UsageRequest
 from didhub.errors import NotFound
 from didhub.idempotency import run_once
 
@@ -167,4 +168,27 @@ def transactions(
             for line in page
         ],
         "meta": {"next_before": page[-1].entry_id if len(lines) > limit else None},
+    }
+
+
+@router.post("/usage")
+def usage(body: UsageRequest, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
+    """Call records from the SIP edge: rated, de-duplicated by call_id, posted."""
+    report = usages.record(
+        ctx.db,
+        ctx.settings,
+        [
+            usages.CallRecord(
+                r.phone_number, r.direction, r.started_at, r.duration_seconds, r.call_id
+            )
+            for r in body.records
+        ],
+    )
+    return {
+        "data": {
+            "accepted": report.accepted,
+            "duplicates": report.duplicates,
+            "rejected": report.rejected,
+            "charged": presenters.money(report.charged),
+        }
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from didhub.accounts.service import Scope
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
+from didhub.errors import Forbidden, Unauthorized
 from didhub.idempotency import HEADER
 from didhub.payments.base import PaymentGateway
 
@@ -55,3 +57,33 @@ def get_idempotency_key(
 Ctx = Annotated[Context, Depends(get_context)]
 Caller = Annotated[Scope, Depends(get_scope)]
 IdempotencyKey = Annotated[str | None, Depends(get_idempotency_key)]
+
+
+# Where the SIP edge runs beside didhub (the embedded default) no token is needed,
+# but then only this machine may ask: routing answers name tenants and agents,
+# and usage records move money.
+LOCAL_CLIENTS = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
+
+
+def require_edge(
+    request: Request,
+    ctx: Annotated[Context, Depends(get_context)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """The SIP edge's credentials: ``DIDHUB_EDGE_TOKEN`` as a bearer token, or,
+    with no token configured, a request from this machine."""
+    token = ctx.settings.edge_token
+    if token is None:
+        host = request.client.host if request.client else ""
+        if host not in LOCAL_CLIENTS:
+            raise Forbidden(
+                "requests from other hosts need DIDHUB_EDGE_TOKEN set on the server "
+                "and sent as 'Authorization: Bearer <token>'"
+            )
+        return
+    presented = (authorization or "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(presented.encode(), token.encode()):
+        raise Unauthorized("the SIP edge token is not valid")
+
+
+Edge = Annotated[None, Depends(require_edge)]

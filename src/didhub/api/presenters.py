@@ -17,7 +17,8 @@ from didhub.numbers.models import NumberAssignment, PhoneNumber
 
 
 def money(value: Decimal) -> str:
-    return f"{value:.2f}"
+    """Two places, or four when per-minute charges left fractions of a cent."""
+    return f"{value:.2f}" if value == value.quantize(Decimal("0.01")) else f"{value:.4f}"
 
 
 def when(value: datetime | date | None) -> str | None:

@@ -139,3 +139,28 @@ class AccountEvent(Base):
     message: Mapped[str] = mapped_column(String(500))
     data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class UsageRecord(Base):
+    """One rated call. ``call_id`` is unique, so a record sent twice is ignored;
+    ``ledger_transaction_id`` is set when its batch is posted to the wallet."""
+
+    __tablename__ = "usage_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(255), unique=True)
+    number_id: Mapped[str] = mapped_column(ForeignKey("phone_numbers.id"), index=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), default=None)
+    direction: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    duration_seconds: Mapped[int]
+    billable_seconds: Mapped[int]
+    rate: Mapped[Decimal] = mapped_column(Money())
+    amount: Mapped[Decimal] = mapped_column(Money())
+    currency: Mapped[str] = mapped_column(String(3))
+    ledger_transaction_id: Mapped[str | None] = mapped_column(
+        ForeignKey("ledger_transactions.id"), default=None
+    )
+    posted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

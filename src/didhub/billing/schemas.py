@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class _Strict(BaseModel):
@@ -25,3 +25,15 @@ class AutoRechargeRequest(_Strict):
     enabled: bool
     threshold: Decimal = Decimal("0")
     amount: Decimal = Decimal("0")
+
+
+class CallRecordIn(_Strict):
+    phone_number: str = Field(description="The DID, E.164")
+    direction: str = Field(description="inbound or outbound")
+    started_at: AwareDatetime
+    duration_seconds: int = Field(ge=0, le=7 * 24 * 3600)
+    call_id: str = Field(min_length=1, max_length=255)
+
+
+class UsageRequest(_Strict):
+    records: list[CallRecordIn] = Field(min_length=1, max_length=10_000)

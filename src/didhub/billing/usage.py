@@ -1,0 +1,266 @@
+"""Per-minute usage: call records from the SIP edge (or a CSV import) rated by
+number type and direction from the price list, and posted to wallets in batches.
+
+Rating rounds a call up to the billing increment (default 6 s) with a minimum
+(default 6 s); a call that wasn't answered (0 s) costs nothing. A record whose
+``call_id`` was seen before is ignored, so the edge may resend freely.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_UP, Decimal
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from didhub import clock, numbering
+from didhub.billing import ledger
+from didhub.billing.models import UsageRecord
+from didhub.config import Settings
+from didhub.db import Database
+from didhub.errors import ValidationFailed
+from didhub.numbers.models import PhoneNumber
+
+DIRECTIONS = ("inbound", "outbound")
+MAX_CALL_SECONDS = 7 * 24 * 3600
+RATE_PLACES = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    phone_number: str
+    direction: str
+    started_at: datetime
+    duration_seconds: int
+    call_id: str
+
+
+@dataclass
+class UsageReport:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, object]] = field(default_factory=list)
+    charged: Decimal = Decimal("0")
+
+
+def billable_seconds(duration: int, increment: int, minimum: int) -> int:
+    if duration <= 0:
+        return 0
+    seconds = max(duration, minimum)
+    return -(-seconds // increment) * increment
+
+
+def rate_for(settings: Settings, number_type: str, direction: str) -> Decimal:
+    return settings.usage_rates.get(number_type, {}).get(direction, Decimal("0"))
+
+
+def charge_for(rate: Decimal, seconds: int) -> Decimal:
+    """Exact to the ten-thousandth: rates have 4 places, so rate × seconds / 60 is
+    rounded up to 4 places (never in the caller's favour by more than 0.0001)."""
+    return (rate * seconds / 60).quantize(RATE_PLACES, rounding=ROUND_UP)
+
+
+def validate(records: Sequence[CallRecord], prefix: str = "records") -> list[CallRecord]:
+    """Check every record before anything is written: a bad one fails the batch,
+    naming it (``records[3].duration_seconds``)."""
+    if len(records) > 10_000:
+        raise ValidationFailed("at most 10,000 records per request", field=prefix)
+    clean = []
+    for i, r in enumerate(records):
+        where = f"{prefix}[{i}]"
+        e164 = numbering.parse_e164(r.phone_number, field=f"{where}.phone_number")
+        if r.direction not in DIRECTIONS:
+            raise ValidationFailed("must be inbound or outbound", field=f"{where}.direction")
+        if not 0 <= r.duration_seconds <= MAX_CALL_SECONDS:
+            raise ValidationFailed(
+                f"must be 0 to {MAX_CALL_SECONDS} seconds", field=f"{where}.duration_seconds"
+            )
+        if r.started_at.tzinfo is None:
+            raise ValidationFailed(
+                "needs a time zone, e.g. 2026-11-23T10:15:00Z", field=f"{where}.started_at"
+            )
+        call_id = r.call_id.strip()
+        if not call_id or len(call_id) > 255:
+            raise ValidationFailed("must be 1 to 255 characters", field=f"{where}.call_id")
+        clean.append(CallRecord(e164, r.direction, r.started_at, r.duration_seconds, call_id))
+    return clean
+
+
+def _number_at(rows: Iterable[PhoneNumber], moment: datetime) -> PhoneNumber | None:
+    """The number row that held this E.164 when the call started."""
+    for row in rows:
+        began = row.purchased_at or row.created_at
+        if began <= moment and (row.released_at is None or row.released_at > moment):
+            return row
+    return None
+
+
+def record(db: Database, settings: Settings, records: Sequence[CallRecord]) -> UsageReport:
+    """Rate and store call records, then post what's owed to the wallets."""
+    clean = validate(records)
+    report = UsageReport()
+    seen: set[str] = set()
+    with db.session() as session:
+        known = set(
+            session.scalars(
+                select(UsageRecord.call_id).where(
+                    UsageRecord.call_id.in_({r.call_id for r in clean})
+                )
+            )
+        )
+        candidates: dict[str, list[PhoneNumber]] = defaultdict(list)
+        for row in session.scalars(
+            select(PhoneNumber)
+            .where(PhoneNumber.e164.in_({r.phone_number for r in clean}))
+            .order_by(PhoneNumber.created_at.desc())
+        ):
+            candidates[row.e164].append(row)
+        now = clock.now()
+        fresh: list[UsageRecord] = []
+        for index, r in enumerate(clean):
+            if r.call_id in known or r.call_id in seen:
+                report.duplicates += 1
+                continue
+            number = _number_at(candidates.get(r.phone_number, []), r.started_at)
+            if number is None:
+                report.rejected.append(
+                    {
+                        "index": index,
+                        "call_id": r.call_id,
+                        "field": "phone_number",
+                        "message": f"{r.phone_number} was not a number of ours at {r.started_at}",
+                    }
+                )
+                continue
+            seen.add(r.call_id)
+            seconds = billable_seconds(
+                r.duration_seconds,
+                settings.usage_increment_seconds,
+                settings.usage_minimum_seconds,
+            )
+            rate = rate_for(settings, number.phone_number_type, r.direction)
+            fresh.append(
+                UsageRecord(
+                    call_id=r.call_id,
+                    number_id=number.id,
+                    account_id=number.owner_id,
+                    tenant_id=number.tenant_id,
+                    direction=r.direction,
+                    started_at=r.started_at,
+                    duration_seconds=r.duration_seconds,
+                    billable_seconds=seconds,
+                    rate=rate,
+                    amount=charge_for(rate, seconds),
+                    currency=number.currency,
+                    created_at=now,
+                )
+            )
+        try:
+            with session.begin_nested():
+                session.add_all(fresh)
+            report.accepted += len(fresh)
+        except IntegrityError:
+            # Another request stored some of these call ids just now: one by one.
+            for item in fresh:
+                try:
+                    with session.begin_nested():
+                        session.add(item)
+                    report.accepted += 1
+                except IntegrityError:
+                    report.duplicates += 1
+    report.charged = post_pending(db, settings)
+    return report
+
+
+def post_pending(db: Database, settings: Settings) -> Decimal:
+    """Post every rated, unposted call to its account's wallet: one ledger
+    transaction per account per batch."""
+    with db.session() as session:
+        accounts = list(
+            session.scalars(
+                select(UsageRecord.account_id).where(UsageRecord.posted_at.is_(None)).distinct()
+            )
+        )
+    total = Decimal("0")
+    for account_id in accounts:
+        with db.session() as session:
+            book = ledger.lock_wallet(session, account_id, settings.currency)
+            pending = list(
+                session.scalars(
+                    select(UsageRecord)
+                    .where(UsageRecord.account_id == account_id, UsageRecord.posted_at.is_(None))
+                    .with_for_update()
+                )
+            )
+            if not pending:
+                continue
+            amount = sum((p.amount for p in pending), Decimal("0"))
+            txn_id = None
+            if amount:
+                revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
+                txn = ledger.transfer(
+                    session,
+                    kind="usage",
+                    description=f"Calls: {len(pending)} call(s), "
+                    f"{sum(p.billable_seconds for p in pending) // 60} billable minute(s)",
+                    debit=book.id,
+                    credit=revenue,
+                    amount=amount,
+                    reference=f"usage:{pending[0].id}-{pending[-1].id}",
+                )
+                txn_id = txn.id
+            now = clock.now()
+            for p in pending:
+                p.posted_at = now
+                p.ledger_transaction_id = txn_id
+            total += amount
+    return total
+
+
+CSV_COLUMNS = {
+    "phone_number": ("phone_number", "number", "did"),
+    "direction": ("direction",),
+    "started_at": ("started_at", "start", "start_time"),
+    "duration_seconds": ("duration_seconds", "duration"),
+    "call_id": ("call_id", "id", "uniqueid"),
+}
+
+
+def read_csv(path: Path) -> list[CallRecord]:
+    """CDRs from a CSV file with a header row; columns may be named as in
+    ``CSV_COLUMNS``. A bad row fails the file, naming its line."""
+    out: list[CallRecord] = []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = {name.strip().lower(): name for name in reader.fieldnames or []}
+        columns: dict[str, str] = {}
+        for key, names in CSV_COLUMNS.items():
+            found = next((header[n] for n in names if n in header), None)
+            if found is None:
+                raise ValidationFailed(f"the CSV has no {key} column", field=key)
+            columns[key] = found
+        for line, row in enumerate(reader, start=2):
+            try:
+                started = datetime.fromisoformat(row[columns["started_at"]].strip())
+                duration = int(row[columns["duration_seconds"]].strip())
+            except (ValueError, AttributeError):
+                raise ValidationFailed(
+                    f"line {line}: start must be an ISO time and duration whole seconds",
+                    field=f"line {line}",
+                ) from None
+            out.append(
+                CallRecord(
+                    phone_number=row[columns["phone_number"]],
+                    direction=row[columns["direction"]].strip().lower(),
+                    started_at=started,
+                    duration_seconds=duration,
+                    call_id=row[columns["call_id"]],
+                )
+            )
+    return out

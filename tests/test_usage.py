@@ -1,0 +1,156 @@
+"""Per-minute usage: rated by number type and direction, 6-second increments with
+a 6-second minimum, duplicates ignored, posted to the wallet in one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from conftest import Acct, ledger_ok, search_numbers
+from didhub.billing.usage import billable_seconds, charge_for
+from didhub.cli import app
+from didhub.config import get_settings
+from didhub.db import Database
+
+
+def wallet(client: TestClient, acct: Acct) -> str:
+    balance: str = client.get("/billing/wallet", headers=acct.headers).json()["data"]["balance"]
+    return balance
+
+
+def buy(client: TestClient, acct: Acct, **search: Any) -> str:
+    number: str = search_numbers(client, acct, page_size=1, **search)[0]["phone_number"]
+    r = client.post(
+        "/telephony/numbers/purchase", json={"phone_number": number}, headers=acct.headers
+    )
+    assert r.status_code == 200
+    return number
+
+
+def call(number: str, call_id: str, seconds: int, direction: str = "inbound") -> dict[str, Any]:
+    return {
+        "phone_number": number,
+        "direction": direction,
+        "started_at": "2030-01-01T10:00:00Z",
+        "duration_seconds": seconds,
+        "call_id": call_id,
+    }
+
+
+@pytest.mark.parametrize(
+    ("duration", "billable"), [(0, 0), (1, 6), (6, 6), (7, 12), (60, 60), (65, 66), (3601, 3606)]
+)
+def test_six_second_increments_with_a_minimum(duration: int, billable: int) -> None:
+    assert billable_seconds(duration, 6, 6) == billable
+
+
+def test_charges_are_exact_to_a_hundredth_of_a_cent() -> None:
+    assert charge_for(Decimal("0.0250"), 66) == Decimal("0.0275")
+    assert charge_for(Decimal("0.0100"), 6) == Decimal("0.0010")
+    assert charge_for(Decimal("0.0000"), 600) == Decimal("0.0000")
+
+
+def test_usage_is_rated_by_type_and_direction_and_posted(
+    client: TestClient, partner: Acct, db: Database
+) -> None:
+    toll = buy(client, partner, phone_number_type="toll-free")  # 7.50
+    local = buy(client, partner, area_code="501")  # 2.00
+    assert wallet(client, partner) == "90.50"
+    records = [
+        call(toll, "c1", 65),  # toll-free inbound 0.0250/min × 66 s = 0.0275
+        call(toll, "c2", 120, "outbound"),  # 0.0100 × 2 min = 0.0200
+        call(local, "c3", 600),  # local inbound: free
+        call(local, "c4", 30, "outbound"),  # 0.0100 × 30 s = 0.0050
+    ]
+    response = client.post("/billing/usage", json={"records": records})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == {
+        "accepted": 4,
+        "duplicates": 0,
+        "rejected": [],
+        "charged": "0.0525",
+    }
+    assert wallet(client, partner) == "90.4475"
+    txns = client.get("/billing/transactions", headers=partner.headers).json()["data"]
+    assert txns[0]["kind"] == "usage" and txns[0]["amount"] == "-0.0525"
+    assert len([t for t in txns if t["kind"] == "usage"]) == 1  # one batch, one transaction
+    # The edge resends: nothing is charged twice.
+    again = client.post(
+        "/billing/usage", json={"records": records + [call(local, "c5", 6, "outbound")]}
+    )
+    assert again.json()["data"]["accepted"] == 1 and again.json()["data"]["duplicates"] == 4
+    assert wallet(client, partner) == "90.4465"
+    assert ledger_ok(db)
+
+
+def test_calls_to_numbers_we_did_not_hold_are_reported_not_charged(
+    client: TestClient, partner: Acct
+) -> None:
+    local = buy(client, partner, area_code="415")
+    response = client.post(
+        "/billing/usage",
+        json={"records": [call("+12125550199", "x1", 60), call(local, "x2", 60, "outbound")]},
+    )
+    data = response.json()["data"]
+    assert data["accepted"] == 1 and data["charged"] == "0.01"
+    assert data["rejected"][0]["call_id"] == "x1" and data["rejected"][0]["field"] == "phone_number"
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ({"direction": "sideways"}, "records[0].direction"),
+        ({"duration_seconds": -5}, "records[0].duration_seconds"),
+        ({"started_at": "2030-01-01T10:00:00"}, "records[0].started_at"),
+        ({"phone_number": "+1555"}, "records[0].phone_number"),
+        ({"call_id": ""}, "records[0].call_id"),
+    ],
+)
+def test_a_bad_record_fails_the_batch_naming_it(
+    client: TestClient, partner: Acct, record: dict[str, Any], field: str
+) -> None:
+    local = buy(client, partner, area_code="303")
+    bad = {**call(local, "b1", 60, "outbound"), **record}
+    response = client.post(
+        "/billing/usage", json={"records": [bad, call(local, "b2", 60, "outbound")]}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    assert wallet(client, partner) == "98.00"  # the good record wasn't charged either
+
+
+@pytest.fixture
+def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_cdr_csv_import(
+    client: TestClient, partner: Acct, tmp_path: Path, cli_env: None, db: Database
+) -> None:
+    toll = buy(client, partner, phone_number_type="toll-free")
+    csv_file = tmp_path / "cdrs.csv"
+    csv_file.write_text(
+        "number,direction,start,duration,call_id\n"
+        f"{toll},inbound,2030-01-01T10:00:00+00:00,65,k1\n"
+        f"{toll},inbound,2030-01-01T11:00:00+00:00,6,k2\n"
+        f"{toll},inbound,2030-01-01T11:00:00+00:00,6,k2\n"
+    )
+    result = CliRunner().invoke(app, ["billing", "import-cdrs", str(csv_file), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["accepted"] == 2 and out["duplicates"] == 1 and out["charged"] == "0.03"
+    broken = tmp_path / "broken.csv"
+    broken.write_text(f"number,direction,start,duration,call_id\n{toll},inbound,yesterday,5,z\n")
+    result = CliRunner().invoke(app, ["billing", "import-cdrs", str(broken)])
+    assert result.exit_code == 1 and "line 2" in result.output
+    assert ledger_ok(db)
