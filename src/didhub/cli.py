@@ -19,6 +19,7 @@ from didhub.accounts import service as accounts
 from didhub.accounts.service import Scope
 from didhub.api import presenters
 from didhub.billing import ledger, renewals
+from didhub.billing import resale as billing_resale
 from didhub.billing import usage as billing_usage
 from didhub.billing import wallet as billing_wallet
 from didhub.carriers.base import Carrier
@@ -486,6 +487,7 @@ def numbers_assign(
                 return f"{number_id} -> {tenant or 'Unassigned'}"
 
         console.print(_run(work))
+        billing_resale.bill_tenants(db, _settings())
 
 
 @numbers_app.command("release")

@@ -10,6 +10,8 @@ from didhub.billing.models import (
     LedgerTransaction,
     PaymentCard,
     Renewal,
+    ResaleCharge,
+    RetailPrice,
     UsageRecord,
 )
 from didhub.carriers.sandbox import SandboxAllocation
@@ -29,6 +31,8 @@ __all__ = [
     "CardCharge",
     "PaymentCard",
     "Renewal",
+    "ResaleCharge",
+    "RetailPrice",
     "SandboxCharge",
     "UsageRecord",
     "Account",

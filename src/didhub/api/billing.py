@@ -10,11 +10,18 @@ from sqlalchemy import select
 from didhub.api import presenters
 from didhub.api.deps import Caller, Ctx, Edge, IdempotencyKey
 from didhub.billing import ledger, renewals
+from didhub.billing import resale as resales
 from didhub.billing import service as billing
 from didhub.billing import usage as usages
 from didhub.billing import wallet as wallets
-from didhub.billing.models import AccountEvent, BillingProfile, PaymentCard
-from didhub.billing.schemas import AutoRechargeRequest, CardRequest, TopupRequest, UsageRequest
+from didhub.billing.models import AccountEvent, BillingProfile, PaymentCard, RetailPrice
+from didhub.billing.schemas import (
+    AutoRechargeRequest,
+    CardRequest,
+    RetailPriceRequest,
+    TopupRequest,
+    UsageRequest,
+)
 from didhub.errors import NotFound
 from didhub.idempotency import run_once
 
@@ -191,4 +198,58 @@ def usage(body: UsageRequest, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
             "rejected": report.rejected,
             "charged": presenters.money(report.charged),
         }
+    }
+
+
+def _retail(price: RetailPrice) -> dict[str, Any]:
+    return {
+        "tenant_id": None if price.applies_to == resales.DEFAULT else price.applies_to,
+        "phone_number_type": price.phone_number_type,
+        "monthly": presenters.money(price.monthly),
+        "setup": presenters.money(price.setup),
+        "per_minute_inbound": f"{price.per_minute_inbound:.4f}",
+        "per_minute_outbound": f"{price.per_minute_outbound:.4f}",
+    }
+
+
+@router.put("/retail-prices")
+def put_retail_price(body: RetailPriceRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        price = resales.set_retail_price(
+            session,
+            scope,
+            body.tenant_id,
+            body.phone_number_type,
+            body.monthly,
+            body.setup,
+            body.per_minute_inbound,
+            body.per_minute_outbound,
+        )
+        return {"data": _retail(price)}
+
+
+@router.get("/retail-prices")
+def get_retail_prices(ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return {"data": [_retail(p) for p in resales.retail_prices(session, scope)]}
+
+
+@router.get("/margin")
+def margin(ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    """Retail − wholesale by tenant and month."""
+    with ctx.db.session() as session:
+        lines = resales.margin_report(session, scope)
+    return {
+        "data": [
+            {
+                "tenant_id": line.tenant_id,
+                "tenant_name": line.tenant_name,
+                "month": line.month,
+                "retail": presenters.money(line.retail),
+                "wholesale": presenters.money(line.wholesale),
+                "margin": presenters.money(line.margin),
+                "currency": ctx.settings.currency,
+            }
+            for line in lines
+        ]
     }

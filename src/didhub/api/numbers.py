@@ -9,6 +9,7 @@ from didhub import numbering
 from didhub.accounts.models import Agent
 from didhub.api import presenters
 from didhub.api.deps import Caller, Ctx, IdempotencyKey
+from didhub.billing import resale
 from didhub.errors import ValidationFailed
 from didhub.idempotency import run_once
 from didhub.numbers import service as numbers
@@ -160,7 +161,9 @@ def patch_number(
     def work() -> tuple[int, Any]:
         with ctx.db.session() as session:
             number = numbers.set_tenant(session, scope, number_id, body.tenant_id)
-            return 200, {"data": presenters.phone_numbers(session, [number])[0]}
+            answer = {"data": presenters.phone_numbers(session, [number])[0]}
+        resale.bill_tenants(ctx.db, ctx.settings, number.owner_id)
+        return 200, answer
 
     status, answer = run_once(
         ctx.db, scope.account_id, idempotency_key, f"patch:{number_id}", body.model_dump(), work
@@ -177,7 +180,11 @@ def assign(
             a = numbers.assign_agent(
                 session, scope, body.number_id, body.agent_id, body.assignment_type
             )
-            return 200, {"data": presenters.assignment(a, session.get_one(Agent, a.agent_id).name)}
+            agent = session.get_one(Agent, a.agent_id)
+            answer = {"data": presenters.assignment(a, agent.name)}
+        # Assigning to an agent may have given the number to the agent's tenant.
+        resale.bill_tenants(ctx.db, ctx.settings)
+        return 200, answer
 
     status, answer = run_once(
         ctx.db, scope.account_id, idempotency_key, "assign", body.model_dump(), work

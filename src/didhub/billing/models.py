@@ -164,3 +164,45 @@ class UsageRecord(Base):
     )
     posted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class RetailPrice(Base):
+    """What a partner charges its tenants, by number type: the partner's default
+    (``applies_to`` = ``"default"``) or one tenant's override (its id)."""
+
+    __tablename__ = "retail_prices"
+    __table_args__ = (UniqueConstraint("partner_id", "applies_to", "phone_number_type"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    applies_to: Mapped[str] = mapped_column(String(40))
+    phone_number_type: Mapped[str] = mapped_column(String(16))
+    monthly: Mapped[Decimal] = mapped_column(Money())
+    setup: Mapped[Decimal] = mapped_column(Money())
+    per_minute_inbound: Mapped[Decimal] = mapped_column(Money())
+    per_minute_outbound: Mapped[Decimal] = mapped_column(Money())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ResaleCharge(Base):
+    """A tenant charged retail by its partner for the same event the partner was
+    charged wholesale for: a setup, a renewal, a call. ``source`` names that
+    event and is unique, so no event is resold twice."""
+
+    __tablename__ = "resale_charges"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(80), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # setup | monthly | usage
+    partner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    number_id: Mapped[str] = mapped_column(ForeignKey("phone_numbers.id"), index=True)
+    retail: Mapped[Decimal] = mapped_column(Money())
+    wholesale: Mapped[Decimal] = mapped_column(Money())
+    currency: Mapped[str] = mapped_column(String(3))
+    # The day of the event resold (a renewal's period start, a call's start).
+    occurred_on: Mapped[date] = mapped_column(Date, index=True)
+    ledger_transaction_id: Mapped[str | None] = mapped_column(
+        ForeignKey("ledger_transactions.id"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.billing import ledger, wallet
+from didhub.billing import ledger, resale, wallet
 from didhub.billing.models import BillingProfile, Renewal
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
@@ -336,4 +336,5 @@ def run(
         report.accounts += 1
         settle_account(db, gateway, settings, account_id, as_of, report)
     _progress(db, carrier, settings, as_of, report)
+    resale.bill_tenants(db, settings)  # tenants pay their partners for what was renewed
     return report

@@ -37,3 +37,14 @@ class CallRecordIn(_Strict):
 
 class UsageRequest(_Strict):
     records: list[CallRecordIn] = Field(min_length=1, max_length=10_000)
+
+
+class RetailPriceRequest(_Strict):
+    tenant_id: str | None = Field(
+        default=None, description="A tenant's override; omit for the default for all tenants"
+    )
+    phone_number_type: str = "local"
+    monthly: Decimal
+    setup: Decimal = Decimal("0")
+    per_minute_inbound: Decimal = Decimal("0")
+    per_minute_outbound: Decimal = Decimal("0")

@@ -175,6 +175,9 @@ def record(db: Database, settings: Settings, records: Sequence[CallRecord]) -> U
                 except IntegrityError:
                     report.duplicates += 1
     report.charged = post_pending(db, settings)
+    from didhub.billing import resale  # resale rates calls with this module's rules
+
+    resale.bill_tenants(db, settings)
     return report
 
 
