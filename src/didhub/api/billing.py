@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import select
 
 from didhub.api import presenters
 from didhub.api.deps import Caller, Ctx, Edge, IdempotencyKey
-from didhub.billing import ledger, renewals
+from didhub.billing import invoices, ledger, renewals
 from didhub.billing import resale as resales
 from didhub.billing import service as billing
 from didhub.billing import usage as usages
@@ -253,3 +253,52 @@ def margin(ctx: Ctx, scope: Caller) -> dict[str, Any]:
             for line in lines
         ]
     }
+
+
+def _invoice(inv: invoices.Invoice) -> dict[str, Any]:
+    return {
+        "account_id": inv.account_id,
+        "month": inv.month,
+        "currency": inv.currency,
+        "opening_balance": presenters.money(inv.opening_balance),
+        "credits": presenters.money(inv.credits),
+        "charges": presenters.money(inv.charges),
+        "closing_balance": presenters.money(inv.closing_balance),
+        "lines": [
+            {
+                "date": line.day.isoformat(),
+                "kind": line.kind,
+                "description": line.description,
+                "phone_number": line.phone_number,
+                "period_start": presenters.when(line.period_start),
+                "period_end": presenters.when(line.period_end),
+                "minutes": line.minutes,
+                "amount": presenters.money(line.amount),
+            }
+            for line in inv.lines
+        ],
+    }
+
+
+@router.get("/invoices")
+def list_invoices(ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        found = [
+            invoices.build(session, scope.account_id, ctx.settings.currency, month)
+            for month in invoices.months(session, scope.account_id, ctx.settings.currency)
+        ]
+    return {"data": [{k: v for k, v in _invoice(i).items() if k != "lines"} for i in found]}
+
+
+@router.get("/invoices/{month}", response_model=None)
+def get_invoice(
+    month: str,
+    ctx: Ctx,
+    scope: Caller,
+    format: Literal["json", "html"] = Query("json"),
+) -> dict[str, Any] | HTMLResponse:
+    with ctx.db.session() as session:
+        inv = invoices.build(session, scope.account_id, ctx.settings.currency, month)
+    if format == "html":
+        return HTMLResponse(invoices.render_html(inv))
+    return {"data": _invoice(inv)}
