@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from didhub import clock
@@ -76,84 +76,101 @@ class _Collected:
 
 def _collect(db: Database, settings: Settings, account_id: str, as_of: date) -> _Collected:
     """Charge every due period the wallet can pay, oldest first, in one ledger
-    transaction; report what's left unpaid."""
+    transaction; report what's left unpaid.
+
+    Set-based: due numbers are read as plain rows and written back with one
+    executemany UPDATE and one executemany INSERT of renewal rows, because a
+    billing run touches every number once a month (see docs/performance.md).
+    The renewal rows are the numbers' billing history; the account gets one event.
+    """
     with db.session() as session:
         book = ledger.lock_wallet(session, account_id, settings.currency)
-        due = list(
-            session.scalars(
-                select(PhoneNumber)
-                .where(
-                    PhoneNumber.owner_id == account_id,
-                    PhoneNumber.status.in_(BILLABLE),
-                    PhoneNumber.is_managed.is_(True),
-                    PhoneNumber.renews_on <= as_of,
-                )
-                .order_by(PhoneNumber.renews_on, PhoneNumber.id)
-                .with_for_update()
+        due = session.execute(
+            select(
+                PhoneNumber.id,
+                PhoneNumber.monthly_cost,
+                PhoneNumber.currency,
+                PhoneNumber.renews_on,
+                PhoneNumber.purchased_at,
+                PhoneNumber.billed_periods,
             )
-        )
+            .where(
+                PhoneNumber.owner_id == account_id,
+                PhoneNumber.status.in_(BILLABLE),
+                PhoneNumber.is_managed.is_(True),
+                PhoneNumber.renews_on <= as_of,
+            )
+            .order_by(PhoneNumber.renews_on, PhoneNumber.id)
+            .with_for_update()
+        ).all()
         available = book.balance
-        lines: list[tuple[PhoneNumber, date, date]] = []
+        renewed: list[dict[str, object]] = []
+        advanced: list[dict[str, object]] = []
+        total = Decimal("0.00")
         shortfall = Decimal("0.00")
-        for number in due:
-            assert number.renews_on is not None and number.purchased_at is not None
-            anchor = number.purchased_at.date()
-            while number.renews_on is not None and number.renews_on <= as_of:
-                if available < number.monthly_cost:
-                    shortfall = number.monthly_cost - available
+        for number_id, monthly, currency, renews_on, purchased_at, billed in due:
+            assert renews_on is not None and purchased_at is not None  # billable rows have both
+            anchor = purchased_at.date()
+            periods = billed
+            while renews_on <= as_of:
+                if available < monthly:
+                    shortfall = monthly - available
                     break
-                start = number.renews_on
-                number.billed_periods += 1
-                number.renews_on = add_months(anchor, number.billed_periods)
-                lines.append((number, start, number.renews_on))
-                available -= number.monthly_cost
+                periods += 1
+                next_on = add_months(anchor, periods)
+                renewed.append(
+                    {
+                        "number_id": number_id,
+                        "period_start": renews_on,
+                        "period_end": next_on,
+                        "amount": monthly,
+                        "currency": currency,
+                    }
+                )
+                available -= monthly
+                total += monthly
+                renews_on = next_on
+            if periods != billed:
+                advanced.append(
+                    {"id": number_id, "billed_periods": periods, "renews_on": renews_on}
+                )
             if shortfall:
                 break
-        total = sum((n.monthly_cost for n, _, _ in lines), Decimal("0.00"))
-        if lines:
+        if renewed:
             revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
             txn = ledger.transfer(
                 session,
                 kind="renewal",
-                description=f"Monthly fees: {len(lines)} number-month(s) due by {as_of}",
+                description=f"Monthly fees: {len(renewed)} number-month(s) due by {as_of}",
                 debit=book.id,
                 credit=revenue,
                 amount=total,
                 reference=f"renewals:{as_of}",
             )
             now = clock.now()
-            session.add_all(
-                Renewal(
-                    number_id=number.id,
-                    account_id=account_id,
-                    period_start=start,
-                    period_end=end,
-                    amount=number.monthly_cost,
-                    currency=number.currency,
-                    ledger_transaction_id=txn.id,
-                    created_at=now,
-                )
-                for number, start, end in lines
+            session.execute(update(PhoneNumber), advanced)
+            session.execute(
+                insert(Renewal),
+                [
+                    {
+                        **line,
+                        "account_id": account_id,
+                        "ledger_transaction_id": txn.id,
+                        "created_at": now,
+                    }
+                    for line in renewed
+                ],
             )
-            for number, start, end in lines:
-                lifecycle.record(
-                    session,
-                    number,
-                    "renewal.charged",
-                    account_id,
-                    period_start=start.isoformat(),
-                    period_end=end.isoformat(),
-                    amount=f"{number.monthly_cost:.2f}",
-                )
             wallet.event(
                 session,
                 account_id,
                 "renewal.charged",
-                f"Monthly fees of {total:.2f} {settings.currency} for {len(lines)} number-month(s)",
+                f"Monthly fees of {total:.2f} {settings.currency} for "
+                f"{len(renewed)} number-month(s)",
                 amount=f"{total:.2f}",
-                periods=len(lines),
+                periods=len(renewed),
             )
-        return _Collected(len(lines), total, shortfall)
+        return _Collected(len(renewed), total, shortfall)
 
 
 def _restore(session: Session, account_id: str, billing: BillingProfile, report: RunReport) -> None:
