@@ -7,14 +7,14 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from conftest import Acct, search_numbers
+from conftest import Acct, buy, search_numbers
 from didhub.billing import ledger
 from didhub.billing.models import LedgerAccount
 from didhub.cli import app
-from didhub.config import get_settings
+from didhub.config import Settings, get_settings
 from didhub.db import Base, Database
 
 
@@ -85,3 +85,33 @@ def test_assign_and_unassign_replays_return_the_first_answer(
     assert replay.status_code == 200 and replay.json() == first.json()
     got = client.get(f"/telephony/numbers/{number_id}", headers=partner.headers).json()["data"]
     assert got["assignments"]["inbound"] is None
+
+
+def test_ledger_check_proves_renewal_rows_against_what_the_wallet_paid(
+    client: TestClient, partner: Acct, db: Database, settings: Settings, cli_env: None
+) -> None:
+    from datetime import timedelta
+
+    from didhub import clock
+    from didhub.billing import renewals
+    from didhub.billing.models import Renewal
+    from didhub.carriers.sandbox import SandboxCarrier
+    from didhub.payments.sandbox_gateway import SandboxGateway
+
+    picks = search_numbers(client, partner, area_code="512", page_size=2)
+    buy(client, partner, *[p["phone_number"] for p in picks])
+    month_later = clock.now() + timedelta(days=32)
+    clock.set_clock(lambda: month_later)
+    report = renewals.run(db, SandboxCarrier(db), SandboxGateway(db), settings)
+    assert report.renewals == 2 and report.charged == Decimal("2.00")
+    runner = CliRunner()
+    assert runner.invoke(app, ["ledger", "check"]).exit_code == 0
+
+    # A renewal row that lost its twin: the rows no longer add up to the debit.
+    with db.session() as session:
+        row = session.scalars(select(Renewal)).first()
+        assert row is not None
+        session.delete(row)
+    result = runner.invoke(app, ["ledger", "check", "--json"])
+    assert result.exit_code == 1
+    assert '"renewal_mismatch"' in result.output and "the wallet paid 2.00" in result.output

@@ -12,17 +12,18 @@ in ascending id order.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from didhub import clock
 from didhub.billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
-from didhub.db import new_id
+from didhub.db import Money, insert_rows, new_id
 
 CENTS = Decimal("0.01")
 
@@ -156,8 +157,66 @@ def transfer(
 
 
 @dataclass(frozen=True)
+class Transfer:
+    debit: str
+    credit: str
+    amount: Decimal
+    description: str
+
+
+def transfer_many(
+    session: Session, *, kind: str, transfers: Sequence[Transfer], reference: str | None = None
+) -> list[str]:
+    """Write one balanced two-entry transaction per transfer, set-based; returns
+    their ids in order. For a batch job whose caller already holds the row lock
+    of every wallet involved (ascending id order): wallet balances move by one
+    UPDATE per wallet, and the rows go in with a few bulk statements."""
+    if any(t.amount <= 0 for t in transfers):
+        raise ValueError(f"{kind}: transfer amounts must be positive")
+    now = clock.now()
+    ids = [new_id("txn") for _ in transfers]
+    insert_rows(
+        session,
+        LedgerTransaction.__table__,  # type: ignore[arg-type]
+        [
+            {
+                "id": txn_id,
+                "kind": kind,
+                "description": t.description,
+                "reference": reference,
+                "created_at": now,
+            }
+            for txn_id, t in zip(ids, transfers, strict=True)
+        ],
+    )
+    moves: dict[str, Decimal] = defaultdict(Decimal)
+    entries: list[dict[str, object]] = []
+    for txn_id, t in zip(ids, transfers, strict=True):
+        for book, amount in ((t.debit, -t.amount), (t.credit, t.amount)):
+            entries.append({"transaction_id": txn_id, "ledger_account_id": book, "amount": amount})
+        moves[t.debit] -= t.amount
+        moves[t.credit] += t.amount
+    insert_rows(session, LedgerEntry.__table__, entries)  # type: ignore[arg-type]
+    owned = set(
+        session.scalars(
+            select(LedgerAccount.id).where(
+                LedgerAccount.id.in_(moves), LedgerAccount.owner_id.is_not(None)
+            )
+        )
+    )
+    books: Table = LedgerAccount.__table__  # type: ignore[assignment]
+    session.execute(
+        update(books)
+        .where(books.c.id == bindparam("book"))
+        .values(balance=books.c.balance + bindparam("delta", type_=Money())),
+        [{"book": book, "delta": delta} for book, delta in sorted(moves.items()) if book in owned],
+    )
+    return ids
+
+
+@dataclass(frozen=True)
 class LedgerProblem:
-    kind: str  # unbalanced_transaction | wallet_mismatch
+    kind: str  # unbalanced_transaction | wallet_mismatch | renewal_mismatch
     subject: str
     detail: str
 
@@ -189,4 +248,47 @@ def check(session: Session) -> list[LedgerProblem]:
             problems.append(
                 LedgerProblem("wallet_mismatch", book_id, f"cached {cached} != entries {summed}")
             )
+    problems.extend(_check_renewals(session))
+    return problems
+
+
+def _check_renewals(session: Session) -> list[LedgerProblem]:
+    """Renewal rows carry no foreign keys (see ``Renewal``): prove that every
+    renewal transaction's rows add up to what its wallet paid, and that no
+    row points at a transaction that isn't one."""
+    from didhub.billing.models import Renewal
+
+    rows = (
+        select(Renewal.ledger_transaction_id, func.sum(Renewal.amount).label("total"))
+        .group_by(Renewal.ledger_transaction_id)
+        .subquery()
+    )
+    paid = (
+        select(LedgerEntry.transaction_id, (-func.sum(LedgerEntry.amount)).label("total"))
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.ledger_account_id)
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .where(LedgerTransaction.kind == "renewal", LedgerAccount.owner_id.is_not(None))
+        .group_by(LedgerEntry.transaction_id)
+        .subquery()
+    )
+    problems: list[LedgerProblem] = []
+    for txn_id, renewed, debited in session.execute(
+        select(rows.c.ledger_transaction_id, rows.c.total, paid.c.total)
+        .outerjoin(paid, paid.c.transaction_id == rows.c.ledger_transaction_id)
+        .where((paid.c.total.is_(None)) | (paid.c.total != rows.c.total))
+    ):
+        detail = (
+            f"renewal rows of {renewed} point at no renewal transaction"
+            if debited is None
+            else f"renewal rows sum to {renewed} but the wallet paid {debited}"
+        )
+        problems.append(LedgerProblem("renewal_mismatch", txn_id, detail))
+    for txn_id, debited in session.execute(
+        select(paid.c.transaction_id, paid.c.total)
+        .outerjoin(rows, rows.c.ledger_transaction_id == paid.c.transaction_id)
+        .where(rows.c.ledger_transaction_id.is_(None))
+    ):
+        problems.append(
+            LedgerProblem("renewal_mismatch", txn_id, f"{debited} paid for no renewal rows")
+        )
     return problems

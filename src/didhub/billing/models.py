@@ -117,13 +117,19 @@ class Renewal(Base):
     __table_args__ = (UniqueConstraint("number_id", "period_start"),)
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    number_id: Mapped[str] = mapped_column(ForeignKey("phone_numbers.id"), index=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # Looked up by number through the unique (number_id, period_start) index.
+    number_id: Mapped[str] = mapped_column(ForeignKey("phone_numbers.id"))
+    # No foreign keys on the account and the ledger transaction: a billing run
+    # writes a million rows a month and each key check costs a lookup a row.
+    # ``didhub ledger check`` proves instead that each renewal transaction's
+    # rows exist and add up to what the wallet paid.
+    account_id: Mapped[str] = mapped_column(String(40))
     period_start: Mapped[date] = mapped_column(Date)
     period_end: Mapped[date] = mapped_column(Date)
     amount: Mapped[Decimal] = mapped_column(Money())
     currency: Mapped[str] = mapped_column(String(3))
-    ledger_transaction_id: Mapped[str] = mapped_column(ForeignKey("ledger_transactions.id"))
+    # Invoices explain a renewal ledger transaction by its rows.
+    ledger_transaction_id: Mapped[str] = mapped_column(String(40), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

@@ -16,19 +16,20 @@ active. Every step is a ledger entry or an account event.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from didhub import clock
 from didhub.billing import ledger, resale, wallet
-from didhub.billing.models import BillingProfile, Renewal
+from didhub.billing.models import BillingProfile, LedgerAccount, Renewal
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
-from didhub.db import Database
+from didhub.db import Database, insert_rows
 from didhub.errors import CarrierError, PaymentDeclined, PaymentPending
 from didhub.numbers import lifecycle
 from didhub.numbers.lifecycle import ACTIVE, SUSPENDED
@@ -37,6 +38,9 @@ from didhub.numbers.service import add_months, release_for_nonpayment
 from didhub.payments.base import PaymentGateway
 
 BILLABLE = (ACTIVE, SUSPENDED)
+
+# owner, number id, monthly, currency, renews on, purchased at, periods billed
+_Due = tuple[str, str, Decimal, str, date | None, datetime | None, int]
 
 
 @dataclass
@@ -74,19 +78,56 @@ class _Collected:
     shortfall: Decimal  # what the next unpaid period costs beyond the balance
 
 
-def _collect(db: Database, settings: Settings, account_id: str, as_of: date) -> _Collected:
-    """Charge every due period the wallet can pay, oldest first, in one ledger
-    transaction; report what's left unpaid.
+# Accounts billed per database transaction by a run. Larger batches mean fewer
+# commits; each batch holds its wallets' and numbers' row locks until it commits.
+BATCH_ACCOUNTS = 200
 
-    Set-based: due numbers are read as plain rows and written back with one
-    executemany UPDATE and one executemany INSERT of renewal rows, because a
-    billing run touches every number once a month (see docs/performance.md).
-    The renewal rows are the numbers' billing history; the account gets one event.
+
+def _collect(db: Database, settings: Settings, account_id: str, as_of: date) -> _Collected:
+    """Charge every due period one account's wallet can pay, oldest first."""
+    collected, _ = _collect_many(db, settings, [account_id], as_of, partial=True)
+    return collected.get(account_id, _Collected(0, Decimal("0.00"), Decimal("0.00")))
+
+
+def _collect_many(
+    db: Database, settings: Settings, account_ids: list[str], as_of: date, *, partial: bool
+) -> tuple[dict[str, _Collected], list[str]]:
+    """Bill the due periods of many accounts in one database transaction: one
+    ledger transaction per account, oldest period first.
+
+    With ``partial``, an account pays what its balance covers and the rest is
+    its shortfall. Without, an account whose wallet can't pay everything due is
+    left untouched and returned in the second list, for :func:`settle_account`
+    (card recharge, past due), so the common case, every wallet paying, stays
+    a handful of statements per batch: due numbers are read as plain rows and
+    written back set-based, because a run touches every number once a month
+    (see docs/performance.md). The renewal rows are the numbers' billing
+    history; each account gets one event.
     """
+    collected: dict[str, _Collected] = {}
+    unpaid: list[str] = []
     with db.session() as session:
-        book = ledger.lock_wallet(session, account_id, settings.currency)
+        if partial:  # one account, settling: an account never debited gets its wallet
+            for account_id in account_ids:
+                ledger.ensure_wallet(session, account_id, settings.currency)
+        wallets = {ledger.wallet_id(a, settings.currency): a for a in account_ids}
+        books = {
+            book.owner_id: book
+            for book in session.scalars(
+                select(LedgerAccount)
+                .where(LedgerAccount.id.in_(wallets))
+                .order_by(LedgerAccount.id)  # the ledger's lock order
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        }
+        missing = [a for a in account_ids if a not in books]
+        if missing:  # never debited before: an empty wallet, which pays nothing
+            unpaid.extend(missing)
+            account_ids = [a for a in account_ids if a in books]
         due = session.execute(
             select(
+                PhoneNumber.owner_id,
                 PhoneNumber.id,
                 PhoneNumber.monthly_cost,
                 PhoneNumber.currency,
@@ -95,82 +136,123 @@ def _collect(db: Database, settings: Settings, account_id: str, as_of: date) -> 
                 PhoneNumber.billed_periods,
             )
             .where(
-                PhoneNumber.owner_id == account_id,
+                PhoneNumber.owner_id.in_(account_ids),
                 PhoneNumber.status.in_(BILLABLE),
                 PhoneNumber.is_managed.is_(True),
                 PhoneNumber.renews_on <= as_of,
             )
-            .order_by(PhoneNumber.renews_on, PhoneNumber.id)
+            .order_by(PhoneNumber.owner_id, PhoneNumber.renews_on, PhoneNumber.id)
             .with_for_update()
-        ).all()
-        available = book.balance
+        ).tuples()
+        by_account: dict[str, list[_Due]] = defaultdict(list)
+        for row in due:
+            by_account[row[0]].append(row)
         renewed: list[dict[str, object]] = []
         advanced: list[dict[str, object]] = []
-        total = Decimal("0.00")
-        shortfall = Decimal("0.00")
-        for number_id, monthly, currency, renews_on, purchased_at, billed in due:
-            assert renews_on is not None and purchased_at is not None  # billable rows have both
-            anchor = purchased_at.date()
-            periods = billed
-            while renews_on <= as_of:
-                if available < monthly:
-                    shortfall = monthly - available
-                    break
-                periods += 1
-                next_on = add_months(anchor, periods)
-                renewed.append(
-                    {
-                        "number_id": number_id,
-                        "period_start": renews_on,
-                        "period_end": next_on,
-                        "amount": monthly,
-                        "currency": currency,
-                    }
+        charges: list[tuple[str, Decimal, list[dict[str, object]]]] = []
+        for account_id, rows in by_account.items():
+            lines, moves, total, shortfall = _periods(rows, books[account_id].balance, as_of)
+            if shortfall and not partial:
+                unpaid.append(account_id)
+                continue
+            collected[account_id] = _Collected(len(lines), total, shortfall)
+            if lines:
+                charges.append((account_id, total, lines))
+                renewed.extend(lines)
+                advanced.extend(moves)
+        if not charges:
+            return collected, unpaid
+        revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
+        txn_ids = ledger.transfer_many(
+            session,
+            kind="renewal",
+            reference=f"renewals:{as_of}",
+            transfers=[
+                ledger.Transfer(
+                    books[account_id].id,
+                    revenue,
+                    total,
+                    f"Monthly fees: {len(lines)} number-month(s) due by {as_of}",
                 )
-                available -= monthly
-                total += monthly
-                renews_on = next_on
-            if periods != billed:
-                advanced.append(
-                    {"id": number_id, "billed_periods": periods, "renews_on": renews_on}
-                )
-            if shortfall:
-                break
-        if renewed:
-            revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
-            txn = ledger.transfer(
-                session,
-                kind="renewal",
-                description=f"Monthly fees: {len(renewed)} number-month(s) due by {as_of}",
-                debit=book.id,
-                credit=revenue,
-                amount=total,
-                reference=f"renewals:{as_of}",
-            )
-            now = clock.now()
-            session.execute(update(PhoneNumber), advanced)
-            session.execute(
-                insert(Renewal),
-                [
-                    {
-                        **line,
-                        "account_id": account_id,
-                        "ledger_transaction_id": txn.id,
-                        "created_at": now,
-                    }
-                    for line in renewed
-                ],
-            )
+                for account_id, total, lines in charges
+            ],
+        )
+        now = clock.now()
+        for (account_id, total, lines), txn_id in zip(charges, txn_ids, strict=True):
+            for line in lines:
+                line["account_id"] = account_id
+                line["ledger_transaction_id"] = txn_id
+                line["created_at"] = now
             wallet.event(
                 session,
                 account_id,
                 "renewal.charged",
-                f"Monthly fees of {total:.2f} {settings.currency} for "
-                f"{len(renewed)} number-month(s)",
+                f"Monthly fees of {total:.2f} {settings.currency} for {len(lines)} number-month(s)",
                 amount=f"{total:.2f}",
-                periods=len(renewed),
+                periods=len(lines),
             )
-        return _Collected(len(renewed), total, shortfall)
+        _advance(session, advanced)
+        insert_rows(session, Renewal.__table__, renewed)  # type: ignore[arg-type]
+    return collected, unpaid
+
+
+def _periods(
+    rows: list[_Due], available: Decimal, as_of: date
+) -> tuple[list[dict[str, object]], list[dict[str, object]], Decimal, Decimal]:
+    """The periods a balance pays for, oldest first: renewal lines, number moves,
+    their total, and the shortfall of the first period it can't pay."""
+    renewed: list[dict[str, object]] = []
+    advanced: list[dict[str, object]] = []
+    total = Decimal("0.00")
+    shortfall = Decimal("0.00")
+    for _, number_id, monthly, currency, renews_on, purchased_at, billed in rows:
+        assert renews_on is not None and purchased_at is not None  # billable rows have both
+        anchor = purchased_at.date()
+        periods = billed
+        while renews_on <= as_of:
+            if available < monthly:
+                shortfall = monthly - available
+                break
+            periods += 1
+            next_on = add_months(anchor, periods)
+            renewed.append(
+                {
+                    "number_id": number_id,
+                    "period_start": renews_on,
+                    "period_end": next_on,
+                    "amount": monthly,
+                    "currency": currency,
+                }
+            )
+            available -= monthly
+            total += monthly
+            renews_on = next_on
+        if periods != billed:
+            advanced.append({"id": number_id, "billed_periods": periods, "renews_on": renews_on})
+        if shortfall:
+            break
+    return renewed, advanced, total, shortfall
+
+
+def _advance(session: Session, advanced: list[dict[str, object]]) -> None:
+    """Move numbers to their next renewal date: one statement on PostgreSQL."""
+    if not advanced:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text(
+                "UPDATE phone_numbers AS p SET billed_periods = v.billed, renews_on = v.renews "
+                "FROM unnest(CAST(:ids AS varchar[]), CAST(:billed AS integer[]), "
+                "CAST(:renews AS date[])) AS v(id, billed, renews) WHERE p.id = v.id"
+            ),
+            {
+                "ids": [a["id"] for a in advanced],
+                "billed": [a["billed_periods"] for a in advanced],
+                "renews": [a["renews_on"] for a in advanced],
+            },
+        )
+    else:
+        session.execute(update(PhoneNumber), advanced)
 
 
 def _restore(session: Session, account_id: str, billing: BillingProfile, report: RunReport) -> None:
@@ -349,9 +431,30 @@ def run(
     report = RunReport(as_of)
     with db.session() as session:
         accounts = _due_accounts(session, as_of)
-    for account_id in accounts:
-        report.accounts += 1
-        settle_account(db, gateway, settings, account_id, as_of, report)
+    for start in range(0, len(accounts), BATCH_ACCOUNTS):
+        batch = accounts[start : start + BATCH_ACCOUNTS]
+        with db.session() as session:
+            profiles = {
+                p.account_id: (p.standing, p.auto_recharge_enabled)
+                for p in session.scalars(
+                    select(BillingProfile).where(BillingProfile.account_id.in_(batch))
+                )
+            }
+        # Accounts in good standing pay together; the rest (and any the batch
+        # finds short) go one by one through recharge, past due and restore.
+        paying = [a for a in batch if profiles.get(a, ("good", False))[0] == "good"]
+        collected, _ = _collect_many(db, settings, paying, as_of, partial=False)
+        for account_id, done in collected.items():
+            report.accounts += 1
+            report.renewals += done.renewals
+            report.charged += done.charged
+            if done.charged and profiles.get(account_id, ("good", False))[1]:
+                wallet.recharge_below_threshold(
+                    db, gateway, settings, account_id, f"renewal:{account_id}:{as_of}"
+                )
+        for account_id in [a for a in batch if a not in collected]:
+            report.accounts += 1
+            settle_account(db, gateway, settings, account_id, as_of, report)
     _progress(db, carrier, settings, as_of, report)
     resale.bill_tenants(db, settings)  # tenants pay their partners for what was renewed
     return report

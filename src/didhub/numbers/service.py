@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import calendar
 import contextlib
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ def price_for(settings: Settings, number_type: str) -> Price:
         ) from None
 
 
+@functools.lru_cache(maxsize=65536)
 def add_months(start: date, months: int) -> date:
     """The monthly anniversary: the 31st becomes the month's last day."""
     month_index = start.month - 1 + months
