@@ -162,6 +162,7 @@ class Transfer:
     credit: str
     amount: Decimal
     description: str
+    reference: str | None = None  # this transfer's own; else the batch's
 
 
 def transfer_many(
@@ -171,6 +172,8 @@ def transfer_many(
     their ids in order. For a batch job whose caller already holds the row lock
     of every wallet involved (ascending id order): wallet balances move by one
     UPDATE per wallet, and the rows go in with a few bulk statements."""
+    if not transfers:
+        return []
     if any(t.amount <= 0 for t in transfers):
         raise ValueError(f"{kind}: transfer amounts must be positive")
     now = clock.now()
@@ -183,7 +186,7 @@ def transfer_many(
                 "id": txn_id,
                 "kind": kind,
                 "description": t.description,
-                "reference": reference,
+                "reference": t.reference or reference,
                 "created_at": now,
             }
             for txn_id, t in zip(ids, transfers, strict=True)

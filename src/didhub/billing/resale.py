@@ -19,11 +19,12 @@ zero for these charges: that is what it owes its partner.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, String, cast, exists, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from didhub import clock
@@ -131,70 +132,100 @@ class _Due:
     occurred_on: date
 
 
-def _candidates(session: Session, partner_id: str | None) -> list[_Due]:
-    """Events of numbers serving a partner's tenant that have no resale charge yet."""
+def _candidates(
+    session: Session, partner_id: str | None, calls: Sequence[int] | None = None
+) -> list[_Due]:
+    """Events of numbers serving a partner's tenant that have no resale charge
+    yet, found with anti-joins on the unique ``source`` (no history in memory).
+    With ``calls``, only those usage records (a batch just rated)."""
+    partners = set(session.scalars(select(RetailPrice.partner_id).distinct()))
+    if partner_id is not None:
+        partners &= {partner_id}
+    if not partners:
+        return []  # nobody resells: nothing to look at
+    book = _price_book(session, partners)
     tenant = aliased(Account)
-    resold = set(session.scalars(select(ResaleCharge.source)))
-    due: list[_Due] = []
     serving = (
         select(PhoneNumber, tenant.id)
         .join(tenant, tenant.id == PhoneNumber.tenant_id)
-        .where(tenant.parent_id == PhoneNumber.owner_id, PhoneNumber.is_managed.is_(True))
-    )
-    if partner_id is not None:
-        serving = serving.where(PhoneNumber.owner_id == partner_id)
-    numbers = {n.id: (n, t) for n, t in session.execute(serving).tuples()}
-    if not numbers:
-        return due
-    book = _price_book(session, {n.owner_id for n, _ in numbers.values()})
-    for number, tenant_id in numbers.values():
-        price = _retail(book, number.owner_id, tenant_id, number.phone_number_type)
-        source = f"assign:{number.id}:{tenant_id}"
-        if price is not None and number.status == ACTIVE and source not in resold:
-            due.append(
-                _Due(
-                    source,
-                    "setup",
-                    number.owner_id,
-                    tenant_id,
-                    number.id,
-                    price.setup + price.monthly,
-                    # what the partner paid at purchase for the same setup + month
-                    number.upfront_cost + number.monthly_cost,
-                    number.currency,
-                    clock.now().date(),
-                )
-            )
-    for renewal in session.scalars(select(Renewal).where(Renewal.number_id.in_(numbers.keys()))):
-        number, tenant_id = numbers[renewal.number_id]
-        price = _retail(book, number.owner_id, tenant_id, number.phone_number_type)
-        source = f"renewal:{renewal.id}"
-        if price is not None and source not in resold:
-            due.append(
-                _Due(
-                    source,
-                    "monthly",
-                    number.owner_id,
-                    tenant_id,
-                    number.id,
-                    price.monthly,
-                    renewal.amount,
-                    renewal.currency,
-                    renewal.period_start,
-                )
-            )
-    for call in session.scalars(
-        select(UsageRecord).where(
-            UsageRecord.number_id.in_(numbers.keys()),
-            UsageRecord.posted_at.is_not(None),
-            UsageRecord.tenant_id.is_not(None),
+        .where(
+            tenant.parent_id == PhoneNumber.owner_id,
+            PhoneNumber.owner_id.in_(partners),
+            PhoneNumber.is_managed.is_(True),
         )
-    ):
-        number, _ = numbers[call.number_id]
+    )
+
+    def unsold(source: ColumnElement[str]) -> ColumnElement[bool]:
+        return ~exists().where(ResaleCharge.source == source)
+
+    due: list[_Due] = []
+    if calls is None:
+        assigned = literal("assign:") + PhoneNumber.id + literal(":") + tenant.id
+        for number, tenant_id in session.execute(
+            serving.where(PhoneNumber.status == ACTIVE, unsold(assigned))
+        ).tuples():
+            price = _retail(book, number.owner_id, tenant_id, number.phone_number_type)
+            if price is not None:
+                due.append(
+                    _Due(
+                        f"assign:{number.id}:{tenant_id}",
+                        "setup",
+                        number.owner_id,
+                        tenant_id,
+                        number.id,
+                        price.setup + price.monthly,
+                        # what the partner paid at purchase for the same setup + month
+                        number.upfront_cost + number.monthly_cost,
+                        number.currency,
+                        clock.now().date(),
+                    )
+                )
+        renewed = literal("renewal:") + cast(Renewal.id, String)
+        for renewal, number, tenant_id in session.execute(
+            select(Renewal, PhoneNumber, tenant.id)
+            .join(PhoneNumber, PhoneNumber.id == Renewal.number_id)
+            .join(tenant, tenant.id == PhoneNumber.tenant_id)
+            .where(
+                tenant.parent_id == PhoneNumber.owner_id,
+                PhoneNumber.owner_id.in_(partners),
+                PhoneNumber.is_managed.is_(True),
+                unsold(renewed),
+            )
+        ).tuples():
+            price = _retail(book, number.owner_id, tenant_id, number.phone_number_type)
+            if price is not None:
+                due.append(
+                    _Due(
+                        f"renewal:{renewal.id}",
+                        "monthly",
+                        number.owner_id,
+                        tenant_id,
+                        number.id,
+                        price.monthly,
+                        renewal.amount,
+                        renewal.currency,
+                        renewal.period_start,
+                    )
+                )
+    called = literal("usage:") + cast(UsageRecord.id, String)
+    usage_rows = (
+        select(UsageRecord, PhoneNumber)
+        .join(PhoneNumber, PhoneNumber.id == UsageRecord.number_id)
+        .join(tenant, tenant.id == UsageRecord.tenant_id)
+        .where(
+            tenant.parent_id == PhoneNumber.owner_id,
+            PhoneNumber.owner_id.in_(partners),
+            PhoneNumber.is_managed.is_(True),
+            UsageRecord.posted_at.is_not(None),
+            unsold(called),
+        )
+    )
+    if calls is not None:
+        usage_rows = usage_rows.where(UsageRecord.id.in_(calls))
+    for call, number in session.execute(usage_rows).tuples():
         assert call.tenant_id is not None
         price = _retail(book, number.owner_id, call.tenant_id, number.phone_number_type)
-        source = f"usage:{call.id}"
-        if price is not None and source not in resold:
+        if price is not None:
             rate = (
                 price.per_minute_inbound
                 if call.direction == "inbound"
@@ -202,7 +233,7 @@ def _candidates(session: Session, partner_id: str | None) -> list[_Due]:
             )
             due.append(
                 _Due(
-                    source,
+                    f"usage:{call.id}",
                     "usage",
                     number.owner_id,
                     call.tenant_id,
@@ -216,11 +247,17 @@ def _candidates(session: Session, partner_id: str | None) -> list[_Due]:
     return due
 
 
-def bill_tenants(db: Database, settings: Settings, partner_id: str | None = None) -> Decimal:
-    """Charge tenants retail for every resold event not charged yet; one ledger
-    transaction per tenant. Returns the total retail charged."""
+def bill_tenants(
+    db: Database,
+    settings: Settings,
+    partner_id: str | None = None,
+    calls: Sequence[int] | None = None,
+) -> Decimal:
+    """Charge tenants retail for every resold event not charged yet (or, with
+    ``calls``, for those usage records only); one ledger transaction per
+    tenant. Returns the total retail charged."""
     with db.session() as session:
-        due = _candidates(session, partner_id)
+        due = _candidates(session, partner_id, calls)
     by_tenant: dict[tuple[str, str], list[_Due]] = defaultdict(list)
     for item in due:
         by_tenant[(item.partner_id, item.tenant_id)].append(item)

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_UP, Decimal
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from didhub import clock, numbering
 from didhub.billing import ledger
-from didhub.billing.models import UsageRecord
+from didhub.billing.models import LedgerAccount, UsageRecord
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.errors import ValidationFailed
@@ -161,69 +162,111 @@ def record(db: Database, settings: Settings, records: Sequence[CallRecord]) -> U
                     created_at=now,
                 )
             )
+        stored: list[UsageRecord] = []
         try:
             with session.begin_nested():
                 session.add_all(fresh)
-            report.accepted += len(fresh)
+            stored = fresh
         except IntegrityError:
             # Another request stored some of these call ids just now: one by one.
             for item in fresh:
                 try:
                     with session.begin_nested():
                         session.add(item)
-                    report.accepted += 1
+                    stored.append(item)
                 except IntegrityError:
                     report.duplicates += 1
-    report.charged = post_pending(db, settings)
-    from didhub.billing import resale  # resale rates calls with this module's rules
+        report.accepted = len(stored)
+        resold = [item.id for item in stored if item.tenant_id is not None]
+        owners = {item.account_id for item in stored}
+        if owners:  # posted in the same transaction: one commit per request
+            report.charged = _post(session, settings, owners)
+    if resold:
+        from didhub.billing import resale  # resale rates calls with this module's rules
 
-    resale.bill_tenants(db, settings)
+        resale.bill_tenants(db, settings, calls=resold)
     return report
 
 
-def post_pending(db: Database, settings: Settings) -> Decimal:
-    """Post every rated, unposted call to its account's wallet: one ledger
-    transaction per account per batch."""
+def post_pending(
+    db: Database, settings: Settings, accounts: Collection[str] | None = None
+) -> Decimal:
+    """Post rated, unposted calls (of ``accounts``, or everyone's) to the wallets."""
     with db.session() as session:
-        accounts = list(
-            session.scalars(
-                select(UsageRecord.account_id).where(UsageRecord.posted_at.is_(None)).distinct()
-            )
+        return _post(session, settings, accounts)
+
+
+def _post(session: Session, settings: Settings, accounts: Collection[str] | None) -> Decimal:
+    """One ledger transaction per account for its unposted calls, written
+    set-based in the caller's transaction, because the edge posts calls all
+    day long. Wallets are locked before the calls (the ledger's lock order)."""
+    owners_query = select(UsageRecord.account_id).where(UsageRecord.posted_at.is_(None))
+    if accounts is not None:
+        owners_query = owners_query.where(UsageRecord.account_id.in_(accounts))
+    owners = sorted(set(session.scalars(owners_query)))
+    if not owners:
+        return Decimal("0")
+    wallets = [ledger.wallet_id(a, settings.currency) for a in owners]
+    books = {
+        book.owner_id: book.id
+        for book in session.scalars(
+            select(LedgerAccount)
+            .where(LedgerAccount.id.in_(wallets))
+            .order_by(LedgerAccount.id)  # the ledger's lock order
+            .with_for_update()
         )
-    total = Decimal("0")
-    for account_id in accounts:
-        with db.session() as session:
-            book = ledger.lock_wallet(session, account_id, settings.currency)
-            pending = list(
-                session.scalars(
-                    select(UsageRecord)
-                    .where(UsageRecord.account_id == account_id, UsageRecord.posted_at.is_(None))
-                    .with_for_update()
-                )
+    }
+    for account_id in owners:
+        if account_id not in books:  # never charged before
+            books[account_id] = ledger.lock_wallet(session, account_id, settings.currency).id
+    pending = session.execute(
+        select(
+            UsageRecord.id,
+            UsageRecord.account_id,
+            UsageRecord.amount,
+            UsageRecord.billable_seconds,
+        )
+        .where(UsageRecord.account_id.in_(owners), UsageRecord.posted_at.is_(None))
+        .order_by(UsageRecord.id)
+        .with_for_update()
+    ).tuples()
+    calls: dict[str, list[int]] = defaultdict(list)
+    owed: dict[str, Decimal] = defaultdict(Decimal)
+    seconds: dict[str, int] = defaultdict(int)
+    for record_id, account_id, amount, billable in pending:
+        calls[account_id].append(record_id)
+        owed[account_id] += amount
+        seconds[account_id] += billable
+    charged = [a for a in calls if owed[a]]
+    revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
+    txn_ids = ledger.transfer_many(
+        session,
+        kind="usage",
+        transfers=[
+            ledger.Transfer(
+                books[a],
+                revenue,
+                owed[a],
+                f"Calls: {len(calls[a])} call(s), {seconds[a] // 60} billable minute(s)",
+                reference=f"usage:{calls[a][0]}-{calls[a][-1]}",
             )
-            if not pending:
-                continue
-            amount = sum((p.amount for p in pending), Decimal("0"))
-            txn_id = None
-            if amount:
-                revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
-                txn = ledger.transfer(
-                    session,
-                    kind="usage",
-                    description=f"Calls: {len(pending)} call(s), "
-                    f"{sum(p.billable_seconds for p in pending) // 60} billable minute(s)",
-                    debit=book.id,
-                    credit=revenue,
-                    amount=amount,
-                    reference=f"usage:{pending[0].id}-{pending[-1].id}",
-                )
-                txn_id = txn.id
-            now = clock.now()
-            for p in pending:
-                p.posted_at = now
-                p.ledger_transaction_id = txn_id
-            total += amount
-    return total
+            for a in charged
+        ],
+    )
+    posted_by = dict(zip(charged, txn_ids, strict=True))
+    now = clock.now()
+    table: Table = UsageRecord.__table__  # type: ignore[assignment]
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("record"))
+        .values(posted_at=now, ledger_transaction_id=bindparam("txn")),
+        [
+            {"record": record_id, "txn": posted_by.get(account_id)}
+            for account_id, ids in calls.items()
+            for record_id in ids
+        ],
+    )
+    return sum(owed.values(), Decimal("0"))
 
 
 CSV_COLUMNS = {
