@@ -37,6 +37,9 @@ from didhub.numbers.service import add_months, release_for_nonpayment
 from didhub.payments.base import PaymentGateway
 
 BILLABLE = (ACTIVE, SUSPENDED)
+# A billing.renewal_charged event lists at most this many renewed number-months
+# (the account's invoice has them all).
+RENEWAL_EVENT_NUMBERS = 1000
 
 
 @dataclass
@@ -88,6 +91,7 @@ def _collect(db: Database, settings: Settings, account_id: str, as_of: date) -> 
         due = session.execute(
             select(
                 PhoneNumber.id,
+                PhoneNumber.e164,
                 PhoneNumber.monthly_cost,
                 PhoneNumber.currency,
                 PhoneNumber.renews_on,
@@ -105,10 +109,11 @@ def _collect(db: Database, settings: Settings, account_id: str, as_of: date) -> 
         ).all()
         available = book.balance
         renewed: list[dict[str, object]] = []
+        listed: list[dict[str, object]] = []  # for the billing.renewal_charged event
         advanced: list[dict[str, object]] = []
         total = Decimal("0.00")
         shortfall = Decimal("0.00")
-        for number_id, monthly, currency, renews_on, purchased_at, billed in due:
+        for number_id, e164, monthly, currency, renews_on, purchased_at, billed in due:
             assert renews_on is not None and purchased_at is not None  # billable rows have both
             anchor = purchased_at.date()
             periods = billed
@@ -127,6 +132,16 @@ def _collect(db: Database, settings: Settings, account_id: str, as_of: date) -> 
                         "currency": currency,
                     }
                 )
+                if len(listed) < RENEWAL_EVENT_NUMBERS:
+                    listed.append(
+                        {
+                            "number_id": number_id,
+                            "phone_number": e164,
+                            "period_start": renews_on.isoformat(),
+                            "period_end": next_on.isoformat(),
+                            "amount": f"{monthly:.2f}",
+                        }
+                    )
                 available -= monthly
                 total += monthly
                 renews_on = next_on
@@ -169,6 +184,12 @@ def _collect(db: Database, settings: Settings, account_id: str, as_of: date) -> 
                 f"{len(renewed)} number-month(s)",
                 amount=f"{total:.2f}",
                 periods=len(renewed),
+                published={
+                    "as_of": as_of.isoformat(),
+                    "currency": settings.currency,
+                    "numbers": listed,
+                    "numbers_truncated": len(renewed) > len(listed),
+                },
             )
         return _Collected(len(renewed), total, shortfall)
 
