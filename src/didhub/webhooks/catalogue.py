@@ -91,17 +91,23 @@ def number_events(kind: str, tenant_id: str | None, data: Mapping[str, object]) 
     if group == "status":
         name = _status_event(rest, data.get("previous"))
         return [Published(name, tenant_id, details)] if name else []
+    previous = data.get("previous_tenant_id")
+    previous_tenant = previous if isinstance(previous, str) else None
     if kind == "tenant.assigned":
-        previous = data.get("previous_tenant_id")
         out = []
-        if isinstance(previous, str):
-            out.append(Published("number.tenant_unassigned", previous, {"tenant_id": previous}))
-        out.append(Published("number.tenant_assigned", tenant_id, details))
+        if previous_tenant is not None:
+            out.append(
+                Published("number.tenant_unassigned", previous_tenant, {"tenant_id": previous})
+            )
+        assigned: dict[str, object] = {
+            "tenant_id": tenant_id,
+            "previous_tenant_id": previous_tenant,
+        }
+        out.append(Published("number.tenant_assigned", tenant_id, assigned))
         return out
     if kind == "tenant.unassigned":
-        previous = data.get("previous_tenant_id")
-        gone = previous if isinstance(previous, str) else None
-        return [Published("number.tenant_unassigned", gone, {"tenant_id": gone})]
+        gone: dict[str, object] = {"tenant_id": previous_tenant}
+        return [Published("number.tenant_unassigned", previous_tenant, gone)]
     if kind == "agent.assigned":
         return [Published("number.assigned", tenant_id, details)]
     if kind == "agent.unassigned":
