@@ -31,6 +31,9 @@ from didhub.numbers import service as numbers
 from didhub.numbers.schemas import SearchRequest
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
+from didhub.webhooks import delivery as webhook_delivery
+from didhub.webhooks import service as webhooks
+from didhub.webhooks.models import WebhookEndpoint
 
 app = typer.Typer(
     help="didhub: search, buy, assign and release phone numbers.", no_args_is_help=True
@@ -42,6 +45,7 @@ key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 numbers_app = typer.Typer(help="Phone numbers.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
 billing_app = typer.Typer(help="Renewals and payments.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Webhook endpoints, deliveries and events.", no_args_is_help=True)
 app.add_typer(partner_app, name="partner")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(agent_app, name="agent")
@@ -49,6 +53,7 @@ app.add_typer(key_app, name="key")
 app.add_typer(numbers_app, name="numbers")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(billing_app, name="billing")
+app.add_typer(webhooks_app, name="webhooks")
 
 console = Console()
 err = Console(stderr=True)
@@ -592,6 +597,213 @@ def billing_import_cdrs(
         "duplicates": report.duplicates,
         "rejected": report.rejected,
         "charged": presenters.money(report.charged),
+    }
+    if as_json:
+        _print_json(out)
+        return
+    for name, value in out.items():
+        console.print(f"{name}: {value}")
+
+
+# ------------------------------------------------------------------ webhooks
+
+
+def _endpoint_row(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    return {
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "events": endpoint.events,
+        "description": endpoint.description,
+        "enabled": endpoint.enabled,
+        "created_at": presenters.when(endpoint.created_at),
+    }
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    url: str,
+    key: KeyOpt,
+    events: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--events", help="Event types, comma-separated or repeated (number.*); default all."
+        ),
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="A note for people.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a webhook URL; its signing secret is shown once."""
+    wanted = [e for item in events or [] for e in item.split(",") if e.strip()] or None
+    with _database() as db:
+
+        def work() -> dict[str, Any]:
+            scope = _scope(db, key)
+            with db.session() as session:
+                new = webhooks.create_endpoint(session, scope, url, wanted, description)
+                return {**_endpoint_row(new.endpoint), "secret": new.secret}
+
+        out = _run(work)
+    if as_json:
+        _print_json(out)
+    else:
+        console.print(f"webhook [bold]{out['id']}[/bold] -> {out['url']}")
+        console.print(f"signing secret (shown once): [bold]{out['secret']}[/bold]")
+
+
+@webhooks_app.command("list")
+def webhooks_list(key: KeyOpt, as_json: JsonOpt = False) -> None:
+    """List your webhook endpoints."""
+    with _database() as db:
+
+        def work() -> list[dict[str, Any]]:
+            scope = _scope(db, key)
+            with db.session() as session:
+                return [_endpoint_row(e) for e in webhooks.list_endpoints(session, scope)]
+
+        rows = _run(work)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "url", "events", "enabled", "created")
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["url"],
+            ", ".join(r["events"]) if r["events"] else "all",
+            "yes" if r["enabled"] else "no",
+            r["created_at"],
+        )
+    console.print(table)
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(webhook_id: str, key: KeyOpt) -> None:
+    """Remove an endpoint: nothing more is sent to it; queued deliveries fail."""
+    with _database() as db:
+
+        def work() -> None:
+            scope = _scope(db, key)
+            with db.session() as session:
+                webhooks.remove_endpoint(session, scope, webhook_id)
+
+        _run(work)
+    console.print(f"webhook {webhook_id} removed")
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(
+    webhook_id: str,
+    key: KeyOpt,
+    status: Annotated[str | None, typer.Option(help="pending, delivered or failed")] = None,
+    limit: int = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """An endpoint's deliveries, newest first."""
+    with _database() as db:
+
+        def work() -> list[dict[str, Any]]:
+            scope = _scope(db, key)
+            with db.session() as session:
+                page = webhooks.list_deliveries(session, scope, webhook_id, status, limit)
+                return [
+                    {
+                        "id": row.delivery.id,
+                        "event_id": row.event_id,
+                        "event_type": row.event_type,
+                        "status": row.delivery.status,
+                        "attempts": row.delivery.attempts,
+                        "last_status_code": row.delivery.last_status_code,
+                        "last_error": row.delivery.last_error,
+                        "next_attempt_at": presenters.when(row.delivery.next_attempt_at),
+                    }
+                    for row in page.data
+                ]
+
+        rows = _run(work)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "event", "status", "attempts", "last answer", "next attempt")
+    for r in rows:
+        answer = r["last_error"] or (str(r["last_status_code"]) if r["last_status_code"] else "")
+        table.add_row(
+            r["id"],
+            r["event_type"],
+            r["status"],
+            str(r["attempts"]),
+            answer,
+            r["next_attempt_at"] or "",
+        )
+    console.print(table)
+
+
+@webhooks_app.command("retry")
+def webhooks_retry(delivery_id: str, key: KeyOpt) -> None:
+    """Queue a delivery again, due now."""
+    with _database() as db:
+
+        def work() -> None:
+            scope = _scope(db, key)
+            with db.session() as session:
+                webhooks.retry_delivery(session, scope, delivery_id)
+
+        _run(work)
+    console.print(f"delivery {delivery_id} queued")
+
+
+@webhooks_app.command("events")
+def webhooks_events(
+    key: KeyOpt,
+    event_type: Annotated[str | None, typer.Option("--type", help="e.g. number.released")] = None,
+    limit: int = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Your event feed, newest first (what your webhooks receive)."""
+    with _database() as db:
+
+        def work() -> list[dict[str, Any]]:
+            scope = _scope(db, key)
+            with db.session() as session:
+                page = webhooks.list_events(session, scope, event_type, None, limit)
+                return [webhook_delivery.payload(e) for e in page.data]
+
+        rows = _run(work)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "type", "created", "number")
+    for r in rows:
+        number = r["data"].get("number") or {}
+        table.add_row(r["id"], r["type"], r["created_at"], number.get("phone_number", ""))
+    console.print(table)
+
+
+@webhooks_app.command("deliver")
+def webhooks_deliver(
+    limit: Annotated[int, typer.Option(help="At most this many deliveries.")] = 500,
+    as_json: JsonOpt = False,
+) -> None:
+    """POST every delivery that is due now, once (what `didhub serve` does every
+    DIDHUB_WEBHOOK_SECONDS)."""
+    settings = _settings()
+    total = webhook_delivery.DeliveryReport()
+    with _database() as db:
+        while total.claimed < limit:
+            report = webhook_delivery.deliver_due(
+                db,
+                max_attempts=settings.webhook_max_attempts,
+                limit=min(webhook_delivery.BATCH, limit - total.claimed),
+                timeout=settings.webhook_timeout_seconds,
+            )
+            for name in ("claimed", "attempted", "delivered", "retrying", "failed"):
+                setattr(total, name, getattr(total, name) + getattr(report, name))
+            if report.claimed == 0:
+                break
+    out = {
+        "attempted": total.attempted,
+        "delivered": total.delivered,
+        "retrying": total.retrying,
+        "failed": total.failed,
     }
     if as_json:
         _print_json(out)

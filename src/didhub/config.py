@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     sweep_seconds: int = Field(default=300, ge=0)
     grace_days: int = Field(default=7, ge=0)
     release_after_days: int = Field(default=30, ge=0)
+    # Seconds between the server's webhook delivery runs; 0 = off (run
+    # `didhub webhooks deliver` instead). A POST waits at most webhook_timeout_seconds;
+    # a delivery is given up after webhook_max_attempts (see docs/webhooks.md).
+    webhook_seconds: float = Field(default=5, ge=0)
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=30)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=20)
 
 
 @cache

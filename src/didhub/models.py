@@ -24,6 +24,7 @@ from didhub.numbers.models import (
     PhoneNumber,
 )
 from didhub.payments.sandbox_gateway import SandboxCharge
+from didhub.webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "AccountEvent",
@@ -48,4 +49,8 @@ __all__ = [
     "NumberOrder",
     "PhoneNumber",
     "SandboxAllocation",
+    "Event",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

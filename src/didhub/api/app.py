@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from didhub import __version__
-from didhub.api import accounts, billing, numbers, routing
+from didhub.api import accounts, billing, numbers, routing, webhooks
 from didhub.api.deps import Context
 from didhub.carriers.base import Carrier
 from didhub.carriers.registry import make_carrier
@@ -22,7 +22,7 @@ from didhub.db import Database
 from didhub.errors import DidhubError
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
-from didhub.sweep import Sweeper
+from didhub.sweep import Sweeper, WebhookDeliverer
 
 log = logging.getLogger("didhub.api")
 
@@ -60,12 +60,17 @@ def create_app(
     carrier = carrier or make_carrier(settings, db)
     gateway = gateway or make_gateway(settings, db)
     sweeper = Sweeper(db, carrier, gateway, settings) if sweep and settings.sweep_seconds else None
+    deliverer = WebhookDeliverer(db, settings) if sweep and settings.webhook_seconds else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if sweeper is not None:
             sweeper.start()
+        if deliverer is not None:
+            deliverer.start()
         yield
+        if deliverer is not None:
+            deliverer.stop()
         if sweeper is not None:
             sweeper.stop()
 
@@ -123,4 +128,5 @@ def create_app(
     app.include_router(accounts.router)
     app.include_router(billing.router)
     app.include_router(routing.router)
+    app.include_router(webhooks.router)
     return app

@@ -38,6 +38,9 @@ from didhub.numbers.service import add_months, release_for_nonpayment
 from didhub.payments.base import PaymentGateway
 
 BILLABLE = (ACTIVE, SUSPENDED)
+# A billing.renewal_charged event lists at most this many renewed number-months
+# (the account's invoice has them all).
+RENEWAL_EVENT_NUMBERS = 1000
 
 # owner, number id, monthly, currency, renews on, purchased at, periods billed
 _Due = tuple[str, str, Decimal, str, date | None, datetime | None, int]
@@ -129,6 +132,7 @@ def _collect_many(
             select(
                 PhoneNumber.owner_id,
                 PhoneNumber.id,
+                PhoneNumber.e164,
                 PhoneNumber.monthly_cost,
                 PhoneNumber.currency,
                 PhoneNumber.renews_on,
@@ -145,8 +149,10 @@ def _collect_many(
             .with_for_update()
         ).tuples()
         by_account: dict[str, list[_Due]] = defaultdict(list)
-        for row in due:
-            by_account[row[0]].append(row)
+        e164s: dict[str, str] = {}
+        for owner, number_id, e164, *rest in due:
+            by_account[owner].append((owner, number_id, *rest))  # type: ignore[arg-type]
+            e164s[number_id] = e164
         renewed: list[dict[str, object]] = []
         advanced: list[dict[str, object]] = []
         charges: list[tuple[str, Decimal, list[dict[str, object]]]] = []
@@ -190,6 +196,21 @@ def _collect_many(
                 f"Monthly fees of {total:.2f} {settings.currency} for {len(lines)} number-month(s)",
                 amount=f"{total:.2f}",
                 periods=len(lines),
+                published={
+                    "as_of": as_of.isoformat(),
+                    "currency": settings.currency,
+                    "numbers": [
+                        {
+                            "number_id": line["number_id"],
+                            "phone_number": e164s[str(line["number_id"])],
+                            "period_start": str(line["period_start"]),
+                            "period_end": str(line["period_end"]),
+                            "amount": f"{line['amount']:.2f}",
+                        }
+                        for line in lines[:RENEWAL_EVENT_NUMBERS]
+                    ],
+                    "numbers_truncated": len(lines) > RENEWAL_EVENT_NUMBERS,
+                },
             )
         _advance(session, advanced)
         insert_rows(session, Renewal.__table__, renewed)  # type: ignore[arg-type]

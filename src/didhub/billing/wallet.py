@@ -9,6 +9,7 @@ asks again with the same key, which can't charge twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_UP, Decimal
 
@@ -30,6 +31,7 @@ from didhub.errors import (
 )
 from didhub.payments.base import CardDetails, PaymentGateway, PaymentOutcomeUnknown
 from didhub.payments.base import PaymentDeclined as GatewayDeclined
+from didhub.webhooks import events as published_events
 
 CARD_CLEARING = "card_clearing"
 MAX_TOPUP = Decimal("10000.00")
@@ -56,11 +58,25 @@ def profile(session: Session, account_id: str) -> BillingProfile:
     return found
 
 
-def event(session: Session, account_id: str, kind: str, message: str, **data: object) -> None:
+def event(
+    session: Session,
+    account_id: str,
+    kind: str,
+    message: str,
+    *,
+    published: Mapping[str, object] | None = None,
+    **data: object,
+) -> None:
+    """Add to the account's history and publish it (``webhooks/catalogue.py``)
+    in the same transaction; ``published`` adds details only the public event
+    carries (too big for the history, like a renewal's number list)."""
     session.add(
         AccountEvent(
             account_id=account_id, kind=kind, message=message, data=data, created_at=clock.now()
         )
+    )
+    published_events.account_event(
+        session, account_id, kind, message, {**data, **(published or {})}
     )
 
 

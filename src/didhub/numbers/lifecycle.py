@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from didhub import clock
 from didhub.numbers.models import NumberEvent, PhoneNumber
+from didhub.webhooks import events as published_events
 
 PROVISIONING = "provisioning"
 ACTIVE = "active"
@@ -45,6 +46,9 @@ def record(
     account_id: str | None = None,
     **data: Any,
 ) -> None:
+    """Add ``kind`` to the number's history (``account_id``: who acted) and
+    publish it (``webhooks/catalogue.py``): the event and its webhook
+    deliveries are written in this same transaction."""
     session.add(
         NumberEvent(
             number_id=number.id,
@@ -54,6 +58,7 @@ def record(
             created_at=clock.now(),
         )
     )
+    published_events.number_event(session, number, kind, data)
 
 
 def transition(
@@ -65,8 +70,9 @@ def transition(
 ) -> None:
     if to not in TRANSITIONS[number.status]:
         raise IllegalTransition(f"{number.e164}: {number.status} -> {to} is not allowed")
-    record(session, number, f"status.{to}", account_id, previous=number.status, **data)
+    previous = number.status
     number.status = to
+    record(session, number, f"status.{to}", account_id, previous=previous, **data)
 
 
 def status_before(session: Session, number: PhoneNumber, entered: str) -> str | None:

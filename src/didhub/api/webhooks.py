@@ -1,0 +1,166 @@
+"""Webhook endpoints, their deliveries, and the account's event feed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from didhub.api import presenters
+from didhub.api.deps import Caller, Ctx
+from didhub.webhooks import catalogue
+from didhub.webhooks import service as webhooks
+from didhub.webhooks.delivery import payload
+from didhub.webhooks.models import WebhookAttempt, WebhookEndpoint
+from didhub.webhooks.schemas import EndpointPatch, EndpointRequest
+
+router = APIRouter(tags=["webhooks"])
+
+
+def _endpoint(item: WebhookEndpoint) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "account_id": item.account_id,
+        "url": item.url,
+        "description": item.description,
+        "events": item.events,
+        "enabled": item.enabled,
+        "created_at": presenters.when(item.created_at),
+        "updated_at": presenters.when(item.updated_at),
+    }
+
+
+def _delivery(row: webhooks.DeliveryRow) -> dict[str, Any]:
+    d = row.delivery
+    return {
+        "id": d.id,
+        "webhook_id": d.endpoint_id,
+        "event_id": row.event_id,
+        "event_type": row.event_type,
+        "status": d.status,
+        "attempts": d.attempts,
+        "last_status_code": d.last_status_code,
+        "last_error": d.last_error,
+        "last_attempt_at": presenters.when(d.last_attempt_at),
+        "next_attempt_at": presenters.when(d.next_attempt_at),
+        "delivered_at": presenters.when(d.delivered_at),
+        "created_at": presenters.when(d.created_at),
+    }
+
+
+def _attempt(item: WebhookAttempt) -> dict[str, Any]:
+    return {
+        "attempted_at": presenters.when(item.attempted_at),
+        "status_code": item.status_code,
+        "error": item.error,
+        "duration_ms": item.duration_ms,
+    }
+
+
+@router.get("/webhooks/event-types")
+def event_types() -> dict[str, Any]:
+    """The event catalogue: every type an endpoint can subscribe to."""
+    return {
+        "data": [
+            {"type": name, "description": text} for name, text in catalogue.EVENT_TYPES.items()
+        ]
+    }
+
+
+@router.post("/webhooks", status_code=201)
+def create_webhook(body: EndpointRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    """Register a URL. The answer's ``secret`` signs every delivery; it is
+    shown only here."""
+    with ctx.db.session() as session:
+        new = webhooks.create_endpoint(session, scope, body.url, body.events, body.description)
+        return {"data": {**_endpoint(new.endpoint), "secret": new.secret}}
+
+
+@router.get("/webhooks")
+def list_webhooks(ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return {"data": [_endpoint(e) for e in webhooks.list_endpoints(session, scope)]}
+
+
+@router.get("/webhooks/{webhook_id}")
+def get_webhook(webhook_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return {"data": _endpoint(webhooks.get_endpoint(session, scope, webhook_id))}
+
+
+@router.patch("/webhooks/{webhook_id}")
+def patch_webhook(webhook_id: str, body: EndpointPatch, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        endpoint = webhooks.update_endpoint(
+            session,
+            scope,
+            webhook_id,
+            url=body.url,
+            description=body.description,
+            enabled=body.enabled,
+            change_events="events" in body.model_fields_set,
+            events=body.events,
+        )
+        return {"data": _endpoint(endpoint)}
+
+
+@router.delete("/webhooks/{webhook_id}")
+def delete_webhook(webhook_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        webhooks.remove_endpoint(session, scope, webhook_id)
+    return {"data": None}
+
+
+@router.get("/webhooks/{webhook_id}/deliveries")
+def list_deliveries(
+    webhook_id: str,
+    ctx: Ctx,
+    scope: Caller,
+    status: str | None = Query(None, description="pending, delivered or failed"),
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The endpoint's deliveries, newest first."""
+    with ctx.db.session() as session:
+        page = webhooks.list_deliveries(session, scope, webhook_id, status, limit, cursor)
+        data = [_delivery(row) for row in page.data]
+    return {"data": data, "meta": {"next_cursor": page.next_cursor, "count": len(data)}}
+
+
+@router.get("/webhooks/deliveries/{delivery_id}")
+def get_delivery(delivery_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    """One delivery with every attempt's status code, error and duration."""
+    with ctx.db.session() as session:
+        row = webhooks.get_delivery(session, scope, delivery_id)
+        tried = webhooks.attempts(session, delivery_id)
+        return {"data": {**_delivery(row), "attempt_log": [_attempt(a) for a in tried]}}
+
+
+@router.post("/webhooks/deliveries/{delivery_id}/retry")
+def retry_delivery(delivery_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    """Send a delivery again as soon as the worker runs (within
+    ``DIDHUB_WEBHOOK_SECONDS``)."""
+    with ctx.db.session() as session:
+        return {"data": _delivery(webhooks.retry_delivery(session, scope, delivery_id))}
+
+
+@router.get("/events", tags=["events"])
+def list_events(
+    ctx: Ctx,
+    scope: Caller,
+    type: str | None = Query(None, description="an event type, or 'number.*' / 'billing.*'"),
+    number_id: str | None = None,
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The events your webhooks receive, newest first, in the webhook payload's shape."""
+    with ctx.db.session() as session:
+        page = webhooks.list_events(session, scope, type, number_id, limit, cursor)
+        data = [payload(e) for e in page.data]
+    return {"data": data, "meta": {"next_cursor": page.next_cursor, "count": len(data)}}
+
+
+@router.get("/events/{event_id}", tags=["events"])
+def get_event(event_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return {"data": payload(webhooks.get_event(session, scope, event_id))}
