@@ -189,3 +189,45 @@ def test_unpaid_numbers_are_released_after_the_second_period(
     with db.session() as session:
         assert ledger.wallet_balance(session, acct.id, "USD") == Decimal("0.00")
     assert ledger_ok(db)
+
+
+def test_release_refund_policy_none_keeps_the_month_prorated_returns_unused_days(
+    make_partner: Callable[..., Acct],
+    db: Database,
+    carrier: SandboxCarrier,
+    settings: Settings,
+) -> None:
+    from didhub.api.app import create_app
+
+    def release_ten_days_in(policy: str) -> tuple[Decimal, list[dict[str, str]]]:
+        client = TestClient(
+            create_app(settings.model_copy(update={"release_refund": policy}), db, carrier)
+        )
+        acct = make_partner(f"Refunds {policy}", balance="10.00")
+        at(date(2027, 1, 31))  # bought on the 31st: the first period ends Feb 28
+        number = search_numbers(client, acct, area_code="512", page_size=1)[0]["phone_number"]
+        bought = client.post(
+            "/telephony/numbers/purchase", json={"phone_number": number}, headers=acct.headers
+        )
+        assert bought.status_code == 200, bought.text
+        at(date(2027, 2, 10))
+        released = client.post(
+            "/telephony/numbers/release",
+            json={"number_id": bought.json()["data"]["id"]},
+            headers=acct.headers,
+        )
+        assert released.status_code == 200, released.text
+        lines = client.get("/billing/transactions", headers=acct.headers).json()["data"]
+        with db.session() as session:
+            return ledger.wallet_balance(session, acct.id, "USD"), lines
+
+    balance, _ = release_ten_days_in("none")
+    assert balance == Decimal("8.00")  # 1.00 setup + 1.00 month, nothing back
+
+    balance, lines = release_ten_days_in("prorated")
+    # Paid Jan 31 → Feb 28 (28 days); released Feb 10: 18 unused days of 1.00/28.
+    assert balance == Decimal("8.64")
+    refund = [line for line in lines if line["kind"] == "refund"]
+    assert [r["amount"] for r in refund] == ["0.64"]
+    assert "18 of 28" in refund[0]["description"]
+    assert ledger_ok(db)

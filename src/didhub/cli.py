@@ -502,7 +502,7 @@ def numbers_release(number_id: str, key: KeyOpt) -> None:
 
         def work() -> str:
             scope = _scope(db, key)
-            number = numbers.release(db, _carrier(db), scope, number_id)
+            number = numbers.release(db, _carrier(db), scope, number_id, _settings())
             return f"{number.e164} {number.status}"
 
         console.print(_run(work))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import cache
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
     # Seconds between the server's periodic sweeps (renewals, reconcile); 0 = off.
     sweep_seconds: int = Field(default=300, ge=0)
     grace_days: int = Field(default=7, ge=0)
+    # What releasing a number mid-month gives back: "none" (the month is kept)
+    # or "prorated" (the unused days, rounded down to the cent).
+    release_refund: Literal["none", "prorated"] = "none"
     release_after_days: int = Field(default=30, ge=0)
     # Seconds between the server's webhook delivery runs; 0 = off (run
     # `didhub webhooks deliver` instead). A POST waits at most webhook_timeout_seconds;

@@ -212,7 +212,7 @@ def release(
     body: ReleaseRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
 ) -> JSONResponse:
     def work() -> tuple[int, Any]:
-        number = numbers.release(ctx.db, ctx.carrier, scope, body.number_id)
+        number = numbers.release(ctx.db, ctx.carrier, scope, body.number_id, ctx.settings)
         with ctx.db.session() as session:
             shaped = presenters.phone_numbers(session, [number])[0]
         return (200 if number.status == "released" else 202), {"data": shaped}

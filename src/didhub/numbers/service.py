@@ -16,7 +16,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -747,17 +747,25 @@ def unassign_agent(
 # ---------------------------------------------------------------- release
 
 
-def release(db: Database, carrier: Carrier, scope: Scope, number_id: str) -> PhoneNumber:
+def release(
+    db: Database,
+    carrier: Carrier,
+    scope: Scope,
+    number_id: str,
+    settings: Settings | None = None,
+) -> PhoneNumber:
     """Give a number back: billing stops (``released_at``), assignments end, its
-    history stays. The carrier is asked between two transactions; if it refuses,
-    the number is back as it was; if we can't tell, it stays ``releasing`` and
-    ``reconcile`` finishes the job."""
+    history stays, and with ``release_refund = prorated`` the unused days of the
+    paid month go back to the wallet. The carrier is asked between two
+    transactions; if it refuses, the number is back as it was; if we can't
+    tell, it stays ``releasing`` and ``reconcile`` finishes the job."""
     with db.session() as session:
         number = _lock_number(session, scope, number_id)
         _require_owner(session, scope, number, "release")
         _begin_release(session, number, scope.account_id, "released")
         number_pk = number.id
-    return _finish_release(db, carrier, number_pk, scope.account_id, "released")
+    policy = settings.release_refund if settings is not None else "none"
+    return _finish_release(db, carrier, number_pk, scope.account_id, "released", policy)
 
 
 def release_for_nonpayment(db: Database, carrier: Carrier, number_id: str) -> PhoneNumber:
@@ -783,7 +791,12 @@ def _begin_release(
 
 
 def _finish_release(
-    db: Database, carrier: Carrier, number_pk: str, account_id: str | None, reason: str
+    db: Database,
+    carrier: Carrier,
+    number_pk: str,
+    account_id: str | None,
+    reason: str,
+    refund_policy: str = "none",
 ) -> PhoneNumber:
     with db.session() as session:
         e164 = session.get_one(PhoneNumber, number_pk).e164
@@ -808,8 +821,36 @@ def _finish_release(
             lifecycle.transition(session, number, RELEASED, account_id)
             _end_assignments(session, number, account_id, reason)
             number.released_at = clock.now()
+            if refund_policy == "prorated":
+                _refund_unused_days(session, number)
             number.renews_on = None
         return number
+
+
+def _refund_unused_days(session: Session, number: PhoneNumber) -> None:
+    """The prorated policy: the paid month's days after the release, at the
+    month's daily rate, rounded down to the cent, back to the owner's wallet."""
+    if not number.is_managed or number.renews_on is None or number.purchased_at is None:
+        return
+    today = clock.now().date()
+    period_end = number.renews_on
+    period_start = add_months(number.purchased_at.date(), number.billed_periods - 1)
+    unused = (period_end - today).days
+    if unused <= 0 or period_end <= period_start:
+        return  # nothing paid ahead (an unpaid month is never refunded)
+    days = (period_end - period_start).days
+    amount = (number.monthly_cost * unused / days).quantize(ledger.CENTS, rounding=ROUND_DOWN)
+    if amount <= 0:
+        return
+    ledger.transfer(
+        session,
+        kind="refund",
+        description=f"Unused days of {number.e164}: {unused} of {days} (prorated release)",
+        debit=ledger.ensure_platform_book(session, ledger.REVENUE, number.currency),
+        credit=ledger.ensure_wallet(session, number.owner_id, number.currency),
+        amount=amount,
+        reference=f"release:{number.id}",
+    )
 
 
 # ---------------------------------------------------------------- reconcile
@@ -871,7 +912,9 @@ def reconcile(
                 report.failed.append(row.e164)
     for number_pk in releasing:
         try:
-            number = _finish_release(db, carrier, number_pk, None, "released")
+            number = _finish_release(
+                db, carrier, number_pk, None, "released", settings.release_refund
+            )
         except CarrierError:
             continue
         if number.status == RELEASED:
