@@ -106,3 +106,35 @@ def test_invoices_itemise_and_add_up(
     assert (
         client.get("/billing/invoices/2030-03", headers=other.headers).json()["data"]["lines"] == []
     )
+
+
+def test_a_configured_tax_is_shown_as_included_in_the_charges(
+    make_partner: Callable[..., Acct],
+    carrier: SandboxCarrier,
+    db: Database,
+    settings: Settings,
+) -> None:
+    from didhub.api.app import create_app
+
+    taxed = settings.model_copy(update={"tax_name": "GST", "tax_rate": Decimal("0.10")})
+    client = TestClient(create_app(taxed, db, carrier))
+    at(date(2030, 4, 2))
+    acct = make_partner("Taxed", balance="20.00")
+    number = search_numbers(client, acct, phone_number_type="toll-free", page_size=1)[0]
+    bought = client.post(
+        "/telephony/numbers/purchase",
+        json={"phone_number": number["phone_number"]},
+        headers=acct.headers,
+    )
+    assert bought.status_code == 200, bought.text
+    inv = client.get("/billing/invoices/2030-04", headers=acct.headers).json()["data"]
+    # 5.00 setup + 2.50 month = 7.50, of which GST at 10 %: 7.50 × 0.10 / 1.10 = 0.68
+    assert inv["charges"] == "7.50"
+    assert inv["tax"] == {"name": "GST", "rate": "0.10", "included": "0.68"}
+    page = client.get("/billing/invoices/2030-04?format=html", headers=acct.headers).text
+    assert "of which GST (10 %)" in page and "0.68" in page
+    # Without a tax configured the invoice has none.
+    plain = TestClient(create_app(settings, db, carrier))
+    assert (
+        plain.get("/billing/invoices/2030-04", headers=acct.headers).json()["data"]["tax"] is None
+    )

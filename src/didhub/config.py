@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # What releasing a number mid-month gives back: "none" (the month is kept)
     # or "prorated" (the unused days, rounded down to the cent).
     release_refund: Literal["none", "prorated"] = "none"
+    # Prices include this tax where one is configured (e.g. DIDHUB_TAX_NAME=GST,
+    # DIDHUB_TAX_RATE=0.10): invoices show the tax contained in the charges.
+    tax_name: str | None = None
+    tax_rate: Decimal = Field(default=Decimal("0"), ge=0, le=1)
     release_after_days: int = Field(default=30, ge=0)
     # Seconds between the server's webhook delivery runs; 0 = off (run
     # `didhub webhooks deliver` instead). A POST waits at most webhook_timeout_seconds;

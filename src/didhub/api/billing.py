@@ -264,6 +264,15 @@ def _invoice(inv: invoices.Invoice) -> dict[str, Any]:
         "credits": presenters.money(inv.credits),
         "charges": presenters.money(inv.charges),
         "closing_balance": presenters.money(inv.closing_balance),
+        "tax": (
+            {
+                "name": inv.tax_name,
+                "rate": str(inv.tax_rate),
+                "included": presenters.money(inv.tax_included),
+            }
+            if inv.tax_name
+            else None
+        ),
         "lines": [
             {
                 "date": line.day.isoformat(),
@@ -284,7 +293,14 @@ def _invoice(inv: invoices.Invoice) -> dict[str, Any]:
 def list_invoices(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.session() as session:
         found = [
-            invoices.build(session, scope.account_id, ctx.settings.currency, month)
+            invoices.build(
+                session,
+                scope.account_id,
+                ctx.settings.currency,
+                month,
+                ctx.settings.tax_name,
+                ctx.settings.tax_rate,
+            )
             for month in invoices.months(session, scope.account_id, ctx.settings.currency)
         ]
     return {"data": [{k: v for k, v in _invoice(i).items() if k != "lines"} for i in found]}
@@ -298,7 +314,14 @@ def get_invoice(
     format: Literal["json", "html"] = Query("json"),
 ) -> dict[str, Any] | HTMLResponse:
     with ctx.db.session() as session:
-        inv = invoices.build(session, scope.account_id, ctx.settings.currency, month)
+        inv = invoices.build(
+            session,
+            scope.account_id,
+            ctx.settings.currency,
+            month,
+            ctx.settings.tax_name,
+            ctx.settings.tax_rate,
+        )
     if format == "html":
         return HTMLResponse(invoices.render_html(inv))
     return {"data": _invoice(inv)}

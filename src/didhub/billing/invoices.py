@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -56,10 +56,25 @@ class Invoice:
     opening_balance: Decimal
     closing_balance: Decimal
     lines: list[InvoiceLine] = field(default_factory=list)
+    tax_name: str | None = None
+    tax_rate: Decimal = Decimal("0")  # a fraction: 0.10 is 10 %, included in prices
 
     @property
     def charges(self) -> Decimal:
         return sum((line.amount for line in self.lines if line.amount > 0), Decimal("0"))
+
+    @property
+    def tax_percent(self) -> str:
+        return f"{(self.tax_rate * 100).normalize():f}"
+
+    @property
+    def tax_included(self) -> Decimal:
+        """The tax contained in the month's charges (prices include it), to the cent."""
+        if not self.tax_name or not self.tax_rate:
+            return Decimal("0.00")
+        return (self.charges * self.tax_rate / (1 + self.tax_rate)).quantize(
+            ledger.CENTS, rounding=ROUND_HALF_UP
+        )
 
     @property
     def credits(self) -> Decimal:
@@ -102,7 +117,14 @@ def months(session: Session, account_id: str, currency: str) -> list[str]:
     return sorted({s.strftime("%Y-%m") for s in stamps}, reverse=True)
 
 
-def build(session: Session, account_id: str, currency: str, month: str) -> Invoice:
+def build(
+    session: Session,
+    account_id: str,
+    currency: str,
+    month: str,
+    tax_name: str | None = None,
+    tax_rate: Decimal = Decimal("0"),
+) -> Invoice:
     start = parse_month(month)
     end = _next_month(start)
     account = session.get(Account, account_id)
@@ -126,6 +148,8 @@ def build(session: Session, account_id: str, currency: str, month: str) -> Invoi
         currency=currency,
         opening_balance=_balance_before(session, book, _midnight(start)),
         closing_balance=_balance_before(session, book, _midnight(end)),
+        tax_name=tax_name,
+        tax_rate=tax_rate,
     )
     for amount, txn in entries:
         invoice.lines.extend(_explain(session, account_id, -amount, txn))
