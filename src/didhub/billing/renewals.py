@@ -17,6 +17,7 @@ active. Every step is a ledger entry or an account event.
 from __future__ import annotations
 
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -57,6 +58,14 @@ class RunReport:
     suspended: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
+
+    def merge(self, other: RunReport) -> None:
+        self.accounts += other.accounts
+        self.renewals += other.renewals
+        self.charged += other.charged
+        self.recharged += other.recharged
+        for name in ("past_due", "suspended", "released", "restored"):
+            getattr(self, name).extend(getattr(other, name))
 
 
 def _due_accounts(session: Session, as_of: date) -> list[str]:
@@ -452,30 +461,49 @@ def run(
     report = RunReport(as_of)
     with db.session() as session:
         accounts = _due_accounts(session, as_of)
-    for start in range(0, len(accounts), BATCH_ACCOUNTS):
-        batch = accounts[start : start + BATCH_ACCOUNTS]
-        with db.session() as session:
-            profiles = {
-                p.account_id: (p.standing, p.auto_recharge_enabled)
-                for p in session.scalars(
-                    select(BillingProfile).where(BillingProfile.account_id.in_(batch))
-                )
-            }
-        # Accounts in good standing pay together; the rest (and any the batch
-        # finds short) go one by one through recharge, past due and restore.
-        paying = [a for a in batch if profiles.get(a, ("good", False))[0] == "good"]
-        collected, _ = _collect_many(db, settings, paying, as_of, partial=False)
-        for account_id, done in collected.items():
-            report.accounts += 1
-            report.renewals += done.renewals
-            report.charged += done.charged
-            if done.charged and profiles.get(account_id, ("good", False))[1]:
-                wallet.recharge_below_threshold(
-                    db, gateway, settings, account_id, f"renewal:{account_id}:{as_of}"
-                )
-        for account_id in [a for a in batch if a not in collected]:
-            report.accounts += 1
-            settle_account(db, gateway, settings, account_id, as_of, report)
+    batches = [
+        accounts[start : start + BATCH_ACCOUNTS]
+        for start in range(0, len(accounts), BATCH_ACCOUNTS)
+    ]
+    # Batches hold disjoint wallets and numbers, so on PostgreSQL they run on
+    # several connections at once; SQLite has one writer, so one at a time.
+    workers = 1 if db.is_sqlite else max(1, settings.renewal_workers)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="renewals") as pool:
+        for part in pool.map(lambda b: _run_batch(db, gateway, settings, b, as_of), batches):
+            report.merge(part)
     _progress(db, carrier, settings, as_of, report)
     resale.bill_tenants(db, settings)  # tenants pay their partners for what was renewed
+    return report
+
+
+def _run_batch(
+    db: Database,
+    gateway: PaymentGateway | None,
+    settings: Settings,
+    batch: list[str],
+    as_of: date,
+) -> RunReport:
+    report = RunReport(as_of)
+    with db.session() as session:
+        profiles = {
+            p.account_id: (p.standing, p.auto_recharge_enabled)
+            for p in session.scalars(
+                select(BillingProfile).where(BillingProfile.account_id.in_(batch))
+            )
+        }
+    # Accounts in good standing pay together; the rest (and any the batch
+    # finds short) go one by one through recharge, past due and restore.
+    paying = [a for a in batch if profiles.get(a, ("good", False))[0] == "good"]
+    collected, _ = _collect_many(db, settings, paying, as_of, partial=False)
+    for account_id, done in collected.items():
+        report.accounts += 1
+        report.renewals += done.renewals
+        report.charged += done.charged
+        if done.charged and profiles.get(account_id, ("good", False))[1]:
+            wallet.recharge_below_threshold(
+                db, gateway, settings, account_id, f"renewal:{account_id}:{as_of}"
+            )
+    for account_id in [a for a in batch if a not in collected]:
+        report.accounts += 1
+        settle_account(db, gateway, settings, account_id, as_of, report)
     return report
