@@ -247,14 +247,23 @@ def tenant_create(
 
 
 @agent_app.command("create")
-def agent_create(tenant_id: str, name: str, key: KeyOpt, as_json: JsonOpt = False) -> None:
+def agent_create(
+    tenant_id: str,
+    name: str,
+    key: KeyOpt,
+    sip_uri: Annotated[
+        str | None, typer.Option("--sip-uri", help="where the SIP edge relays its calls")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Create an agent under a tenant."""
     with _database() as db:
 
         def work() -> dict[str, Any]:
             scope = _scope(db, key)
             with db.session() as session:
-                return presenters.agent(accounts.create_agent(session, scope, tenant_id, name))
+                agent = accounts.create_agent(session, scope, tenant_id, name, sip_uri)
+                return presenters.agent(agent)
 
         out = _run(work)
     if as_json:

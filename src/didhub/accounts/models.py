@@ -29,6 +29,8 @@ class Agent(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    # Where the SIP edge relays this agent's calls (endpoint, PBX extension, queue).
+    sip_uri: Mapped[str | None] = mapped_column(String(255), default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

@@ -11,11 +11,12 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from didhub import clock
+from didhub import clock, numbering
 from didhub.accounts.models import Account, Agent, ApiKey
 from didhub.billing import ledger
 from didhub.db import new_id
@@ -149,12 +150,38 @@ def list_tenants(session: Session, scope: Scope) -> list[Account]:
     )
 
 
-def create_agent(session: Session, scope: Scope, tenant_id: str, name: str) -> Agent:
+def create_agent(
+    session: Session, scope: Scope, tenant_id: str, name: str, sip_uri: str | None = None
+) -> Agent:
     tenant = get_tenant(session, scope, tenant_id)
     agent = Agent(
-        id=new_id("agt"), tenant_id=tenant.id, name=_clean_name(name), created_at=clock.now()
+        id=new_id("agt"),
+        tenant_id=tenant.id,
+        name=_clean_name(name),
+        sip_uri=numbering.parse_sip_uri(sip_uri) if sip_uri else None,
+        created_at=clock.now(),
     )
     session.add(agent)
+    session.flush()
+    return agent
+
+
+_KEEP: Any = object()
+
+
+def update_agent(
+    session: Session,
+    scope: Scope,
+    agent_id: str,
+    name: str | None = None,
+    sip_uri: str | None | Any = _KEEP,
+) -> Agent:
+    """Rename an agent or point its calls elsewhere (``sip_uri=None`` clears it)."""
+    agent = get_agent(session, scope, agent_id)
+    if name is not None:
+        agent.name = _clean_name(name)
+    if sip_uri is not _KEEP:
+        agent.sip_uri = numbering.parse_sip_uri(sip_uri) if sip_uri else None
     session.flush()
     return agent
 

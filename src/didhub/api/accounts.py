@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from didhub.accounts import service as accounts
-from didhub.accounts.schemas import AgentCreate, TenantCreate
+from didhub.accounts.schemas import AgentCreate, AgentUpdate, TenantCreate
 from didhub.api import presenters
 from didhub.api.deps import Caller, Ctx
 
@@ -28,7 +28,16 @@ def list_tenants(ctx: Ctx, scope: Caller) -> dict[str, Any]:
 @router.post("/agents", status_code=201)
 def create_agent(body: AgentCreate, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.session() as session:
-        agent = accounts.create_agent(session, scope, body.tenant_id, body.name)
+        agent = accounts.create_agent(session, scope, body.tenant_id, body.name, body.sip_uri)
+        return {"data": presenters.agent(agent)}
+
+
+@router.patch("/agents/{agent_id}")
+def update_agent(agent_id: str, body: AgentUpdate, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    """Rename an agent or change where its calls go (``"sip_uri": null`` clears it)."""
+    changes = body.model_dump(exclude_unset=True)
+    with ctx.db.session() as session:
+        agent = accounts.update_agent(session, scope, agent_id, **changes)
         return {"data": presenters.agent(agent)}
 
 

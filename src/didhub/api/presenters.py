@@ -58,6 +58,7 @@ def agent(item: Agent) -> dict[str, Any]:
         "id": item.id,
         "tenant_id": item.tenant_id,
         "name": item.name,
+        "sip_uri": item.sip_uri,
         "created_at": when(item.created_at),
     }
 

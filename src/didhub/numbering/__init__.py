@@ -20,6 +20,7 @@ from didhub.numbering.parsing import (
     normalize_country,
     number_type_of,
     parse_e164,
+    parse_sip_uri,
     region_of,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "normalize_country",
     "number_type_of",
     "parse_e164",
+    "parse_sip_uri",
     "rate_center_for",
     "region_of",
 ]

@@ -124,3 +124,28 @@ def compile_pattern(value: str, field: str = "pattern") -> str:
             f"pattern {value!r} is longer than a 10-digit national number", field=field
         )
     return "".join(out)
+
+
+# sip:[user@]host[:port][;params], host a name, an IPv4 address or [IPv6].
+_SIP_URI = re.compile(
+    r"^sips?:(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+@)?"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])"
+    r"(?::[0-9]{1,5})?(?:;[A-Za-z0-9\-_.!~*'()%=]+)*$"
+)
+
+
+def parse_sip_uri(value: str, field: str = "sip_uri") -> str:
+    """A SIP or SIPS URI a call can be relayed to (RFC 3261 ``sip:user@host:port``),
+    trimmed; the scheme is lower-cased."""
+    text = value.strip()
+    scheme, _, rest = text.partition(":")
+    text = f"{scheme.lower()}:{rest}" if rest else text
+    if len(text) > 255 or not _SIP_URI.match(text):
+        raise ValidationFailed(
+            "must be a SIP URI such as sip:agent@pbx.example.com:5060", field=field
+        )
+    port = re.search(r":([0-9]{1,5})(?:;|$)", text.split("@")[-1])
+    if port is not None and not 0 < int(port.group(1)) < 65536:
+        raise ValidationFailed("the port must be 1 to 65535", field=field)
+    return text

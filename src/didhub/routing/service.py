@@ -30,6 +30,7 @@ class InboundRoute:
     agent_id: str | None = None
     agent_name: str | None = None
     text: str | None = None
+    sip_uri: str | None = None  # where the edge relays the call
 
 
 def inbound(session: Session, settings: Settings, raw_number: str) -> InboundRoute:
@@ -46,7 +47,7 @@ def inbound(session: Session, settings: Settings, raw_number: str) -> InboundRou
             e164, number.id, number.tenant_id, "suspended", text=settings.suspended_announcement
         )
     row = session.execute(
-        select(NumberAssignment.agent_id, Agent.name)
+        select(NumberAssignment.agent_id, Agent.name, Agent.sip_uri)
         .join(Agent, Agent.id == NumberAssignment.agent_id)
         .where(
             NumberAssignment.number_id == number.id,
@@ -55,7 +56,9 @@ def inbound(session: Session, settings: Settings, raw_number: str) -> InboundRou
         )
     ).first()
     if row is not None:
-        return InboundRoute(e164, number.id, number.tenant_id, "agent", row[0], row[1])
+        return InboundRoute(
+            e164, number.id, number.tenant_id, "agent", row[0], row[1], sip_uri=row[2]
+        )
     return InboundRoute(
         e164, number.id, number.tenant_id, "announcement", text=settings.unassigned_announcement
     )

@@ -1,0 +1,135 @@
+"""The SIP edge end to end: real SIP from sipp through Kamailio
+(deploy/kamailio/kamailio.cfg), which asks a real ``didhub serve`` where each
+call goes, relays it to the agent's sipp, and reports the finished call for
+rating. Needs kamailio and sipp (``.ci/run`` installs them)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from conftest import Acct, buy, search_numbers
+from didhub.billing.models import UsageRecord
+from didhub.db import Database
+from sip_edge import didhub_server, kamailio, require_sip_tools, sipp_call, sipp_uas
+
+
+@pytest.fixture(autouse=True)
+def _sip_tools() -> None:
+    require_sip_tools()
+
+
+def _agent(client: TestClient, partner: Acct, tenant: Acct, name: str, uri: str) -> str:
+    made = client.post(
+        "/agents",
+        json={"tenant_id": tenant.id, "name": name, "sip_uri": uri},
+        headers=partner.headers,
+    )
+    assert made.status_code == 201, made.text
+    agent_id: str = made.json()["data"]["id"]
+    return agent_id
+
+
+def _assign(client: TestClient, partner: Acct, number_id: str, agent_id: str) -> None:
+    r = client.post(
+        "/telephony/numbers/assign",
+        json={"number_id": number_id, "agent_id": agent_id, "assignment_type": "inbound"},
+        headers=partner.headers,
+    )
+    assert r.status_code == 200, r.text
+
+
+def _numbers(client: TestClient, partner: Acct, **search: Any) -> list[dict[str, Any]]:
+    found = search_numbers(client, partner, **search)
+    bought = buy(client, partner, *[f["phone_number"] for f in found])
+    numbers: list[dict[str, Any]] = bought["data"]
+    return numbers
+
+
+def test_calls_are_routed_by_kamailio_and_billed(
+    client: TestClient,
+    make_partner: Callable[..., Acct],
+    make_tenant: Callable[..., Acct],
+    database_url: str,
+    db: Database,
+    tmp_path: Path,
+) -> None:
+    partner = make_partner("Edge Co", balance="100.00")
+    tenant = make_tenant("Clinic", partner_id=partner.id)
+    local = _numbers(client, partner, area_code="512", page_size=3)
+    toll_free = _numbers(client, partner, phone_number_type="toll-free", page_size=1)[0]
+    routed, unassigned, down = local
+
+    desk, desk_port = sipp_uas(tmp_path, "desk")
+    line, line_port = sipp_uas(tmp_path, "line")
+    try:
+        _assign(client, partner, routed["id"], _agent(
+            client, partner, tenant, "Front desk", f"sip:desk@127.0.0.1:{desk_port}"
+        ))  # fmt: skip
+        _assign(client, partner, toll_free["id"], _agent(
+            client, partner, tenant, "Sales line", f"sip:sales@127.0.0.1:{line_port}"
+        ))  # fmt: skip
+
+        with (
+            didhub_server(database_url, tmp_path) as server,
+            kamailio(server.url, tmp_path) as edge,
+        ):
+            # An assigned DID reaches its agent's phone, which answers.
+            call = sipp_call(edge, routed["phone_number"], tmp_path, "routed", seconds=1)
+            assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+            assert desk.wait(timeout=20) == 0
+            assert "INVITE sip:desk@127.0.0.1" in (tmp_path / "desk-messages.log").read_text()
+
+            # A DID with no agent answers the platform's unassigned behaviour.
+            call = sipp_call(edge, unassigned["phone_number"], tmp_path, "unassigned", expect=480)
+            assert call.returncode == 0, call.stdout[-2000:]
+            answer = (tmp_path / "unassigned-messages.log").read_text()
+            assert "SIP/2.0 480" in answer and "isn't configured" in answer
+
+            # A number the platform doesn't hold: 404.
+            call = sipp_call(edge, "+15125550123", tmp_path, "unknown", expect=404)
+            assert call.returncode == 0, call.stdout[-2000:]
+
+            # A 65-second call to the toll-free number is rated per minute:
+            # 65 s → 66 s in 6-second increments at 0.0250/min = 0.0275.
+            call = sipp_call(
+                edge, toll_free["phone_number"], tmp_path, "long", seconds=65, timeout=120
+            )
+            assert call.returncode == 0, call.stdout[-2000:]
+            assert line.wait(timeout=30) == 0
+            record = _usage_for(db, toll_free["id"])
+            assert record.direction == "inbound"
+            assert 65 <= record.duration_seconds <= 66
+            assert record.billable_seconds == 66 and record.amount == Decimal("0.0275")
+            assert record.ledger_transaction_id is not None  # posted to the wallet
+
+            # didhub stopped: the edge answers 503 at once, it doesn't hang.
+            server.stop()
+            started = time.monotonic()
+            call = sipp_call(edge, down["phone_number"], tmp_path, "down", expect=503)
+            assert call.returncode == 0, call.stdout[-2000:]
+            assert time.monotonic() - started < 5
+    finally:
+        for phone in (desk, line):
+            if phone.poll() is None:
+                phone.kill()
+
+
+def _usage_for(db: Database, number_id: str, wait: float = 10) -> UsageRecord:
+    deadline = time.monotonic() + wait
+    while True:
+        with db.session() as session:
+            found = session.scalars(
+                select(UsageRecord).where(UsageRecord.number_id == number_id)
+            ).first()
+        if found is not None or time.monotonic() > deadline:
+            assert found is not None, "the edge reported no usage for the call"
+            return found
+        time.sleep(0.2)
