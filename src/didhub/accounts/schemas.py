@@ -12,3 +12,22 @@ class AgentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     tenant_id: str
     name: str = Field(min_length=1, max_length=200)
+
+
+class UnassignedRequest(BaseModel):
+    """One unassigned-number behaviour; which fields an action takes is
+    checked by ``accounts.settings.validate_unassigned`` (CLI and API alike)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    action: str
+    text: str | None = None
+    mailbox: str | None = None
+    destination: str | None = None
+
+
+class SettingsPatch(BaseModel):
+    """A partial update: absent fields stay, ``null`` inherits."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    default_cnam: str | None = None
+    unassigned: UnassignedRequest | None = None

@@ -23,5 +23,8 @@ def inbound(e164: str, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
             "agent_id": route.agent_id,
             "agent_name": route.agent_name,
             "text": route.text,
+            "mailbox": route.mailbox,
+            "destination": route.destination,
+            "source": route.source,
         }
     }

@@ -1,8 +1,10 @@
 """Where an inbound call to a DID goes, answered for the SIP edge.
 
 An active number with an inbound agent goes to that agent; any other number we
-hold follows its tenant's unassigned-number behaviour (for now the platform
-default: an announcement); a number suspended for non-payment answers the
+hold follows its tenant's unassigned-number behaviour, else its partner's, else
+the platform's announcement (``accounts/settings.py``): an ``announcement``
+(``text``), ``voicemail`` (``mailbox``), ``forward`` (``destination``, E.164 or
+a SIP URI) or ``reject``; a number suspended for non-payment answers the
 suspension; a number we don't hold is not found.
 """
 
@@ -14,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from didhub import numbering
+from didhub.accounts import settings as account_settings
 from didhub.accounts.models import Agent
 from didhub.config import Settings
 from didhub.errors import NotFound
@@ -26,10 +29,14 @@ class InboundRoute:
     phone_number: str
     number_id: str
     tenant_id: str | None
-    action: str  # agent | announcement | suspended
+    action: str  # agent | announcement | voicemail | forward | reject | suspended
     agent_id: str | None = None
     agent_name: str | None = None
     text: str | None = None
+    mailbox: str | None = None
+    destination: str | None = None
+    # Whose unassigned behaviour answered: tenant | partner | platform.
+    source: str | None = None
 
 
 def inbound(session: Session, settings: Settings, raw_number: str) -> InboundRoute:
@@ -56,6 +63,17 @@ def inbound(session: Session, settings: Settings, raw_number: str) -> InboundRou
     ).first()
     if row is not None:
         return InboundRoute(e164, number.id, number.tenant_id, "agent", row[0], row[1])
+    behaviour = account_settings.unassigned_for_number(
+        session, settings, number.owner_id, number.tenant_id
+    )
+    assert isinstance(behaviour.value, account_settings.UnassignedBehaviour)
     return InboundRoute(
-        e164, number.id, number.tenant_id, "announcement", text=settings.unassigned_announcement
+        e164,
+        number.id,
+        number.tenant_id,
+        behaviour.value.action,
+        text=behaviour.value.text,
+        mailbox=behaviour.value.mailbox,
+        destination=behaviour.value.destination,
+        source=behaviour.source,
     )
