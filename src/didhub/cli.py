@@ -705,13 +705,15 @@ def reconcile(
     ] = 60,
     as_json: JsonOpt = False,
 ) -> None:
-    """Settle carrier orders, releases and card charges whose outcome is not known yet."""
+    """Settle carrier orders, releases, card charges and caller-name (CNAM) pushes
+    whose outcome is not known yet."""
     settings = _settings()
     with _database() as db:
         report = _run(
             lambda: numbers.reconcile(db, _carrier(db), settings, timedelta(seconds=min_age))
         )
         charges = billing_wallet.reconcile_charges(db, _gateway(db), settings)
+        listed = cnam.repush_pending(db, _carrier(db), timedelta(seconds=min_age))
     out = {
         "orders_checked": report.orders_checked,
         "activated": report.activated,
@@ -721,6 +723,7 @@ def reconcile(
         "released": report.released,
         "holds_expired": report.holds_expired,
         "card_charges_settled": {c.charge_id: c.status for c in charges},
+        "cnam_pushed_again": listed.pushed,
     }
     if as_json:
         _print_json(out)
