@@ -17,6 +17,7 @@ from conftest import Acct, buy, search_numbers
 from didhub import clock
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.db import Database
+from didhub.numbers import cnam
 from didhub.numbers.models import NumberEvent
 from didhub.payments.sandbox_gateway import SandboxGateway
 from didhub.sweep import sweep_once
@@ -445,3 +446,25 @@ def test_unassigned_numbers_route_by_tenant_then_partner_then_platform(
         headers=partner.headers,
     )
     assert route()["action"] == "agent"
+
+
+def test_numbers_beyond_the_inline_pushes_are_listed_by_the_sweep(
+    client: TestClient,
+    partner: Acct,
+    carrier: SandboxCarrier,
+    db: Database,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cnam, "INLINE_PUSHES", 1)
+    first, e1 = buy_one(client, partner)
+    second, e2 = buy_one(client, partner, "415")
+    client.patch("/settings", json={"default_cnam": "Acme Voice"}, headers=partner.headers)
+    statuses = {get(client, partner, n)["cnam"]["status"] for n in (first, second)}
+    assert statuses == {"active", "pending"}
+
+    later = clock.now() + timedelta(minutes=2)
+    clock.set_clock(lambda: later)
+    sweep_once(db, carrier, SandboxGateway(db), settings)
+    assert {get(client, partner, n)["cnam"]["status"] for n in (first, second)} == {"active"}
+    assert carrier.cnam_of(e1) == carrier.cnam_of(e2) == "Acme Voice"

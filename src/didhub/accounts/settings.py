@@ -288,8 +288,9 @@ def set_settings(
     kind: str | None = None,
 ) -> AccountSettingsView:
     """Change an account's settings. A new default CNAM re-lists, at the
-    carrier, every live number that inherits it (its status shows ``pending``
-    until the carrier answers; an unknown answer is re-pushed by the sweep)."""
+    carrier, every live number that inherits it: the first
+    ``cnam.INLINE_PUSHES`` before this returns, the rest (and any whose answer
+    was lost) by the sweep; each shows ``pending`` until the carrier answers."""
     from didhub.numbers import cnam  # numbers depends on accounts, not the reverse
 
     with db.session() as session:
@@ -325,6 +326,6 @@ def set_settings(
         pending = (
             cnam.relist_inheriting(session, account.id, scope.account_id) if cnam_changed else []
         )
-    cnam.push(db, carrier, pending, scope.account_id)
+    cnam.push(db, carrier, pending[: cnam.INLINE_PUSHES], scope.account_id)
     with db.session() as session:
         return _view(session, config, session.get_one(Account, account_id))

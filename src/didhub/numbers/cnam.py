@@ -42,6 +42,9 @@ LISTED = "active"
 FAILED = "failed"
 # Only numbers the carrier has and keeps are listed.
 LISTABLE = (ACTIVE, SUSPENDED)
+# A default change pushes this many numbers before answering; the sweep lists
+# the rest (they show ``pending`` meanwhile), so a big tenant's PATCH stays quick.
+INLINE_PUSHES = 50
 CACHE_NOTICE = (
     "Caller-name (CNAM) changes are cached by the receiving carriers: "
     "some phones may show the old name for about 24 hours."
@@ -94,15 +97,21 @@ def describe(session: Session, numbers: Sequence[PhoneNumber]) -> dict[str, Cnam
         else {}
     )
     out: dict[str, CnamView] = {}
+    # A page of numbers shares a few (owner, tenant) pairs; a missing settings
+    # row is not in the identity map, so resolve each pair once.
+    inherited: dict[tuple[str, str | None], EffectiveCnam] = {}
     for number in numbers:
         row = rows.get(number.id)
         if row is not None:
             out[number.id] = CnamView(
                 row.listed_name, row.source, row.status, row.reason, row.updated_at, row.name
             )
-        else:
-            wanted = effective_cnam(session, number)
-            out[number.id] = CnamView(wanted.name, wanted.source, None, None, None, None)
+            continue
+        pair = (number.owner_id, number.tenant_id)
+        if pair not in inherited:
+            inherited[pair] = effective_cnam(session, number)
+        wanted = inherited[pair]
+        out[number.id] = CnamView(wanted.name, wanted.source, None, None, None, None)
     return out
 
 
