@@ -359,6 +359,7 @@ def test_settings_of_another_account_are_404(
     body = {"default_cnam": "X"}
     assert client.patch(url, json=body, headers=other.headers).status_code == 404
     assert client.get(url, headers=sibling.headers).status_code == 404
+    assert client.patch("/settings", json={}, headers=partner.headers).status_code == 422
     # A partner is not a tenant.
     assert client.get(f"/tenants/{partner.id}/settings", headers=partner.headers).status_code == 404
 

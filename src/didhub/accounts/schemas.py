@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class TenantCreate(BaseModel):
@@ -31,3 +31,9 @@ class SettingsPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     default_cnam: str | None = None
     unassigned: UnassignedRequest | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> SettingsPatch:
+        if not self.model_fields_set & {"default_cnam", "unassigned"}:
+            raise ValueError("give default_cnam and/or unassigned")
+        return self
