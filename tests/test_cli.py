@@ -90,3 +90,58 @@ def test_cli_errors_name_the_field(cli_env: None) -> None:
     assert bad_search.exit_code == 1 and "page_size" in bad_search.output
     poor = runner.invoke(app, ["numbers", "buy", "+18775550100", "--key", partner["api_key"]])
     assert poor.exit_code == 1
+
+
+def test_cli_cnam_and_settings(cli_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    partner = json.loads(run("partner", "create", "Acme", "--balance", "100.00", "--json"))
+    key = partner["api_key"]
+    tenant = json.loads(run("tenant", "create", "Dental", "--partner", partner["id"], "--json"))
+    found = json.loads(
+        run("numbers", "search", "--key", key, "--area-code", "501", "--page-size", "1", "--json")
+    )
+    bought = json.loads(run("numbers", "buy", found[0]["phone_number"], "--key", key, "--json"))
+    number_id = bought["numbers"][0]["id"]
+    run("numbers", "assign", number_id, "--key", key, "--tenant", tenant["id"])
+
+    # The carrier refuses once: failed with its reason, then a retry lists it.
+    monkeypatch.setenv("DIDHUB_SANDBOX_FAULT", "fail:1")
+    failed = json.loads(run("numbers", "cnam", number_id, "Acme Dental", "--key", key, "--json"))
+    assert failed["cnam"]["status"] == "failed" and "injected" in failed["cnam"]["reason"]
+    monkeypatch.delenv("DIDHUB_SANDBOX_FAULT")
+    out = run("numbers", "cnam-retry", number_id, "--key", key)
+    assert "'Acme Dental' from number: active" in out and "24 hours" in out
+    bad = runner.invoke(app, ["numbers", "cnam", number_id, "A" * 16, "--key", key])
+    assert bad.exit_code == 1 and "(cnam)" in bad.output
+
+    # The tenant's default, set by its partner, reaches the number once it inherits.
+    shown = json.loads(
+        run(
+            "settings",
+            "set",
+            "--key",
+            key,
+            "--account",
+            tenant["id"],
+            "--default-cnam",
+            "Dental Co",
+            "--unassigned",
+            "forward",
+            "--destination",
+            "sip:desk@pbx.example.com",
+            "--json",
+        )
+    )
+    assert shown["default_cnam"] == "Dental Co"
+    assert shown["unassigned"] == {"action": "forward", "destination": "sip:desk@pbx.example.com"}
+    inherited = json.loads(run("numbers", "cnam", number_id, "--inherit", "--key", key, "--json"))
+    assert inherited["cnam"]["name"] == "Dental Co" and inherited["cnam"]["source"] == "tenant"
+    assert inherited["cnam"]["status"] == "active"
+
+    # Operator view by --account, no key.
+    monkeypatch.delenv("DIDHUB_API_KEY", raising=False)
+    seen = json.loads(run("settings", "show", "--account", tenant["id"], "--json"))
+    assert seen["effective"]["unassigned"]["source"] == "tenant"
+    run("settings", "set", "--account", tenant["id"], "--inherit-unassigned")
+    assert "platform" in run("settings", "show", "--account", tenant["id"])
+    wrong = runner.invoke(app, ["settings", "set", "--account", tenant["id"], "--unassigned", "x"])
+    assert wrong.exit_code == 1 and "unassigned.action" in wrong.output

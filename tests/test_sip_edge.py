@@ -63,9 +63,22 @@ def test_calls_are_routed_by_kamailio_and_billed(
 ) -> None:
     partner = make_partner("Edge Co", balance="100.00")
     tenant = make_tenant("Clinic", partner_id=partner.id)
-    local = _numbers(client, partner, area_code="512", page_size=3)
+    local = _numbers(client, partner, area_code="512", page_size=4)
     toll_free = _numbers(client, partner, phone_number_type="toll-free", page_size=1)[0]
-    routed, unassigned, down = local
+    routed, tenants, unassigned, down = local
+    # The tenant's own behaviour for its numbers that no agent answers: reject.
+    r = client.patch(
+        f"/telephony/numbers/{tenants['id']}",
+        json={"tenant_id": tenant.id},
+        headers=partner.headers,
+    )
+    assert r.status_code == 200, r.text
+    r = client.patch(
+        f"/tenants/{tenant.id}/settings",
+        json={"unassigned": {"action": "reject"}},
+        headers=partner.headers,
+    )
+    assert r.status_code == 200, r.text
 
     desk, desk_port = sipp_uas(tmp_path, "desk")
     line, line_port = sipp_uas(tmp_path, "line")
@@ -87,7 +100,11 @@ def test_calls_are_routed_by_kamailio_and_billed(
             assert desk.wait(timeout=20) == 0
             assert "INVITE sip:desk@127.0.0.1" in (tmp_path / "desk-messages.log").read_text()
 
-            # A DID with no agent answers the platform's unassigned behaviour.
+            # A tenant's DID with no agent gets the tenant's behaviour: rejected.
+            call = sipp_call(edge, tenants["phone_number"], tmp_path, "tenants", expect=603)
+            assert call.returncode == 0, call.stdout[-2000:]
+
+            # A DID with no tenant and no agent: the platform's announcement.
             call = sipp_call(edge, unassigned["phone_number"], tmp_path, "unassigned", expect=480)
             assert call.returncode == 0, call.stdout[-2000:]
             answer = (tmp_path / "unassigned-messages.log").read_text()

@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from didhub.accounts import service as accounts
+from didhub.accounts import settings as account_settings
+from didhub.accounts.models import Account
 from didhub.accounts.service import Scope
 from didhub.api import presenters
 from didhub.billing import ledger, renewals
@@ -26,8 +28,10 @@ from didhub.carriers.base import Carrier
 from didhub.carriers.registry import make_carrier
 from didhub.config import Settings, get_settings
 from didhub.db import Database
-from didhub.errors import DidhubError, ValidationFailed
+from didhub.errors import DidhubError, NotFound, ValidationFailed
+from didhub.numbers import cnam
 from didhub.numbers import service as numbers
+from didhub.numbers.models import PhoneNumber
 from didhub.numbers.schemas import SearchRequest
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
@@ -46,6 +50,9 @@ numbers_app = typer.Typer(help="Phone numbers.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
 billing_app = typer.Typer(help="Renewals and payments.", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Webhook endpoints, deliveries and events.", no_args_is_help=True)
+settings_app = typer.Typer(
+    help="Account settings: default CNAM, unassigned numbers.", no_args_is_help=True
+)
 app.add_typer(partner_app, name="partner")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(agent_app, name="agent")
@@ -54,6 +61,7 @@ app.add_typer(numbers_app, name="numbers")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(billing_app, name="billing")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(settings_app, name="settings")
 
 console = Console()
 err = Console(stderr=True)
@@ -517,6 +525,185 @@ def numbers_release(number_id: str, key: KeyOpt) -> None:
         console.print(_run(work))
 
 
+@numbers_app.command("cnam")
+def numbers_cnam(
+    number_id: str,
+    key: KeyOpt,
+    name: Annotated[str | None, typer.Argument(help="Caller name, at most 15 characters.")] = None,
+    inherit: Annotated[
+        bool, typer.Option("--inherit", help="Use the tenant's (else partner's) default.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a number's caller name (CNAM) and list it at the carrier."""
+    if (name is None) == (not inherit):
+        err.print("give a NAME or --inherit")
+        raise typer.Exit(2)
+    with _database() as db:
+
+        def work() -> dict[str, Any]:
+            scope = _scope(db, key)
+            number = cnam.set_number_cnam(db, _carrier(db), scope, number_id, name)
+            return _cnam_of(db, number)
+
+        _print_cnam(_run(work), as_json)
+
+
+@numbers_app.command("cnam-retry")
+def numbers_cnam_retry(number_id: str, key: KeyOpt, as_json: JsonOpt = False) -> None:
+    """Push a failed (or still pending) caller-name listing to the carrier again."""
+    with _database() as db:
+
+        def work() -> dict[str, Any]:
+            number = cnam.retry(db, _carrier(db), _scope(db, key), number_id)
+            return _cnam_of(db, number)
+
+        _print_cnam(_run(work), as_json)
+
+
+def _cnam_of(db: Database, number: PhoneNumber) -> dict[str, Any]:
+    with db.session() as session:
+        view = cnam.describe(session, [number])[number.id]
+    return {"id": number.id, "phone_number": number.e164, "cnam": presenters.cnam_view(view)}
+
+
+def _print_cnam(shown: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(shown)
+        return
+    c = shown["cnam"]
+    reason = f" ({c['reason']})" if c["reason"] else ""
+    console.print(
+        f"{shown['phone_number']} CNAM {c['name']!r} from {c['source']}: {c['status']}{reason}"
+    )
+    console.print(cnam.CACHE_NOTICE)
+
+
+# ------------------------------------------------------------------ settings
+
+OptKeyOpt = Annotated[
+    str | None,
+    typer.Option("--key", envvar="DIDHUB_API_KEY", help="API key to act as (or DIDHUB_API_KEY)."),
+]
+AccountOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--account",
+        help="Account id: a partner key's tenant, or (without a key) any account as operator.",
+    ),
+]
+
+
+def _settings_scope(db: Database, key: str | None, account: str | None) -> tuple[Scope, str]:
+    """With a key: that key's scope, for its own account or ``--account``.
+    Without one (operator at the server): the named account's own scope."""
+    if key:
+        scope = _scope(db, key)
+        return scope, account or scope.account_id
+    if account is None:
+        raise ValidationFailed("give --key or --account", field="account")
+    with db.session() as session:
+        found = session.get(Account, account)
+        if found is None:
+            raise NotFound(f"account {account} not found", field="account")
+        return Scope(found.id, found.kind), found.id
+
+
+@settings_app.command("show")
+def settings_show(
+    key: OptKeyOpt = None, account: AccountOpt = None, as_json: JsonOpt = False
+) -> None:
+    """An account's default CNAM and unassigned-number behaviour, own and effective."""
+    with _database() as db:
+
+        def work() -> dict[str, Any]:
+            scope, account_id = _settings_scope(db, key, account)
+            with db.session() as session:
+                view = account_settings.get_settings(session, _settings(), scope, account_id)
+            return presenters.account_settings(view)
+
+        _print_settings(_run(work), as_json)
+
+
+@settings_app.command("set")
+def settings_set(
+    key: OptKeyOpt = None,
+    account: AccountOpt = None,
+    default_cnam: Annotated[
+        str | None, typer.Option("--default-cnam", help="Default caller name.")
+    ] = None,
+    inherit_cnam: Annotated[
+        bool, typer.Option("--inherit-cnam", help="Clear the default caller name.")
+    ] = False,
+    unassigned: Annotated[
+        str | None,
+        typer.Option("--unassigned", help="announcement|voicemail|forward|reject"),
+    ] = None,
+    text: Annotated[str | None, typer.Option(help="Announcement text.")] = None,
+    mailbox: Annotated[str | None, typer.Option(help="Voicemail box.")] = None,
+    destination: Annotated[
+        str | None, typer.Option(help="Forward to an E.164 number or a sip: URI.")
+    ] = None,
+    inherit_unassigned: Annotated[
+        bool, typer.Option("--inherit-unassigned", help="Clear the unassigned behaviour.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change an account's settings; a new default CNAM is listed on every
+    number that inherits it."""
+    with _database() as db:
+
+        def work() -> dict[str, Any]:
+            if default_cnam is not None and inherit_cnam:
+                raise ValidationFailed(
+                    "give --default-cnam or --inherit-cnam, not both", field="default_cnam"
+                )
+            if unassigned is not None and inherit_unassigned:
+                raise ValidationFailed(
+                    "give --unassigned or --inherit-unassigned, not both", field="unassigned"
+                )
+            if unassigned is None and (text or mailbox or destination):
+                raise ValidationFailed(
+                    "--text, --mailbox and --destination go with --unassigned", field="unassigned"
+                )
+            change = account_settings.SettingsChange(
+                default_cnam=None
+                if inherit_cnam
+                else default_cnam
+                if default_cnam is not None
+                else account_settings.UNCHANGED,
+                unassigned=None
+                if inherit_unassigned
+                else account_settings.UnassignedBehaviour(unassigned, text, mailbox, destination)
+                if unassigned is not None
+                else account_settings.UNCHANGED,
+            )
+            scope, account_id = _settings_scope(db, key, account)
+            view = account_settings.set_settings(
+                db, _carrier(db), _settings(), scope, account_id, change
+            )
+            return presenters.account_settings(view)
+
+        _print_settings(_run(work), as_json)
+        if (default_cnam is not None or inherit_cnam) and not as_json:
+            console.print(cnam.CACHE_NOTICE)
+
+
+def _print_settings(shown: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(shown)
+        return
+    effective = shown["effective"]
+    console.print(f"account: {shown['account_id']} ({shown['kind']})")
+    console.print(f"default_cnam: {shown['default_cnam']}")
+    console.print(f"unassigned: {shown['unassigned']}")
+    console.print(
+        f"effective default_cnam: {effective['default_cnam']['name']} "
+        f"(from {effective['default_cnam']['source']})"
+    )
+    console.print(f"effective unassigned: {effective['unassigned']}")
+
+
 # ------------------------------------------------------------------ operations
 
 
@@ -527,13 +714,15 @@ def reconcile(
     ] = 60,
     as_json: JsonOpt = False,
 ) -> None:
-    """Settle carrier orders, releases and card charges whose outcome is not known yet."""
+    """Settle carrier orders, releases, card charges and caller-name (CNAM) pushes
+    whose outcome is not known yet."""
     settings = _settings()
     with _database() as db:
         report = _run(
             lambda: numbers.reconcile(db, _carrier(db), settings, timedelta(seconds=min_age))
         )
         charges = billing_wallet.reconcile_charges(db, _gateway(db), settings)
+        listed = cnam.repush_pending(db, _carrier(db), timedelta(seconds=min_age))
     out = {
         "orders_checked": report.orders_checked,
         "activated": report.activated,
@@ -543,6 +732,7 @@ def reconcile(
         "released": report.released,
         "holds_expired": report.holds_expired,
         "card_charges_settled": {c.charge_id: c.status for c in charges},
+        "cnam_pushed_again": listed.pushed,
     }
     if as_json:
         _print_json(out)

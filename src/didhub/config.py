@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # Shared secret the SIP edge presents on /routing/inbound; unset = open (loopback dev).
     edge_token: str | None = None
     unassigned_announcement: str = "This number isn't configured"
+    # Where the SIP edge sends calls forwarded to a phone number (host[:port]
+    # of a PSTN gateway) and calls for voicemail ("sip:{mailbox}@vm.example").
+    pstn_gateway: str | None = None
+    voicemail_uri: str | None = None
     suspended_announcement: str = "This number is temporarily unavailable"
     payment_gateway: str = "sandbox"
     stripe_api_key: str | None = None

@@ -1,6 +1,6 @@
 """Imports every model so ``Base.metadata`` knows every table (Alembic, tests)."""
 
-from didhub.accounts.models import Account, Agent, ApiKey
+from didhub.accounts.models import Account, AccountSettings, Agent, ApiKey
 from didhub.billing.models import (
     AccountEvent,
     BillingProfile,
@@ -17,6 +17,7 @@ from didhub.billing.models import (
 from didhub.carriers.sandbox import SandboxAllocation
 from didhub.idempotency import IdempotencyRecord
 from didhub.numbers.models import (
+    CnamListing,
     NumberAssignment,
     NumberEvent,
     NumberHold,
@@ -37,6 +38,8 @@ __all__ = [
     "SandboxCharge",
     "UsageRecord",
     "Account",
+    "AccountSettings",
+    "CnamListing",
     "Agent",
     "ApiKey",
     "IdempotencyRecord",

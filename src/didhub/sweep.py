@@ -1,5 +1,6 @@
 """The server's periodic work: expire holds, settle unknown carrier orders and
-card charges, and bill due renewals. Each step is set-based and safe to repeat,
+card charges, re-push caller names (CNAM) whose carrier answer was lost, and
+bill due renewals. Each step is set-based and safe to repeat,
 so one sweeper per SQLite file or several workers on PostgreSQL are both fine
 (row locks keep two sweeps from billing one renewal twice). Webhooks go out
 from their own, shorter loop, so a slow billing run never delays them."""
@@ -17,6 +18,7 @@ from didhub.billing import wallet as billing_wallet
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
+from didhub.numbers import cnam
 from didhub.numbers import service as numbers
 from didhub.payments.base import PaymentGateway
 from didhub.webhooks import delivery
@@ -26,6 +28,7 @@ log = logging.getLogger("didhub.sweep")
 
 def sweep_once(db: Database, carrier: Carrier, gateway: PaymentGateway, settings: Settings) -> None:
     numbers.reconcile(db, carrier, settings, timedelta(seconds=60))
+    cnam.repush_pending(db, carrier, timedelta(seconds=60))
     billing_wallet.reconcile_charges(db, gateway, settings)
     renewals.run(db, carrier, gateway, settings)
 

@@ -47,3 +47,21 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+
+
+class AccountSettings(Base):
+    """An account's number settings; NULL everywhere means "inherit": a tenant
+    falls back to its partner, a partner to the platform (config). The
+    unassigned-number columns describe one behaviour, ``unassigned_action``
+    saying which of the others apply (see ``accounts/settings.py``)."""
+
+    __tablename__ = "account_settings"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    default_cnam: Mapped[str | None] = mapped_column(String(15), default=None)
+    # announcement | voicemail | forward | reject, or NULL to inherit
+    unassigned_action: Mapped[str | None] = mapped_column(String(16), default=None)
+    unassigned_text: Mapped[str | None] = mapped_column(String(500), default=None)
+    unassigned_mailbox: Mapped[str | None] = mapped_column(String(64), default=None)
+    unassigned_destination: Mapped[str | None] = mapped_column(String(255), default=None)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

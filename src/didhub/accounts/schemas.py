@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class TenantCreate(BaseModel):
@@ -19,3 +19,28 @@ class AgentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     name: str | None = Field(default=None, min_length=1, max_length=200)
     sip_uri: str | None = Field(default=None, max_length=255)
+
+
+class UnassignedRequest(BaseModel):
+    """One unassigned-number behaviour; which fields an action takes is
+    checked by ``accounts.settings.validate_unassigned`` (CLI and API alike)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    action: str
+    text: str | None = None
+    mailbox: str | None = None
+    destination: str | None = None
+
+
+class SettingsPatch(BaseModel):
+    """A partial update: absent fields stay, ``null`` inherits."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    default_cnam: str | None = None
+    unassigned: UnassignedRequest | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> SettingsPatch:
+        if not self.model_fields_set & {"default_cnam", "unassigned"}:
+            raise ValueError("give default_cnam and/or unassigned")
+        return self

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from didhub import __version__
 from didhub.api import accounts, billing, numbers, routing, webhooks
+from didhub.api import settings as account_settings
 from didhub.api.deps import Context
 from didhub.carriers.base import Carrier
 from didhub.carriers.registry import make_carrier
@@ -126,6 +127,7 @@ def create_app(
 
     app.include_router(numbers.router)
     app.include_router(accounts.router)
+    app.include_router(account_settings.router)
     app.include_router(billing.router)
     app.include_router(routing.router)
     app.include_router(webhooks.router)

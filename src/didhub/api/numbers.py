@@ -12,6 +12,7 @@ from didhub.api.deps import Caller, Ctx, IdempotencyKey
 from didhub.billing import resale
 from didhub.errors import ValidationFailed
 from didhub.idempotency import run_once
+from didhub.numbers import cnam
 from didhub.numbers import service as numbers
 from didhub.numbers.lifecycle import STATUSES
 from didhub.numbers.schemas import (
@@ -158,17 +159,50 @@ def patch_number(
     scope: Caller,
     idempotency_key: IdempotencyKey,
 ) -> JSONResponse:
+    fields = body.model_fields_set
+
     def work() -> tuple[int, Any]:
         with ctx.db.session() as session:
-            number = numbers.set_tenant(session, scope, number_id, body.tenant_id)
-            answer = {"data": presenters.phone_numbers(session, [number])[0]}
-        resale.bill_tenants(ctx.db, ctx.settings, number.owner_id)
-        return 200, answer
+            if "tenant_id" in fields:
+                number = numbers.set_tenant(session, scope, number_id, body.tenant_id)
+            if "cnam" in fields:
+                number, _ = cnam.set_own_name(session, scope, number_id, body.cnam)
+        # Both changes may have left the caller name pending at the carrier.
+        cnam.push(ctx.db, ctx.carrier, [number.id], scope.account_id)
+        with ctx.db.session() as session:
+            answer: dict[str, Any] = {"data": presenters.phone_numbers(session, [number])[0]}
+        if "cnam" in fields:
+            answer["meta"] = {"notice": cnam.CACHE_NOTICE}
+        if "tenant_id" in fields:
+            resale.bill_tenants(ctx.db, ctx.settings, number.owner_id)
+        return _cnam_status(answer), answer
 
     status, answer = run_once(
-        ctx.db, scope.account_id, idempotency_key, f"patch:{number_id}", body.model_dump(), work
+        ctx.db,
+        scope.account_id,
+        idempotency_key,
+        f"patch:{number_id}",
+        body.model_dump(exclude_unset=True),
+        work,
     )
     return JSONResponse(answer, status_code=status)
+
+
+def _cnam_status(answer: dict[str, Any]) -> int:
+    """202 while the carrier's answer on the caller name is not known."""
+    return 202 if answer["data"]["cnam"]["status"] == cnam.PENDING else 200
+
+
+@router.post("/numbers/{number_id}/cnam/retry")
+def retry_cnam(number_id: str, ctx: Ctx, scope: Caller) -> JSONResponse:
+    """Push a failed (or still pending) caller-name listing to the carrier again."""
+    number = cnam.retry(ctx.db, ctx.carrier, scope, number_id)
+    with ctx.db.session() as session:
+        answer = {
+            "data": presenters.phone_numbers(session, [number])[0],
+            "meta": {"notice": cnam.CACHE_NOTICE},
+        }
+    return JSONResponse(answer, status_code=_cnam_status(answer))
 
 
 @router.post("/numbers/assign")

@@ -10,8 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from didhub.accounts.models import Account, Agent
+from didhub.accounts.settings import AccountSettingsView, UnassignedBehaviour
 from didhub.carriers.base import AvailableNumber
 from didhub.config import Settings
+from didhub.numbers import cnam
 from didhub.numbers import service as numbers
 from didhub.numbers.models import NumberAssignment, PhoneNumber
 
@@ -82,6 +84,7 @@ def phone_numbers(session: Session, rows: list[PhoneNumber]) -> list[dict[str, A
     agent_ids = {a.agent_id for by_type in live.values() for a in by_type.values()}
     tenants = {t.id: t.name for t in _get_all(session, Account, tenant_ids)}
     agents = {a.id: a.name for a in _get_all(session, Agent, agent_ids)}
+    listings = cnam.describe(session, rows)
     out = []
     for row in rows:
         by_type = live.get(row.id, {})
@@ -109,6 +112,7 @@ def phone_numbers(session: Session, rows: list[PhoneNumber]) -> list[dict[str, A
                     for kind in numbers.ASSIGNMENT_TYPES
                 },
                 "cost_information": cost(row.monthly_cost, row.upfront_cost, row.currency),
+                "cnam": cnam_view(listings[row.id]),
                 "carrier": row.carrier,
                 "order_id": row.order_id,
                 "failure_reason": row.failure_reason,
@@ -119,6 +123,43 @@ def phone_numbers(session: Session, rows: list[PhoneNumber]) -> list[dict[str, A
             }
         )
     return out
+
+
+def cnam_view(view: cnam.CnamView) -> dict[str, Any]:
+    return {
+        "name": view.name,
+        "source": view.source,
+        "status": view.status,
+        "reason": view.reason,
+        "updated_at": when(view.updated_at),
+    }
+
+
+def unassigned_behaviour(item: UnassignedBehaviour | None) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    shaped: dict[str, Any] = {"action": item.action}
+    for name in ("text", "mailbox", "destination"):
+        if getattr(item, name) is not None:
+            shaped[name] = getattr(item, name)
+    return shaped
+
+
+def account_settings(view: AccountSettingsView) -> dict[str, Any]:
+    return {
+        "account_id": view.account_id,
+        "kind": view.account_kind,
+        "default_cnam": view.default_cnam,
+        "unassigned": unassigned_behaviour(view.unassigned),
+        "effective": {
+            "default_cnam": {"name": view.effective_cnam, "source": view.effective_cnam_source},
+            "unassigned": {
+                **(unassigned_behaviour(view.effective_unassigned) or {}),
+                "source": view.effective_unassigned_source,
+            },
+        },
+        "updated_at": when(view.updated_at),
+    }
 
 
 def _get_all(session: Session, model: type[Any], ids: set[str]) -> list[Any]:

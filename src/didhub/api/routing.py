@@ -24,5 +24,8 @@ def inbound(e164: str, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
             "agent_name": route.agent_name,
             "text": route.text,
             "sip_uri": route.sip_uri,
+            "mailbox": route.mailbox,
+            "destination": route.destination,
+            "source": route.source,
         }
     }

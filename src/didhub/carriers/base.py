@@ -94,3 +94,12 @@ class Carrier(Protocol):
     def release(self, phone_number: str) -> None:
         """Give a number back. Raises CarrierFailure / CarrierOutcomeUnknown."""
         ...
+
+    # -- CNAM (caller-name listing) ---------------------------------------
+
+    def set_cnam(self, phone_number: str, name: str | None) -> None:
+        """List ``name`` as the caller name of a number we hold (``None`` removes
+        the listing). Raises CarrierFailure(reason) when refused,
+        CarrierOutcomeUnknown when we can't tell; setting the same name twice is
+        harmless, so an unknown outcome is settled by pushing again."""
+        ...

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ _IN_STOCK_PER_MILLE = 600
 _DEAD_RANGE_PROBES = 10  # invalid numbers in a row (none valid) that abandon a range
 _FIRST_BATCH = 40
 _BATCH = 200
+_CNAM_CHARS = re.compile(r"[A-Za-z0-9 ,.&'-]+")
 
 _TYPES: dict[str, frozenset[int]] = {
     "local": frozenset({PhoneNumberType.FIXED_LINE, PhoneNumberType.FIXED_LINE_OR_MOBILE}),
@@ -59,6 +61,8 @@ class SandboxAllocation(Base):
     order_id: Mapped[str] = mapped_column(String(40), index=True)
     status: Mapped[str] = mapped_column(String(16))  # "active" | "released"
     allocated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # The CNAM listing (caller name) the carrier holds for the number.
+    cnam: Mapped[str | None] = mapped_column(String(15), default=None)
 
 
 @dataclass
@@ -95,7 +99,8 @@ class SandboxCarrier:
 
     def inject_fault(self, kind: str, times: int = 1, numbers: Iterable[str] | None = None) -> None:
         """Make the next ``times`` order() calls misbehave ("fail" and "timeout"
-        also hit release()). ``fail``: CarrierFailure, nothing allocated.
+        also hit release(); "fail", "timeout" and "unknown" also set_cnam()).
+        ``fail``: CarrierFailure, nothing allocated.
         ``timeout``: CarrierOutcomeUnknown, nothing allocated (the request never
         arrived). ``unknown``: allocate, then CarrierOutcomeUnknown (the answer was
         lost). ``partial``: ``numbers`` (default: the first number of the order)
@@ -391,6 +396,35 @@ class SandboxCarrier:
             if row is None:
                 raise CarrierFailure(f"sandbox: {phone_number} is not on this account")
             row.status = "released"
+
+    # -- CNAM ----------------------------------------------------------------
+
+    def set_cnam(self, phone_number: str, name: str | None) -> None:
+        """Store the caller name on the number's allocation. Faults as for
+        order(): ``fail`` refuses (nothing stored), ``timeout`` never arrives
+        (nothing stored), ``unknown`` stores it and loses the answer. Refuses,
+        like real CNAM databases, names over 15 characters or with other than
+        letters, digits, space and , . & ' -"""
+        fault = self._take_fault(("fail", "timeout", "unknown"))
+        if fault is not None and fault.kind == "fail":
+            raise CarrierFailure("sandbox: injected failure, the CNAM listing was not changed")
+        if fault is not None and fault.kind == "timeout":
+            raise CarrierOutcomeUnknown("sandbox: injected timeout (the request never arrived)")
+        if name is not None and (len(name) > 15 or not _CNAM_CHARS.fullmatch(name)):
+            raise CarrierFailure(f"sandbox: CNAM {name!r} rejected by the CNAM database")
+        with self.db.session() as s:
+            row = s.get(SandboxAllocation, phone_number)
+            if row is None or row.status != "active":
+                raise CarrierFailure(f"sandbox: {phone_number} is not on this account")
+            row.cnam = name
+        if fault is not None and fault.kind == "unknown":
+            raise CarrierOutcomeUnknown("sandbox: injected lost response (the listing was stored)")
+
+    def cnam_of(self, phone_number: str) -> str | None:
+        """The listing the sandbox holds (tests and the CLI look at it)."""
+        with self.db.session() as s:
+            row = s.get(SandboxAllocation, phone_number)
+            return row.cnam if row is not None else None
 
 
 def _fixed_positions(pattern: str | None) -> tuple[tuple[int, str], ...]:

@@ -120,3 +120,24 @@ class NumberEvent(Base):
     kind: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CnamListing(Base):
+    """A number's caller-name (CNAM) listing at its carrier. ``name`` is the
+    number's own CNAM (NULL: inherit the tenant's, else the partner's default);
+    ``listed_name`` is the effective name last sent (NULL: no listing).
+    ``revision`` grows with every change so a slow carrier answer never
+    overwrites a newer change; ``pushed_at`` is when the push began (the sweep
+    re-pushes ``pending`` rows whose push is old enough to have been lost)."""
+
+    __tablename__ = "cnam_listings"
+
+    number_id: Mapped[str] = mapped_column(ForeignKey("phone_numbers.id"), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(15), default=None)
+    listed_name: Mapped[str | None] = mapped_column(String(15), default=None)
+    source: Mapped[str] = mapped_column(String(16))  # number | tenant | partner | none
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | active | failed
+    reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    revision: Mapped[int] = mapped_column(default=1)
+    pushed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -98,7 +98,17 @@ class PurchaseRequest(_Strict):
 
 
 class PatchNumberRequest(_Strict):
-    tenant_id: str | None
+    """Absent fields stay as they are. ``tenant_id``: null unassigns;
+    ``cnam``: the number's caller name, null to inherit the default."""
+
+    tenant_id: str | None = None
+    cnam: str | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> PatchNumberRequest:
+        if not self.model_fields_set & {"tenant_id", "cnam"}:
+            raise ValueError("give tenant_id and/or cnam")
+        return self
 
 
 class AssignRequest(_Strict):

@@ -47,7 +47,7 @@ from didhub.errors import (
     NumberUnavailable,
     ValidationFailed,
 )
-from didhub.numbers import lifecycle
+from didhub.numbers import cnam, lifecycle
 from didhub.numbers.lifecycle import ACTIVE, FAILED, LIVE_STATUSES, PROVISIONING, RELEASED
 from didhub.numbers.models import NumberAssignment, NumberHold, NumberOrder, PhoneNumber
 from didhub.payments.base import PaymentGateway
@@ -416,6 +416,7 @@ def settle_order(
         refund = Decimal("0.00")
         errors: dict[str, str] = {}
         orphans: list[str] = []
+        to_list: list[str] = []
         for row in rows:
             result = by_number.get(row.e164)
             if row.status == FAILED and result is not None and result.status == "active":
@@ -428,6 +429,9 @@ def settle_order(
                 lifecycle.transition(session, row, ACTIVE, order.account_id, order_id=order_id)
                 row.purchased_at = now
                 row.renews_on = add_months(now.date(), 1)
+                # A partner's (or tenant's) default caller name applies at once.
+                if cnam.mark(session, row, order.account_id):
+                    to_list.append(row.id)
             elif (result is not None and result.status == "failed") or (
                 result is None and authoritative
             ):
@@ -459,6 +463,7 @@ def settle_order(
     for e164 in orphans:
         with contextlib.suppress(CarrierFailure, CarrierOutcomeUnknown):
             carrier.release(e164)
+    cnam.push(db, carrier, to_list, settled.numbers[0].owner_id if settled.numbers else None)
     return settled
 
 
@@ -480,9 +485,10 @@ def get_number(
     return number
 
 
-def _lock_number(
+def lock_number(
     session: Session, scope: Scope, number_id: str, field: str = "number_id"
 ) -> PhoneNumber:
+    """A number the scope sees, its row locked (``SELECT … FOR UPDATE``)."""
     number = get_number(session, scope, number_id, field)
     return session.scalars(
         select(PhoneNumber)
@@ -647,7 +653,7 @@ def set_tenant(
 ) -> PhoneNumber:
     """Assign a number to a tenant (``None`` unassigns). Its agent assignments
     belonged to the previous tenant's agents, so they end."""
-    number = _lock_number(session, scope, number_id)
+    number = lock_number(session, scope, number_id)
     _require_owner(session, scope, number, "reassign")
     if number.status not in (PROVISIONING, ACTIVE, lifecycle.SUSPENDED):
         raise Conflict(
@@ -672,6 +678,9 @@ def set_tenant(
         previous_tenant_id=previous,
     )
     session.flush()
+    # An inherited caller name now comes from the new tenant: the listing goes
+    # pending here and is pushed by the caller (cnam.push) or the sweep.
+    cnam.mark(session, number, scope.account_id, reason="tenant changed")
     return number
 
 
@@ -689,7 +698,7 @@ def assign_agent(
     """Point a number at an agent for one direction. A number not yet assigned
     to a tenant goes to the agent's tenant; a number of another tenant can't."""
     _check_assignment_type(assignment_type)
-    number = _lock_number(session, scope, number_id)
+    number = lock_number(session, scope, number_id)
     agent: Agent = accounts.get_agent(session, scope, agent_id)
     _require_active(number)
     if number.tenant_id is None:
@@ -698,6 +707,7 @@ def assign_agent(
         lifecycle.record(
             session, number, "tenant.assigned", scope.account_id, tenant_id=agent.tenant_id
         )
+        cnam.mark(session, number, scope.account_id, reason="tenant changed")
     elif number.tenant_id != agent.tenant_id:
         raise Conflict(
             f"{number.e164} belongs to tenant {number.tenant_id}, agent {agent.id} to "
@@ -734,7 +744,7 @@ def unassign_agent(
     session: Session, scope: Scope, number_id: str, assignment_type: str
 ) -> NumberAssignment:
     _check_assignment_type(assignment_type)
-    number = _lock_number(session, scope, number_id)
+    number = lock_number(session, scope, number_id)
     current = _live_assignment(session, number.id, assignment_type)
     if current is None:
         raise NotFound(
@@ -760,7 +770,7 @@ def release(
     transactions; if it refuses, the number is back as it was; if we can't
     tell, it stays ``releasing`` and ``reconcile`` finishes the job."""
     with db.session() as session:
-        number = _lock_number(session, scope, number_id)
+        number = lock_number(session, scope, number_id)
         _require_owner(session, scope, number, "release")
         _begin_release(session, number, scope.account_id, "released")
         number_pk = number.id

@@ -1,8 +1,10 @@
 """Where an inbound call to a DID goes, answered for the SIP edge.
 
 An active number with an inbound agent goes to that agent; any other number we
-hold follows its tenant's unassigned-number behaviour (for now the platform
-default: an announcement); a number suspended for non-payment answers the
+hold follows its tenant's unassigned-number behaviour, else its partner's, else
+the platform's announcement (``accounts/settings.py``): an ``announcement``
+(``text``), ``voicemail`` (``mailbox``), ``forward`` (``destination``, E.164 or
+a SIP URI) or ``reject``; a number suspended for non-payment answers the
 suspension; a number we don't hold is not found.
 """
 
@@ -14,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from didhub import numbering
+from didhub.accounts import settings as account_settings
 from didhub.accounts.models import Agent
 from didhub.config import Settings
 from didhub.errors import NotFound
@@ -26,11 +29,15 @@ class InboundRoute:
     phone_number: str
     number_id: str
     tenant_id: str | None
-    action: str  # agent | announcement | suspended
+    action: str  # agent | announcement | voicemail | forward | reject | suspended
     agent_id: str | None = None
     agent_name: str | None = None
     text: str | None = None
     sip_uri: str | None = None  # where the edge relays the call
+    mailbox: str | None = None
+    destination: str | None = None
+    # Whose unassigned behaviour answered: tenant | partner | platform.
+    source: str | None = None
 
 
 def inbound(session: Session, settings: Settings, raw_number: str) -> InboundRoute:
@@ -59,6 +66,33 @@ def inbound(session: Session, settings: Settings, raw_number: str) -> InboundRou
         return InboundRoute(
             e164, number.id, number.tenant_id, "agent", row[0], row[1], sip_uri=row[2]
         )
-    return InboundRoute(
-        e164, number.id, number.tenant_id, "announcement", text=settings.unassigned_announcement
+    behaviour = account_settings.unassigned_for_number(
+        session, settings, number.owner_id, number.tenant_id
     )
+    assert isinstance(behaviour.value, account_settings.UnassignedBehaviour)
+    return InboundRoute(
+        e164,
+        number.id,
+        number.tenant_id,
+        behaviour.value.action,
+        text=behaviour.value.text,
+        mailbox=behaviour.value.mailbox,
+        destination=behaviour.value.destination,
+        source=behaviour.source,
+        sip_uri=relay_uri(settings, behaviour.value),
+    )
+
+
+def relay_uri(settings: Settings, behaviour: account_settings.UnassignedBehaviour) -> str | None:
+    """Where the edge relays an unassigned call: a forward's SIP URI as given,
+    a forward to a phone number through the PSTN gateway, a mailbox on the
+    voicemail server; ``None`` when no such server is configured (the edge
+    then answers 480)."""
+    if behaviour.action == "forward" and behaviour.destination:
+        if behaviour.destination.startswith(("sip:", "sips:")):
+            return behaviour.destination
+        if settings.pstn_gateway:
+            return f"sip:{behaviour.destination}@{settings.pstn_gateway}"
+    if behaviour.action == "voicemail" and behaviour.mailbox and settings.voicemail_uri:
+        return settings.voicemail_uri.replace("{mailbox}", behaviour.mailbox)
+    return None

@@ -1,0 +1,331 @@
+"""Account settings for numbers: a default CNAM (caller name) and what an
+unassigned number does with a call. A tenant's setting wins, else its
+partner's, else the platform's (config ``unassigned_announcement``; no
+platform CNAM). NULL means "inherit" at every level.
+
+Changing a default CNAM re-lists every number that inherits it, at its carrier
+(``numbers/cnam.py``), so :func:`set_settings` takes the Database: the change
+commits first, then the carrier is asked, outside any transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from didhub import clock, numbering
+from didhub.accounts.models import Account, AccountSettings
+from didhub.accounts.service import PARTNER, TENANT, Scope, get_account
+from didhub.config import Settings as Config
+from didhub.errors import NotFound, ValidationFailed
+
+if TYPE_CHECKING:
+    from didhub.carriers.base import Carrier
+    from didhub.db import Database
+
+ANNOUNCEMENT = "announcement"
+VOICEMAIL = "voicemail"
+FORWARD = "forward"
+REJECT = "reject"
+UNASSIGNED_ACTIONS = (ANNOUNCEMENT, VOICEMAIL, FORWARD, REJECT)
+
+CNAM_MAX = 15
+# What US CNAM databases accept (carriers refuse anything else, or strip it).
+_CNAM_CHARS = re.compile(r"[A-Za-z0-9 ,.&'-]*")
+_MAILBOX = re.compile(r"[A-Za-z0-9_.@+-]{1,64}")
+_SIP_URI = re.compile(r"sips?:[^\s<>\"]+@?[^\s<>\"]*", re.IGNORECASE)
+_TEXT_MAX = 500
+_SIP_MAX = 255
+
+
+def validate_cnam(value: str, field: str = "cnam") -> str:
+    """A caller name as carriers enforce it: 1-15 characters, letters, digits,
+    space and , . & ' - (leading and trailing spaces are dropped)."""
+    name = value.strip()
+    if not name:
+        raise ValidationFailed(
+            f"{field} must not be empty (send null to inherit the default)", field=field
+        )
+    if len(name) > CNAM_MAX:
+        raise ValidationFailed(
+            f"{field} is at most {CNAM_MAX} characters (got {len(name)})", field=field
+        )
+    if not _CNAM_CHARS.fullmatch(name):
+        bad = sorted({ch for ch in name if not _CNAM_CHARS.fullmatch(ch)})
+        raise ValidationFailed(
+            f"{field} may contain only letters, digits, space and , . & ' - "
+            f"(not {' '.join(repr(ch) for ch in bad)})",
+            field=field,
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class UnassignedBehaviour:
+    """What a call to a number with no inbound agent gets."""
+
+    action: str  # announcement | voicemail | forward | reject
+    text: str | None = None  # announcement
+    mailbox: str | None = None  # voicemail
+    destination: str | None = None  # forward: E.164 or a sip:/sips: URI
+
+
+def validate_destination(value: str, field: str = "unassigned.destination") -> str:
+    """A forward target: an E.164 number (normalised) or a sip:/sips: URI."""
+    target = value.strip()
+    if target.lower().startswith(("sip:", "sips:")):
+        if len(target) > _SIP_MAX or not _SIP_URI.fullmatch(target) or target.endswith(":"):
+            raise ValidationFailed(
+                f"{field} is not a valid SIP URI (e.g. sip:frontdesk@pbx.example.com)",
+                field=field,
+            )
+        return target
+    return numbering.parse_e164(target, field=field)
+
+
+def validate_unassigned(
+    action: str,
+    text: str | None = None,
+    mailbox: str | None = None,
+    destination: str | None = None,
+    field: str = "unassigned",
+) -> UnassignedBehaviour:
+    """Check one behaviour: each action takes exactly the field it needs."""
+    if action not in UNASSIGNED_ACTIONS:
+        raise ValidationFailed(
+            f"{field}.action must be one of {', '.join(UNASSIGNED_ACTIONS)}",
+            field=f"{field}.action",
+        )
+    needed = {ANNOUNCEMENT: "text", VOICEMAIL: "mailbox", FORWARD: "destination"}.get(action)
+    given = {"text": text, "mailbox": mailbox, "destination": destination}
+    for name, value in given.items():
+        if value is not None and name != needed:
+            raise ValidationFailed(
+                f"{field}.{name} does not apply to action {action!r}", field=f"{field}.{name}"
+            )
+    if needed is not None and (given[needed] is None or not str(given[needed]).strip()):
+        raise ValidationFailed(
+            f"{field}.{needed} is required for action {action!r}", field=f"{field}.{needed}"
+        )
+    if action == ANNOUNCEMENT:
+        assert text is not None
+        if len(text.strip()) > _TEXT_MAX:
+            raise ValidationFailed(
+                f"{field}.text is at most {_TEXT_MAX} characters", field=f"{field}.text"
+            )
+        return UnassignedBehaviour(ANNOUNCEMENT, text=text.strip())
+    if action == VOICEMAIL:
+        assert mailbox is not None
+        if not _MAILBOX.fullmatch(mailbox.strip()):
+            raise ValidationFailed(
+                f"{field}.mailbox is 1-64 letters, digits or _ . @ + -",
+                field=f"{field}.mailbox",
+            )
+        return UnassignedBehaviour(VOICEMAIL, mailbox=mailbox.strip())
+    if action == FORWARD:
+        assert destination is not None
+        return UnassignedBehaviour(
+            FORWARD, destination=validate_destination(destination, f"{field}.destination")
+        )
+    return UnassignedBehaviour(REJECT)
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Inherited:
+    """An effective value and where it came from: ``tenant``, ``partner``,
+    ``platform`` or ``none``."""
+
+    value: str | UnassignedBehaviour | None
+    source: str
+
+
+@dataclass(frozen=True)
+class AccountSettingsView:
+    """An account's own settings (None: inherit) and what applies to it."""
+
+    account_id: str
+    account_kind: str
+    default_cnam: str | None
+    unassigned: UnassignedBehaviour | None
+    effective_cnam: str | None
+    effective_cnam_source: str  # tenant | partner | none
+    effective_unassigned: UnassignedBehaviour
+    effective_unassigned_source: str  # tenant | partner | platform
+    updated_at: datetime | None
+
+
+def own_unassigned(row: AccountSettings | None) -> UnassignedBehaviour | None:
+    if row is None or row.unassigned_action is None:
+        return None
+    return UnassignedBehaviour(
+        row.unassigned_action,
+        text=row.unassigned_text,
+        mailbox=row.unassigned_mailbox,
+        destination=row.unassigned_destination,
+    )
+
+
+def levels(session: Session, owner_id: str, tenant_id: str | None) -> list[Account]:
+    """The accounts whose settings apply to a number, nearest first: its tenant
+    (or its owner when the owner is a tenant), then that tenant's partner (or
+    the owner when a partner holds it unassigned)."""
+    owner = session.get_one(Account, owner_id)
+    tenant = session.get(Account, tenant_id) if tenant_id is not None else None
+    if tenant is None and owner.kind == TENANT:
+        tenant = owner
+    chain: list[Account] = []
+    if tenant is not None:
+        chain.append(tenant)
+        partner = session.get(Account, tenant.parent_id) if tenant.parent_id else None
+    else:
+        partner = owner if owner.kind == PARTNER else None
+    if partner is not None:
+        chain.append(partner)
+    return chain
+
+
+def _chain_of(session: Session, account: Account) -> list[Account]:
+    chain = [account]
+    if account.kind == TENANT and account.parent_id:
+        chain.append(session.get_one(Account, account.parent_id))
+    return chain
+
+
+def resolve_cnam(session: Session, chain: list[Account]) -> Inherited:
+    """The first default CNAM along ``chain`` (see :func:`levels`)."""
+    for account in chain:
+        row = session.get(AccountSettings, account.id)
+        if row is not None and row.default_cnam is not None:
+            return Inherited(row.default_cnam, account.kind)
+    return Inherited(None, "none")
+
+
+def resolve_unassigned(session: Session, config: Config, chain: list[Account]) -> Inherited:
+    """The first unassigned behaviour along ``chain``, else the platform's
+    announcement."""
+    for account in chain:
+        behaviour = own_unassigned(session.get(AccountSettings, account.id))
+        if behaviour is not None:
+            return Inherited(behaviour, account.kind)
+    return Inherited(
+        UnassignedBehaviour(ANNOUNCEMENT, text=config.unassigned_announcement), "platform"
+    )
+
+
+def unassigned_for_number(
+    session: Session, config: Config, owner_id: str, tenant_id: str | None
+) -> Inherited:
+    """What an unassigned number does (``/routing/inbound``)."""
+    return resolve_unassigned(session, config, levels(session, owner_id, tenant_id))
+
+
+def _view(session: Session, config: Config, account: Account) -> AccountSettingsView:
+    row = session.get(AccountSettings, account.id)
+    chain = _chain_of(session, account)
+    cnam = resolve_cnam(session, chain)
+    unassigned = resolve_unassigned(session, config, chain)
+    assert isinstance(unassigned.value, UnassignedBehaviour)
+    return AccountSettingsView(
+        account_id=account.id,
+        account_kind=account.kind,
+        default_cnam=row.default_cnam if row is not None else None,
+        unassigned=own_unassigned(row),
+        effective_cnam=cnam.value if isinstance(cnam.value, str) else None,
+        effective_cnam_source=cnam.source,
+        effective_unassigned=unassigned.value,
+        effective_unassigned_source=unassigned.source,
+        updated_at=row.updated_at if row is not None else None,
+    )
+
+
+def _account(session: Session, scope: Scope, account_id: str, kind: str | None) -> Account:
+    field = "tenant_id" if kind == TENANT else "account_id"
+    account = get_account(session, scope, account_id, field)
+    if kind is not None and account.kind != kind:
+        raise NotFound(f"{kind} {account_id} not found", field=field)
+    return account
+
+
+def get_settings(
+    session: Session, config: Config, scope: Scope, account_id: str, kind: str | None = None
+) -> AccountSettingsView:
+    """An account's settings: the caller's own, or a partner's tenant's (only
+    accounts of ``kind`` when given); any other id is 404."""
+    return _view(session, config, _account(session, scope, account_id, kind))
+
+
+# ---------------------------------------------------------------- changing
+
+_UNSET = object()
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """A partial update: a field left ``UNCHANGED`` is kept; ``None`` clears it
+    (inherit). Values are validated by :func:`set_settings`."""
+
+    default_cnam: str | None | object = _UNSET
+    unassigned: UnassignedBehaviour | None | object = _UNSET
+
+
+UNCHANGED = _UNSET
+
+
+def set_settings(
+    db: Database,
+    carrier: Carrier,
+    config: Config,
+    scope: Scope,
+    account_id: str,
+    change: SettingsChange,
+    kind: str | None = None,
+) -> AccountSettingsView:
+    """Change an account's settings. A new default CNAM re-lists, at the
+    carrier, every live number that inherits it: the first
+    ``cnam.INLINE_PUSHES`` before this returns, the rest (and any whose answer
+    was lost) by the sweep; each shows ``pending`` until the carrier answers."""
+    from didhub.numbers import cnam  # numbers depends on accounts, not the reverse
+
+    with db.session() as session:
+        account = _account(session, scope, account_id, kind)
+        row = session.get(AccountSettings, account.id, with_for_update=True)
+        if row is None:
+            row = AccountSettings(account_id=account.id, updated_at=clock.now())
+            session.add(row)
+        cnam_changed = False
+        if change.default_cnam is not _UNSET:
+            new = (
+                validate_cnam(change.default_cnam, "default_cnam")
+                if isinstance(change.default_cnam, str)
+                else None
+            )
+            cnam_changed = new != row.default_cnam
+            row.default_cnam = new
+        if change.unassigned is not _UNSET:
+            behaviour = change.unassigned
+            if isinstance(behaviour, UnassignedBehaviour):
+                behaviour = validate_unassigned(
+                    behaviour.action, behaviour.text, behaviour.mailbox, behaviour.destination
+                )
+                row.unassigned_action = behaviour.action
+                row.unassigned_text = behaviour.text
+                row.unassigned_mailbox = behaviour.mailbox
+                row.unassigned_destination = behaviour.destination
+            else:
+                row.unassigned_action = row.unassigned_text = None
+                row.unassigned_mailbox = row.unassigned_destination = None
+        row.updated_at = clock.now()
+        session.flush()
+        pending = (
+            cnam.relist_inheriting(session, account.id, scope.account_id) if cnam_changed else []
+        )
+    cnam.push(db, carrier, pending[: cnam.INLINE_PUSHES], scope.account_id)
+    with db.session() as session:
+        return _view(session, config, session.get_one(Account, account_id))
