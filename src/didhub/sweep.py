@@ -17,6 +17,7 @@ from didhub.billing import wallet as billing_wallet
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
+from didhub.e911 import service as e911
 from didhub.numbers import service as numbers
 from didhub.payments.base import PaymentGateway
 from didhub.webhooks import delivery
@@ -28,6 +29,7 @@ def sweep_once(db: Database, carrier: Carrier, gateway: PaymentGateway, settings
     numbers.reconcile(db, carrier, settings, timedelta(seconds=60))
     billing_wallet.reconcile_charges(db, gateway, settings)
     renewals.run(db, carrier, gateway, settings)
+    e911.repush_pending(db, carrier, timedelta(seconds=60))
 
 
 class Sweeper:
