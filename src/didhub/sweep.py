@@ -1,5 +1,6 @@
 """The server's periodic work: expire holds, settle unknown carrier orders and
-card charges, and bill due renewals. Each step is set-based and safe to repeat,
+card charges, bill due renewals, and push again E911 addresses a lost carrier
+answer left pending. Each step is set-based and safe to repeat,
 so one sweeper per SQLite file or several workers on PostgreSQL are both fine
 (row locks keep two sweeps from billing one renewal twice). Webhooks go out
 from their own, shorter loop, so a slow billing run never delays them."""

@@ -362,8 +362,9 @@ def repush_pending(
     Pushing an address twice is harmless. Returns the numbers now provisioned."""
     cutoff = clock.now() - min_age
     with db.session() as session:
-        due = list(
-            session.execute(
+        due = [
+            (number_id, attempt)
+            for number_id, attempt in session.execute(
                 select(NumberE911.number_id, NumberE911.attempt)
                 .join(PhoneNumber, PhoneNumber.id == NumberE911.number_id)
                 .where(
@@ -372,8 +373,8 @@ def repush_pending(
                     PhoneNumber.carrier == carrier.name,
                 )
                 .order_by(NumberE911.number_id)
-            ).tuples()
-        )
+            )
+        ]
     done: list[str] = []
     for number_id, attempt in due:
         try:
@@ -484,21 +485,27 @@ def compliance_report(session: Session, scope: Scope) -> ComplianceReport:
             _same_place(other, E911Address),
         )
     )
-    locations = session.execute(
-        select(Location, E911Address)
-        .join(E911Address, E911Address.id == Location.address_id)
-        .where(scope.owns(Location.account_id), ~covered)
-        .order_by(Location.id)
-    ).tuples()
-    visible = or_(scope.owns(PhoneNumber.owner_id), scope.owns(PhoneNumber.tenant_id))
-    missing = session.execute(
-        select(PhoneNumber, NumberE911)
-        .outerjoin(NumberE911, NumberE911.number_id == PhoneNumber.id)
-        .where(
-            visible,
-            PhoneNumber.status == lifecycle.ACTIVE,
-            or_(NumberE911.status.is_(None), NumberE911.status != PROVISIONED),
+    locations = [
+        (location, address)
+        for location, address in session.execute(
+            select(Location, E911Address)
+            .join(E911Address, E911Address.id == Location.address_id)
+            .where(scope.owns(Location.account_id), ~covered)
+            .order_by(Location.id)
         )
-        .order_by(PhoneNumber.id)
-    ).tuples()
-    return ComplianceReport(locations=list(locations), numbers=list(missing))
+    ]
+    visible = or_(scope.owns(PhoneNumber.owner_id), scope.owns(PhoneNumber.tenant_id))
+    missing: list[tuple[PhoneNumber, NumberE911 | None]] = [
+        (number, row)
+        for number, row in session.execute(
+            select(PhoneNumber, NumberE911)
+            .outerjoin(NumberE911, NumberE911.number_id == PhoneNumber.id)
+            .where(
+                visible,
+                PhoneNumber.status == lifecycle.ACTIVE,
+                or_(NumberE911.status.is_(None), NumberE911.status != PROVISIONED),
+            )
+            .order_by(PhoneNumber.id)
+        )
+    ]
+    return ComplianceReport(locations=locations, numbers=missing)
