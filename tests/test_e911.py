@@ -469,3 +469,10 @@ def test_cli_address_attach_and_compliance(
     retry = runner.invoke(app, ["e911", "retry", number["id"], *base])
     assert retry.exit_code == 0 and "provisioned" in retry.output
     assert runner.invoke(app, ["e911", "repush", "--min-age", "0"]).exit_code == 0
+    locations = json.loads(runner.invoke(app, ["e911", "location", "list", *base, "--json"]).output)
+    assert [loc["name"] for loc in locations] == ["HQ"]
+    in_use = runner.invoke(app, ["e911", "address", "remove", address["id"], *base])
+    assert in_use.exit_code == 1 and "address_in_use" in in_use.output
+    assert runner.invoke(app, ["e911", "detach", number["id"], *base]).exit_code == 0
+    back = runner.invoke(app, ["compliance", "e911", *base])
+    assert back.exit_code == 1 and number["phone_number"] in back.output

@@ -38,6 +38,7 @@ from didhub.carriers.base import (
     SearchQuery,
 )
 from didhub.db import Base, Database, UtcDateTime
+from didhub.e911.normalize import house_number, normalize
 from didhub.numbering import NANP_COUNTRIES, NumberBlock, country_index
 
 FAULT_KINDS = ("fail", "timeout", "unknown", "partial")
@@ -405,8 +406,6 @@ class SandboxCarrier:
     #   ("unknown": the address is set, then the answer is lost).
 
     def validate_e911_address(self, address: E911AddressData) -> E911Validation:
-        from didhub.e911.normalize import house_number, normalize
-
         number = house_number(address.street)
         if number is None or number == 0 or number > 99999:
             return E911Validation(
