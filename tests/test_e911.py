@@ -476,3 +476,16 @@ def test_cli_address_attach_and_compliance(
     assert runner.invoke(app, ["e911", "detach", number["id"], *base]).exit_code == 0
     back = runner.invoke(app, ["compliance", "e911", *base])
     assert back.exit_code == 1 and number["phone_number"] in back.output
+
+
+def test_released_number_does_not_hold_its_address(client: TestClient, partner: Acct) -> None:
+    number = a_number(client, partner)
+    address = add_address(client, partner)
+    assert attach(client, partner, number["id"], address["id"]).status_code == 200
+    released = client.post(
+        "/telephony/numbers/release", json={"number_id": number["id"]}, headers=partner.headers
+    )
+    assert released.status_code == 200, released.text
+    assert client.get("/compliance/e911", headers=partner.headers).json()["data"]["compliant"]
+    gone = client.delete(f"/e911/addresses/{address['id']}", headers=partner.headers)
+    assert gone.status_code == 200, gone.text

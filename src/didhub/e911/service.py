@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from didhub import clock
@@ -157,13 +157,20 @@ def accept_suggestion(session: Session, scope: Scope, address_id: str) -> E911Ad
 
 
 def delete_address(session: Session, scope: Scope, address_id: str) -> None:
-    """Refused (409) while a number or a location uses the address."""
+    """Refused (409) while a live number or a location uses the address.
+    Released numbers' links go with it (the carrier dropped them on release)."""
     address = get_address(session, scope, address_id)
-    if session.scalars(
-        select(NumberE911.number_id).where(NumberE911.address_id == address.id)
-    ).first():
+    in_use = session.scalars(
+        select(PhoneNumber.e164)
+        .join(NumberE911, NumberE911.number_id == PhoneNumber.id)
+        .where(
+            NumberE911.address_id == address.id,
+            PhoneNumber.status.in_(lifecycle.LIVE_STATUSES),
+        )
+    ).first()
+    if in_use is not None:
         raise Conflict(
-            f"E911 address {address.id} is attached to a number; detach it first",
+            f"E911 address {address.id} is attached to {in_use}; detach it first",
             field="address_id",
             code="address_in_use",
         )
@@ -173,6 +180,7 @@ def delete_address(session: Session, scope: Scope, address_id: str) -> None:
             field="address_id",
             code="address_in_use",
         )
+    session.execute(delete(NumberE911).where(NumberE911.address_id == address.id))
     session.delete(address)
 
 
