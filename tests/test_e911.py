@@ -389,7 +389,7 @@ def test_compliance_report_lists_locations_and_numbers_without_e911(
     assert [loc["name"] for loc in report["locations_without_e911"]] == ["Branch"]
     assert report["numbers_without_e911"] == []
 
-    # The same place recorded twice counts: a number at a duplicate of HQ covers it.
+    # Another account sees none of it.
     other = make_partner("Other")
     assert client.get("/compliance/e911", headers=other.headers).json()["data"] == {
         "compliant": True,
