@@ -28,6 +28,7 @@ from didhub.carriers.base import Carrier
 from didhub.carriers.registry import make_carrier
 from didhub.config import Settings, get_settings
 from didhub.db import Database
+from didhub.e911 import service as e911
 from didhub.errors import DidhubError, NotFound, ValidationFailed
 from didhub.numbers import cnam
 from didhub.numbers import service as numbers
@@ -53,6 +54,10 @@ webhooks_app = typer.Typer(help="Webhook endpoints, deliveries and events.", no_
 settings_app = typer.Typer(
     help="Account settings: default CNAM, unassigned numbers.", no_args_is_help=True
 )
+e911_app = typer.Typer(help="E911 addresses, locations and numbers.", no_args_is_help=True)
+e911_address_app = typer.Typer(help="E911 addresses.", no_args_is_help=True)
+e911_location_app = typer.Typer(help="Physical locations (sites).", no_args_is_help=True)
+compliance_app = typer.Typer(help="Compliance reports.", no_args_is_help=True)
 app.add_typer(partner_app, name="partner")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(agent_app, name="agent")
@@ -62,6 +67,10 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(billing_app, name="billing")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(settings_app, name="settings")
+app.add_typer(e911_app, name="e911")
+e911_app.add_typer(e911_address_app, name="address")
+e911_app.add_typer(e911_location_app, name="location")
+app.add_typer(compliance_app, name="compliance")
 
 console = Console()
 err = Console(stderr=True)
@@ -1024,6 +1033,221 @@ def ledger_check(as_json: JsonOpt = False) -> None:
     else:
         console.print("ledger OK: every transaction balances, every wallet matches its entries")
     if problems:
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------ E911
+
+
+@e911_address_app.command("add")
+def e911_address_add(
+    key: KeyOpt,
+    street: Annotated[str, typer.Option(help="House number and street, e.g. 123 Main St.")],
+    city: Annotated[str, typer.Option()],
+    state: Annotated[str, typer.Option(help="Two letters or the full name.")],
+    postal_code: Annotated[str, typer.Option("--zip", help="ZIP or ZIP+4.")],
+    caller_name: Annotated[str, typer.Option(help="The name a 911 dispatcher sees.")],
+    unit: Annotated[str | None, typer.Option(help="APT 4B, STE 200, FL 3…")] = None,
+    country: Annotated[str, typer.Option()] = "US",
+    tenant: Annotated[str | None, typer.Option("--tenant", help="A tenant's address.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Normalize an address and validate it with the carrier."""
+    from didhub.api.e911 import address_shape
+
+    fields = {
+        "street": street,
+        "unit": unit,
+        "city": city,
+        "state": state,
+        "postal_code": postal_code,
+        "country": country,
+        "caller_name": caller_name,
+        "tenant_id": tenant,
+    }
+    with _database() as db:
+        address = _run(lambda: e911.create_address(db, _carrier(db), _scope(db, key), fields))
+    shaped = address_shape(address)
+    if as_json:
+        _print_json(shaped)
+        return
+    console.print(f"{address.id} {address.status}: {_one_line(shaped)}")
+    if address.suggestion:
+        console.print(f"carrier suggests: {_one_line(address.suggestion)}")
+        console.print(f"accept with: didhub e911 address accept {address.id}")
+
+
+def _one_line(fields: dict[str, Any]) -> str:
+    unit = f" {fields['unit']}" if fields.get("unit") else ""
+    return f"{fields['street']}{unit}, {fields['city']} {fields['state']} {fields['postal_code']}"
+
+
+@e911_address_app.command("list")
+def e911_address_list(
+    key: KeyOpt,
+    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Your E911 addresses (a partner: its tenants' too)."""
+    from didhub.api.e911 import address_shape
+
+    with _database() as db:
+
+        def work() -> list[dict[str, Any]]:
+            scope = _scope(db, key)
+            with db.session() as session:
+                return [address_shape(a) for a in e911.list_addresses(session, scope, tenant)]
+
+        rows = _run(work)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "tenant", "address", "caller name", "status")
+    for r in rows:
+        table.add_row(r["id"], r["tenant_id"], _one_line(r), r["caller_name"], r["status"])
+    console.print(table)
+
+
+@e911_address_app.command("accept")
+def e911_address_accept(address_id: str, key: KeyOpt) -> None:
+    """Accept the carrier's suggested form of an address (it becomes validated)."""
+    with _database() as db:
+
+        def work() -> str:
+            scope = _scope(db, key)
+            with db.session() as session:
+                address = e911.accept_suggestion(session, scope, address_id)
+                return f"{address.id} {address.status}"
+
+        console.print(_run(work))
+
+
+@e911_address_app.command("remove")
+def e911_address_remove(address_id: str, key: KeyOpt) -> None:
+    """Delete an address no number or location uses."""
+    with _database() as db:
+
+        def work() -> str:
+            scope = _scope(db, key)
+            with db.session() as session:
+                e911.delete_address(session, scope, address_id)
+            return f"{address_id} removed"
+
+        console.print(_run(work))
+
+
+def _provisioning_line(result: e911.Provisioning) -> str:
+    reason = f" ({result.reason})" if result.reason else ""
+    return f"{result.phone_number} E911 {result.status}{reason}: address {result.address_id}"
+
+
+@e911_app.command("attach")
+def e911_attach(number_id: str, address_id: str, key: KeyOpt) -> None:
+    """Give a number a validated E911 address and push it to the carrier."""
+    with _database() as db:
+        result = _run(lambda: e911.attach(db, _carrier(db), _scope(db, key), number_id, address_id))
+    console.print(_provisioning_line(result))
+
+
+@e911_app.command("retry")
+def e911_retry(number_id: str, key: KeyOpt) -> None:
+    """Push a number's failed E911 address to the carrier again."""
+    with _database() as db:
+        result = _run(lambda: e911.retry(db, _carrier(db), _scope(db, key), number_id))
+    console.print(_provisioning_line(result))
+
+
+@e911_app.command("detach")
+def e911_detach(number_id: str, key: KeyOpt) -> None:
+    """Remove a number's E911 address (at the carrier too)."""
+    with _database() as db:
+        _run(lambda: e911.detach(db, _carrier(db), _scope(db, key), number_id))
+    console.print(f"{number_id}: E911 address removed")
+
+
+@e911_app.command("repush")
+def e911_repush(
+    min_age: Annotated[
+        int, typer.Option(help="Leave pushes younger than this many seconds alone.")
+    ] = 60,
+) -> None:
+    """Push again E911 addresses a lost carrier answer left pending (the sweep does this)."""
+    with _database() as db:
+        done = _run(lambda: e911.repush_pending(db, _carrier(db), timedelta(seconds=min_age)))
+    console.print(f"provisioned: {', '.join(done) or 'none'}")
+
+
+@e911_location_app.command("add")
+def e911_location_add(name: str, address_id: str, key: KeyOpt, as_json: JsonOpt = False) -> None:
+    """A physical site, at one of your E911 addresses."""
+    from didhub.api.e911 import location_shape
+
+    with _database() as db:
+
+        def work() -> dict[str, Any]:
+            scope = _scope(db, key)
+            with db.session() as session:
+                return location_shape(e911.create_location(session, scope, name, address_id))
+
+        shaped = _run(work)
+    if as_json:
+        _print_json(shaped)
+    else:
+        console.print(f"{shaped['id']} {shaped['name']} at {shaped['address_id']}")
+
+
+@e911_location_app.command("list")
+def e911_location_list(key: KeyOpt, as_json: JsonOpt = False) -> None:
+    """Your physical locations."""
+    from didhub.api.e911 import location_shape
+
+    with _database() as db:
+
+        def work() -> list[dict[str, Any]]:
+            scope = _scope(db, key)
+            with db.session() as session:
+                return [location_shape(loc) for loc in e911.list_locations(session, scope)]
+
+        rows = _run(work)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "tenant", "name", "address")
+    for r in rows:
+        table.add_row(r["id"], r["tenant_id"], r["name"], r["address_id"])
+    console.print(table)
+
+
+@compliance_app.command("e911")
+def compliance_e911(key: KeyOpt, as_json: JsonOpt = False) -> None:
+    """Locations with no E911-provisioned number (Kari's Law, RAY BAUM'S Act) and
+    active numbers with no provisioned E911 address. Exit code 1 when not compliant."""
+    from didhub.api.e911 import compliance_shape
+
+    with _database() as db:
+
+        def work() -> dict[str, Any]:
+            scope = _scope(db, key)
+            with db.session() as session:
+                return compliance_shape(e911.compliance_report(session, scope))
+
+        report = _run(work)
+    if as_json:
+        _print_json(report)
+    elif report["compliant"]:
+        console.print(
+            "E911 compliant: every location has a provisioned number, every number an address"
+        )
+    else:
+        for loc in report["locations_without_e911"]:
+            console.print(
+                f"[yellow]location[/yellow] {loc['id']} {loc['name']} "
+                f"({_one_line(loc['address'])}): no number with this E911 address"
+            )
+        for num in report["numbers_without_e911"]:
+            state = num["e911_status"] or "no address"
+            console.print(f"[yellow]number[/yellow] {num['phone_number']}: E911 {state}")
+    if not report["compliant"]:
         raise typer.Exit(1)
 
 

@@ -15,6 +15,7 @@ from didhub.billing.models import (
     UsageRecord,
 )
 from didhub.carriers.sandbox import SandboxAllocation
+from didhub.e911.models import E911Address, Location, NumberE911
 from didhub.idempotency import IdempotencyRecord
 from didhub.numbers.models import (
     CnamListing,
@@ -52,6 +53,9 @@ __all__ = [
     "NumberOrder",
     "PhoneNumber",
     "SandboxAllocation",
+    "E911Address",
+    "Location",
+    "NumberE911",
     "Event",
     "WebhookAttempt",
     "WebhookDelivery",

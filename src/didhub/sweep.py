@@ -1,6 +1,6 @@
 """The server's periodic work: expire holds, settle unknown carrier orders and
-card charges, re-push caller names (CNAM) whose carrier answer was lost, and
-bill due renewals. Each step is set-based and safe to repeat,
+card charges, re-push caller names (CNAM) and E911 addresses whose carrier
+answer was lost, and bill due renewals. Each step is set-based and safe to repeat,
 so one sweeper per SQLite file or several workers on PostgreSQL are both fine
 (row locks keep two sweeps from billing one renewal twice). Webhooks go out
 from their own, shorter loop, so a slow billing run never delays them."""
@@ -18,6 +18,7 @@ from didhub.billing import wallet as billing_wallet
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
+from didhub.e911 import service as e911
 from didhub.numbers import cnam
 from didhub.numbers import service as numbers
 from didhub.payments.base import PaymentGateway
@@ -31,6 +32,7 @@ def sweep_once(db: Database, carrier: Carrier, gateway: PaymentGateway, settings
     cnam.repush_pending(db, carrier, timedelta(seconds=60))
     billing_wallet.reconcile_charges(db, gateway, settings)
     renewals.run(db, carrier, gateway, settings)
+    e911.repush_pending(db, carrier, timedelta(seconds=60))
 
 
 class Sweeper:

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from didhub import __version__
-from didhub.api import accounts, billing, numbers, routing, webhooks
+from didhub.api import accounts, billing, e911, numbers, routing, webhooks
 from didhub.api import settings as account_settings
 from didhub.api.deps import Context
 from didhub.carriers.base import Carrier
@@ -131,4 +131,5 @@ def create_app(
     app.include_router(billing.router)
     app.include_router(routing.router)
     app.include_router(webhooks.router)
+    app.include_router(e911.router)
     return app

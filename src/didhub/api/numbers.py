@@ -10,6 +10,7 @@ from didhub.accounts.models import Agent
 from didhub.api import presenters
 from didhub.api.deps import Caller, Ctx, IdempotencyKey
 from didhub.billing import resale
+from didhub.e911 import service as e911
 from didhub.errors import ValidationFailed
 from didhub.idempotency import run_once
 from didhub.numbers import cnam
@@ -215,7 +216,13 @@ def assign(
                 session, scope, body.number_id, body.agent_id, body.assignment_type
             )
             agent = session.get_one(Agent, a.agent_id)
-            answer = {"data": presenters.assignment(a, agent.name)}
+            # Calling out from a number with no E911 address is allowed, but said.
+            warnings = (
+                e911.outbound_warnings(session, a.number_id)
+                if body.assignment_type == "outbound"
+                else []
+            )
+            answer = {"data": presenters.assignment(a, agent.name), "warnings": warnings}
         # Assigning to an agent may have given the number to the agent's tenant.
         resale.bill_tenants(ctx.db, ctx.settings)
         return 200, answer

@@ -103,3 +103,41 @@ class Carrier(Protocol):
         CarrierOutcomeUnknown when we can't tell; setting the same name twice is
         harmless, so an unknown outcome is settled by pushing again."""
         ...
+
+    # -- E911 ------------------------------------------------------------------
+
+    def validate_e911_address(self, address: E911AddressData) -> E911Validation:
+        """Check an address against the carrier's 911 database (MSAG). May
+        suggest a corrected form. Raises CarrierFailure / CarrierOutcomeUnknown
+        when it couldn't ask."""
+        ...
+
+    def provision_e911(self, phone_number: str, address: E911AddressData) -> None:
+        """Set (or replace) a number's E911 address; pushing the same address
+        twice is harmless. Raises CarrierFailure / CarrierOutcomeUnknown."""
+        ...
+
+    def remove_e911(self, phone_number: str) -> None:
+        """Remove a number's E911 address (a no-op if it has none)."""
+        ...
+
+
+@dataclass(frozen=True)
+class E911AddressData:
+    """A normalized US address as the carrier receives it."""
+
+    street: str
+    unit: str | None
+    city: str
+    state: str
+    postal_code: str  # 5 digits or ZIP+4
+    country: str
+    caller_name: str
+
+
+@dataclass(frozen=True)
+class E911Validation:
+    valid: bool
+    suggestion: E911AddressData | None = None  # the carrier's corrected form
+    reason: str | None = None  # why it's not valid
+    reference: str | None = None  # the carrier's id for the validated address

@@ -32,11 +32,14 @@ from didhub.carriers.base import (
     AvailableNumber,
     CarrierFailure,
     CarrierOutcomeUnknown,
+    E911AddressData,
+    E911Validation,
     NumberOrderResult,
     NumberType,
     SearchQuery,
 )
 from didhub.db import Base, Database, UtcDateTime
+from didhub.e911.normalize import house_number, normalize
 from didhub.numbering import NANP_COUNTRIES, NumberBlock, country_index
 
 FAULT_KINDS = ("fail", "timeout", "unknown", "partial")
@@ -91,6 +94,7 @@ class SandboxCarrier:
         self.seed = seed
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
+        self.e911: dict[str, E911AddressData] = {}  # number -> its E911 address, in memory
         env = _parse_env_fault(os.environ.get("DIDHUB_SANDBOX_FAULT", ""))
         if env is not None:
             self.inject_fault(env[0], times=env[1])
@@ -425,6 +429,71 @@ class SandboxCarrier:
         with self.db.session() as s:
             row = s.get(SandboxAllocation, phone_number)
             return row.cnam if row is not None else None
+
+    # -- E911 ------------------------------------------------------------------
+    # The sandbox's 911 database, with rules a test can rely on:
+    # * a house number of 0, above 99999, or with no digits is "not found";
+    # * the standard form is didhub's own USPS normalization plus a ZIP+4
+    #   (a hash of street and ZIP when missing); an address that differs from
+    #   its standard form gets it back as a suggestion;
+    # * provision_e911 takes the "fail", "timeout" and "unknown" faults
+    #   ("unknown": the address is set, then the answer is lost).
+
+    def validate_e911_address(self, address: E911AddressData) -> E911Validation:
+        number = house_number(address.street)
+        if number is None or number == 0 or number > 99999:
+            return E911Validation(
+                valid=False,
+                reason=f"sandbox: house number of {address.street!r} not found in the 911 database",
+            )
+        standard = normalize(
+            {
+                "street": address.street,
+                "unit": address.unit,
+                "city": address.city,
+                "state": address.state,
+                "postal_code": address.postal_code,
+                "country": address.country,
+                "caller_name": address.caller_name,
+            }
+        )
+        postal_code = standard.postal_code
+        if len(postal_code) == 5:
+            plus4 = self._hash(f"zip4:{standard.street}:{postal_code}") % 9999 + 1
+            postal_code = f"{postal_code}-{plus4:04d}"
+        suggested = E911AddressData(
+            street=standard.street,
+            unit=standard.unit,
+            city=standard.city,
+            state=standard.state,
+            postal_code=postal_code,
+            country=standard.country,
+            caller_name=standard.caller_name,
+        )
+        reference = f"sbx911_{self._hash(repr(suggested)):016x}"
+        if suggested != address:
+            return E911Validation(valid=True, suggestion=suggested, reference=reference)
+        return E911Validation(valid=True, reference=reference)
+
+    def provision_e911(self, phone_number: str, address: E911AddressData) -> None:
+        fault = self._take_fault(("fail", "timeout", "unknown"))
+        if fault is not None and fault.kind == "fail":
+            raise CarrierFailure("sandbox: injected failure, the E911 address was not set")
+        if fault is not None and fault.kind == "timeout":
+            raise CarrierOutcomeUnknown("sandbox: injected timeout (the request never arrived)")
+        with self._lock:
+            self.e911[phone_number] = address
+        if fault is not None and fault.kind == "unknown":
+            raise CarrierOutcomeUnknown("sandbox: injected lost response (the address was set)")
+
+    def remove_e911(self, phone_number: str) -> None:
+        fault = self._take_fault(("fail", "timeout"))
+        if fault is not None and fault.kind == "fail":
+            raise CarrierFailure("sandbox: injected failure, the E911 address was not removed")
+        if fault is not None and fault.kind == "timeout":
+            raise CarrierOutcomeUnknown("sandbox: injected timeout (the request never arrived)")
+        with self._lock:
+            self.e911.pop(phone_number, None)
 
 
 def _fixed_positions(pattern: str | None) -> tuple[tuple[int, str], ...]:

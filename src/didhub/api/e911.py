@@ -1,0 +1,197 @@
+"""E911 endpoints: addresses, a number's E911 address, locations, compliance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from didhub.api import presenters
+from didhub.api.deps import Caller, Ctx
+from didhub.e911 import service as e911
+from didhub.e911.models import E911Address, Location, NumberE911
+from didhub.e911.schemas import AddressRequest, AttachRequest, LocationRequest
+from didhub.numbers.models import PhoneNumber
+
+router = APIRouter(tags=["e911"])
+
+
+def address_shape(item: E911Address) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "tenant_id": item.account_id,
+        "street": item.street,
+        "unit": item.unit,
+        "city": item.city,
+        "state": item.state,
+        "postal_code": item.postal_code,
+        "country": item.country,
+        "caller_name": item.caller_name,
+        "status": item.status,
+        "suggestion": item.suggestion,
+        "carrier": item.carrier,
+        "carrier_reference": item.carrier_ref,
+        "created_at": presenters.when(item.created_at),
+        "validated_at": presenters.when(item.validated_at),
+    }
+
+
+def location_shape(item: Location, address: E911Address | None = None) -> dict[str, Any]:
+    shaped: dict[str, Any] = {
+        "id": item.id,
+        "tenant_id": item.account_id,
+        "name": item.name,
+        "address_id": item.address_id,
+        "created_at": presenters.when(item.created_at),
+    }
+    if address is not None:
+        shaped["address"] = address_shape(address)
+    return shaped
+
+
+def provisioning_shape(item: e911.Provisioning) -> dict[str, Any]:
+    return {
+        "number_id": item.number_id,
+        "phone_number": item.phone_number,
+        "address_id": item.address_id,
+        "e911_status": item.status,
+        "e911_reason": item.reason,
+    }
+
+
+def compliance_shape(report: e911.ComplianceReport) -> dict[str, Any]:
+    return {
+        "compliant": report.compliant,
+        "locations_without_e911": [
+            location_shape(location, address) for location, address in report.locations
+        ],
+        "numbers_without_e911": [_number_gap(number, row) for number, row in report.numbers],
+    }
+
+
+def _number_gap(number: PhoneNumber, row: NumberE911 | None) -> dict[str, Any]:
+    return {
+        "number_id": number.id,
+        "phone_number": number.e164,
+        "tenant_id": number.tenant_id,
+        "owner_id": number.owner_id,
+        "address_id": row.address_id if row else None,
+        "e911_status": row.status if row else None,
+        "e911_reason": row.reason if row else None,
+    }
+
+
+# ---------------------------------------------------------------- addresses
+
+
+@router.post("/e911/addresses", status_code=201)
+def create_address(body: AddressRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    address = e911.create_address(ctx.db, ctx.carrier, scope, body.model_dump())
+    return {"data": address_shape(address)}
+
+
+@router.get("/e911/addresses")
+def list_addresses(ctx: Ctx, scope: Caller, tenant_id: str | None = None) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        rows = e911.list_addresses(session, scope, tenant_id)
+        return {"data": [address_shape(row) for row in rows]}
+
+
+@router.get("/e911/addresses/{address_id}")
+def get_address(address_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return {"data": address_shape(e911.get_address(session, scope, address_id))}
+
+
+@router.post("/e911/addresses/{address_id}/accept-suggestion")
+def accept_suggestion(address_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return {"data": address_shape(e911.accept_suggestion(session, scope, address_id))}
+
+
+@router.delete("/e911/addresses/{address_id}")
+def delete_address(address_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        e911.delete_address(session, scope, address_id)
+    return {"data": None}
+
+
+# ---------------------------------------------------------------- a number's E911
+
+
+@router.get("/telephony/numbers/{number_id}/e911")
+def get_number_e911(number_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        row = e911.get_number_e911(session, scope, number_id)
+        if row is None:
+            return {"data": None}
+        number = session.get_one(PhoneNumber, number_id)
+        address = session.get_one(E911Address, row.address_id)
+        return {
+            "data": {
+                **provisioning_shape(
+                    e911.Provisioning(
+                        number.id, number.e164, row.address_id, row.status, row.reason
+                    )
+                ),
+                "address": address_shape(address),
+                "updated_at": presenters.when(row.updated_at),
+                "provisioned_at": presenters.when(row.provisioned_at),
+            }
+        }
+
+
+def _answer(result: e911.Provisioning) -> JSONResponse:
+    # 202: the carrier's answer was lost; the sweep pushes again.
+    status = 202 if result.status == e911.PENDING else 200
+    return JSONResponse({"data": provisioning_shape(result)}, status_code=status)
+
+
+@router.put("/telephony/numbers/{number_id}/e911")
+def attach(number_id: str, body: AttachRequest, ctx: Ctx, scope: Caller) -> JSONResponse:
+    return _answer(e911.attach(ctx.db, ctx.carrier, scope, number_id, body.address_id))
+
+
+@router.post("/telephony/numbers/{number_id}/e911/retry")
+def retry(number_id: str, ctx: Ctx, scope: Caller) -> JSONResponse:
+    return _answer(e911.retry(ctx.db, ctx.carrier, scope, number_id))
+
+
+@router.delete("/telephony/numbers/{number_id}/e911")
+def detach(number_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    e911.detach(ctx.db, ctx.carrier, scope, number_id)
+    return {"data": None}
+
+
+# ---------------------------------------------------------------- locations
+
+
+@router.post("/e911/locations", status_code=201)
+def create_location(body: LocationRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        location = e911.create_location(session, scope, body.name, body.address_id)
+        return {"data": location_shape(location, session.get(E911Address, location.address_id))}
+
+
+@router.get("/e911/locations")
+def list_locations(ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        rows = e911.list_locations(session, scope)
+        return {"data": [location_shape(row) for row in rows]}
+
+
+@router.delete("/e911/locations/{location_id}")
+def delete_location(location_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        e911.delete_location(session, scope, location_id)
+    return {"data": None}
+
+
+# ---------------------------------------------------------------- compliance
+
+
+@router.get("/compliance/e911")
+def compliance(ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return {"data": compliance_shape(e911.compliance_report(session, scope))}

@@ -1,0 +1,1 @@
+"""E911: emergency addresses, locations, provisioning on numbers, compliance."""
