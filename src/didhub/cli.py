@@ -19,7 +19,6 @@ from didhub.accounts import service as accounts
 from didhub.accounts.service import Scope
 from didhub.api import presenters
 from didhub.billing import ledger, renewals
-from didhub.billing import resale as billing_resale
 from didhub.billing import usage as billing_usage
 from didhub.billing import wallet as billing_wallet
 from didhub.carriers.base import Carrier
@@ -475,19 +474,17 @@ def numbers_assign(
 
         def work() -> str:
             scope = _scope(db, key)
-            with db.session() as session:
-                if agent is not None:
-                    numbers.assign_agent(session, scope, number_id, agent, direction)
-                    return f"{number_id} {direction} -> agent {agent}"
-                if tenant is None and not unassign_tenant:
-                    raise ValidationFailed(
-                        "give --tenant, --unassign-tenant or --agent", field="tenant"
-                    )
-                numbers.set_tenant(session, scope, number_id, tenant)
-                return f"{number_id} -> {tenant or 'Unassigned'}"
+            if agent is not None:
+                numbers.assign_to_agent(db, _settings(), scope, number_id, agent, direction)
+                return f"{number_id} {direction} -> agent {agent}"
+            if tenant is None and not unassign_tenant:
+                raise ValidationFailed(
+                    "give --tenant, --unassign-tenant or --agent", field="tenant"
+                )
+            numbers.assign_tenant(db, _settings(), scope, number_id, tenant)
+            return f"{number_id} -> {tenant or 'Unassigned'}"
 
         console.print(_run(work))
-        billing_resale.bill_tenants(db, _settings())
 
 
 @numbers_app.command("release")

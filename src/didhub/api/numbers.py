@@ -9,7 +9,6 @@ from didhub import numbering
 from didhub.accounts.models import Agent
 from didhub.api import presenters
 from didhub.api.deps import Caller, Ctx, IdempotencyKey
-from didhub.billing import resale
 from didhub.errors import ValidationFailed
 from didhub.idempotency import run_once
 from didhub.numbers import service as numbers
@@ -159,11 +158,9 @@ def patch_number(
     idempotency_key: IdempotencyKey,
 ) -> JSONResponse:
     def work() -> tuple[int, Any]:
+        number = numbers.assign_tenant(ctx.db, ctx.settings, scope, number_id, body.tenant_id)
         with ctx.db.session() as session:
-            number = numbers.set_tenant(session, scope, number_id, body.tenant_id)
-            answer = {"data": presenters.phone_numbers(session, [number])[0]}
-        resale.bill_tenants(ctx.db, ctx.settings, number.owner_id)
-        return 200, answer
+            return 200, {"data": presenters.phone_numbers(session, [number])[0]}
 
     status, answer = run_once(
         ctx.db, scope.account_id, idempotency_key, f"patch:{number_id}", body.model_dump(), work
@@ -176,15 +173,11 @@ def assign(
     body: AssignRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
 ) -> JSONResponse:
     def work() -> tuple[int, Any]:
+        a = numbers.assign_to_agent(
+            ctx.db, ctx.settings, scope, body.number_id, body.agent_id, body.assignment_type
+        )
         with ctx.db.session() as session:
-            a = numbers.assign_agent(
-                session, scope, body.number_id, body.agent_id, body.assignment_type
-            )
-            agent = session.get_one(Agent, a.agent_id)
-            answer = {"data": presenters.assignment(a, agent.name)}
-        # Assigning to an agent may have given the number to the agent's tenant.
-        resale.bill_tenants(ctx.db, ctx.settings)
-        return 200, answer
+            return 200, {"data": presenters.assignment(a, session.get_one(Agent, a.agent_id).name)}
 
     status, answer = run_once(
         ctx.db, scope.account_id, idempotency_key, "assign", body.model_dump(), work
