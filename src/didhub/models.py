@@ -1,6 +1,6 @@
 """Imports every model so ``Base.metadata`` knows every table (Alembic, tests)."""
 
-from didhub.accounts.models import Account, Agent, ApiKey
+from didhub.accounts.models import Account, Agent, ApiKey, User
 from didhub.billing.models import (
     AccountEvent,
     BillingProfile,
@@ -48,4 +48,5 @@ __all__ = [
     "NumberOrder",
     "PhoneNumber",
     "SandboxAllocation",
+    "User",
 ]
