@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     sweep_seconds: int = Field(default=300, ge=0)
     grace_days: int = Field(default=7, ge=0)
     release_after_days: int = Field(default=30, ge=0)
+    # The dashboard: the key that signs session cookies. Unset, one is generated
+    # into ``secret_key_file`` on first start (fine for one machine; production
+    # sets the same key on every worker). Sessions end ``session_hours`` after
+    # sign-in; ``secure_cookies`` sends the cookie over HTTPS only.
+    secret_key: str | None = Field(default=None, min_length=32)
+    secret_key_file: str = "didhub-secret.key"
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    secure_cookies: bool = False
 
 
 @cache

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, delete, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -559,6 +559,20 @@ def list_numbers(
     rows = list(session.scalars(query.order_by(PhoneNumber.id).limit(limit + 1)))
     next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return InventoryPage(rows[:limit], next_cursor)
+
+
+def count_by_tenant(session: Session, scope: Scope) -> dict[str, int]:
+    """Live numbers per tenant, for the tenants the scope sees."""
+    rows = session.execute(
+        select(PhoneNumber.tenant_id, func.count())
+        .where(
+            _visible(scope),
+            PhoneNumber.status.in_(LIVE_STATUSES),
+            PhoneNumber.tenant_id.is_not(None),
+        )
+        .group_by(PhoneNumber.tenant_id)
+    )
+    return {tenant_id: count for tenant_id, count in rows.tuples() if tenant_id is not None}
 
 
 def live_assignments(
