@@ -56,6 +56,8 @@ def user(db: Database, partner: Acct) -> Acct:
 def test_sign_in_with_a_password_then_out(client: TestClient, user: Acct) -> None:
     login = client.get("/dashboard/login")
     assert login.status_code == 200 and web_session.COOKIE in login.cookies
+    flags = login.headers["set-cookie"].lower()
+    assert "httponly" in flags and "samesite=lax" in flags and "max-age=43200" in flags
     wrong = client.post(
         "/dashboard/login",
         data={"csrf_token": csrf_of(login.text), "email": "ops@acme.example", "password": "x"},
