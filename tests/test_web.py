@@ -211,8 +211,16 @@ def test_a_partner_in_its_tenants_view_does_not_charge_the_tenants_card(
     assert "viewing <strong>Dental Group</strong>" in switched.text
     refused = client.post("/dashboard/billing/topup", data={"csrf_token": token, "amount": "25.00"})
     assert refused.status_code == 403 and "card and wallet are its own" in refused.text
+    found = search_numbers(client, tenant, administrative_area="AR", page_size=1)
+    htmx = {"HX-Request": "true", "X-CSRF-Token": token}
+    wanted = {"phone_numbers": [found[0]["phone_number"]]}
+    quote = client.post("/dashboard/numbers/buy/quote", data=wanted, headers=htmx)
+    assert quote.status_code == 403 and "are bought by Acme Voice" in quote.text
+    bought = client.post("/dashboard/numbers/buy/purchase", data=wanted, headers=htmx)
+    assert bought.status_code == 403
     with db.session() as session:
         assert session.query(CardCharge).count() == 0
+        assert session.query(PhoneNumber).count() == 0
     client.post("/dashboard/switch/back", data={"csrf_token": token})
     foreign = client.post("/dashboard/switch", data={"csrf_token": token, "tenant_id": stranger.id})
     assert "not found" in foreign.text and "viewing <strong>" not in foreign.text

@@ -358,7 +358,10 @@ def user_create(
     if as_json:
         _print_json(out)
     else:
-        console.print(f"user [bold]{out['email']}[/bold] ({out['id']}) can sign in to {account}")
+        console.print(
+            f"user [bold]{out['email']}[/bold] ({out['id']}) can sign in to {account}",
+            soft_wrap=True,
+        )
 
 
 @user_app.command("list")

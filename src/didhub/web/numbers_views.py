@@ -16,7 +16,7 @@ from didhub.accounts.models import Account, Agent
 from didhub.api import presenters
 from didhub.api.deps import Ctx
 from didhub.billing import service as billing
-from didhub.errors import CarrierError, DidhubError, ValidationFailed
+from didhub.errors import CarrierError, DidhubError, Forbidden, ValidationFailed
 from didhub.idempotency import run_once
 from didhub.numbers import service as numbers
 from didhub.numbers.lifecycle import STATUSES
@@ -116,6 +116,16 @@ def _search_request(q: BuyQuery) -> SearchRequest:
     return request
 
 
+def _buyer(viewer: session.Viewer) -> None:
+    """A partner in its tenant's view doesn't spend the tenant's wallet: it buys
+    as itself and assigns the numbers to the tenant."""
+    if viewer.switched:
+        raise Forbidden(
+            f"numbers for {viewer.account_name} are bought by {viewer.home_name}: switch "
+            "back, buy them, then assign them to the tenant from the DID Inventory"
+        )
+
+
 def _results(ctx: Ctx, viewer: session.Viewer, q: BuyQuery) -> dict[str, Any]:
     """The results fragment's context: the numbers, or the problem with the search."""
     try:
@@ -192,6 +202,7 @@ def quote(
     if not phone_numbers:
         return message(request, "error", "Tick at least one number to buy.", 422)
     try:
+        _buyer(viewer)
         q = numbers.quote(ctx.db, ctx.carrier, ctx.settings, viewer.scope, phone_numbers)
         with ctx.db.session() as db_session:
             wallet = billing.wallet_summary(
@@ -236,6 +247,7 @@ def purchase(
 
     key = f"dashboard:{quote_id}" if quote_id else None
     try:
+        _buyer(viewer)
         status, answer = run_once(
             ctx.db, scope.account_id, key, "dashboard:purchase", {"phone_numbers": wanted}, work
         )
