@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ import pytest
 import uvicorn
 
 from conftest import Acct
+from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.api.app import create_app
 from didhub.billing import ledger
@@ -404,6 +406,23 @@ def test_failed_purchases_charge_nothing(
     check(alert).to_contain_text("No charge was made")
     assert wallet(db, partner.id) == Decimal("3.00")
     screens(page, "number-taken")
+
+    # Taken between Purchase Selected and Confirm: the quote's hold ran out
+    # (the modal stayed open past it) and another buyer was faster.
+    page.locator("#buy-form input[data-pick]:checked").uncheck()
+    [late] = ticked_numbers(page, 1, skip=3)
+    page.get_by_role("button", name="Purchase Selected").click()
+    modal = page.get_by_role("dialog", name="Confirm purchase")
+    check(modal.get_by_test_id("quote-total")).to_have_text("$2.00")
+    later = datetime.now(UTC) + timedelta(minutes=settings.hold_minutes + 1)
+    clock.set_clock(lambda: later)
+    numbers.purchase(db, server.carrier, settings, rival_scope, [late])
+    modal.get_by_role("button", name="Confirm Purchase").click()
+    alert = page.locator("#messages").get_by_role("alert")
+    check(alert).to_contain_text(f"{late} is not available")
+    check(alert).to_contain_text("No charge was made")
+    assert wallet(db, partner.id) == Decimal("3.00")
+    clock.set_clock(None)
 
     # A declined card: auto-recharge tries the card on file, which declines.
     page.get_by_role("link", name="Billing").click()

@@ -572,7 +572,7 @@ def count_by_tenant(session: Session, scope: Scope) -> dict[str, int]:
         )
         .group_by(PhoneNumber.tenant_id)
     )
-    return {tenant_id: count for tenant_id, count in rows.tuples() if tenant_id is not None}
+    return {tenant_id: count for tenant_id, count in rows if tenant_id is not None}
 
 
 def live_assignments(
