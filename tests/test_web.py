@@ -288,3 +288,47 @@ def test_search_problems_read_in_the_forms_words(client: TestClient, user: Acct)
     cities = client.get("/dashboard/numbers/localities", params={"state": "AR", "city": "litt"})
     assert '<option value="Little Rock">' in cities.text
     assert '<option value="N Little Rock">' in cities.text  # "contains" matches too
+
+
+def test_top_up_from_the_dashboard_charges_the_card_once(
+    client: TestClient, db: Database, user: Acct
+) -> None:
+    token = sign_in(client, email="ops@acme.example", password=PASSWORD)
+    no_card = client.post("/dashboard/billing/topup", data={"csrf_token": token, "amount": "10"})
+    assert no_card.status_code == 422 and "There is no card on file" in no_card.text
+    saved = client.post("/dashboard/billing/card", data={"csrf_token": token, "card": "tok_visa"})
+    assert "Card Visa ending 4242 is on file" in saved.text
+    form_key = re.search(r'name="form_key" value="([^"]+)"', saved.text)
+    assert form_key
+    form = {"csrf_token": token, "amount": "25.00", "form_key": form_key.group(1)}
+    first = client.post("/dashboard/billing/topup", data=form)
+    assert "Added $25.00 to your wallet; the balance is $125.00" in first.text
+    client.post("/dashboard/billing/topup", data=form)  # the same form, sent again
+    with db.session() as session:
+        assert ledger.wallet_balance(session, user.id, "USD") == Decimal("125.00")
+        assert session.query(CardCharge).count() == 1
+    bad = client.post(
+        "/dashboard/billing/auto-recharge",
+        data={"csrf_token": token, "enabled": "on", "threshold": "five", "amount": "20"},
+    )
+    assert bad.status_code == 422 and "&#39;five&#39; is not an amount" in bad.text
+
+
+def test_inventory_filters_by_assignment(
+    client: TestClient, db: Database, user: Acct, make_tenant: Callable[..., Acct]
+) -> None:
+    tenant = make_tenant("Dental Group", user.id)
+    found = search_numbers(client, user, administrative_area="AR", page_size=2)
+    bought = buy(client, user, *[n["phone_number"] for n in found])["data"]
+    client.patch(
+        f"/telephony/numbers/{bought[0]['id']}",
+        json={"tenant_id": tenant.id},
+        headers=user.headers,
+    ).raise_for_status()
+    sign_in(client, email="ops@acme.example", password=PASSWORD)
+    unassigned = client.get("/dashboard/numbers/inventory", params={"assigned": "no"}).text
+    assert bought[1]["phone_number"] in unassigned and bought[0]["phone_number"] not in unassigned
+    of_tenant = client.get("/dashboard/numbers/inventory", params={"tenant_id": tenant.id}).text
+    assert bought[0]["phone_number"] in of_tenant and bought[1]["phone_number"] not in of_tenant
+    bad = client.get("/dashboard/numbers/inventory", params={"cursor": "nonsense"})
+    assert "Cursor is not one this API gave out" in bad.text
