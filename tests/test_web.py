@@ -332,3 +332,20 @@ def test_inventory_filters_by_assignment(
     assert bought[0]["phone_number"] in of_tenant and bought[1]["phone_number"] not in of_tenant
     bad = client.get("/dashboard/numbers/inventory", params={"cursor": "nonsense"})
     assert "Cursor is not one this API gave out" in bad.text
+
+
+def test_tenant_settings_say_they_are_not_connected_yet(
+    client: TestClient, user: Acct, make_tenant: Callable[..., Acct]
+) -> None:
+    """WIRING: when settings_views is connected, this becomes a save-and-read test."""
+    tenant = make_tenant("Dental Group", user.id)
+    token = sign_in(client, email="ops@acme.example", password=PASSWORD)
+    page = client.get("/dashboard/settings", params={"tenant_id": tenant.id}).text
+    assert "Tenant settings: Dental Group" in page and 'name="default_cnam"' in page
+    assert "a call to an unrouted number plays “This number isn&#39;t configured”" in page
+    saved = client.post(
+        "/dashboard/settings/tenant",
+        data={"csrf_token": token, "tenant_id": tenant.id, "default_cnam": "DENTAL"},
+    )
+    assert saved.status_code == 501 and "not connected on this server yet" in saved.text
+    assert 'value="DENTAL"' in saved.text  # what was typed is kept

@@ -196,8 +196,11 @@ def _settings_page(
     viewer: session.Viewer,
     tenant_id: str,
     status_code: int = 200,
-    **extra: Any,
+    submitted: TenantSettingsForm | None = None,
+    error: str | None = None,
 ) -> HTMLResponse:
+    """The account, who may sign in, and one tenant's settings (a partner picks
+    which; a tenant sees its own). ``submitted`` re-shows a form that failed."""
     with ctx.db.session() as db_session:
         home = db_session.get_one(Account, viewer.home.account_id)
         users = accounts.list_users(db_session, viewer.home.account_id)
@@ -207,34 +210,29 @@ def _settings_page(
             tenant_id = viewer.scope.account_id
         elif not tenant_id and tenants:
             tenant_id = tenants[0].id
-        tenant = None
-        form = None
+        tenant, form = None, None
         if tenant_id:
             try:
                 tenant = accounts.get_tenant(db_session, viewer.scope, tenant_id)
-                form = load_tenant_settings(db_session, viewer.scope, tenant.id)
+                form = submitted or load_tenant_settings(db_session, viewer.scope, tenant.id)
                 form.agents = accounts.list_agents(db_session, viewer.scope, tenant.id)
             except DidhubError as exc:
-                extra.setdefault("error", error_text(exc))
-        default = unassigned_behaviour(db_session, ctx.settings, tenant_id or None)
-    if "form" in extra:
-        extra["form"].agents = form.agents if form else []
+                error = error or error_text(exc)
+        current = unassigned_behaviour(db_session, ctx.settings, tenant.id if tenant else None)
     return render(
         request,
         "settings.html",
         viewer,
         status_code=status_code,
-        **{
-            "home": home,
-            "users": users,
-            "keys": [k for k in keys if k.revoked_at is None],
-            "tenants": tenants,
-            "tenant": tenant,
-            "form": form,
-            "current_behaviour": default,
-            "connected": FEATURES_CONNECTED,
-            **extra,
-        },
+        home=home,
+        users=users,
+        keys=[k for k in keys if k.revoked_at is None],
+        tenants=tenants,
+        tenant=tenant,
+        form=form,
+        current_behaviour=current,
+        connected=FEATURES_CONNECTED,
+        error=error,
     )
 
 
@@ -265,8 +263,8 @@ def save_settings(
             viewer,
             target,
             status_code=exc.status_code,
+            submitted=form,
             error=error_text(exc),
-            form=form,
         )
     session.flash(request, "success", text or "Settings saved.")
     return go(request, f"{PREFIX}/settings?tenant_id={target}")
