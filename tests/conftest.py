@@ -66,7 +66,11 @@ def db(_migrated: Database) -> Iterator[Database]:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    return Settings(
+        database_url=database_url,
+        secret_key="test-only-secret-key-0123456789abcdef",
+        _env_file=None,  # type: ignore[call-arg]
+    )
 
 
 @pytest.fixture

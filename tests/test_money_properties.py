@@ -107,7 +107,7 @@ def test_money_always_adds_up(
                         )
             elif kind == "release" and owned:
                 number_id = owned.pop(int(step[1]) % len(owned))
-                numbers.release(db, carrier, scope, number_id)
+                numbers.release(db, carrier, scope, number_id, settings)
         except DidhubError:
             pass  # refused (no funds, declined, taken...): must have changed nothing
 

@@ -21,7 +21,6 @@ from didhub.accounts.models import Account
 from didhub.accounts.service import Scope
 from didhub.api import presenters
 from didhub.billing import ledger, renewals
-from didhub.billing import resale as billing_resale
 from didhub.billing import usage as billing_usage
 from didhub.billing import wallet as billing_wallet
 from didhub.carriers.base import Carrier
@@ -47,6 +46,7 @@ partner_app = typer.Typer(help="Partner (reseller) accounts.", no_args_is_help=T
 tenant_app = typer.Typer(help="Tenant accounts.", no_args_is_help=True)
 agent_app = typer.Typer(help="Agents under a tenant.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+user_app = typer.Typer(help="Dashboard users (email and password).", no_args_is_help=True)
 numbers_app = typer.Typer(help="Phone numbers.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
 billing_app = typer.Typer(help="Renewals and payments.", no_args_is_help=True)
@@ -62,6 +62,7 @@ app.add_typer(partner_app, name="partner")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(agent_app, name="agent")
 app.add_typer(key_app, name="key")
+app.add_typer(user_app, name="user")
 app.add_typer(numbers_app, name="numbers")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(billing_app, name="billing")
@@ -353,6 +354,81 @@ def key_revoke(key_id: str) -> None:
     console.print(f"key {key_id} revoked")
 
 
+PasswordOpt = Annotated[
+    str,
+    typer.Option(
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        help="The password (asked for when not given; at least 10 characters).",
+    ),
+]
+
+
+@user_app.command("create")
+def user_create(
+    account: Annotated[str, typer.Option(help="Account id the user signs in to.")],
+    email: Annotated[str, typer.Option(help="Email address to sign in with.")],
+    password: PasswordOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a dashboard user; only an argon2 hash of the password is stored."""
+    with _database() as db:
+
+        def work() -> dict[str, Any]:
+            with db.session() as session:
+                user = accounts.create_user(session, account, email, password)
+                return {
+                    "id": user.id,
+                    "account_id": user.account_id,
+                    "email": user.email,
+                    "created_at": presenters.when(user.created_at),
+                }
+
+        out = _run(work)
+    if as_json:
+        _print_json(out)
+    else:
+        console.print(
+            f"user [bold]{out['email']}[/bold] ({out['id']}) can sign in to {account}",
+            soft_wrap=True,
+        )
+
+
+@user_app.command("list")
+def user_list(
+    account: Annotated[str, typer.Option(help="Account id.")], as_json: JsonOpt = False
+) -> None:
+    """List an account's dashboard users."""
+    with _database() as db, db.session() as session:
+        rows = [
+            {"id": u.id, "email": u.email, "created_at": presenters.when(u.created_at)}
+            for u in accounts.list_users(session, account)
+        ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "email", "created")
+    for r in rows:
+        table.add_row(r["id"], r["email"], r["created_at"])
+    console.print(table)
+
+
+@user_app.command("set-password")
+def user_set_password(
+    email: Annotated[str, typer.Option(help="The user's email address.")],
+    password: PasswordOpt,
+) -> None:
+    """Give a user a new password."""
+    with _database() as db:
+
+        def work() -> str:
+            with db.session() as session:
+                return accounts.set_password(session, email, password).email
+
+        console.print(f"password of {_run(work)} changed")
+
+
 # ------------------------------------------------------------------ numbers
 
 
@@ -506,19 +582,17 @@ def numbers_assign(
 
         def work() -> str:
             scope = _scope(db, key)
-            with db.session() as session:
-                if agent is not None:
-                    numbers.assign_agent(session, scope, number_id, agent, direction)
-                    return f"{number_id} {direction} -> agent {agent}"
-                if tenant is None and not unassign_tenant:
-                    raise ValidationFailed(
-                        "give --tenant, --unassign-tenant or --agent", field="tenant"
-                    )
-                numbers.set_tenant(session, scope, number_id, tenant)
-                return f"{number_id} -> {tenant or 'Unassigned'}"
+            if agent is not None:
+                numbers.assign_to_agent(db, _settings(), scope, number_id, agent, direction)
+                return f"{number_id} {direction} -> agent {agent}"
+            if tenant is None and not unassign_tenant:
+                raise ValidationFailed(
+                    "give --tenant, --unassign-tenant or --agent", field="tenant"
+                )
+            numbers.assign_tenant(db, _settings(), scope, number_id, tenant)
+            return f"{number_id} -> {tenant or 'Unassigned'}"
 
         console.print(_run(work))
-        billing_resale.bill_tenants(db, _settings())
 
 
 @numbers_app.command("release")

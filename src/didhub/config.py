@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     webhook_seconds: float = Field(default=5, ge=0)
     webhook_timeout_seconds: float = Field(default=10, gt=0, le=30)
     webhook_max_attempts: int = Field(default=8, ge=1, le=20)
+    # The dashboard: the key that signs session cookies. Unset, one is generated
+    # into ``secret_key_file`` on first start (fine for one machine; production
+    # sets the same key on every worker). Sessions end ``session_hours`` after
+    # sign-in; ``secure_cookies`` sends the cookie over HTTPS only.
+    secret_key: str | None = Field(default=None, min_length=32)
+    secret_key_file: str = "didhub-secret.key"
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    secure_cookies: bool = False
 
 
 @cache

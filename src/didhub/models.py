@@ -1,6 +1,6 @@
 """Imports every model so ``Base.metadata`` knows every table (Alembic, tests)."""
 
-from didhub.accounts.models import Account, AccountSettings, Agent, ApiKey
+from didhub.accounts.models import Account, AccountSettings, Agent, ApiKey, User
 from didhub.billing.models import (
     AccountEvent,
     BillingProfile,
@@ -60,4 +60,5 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "User",
 ]

@@ -65,3 +65,16 @@ class AccountSettings(Base):
     unassigned_mailbox: Mapped[str | None] = mapped_column(String(64), default=None)
     unassigned_destination: Mapped[str | None] = mapped_column(String(255), default=None)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class User(Base):
+    """A person who signs in to the dashboard for an account. Only an argon2 hash
+    of the password is stored; ``email`` is kept lower-case, unique platform-wide."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

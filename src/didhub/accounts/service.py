@@ -1,4 +1,4 @@
-"""Accounts, agents and API keys, and the one scoping rule for tenancy.
+"""Accounts, agents, API keys and dashboard users, and the one scoping rule for tenancy.
 
 A partner key acts on the partner and its tenants; a tenant key only on that
 tenant. Every query of account-owned rows goes through :class:`Scope`, and an
@@ -8,19 +8,23 @@ id outside the caller's scope reads as "not found", never as someone's data.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from didhub import clock, numbering
-from didhub.accounts.models import Account, Agent, ApiKey
+from didhub.accounts.models import Account, Agent, ApiKey, User
 from didhub.billing import ledger
 from didhub.db import new_id
-from didhub.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from didhub.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 
 PARTNER = "partner"
 TENANT = "tenant"
@@ -242,14 +246,119 @@ def revoke_api_key(session: Session, key_id: str) -> ApiKey:
     return key
 
 
-def authenticate(session: Session, secret: str | None) -> Scope:
-    """The scope of a presented API key; 401 for a missing, unknown or revoked key."""
+def find_key(session: Session, secret: str | None) -> ApiKey:
+    """The live key with this secret; 401 for a missing, unknown or revoked key."""
     if not secret:
         raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
     key = session.scalars(select(ApiKey).where(ApiKey.secret_hash == _hash(secret))).first()
     if key is None or key.revoked_at is not None:
         raise Unauthorized("the API key is not valid")
-    account = session.get(Account, key.account_id)
+    return key
+
+
+def _scope_of(session: Session, account_id: str, message: str) -> Scope:
+    account = session.get(Account, account_id)
     if account is None:
-        raise Unauthorized("the API key is not valid")
+        raise Unauthorized(message)
     return Scope(account_id=account.id, kind=account.kind)
+
+
+def authenticate(session: Session, secret: str | None) -> Scope:
+    """The scope of a presented API key; 401 for a missing, unknown or revoked key."""
+    return _scope_of(session, find_key(session, secret).account_id, "the API key is not valid")
+
+
+def key_scope(session: Session, key_id: str) -> Scope:
+    """The scope of a key a dashboard session signed in with, while it is not revoked."""
+    key = session.get(ApiKey, key_id)
+    if key is None or key.revoked_at is not None:
+        raise Unauthorized("the API key this session signed in with was revoked")
+    return _scope_of(session, key.account_id, "the API key is not valid")
+
+
+# ------------------------------------------------------------------ dashboard users
+
+# argon2id with the library's defaults (RFC 9106's second recommended profile).
+_hasher = PasswordHasher()
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 10
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so both answers take as long."""
+    return _hasher.hash("didhub: no such user")
+
+
+def _clean_email(email: str) -> str:
+    cleaned = email.strip().lower()
+    if len(cleaned) > 254 or not _EMAIL.match(cleaned):
+        raise ValidationFailed(f"{email!r} is not an email address", field="email")
+    return cleaned
+
+
+def _check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise ValidationFailed(
+            f"the password must be at least {MIN_PASSWORD} characters", field="password"
+        )
+    if len(password) > 1024:
+        raise ValidationFailed("the password must be at most 1024 characters", field="password")
+    return password
+
+
+def create_user(session: Session, account_id: str, email: str, password: str) -> User:
+    if session.get(Account, account_id) is None:
+        raise NotFound(f"account {account_id} not found", field="account_id")
+    address = _clean_email(email)
+    taken = session.scalars(select(User.id).where(User.email == address)).first()
+    if taken is not None:
+        raise Conflict(f"a user with the email {address} exists", field="email")
+    user = User(
+        id=new_id("usr"),
+        account_id=account_id,
+        email=address,
+        password_hash=_hasher.hash(_check_password(password)),
+        created_at=clock.now(),
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def list_users(session: Session, account_id: str) -> list[User]:
+    return list(
+        session.scalars(select(User).where(User.account_id == account_id).order_by(User.id))
+    )
+
+
+def set_password(session: Session, email: str, password: str) -> User:
+    user = session.scalars(select(User).where(User.email == _clean_email(email))).first()
+    if user is None:
+        raise NotFound(f"no user has the email {email}", field="email")
+    user.password_hash = _hasher.hash(_check_password(password))
+    return user
+
+
+def sign_in(session: Session, email: str, password: str) -> User:
+    """The user with this email and password; 401 (the same for an unknown email
+    and a wrong password, and as slow) otherwise."""
+    address = email.strip().lower()
+    user = session.scalars(select(User).where(User.email == address)).first()
+    try:
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
+        user = None
+    if user is None:
+        raise Unauthorized("the email or password is not right")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def user_scope(session: Session, user_id: str) -> Scope:
+    """The scope of a signed-in user, while the user exists."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise Unauthorized("this user no longer exists")
+    return _scope_of(session, user.account_id, "this user's account no longer exists")

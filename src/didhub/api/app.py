@@ -9,10 +9,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from didhub import __version__
+from didhub import __version__, web
 from didhub.api import accounts, billing, e911, numbers, routing, webhooks
 from didhub.api import settings as account_settings
 from didhub.api.deps import Context
@@ -83,14 +83,22 @@ def create_app(
     )
     app.state.ctx = Context(db=db, carrier=carrier, settings=settings, gateway=gateway)
 
+    # The dashboard (under /dashboard) answers errors as pages; the API as JSON.
     @app.exception_handler(DidhubError)
-    async def _didhub_error(_: Request, exc: DidhubError) -> JSONResponse:
+    async def _didhub_error(request: Request, exc: DidhubError) -> Response:
+        if web.is_dashboard(request):
+            title = "Not found" if exc.status_code == 404 else "That didn't work"
+            return web.error_page(request, exc.status_code, title, exc.message)
         return JSONResponse(
             error_body(exc.code, exc.message, exc.field), status_code=exc.status_code
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if web.is_dashboard(request):
+            return web.error_page(
+                request, 422, "That didn't work", "The form or address was not one we expected."
+            )
         errors = exc.errors()
         first: dict[str, Any] = dict(errors[0]) if errors else {}
         loc = tuple(first.get("loc", ()))
@@ -104,13 +112,20 @@ def create_app(
         return JSONResponse(error_body("validation_error", message, field), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if web.is_dashboard(request):
+            title = "Page not found" if exc.status_code == 404 else "That didn't work"
+            return web.error_page(request, exc.status_code, title, str(exc.detail))
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail), None), status_code=exc.status_code)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
+        if web.is_dashboard(request):
+            return web.error_page(
+                request, 500, "Something went wrong", "It was logged. Try again in a moment."
+            )
         return JSONResponse(
             error_body(
                 "internal_error",
@@ -132,4 +147,5 @@ def create_app(
     app.include_router(routing.router)
     app.include_router(webhooks.router)
     app.include_router(e911.router)
+    web.install(app, settings)
     return app

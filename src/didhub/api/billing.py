@@ -5,16 +5,15 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse
-from sqlalchemy import select
 
 from didhub.api import presenters
 from didhub.api.deps import Caller, Ctx, Edge, IdempotencyKey
-from didhub.billing import invoices, ledger, renewals
+from didhub.billing import invoices, renewals
 from didhub.billing import resale as resales
 from didhub.billing import service as billing
 from didhub.billing import usage as usages
 from didhub.billing import wallet as wallets
-from didhub.billing.models import AccountEvent, BillingProfile, PaymentCard, RetailPrice
+from didhub.billing.models import BillingProfile, PaymentCard, RetailPrice
 from didhub.billing.schemas import (
     AutoRechargeRequest,
     CardRequest,
@@ -50,22 +49,20 @@ def _auto(profile: BillingProfile | None) -> dict[str, Any]:
 
 @router.get("/wallet")
 def wallet(ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    currency = ctx.settings.currency
     with ctx.db.session() as session:
-        balance = ledger.wallet_balance(session, scope.account_id, currency)
-        profile = session.get(BillingProfile, scope.account_id)
-        card = session.get(PaymentCard, scope.account_id)
-        return {
-            "data": {
-                "balance": presenters.money(balance),
-                "currency": currency,
-                "standing": profile.standing if profile else "good",
-                "past_due_since": presenters.when(profile.past_due_since if profile else None),
-                "suspended_since": presenters.when(profile.suspended_since if profile else None),
-                "auto_recharge": _auto(profile),
-                "card": _card(card),
-            }
+        summary = billing.wallet_summary(session, scope.account_id, ctx.settings.currency)
+    profile = summary.profile
+    return {
+        "data": {
+            "balance": presenters.money(summary.balance),
+            "currency": summary.currency,
+            "standing": summary.standing,
+            "past_due_since": presenters.when(profile.past_due_since if profile else None),
+            "suspended_since": presenters.when(profile.suspended_since if profile else None),
+            "auto_recharge": _auto(profile),
+            "card": _card(summary.card),
         }
+    }
 
 
 @router.post("/wallet/topup")
@@ -73,19 +70,16 @@ def topup(
     body: TopupRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
 ) -> JSONResponse:
     def work() -> tuple[int, Any]:
-        charge = wallets.topup(
+        done = renewals.topup(
             ctx.db, ctx.gateway, ctx.settings, scope.account_id, body.amount, idempotency_key
         )
-        settled = renewals.after_payment(ctx.db, ctx.gateway, ctx.settings, scope.account_id)
-        with ctx.db.session() as session:
-            balance = ledger.wallet_balance(session, scope.account_id, ctx.settings.currency)
         return 200, {
             "data": {
-                "charge_id": charge.charge_id,
-                "status": charge.status,
-                "amount": presenters.money(charge.amount),
-                "balance": presenters.money(balance),
-                "renewals_paid": settled.renewals,
+                "charge_id": done.charge.charge_id,
+                "status": done.charge.status,
+                "amount": presenters.money(done.charge.amount),
+                "balance": presenters.money(done.balance),
+                "renewals_paid": done.renewals_paid,
                 "currency": ctx.settings.currency,
             }
         }
@@ -130,12 +124,7 @@ def put_auto_recharge(body: AutoRechargeRequest, ctx: Ctx, scope: Caller) -> dic
 @router.get("/events")
 def events(ctx: Ctx, scope: Caller, limit: int = Query(50, ge=1, le=200)) -> dict[str, Any]:
     with ctx.db.session() as session:
-        rows = session.scalars(
-            select(AccountEvent)
-            .where(AccountEvent.account_id == scope.account_id)
-            .order_by(AccountEvent.id.desc())
-            .limit(limit)
-        ).all()
+        rows = billing.events(session, scope.account_id, limit)
         return {
             "data": [
                 {
@@ -293,14 +282,7 @@ def _invoice(inv: invoices.Invoice) -> dict[str, Any]:
 def list_invoices(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.session() as session:
         found = [
-            invoices.build(
-                session,
-                scope.account_id,
-                ctx.settings.currency,
-                month,
-                ctx.settings.tax_name,
-                ctx.settings.tax_rate,
-            )
+            invoices.build(session, ctx.settings, scope.account_id, month)
             for month in invoices.months(session, scope.account_id, ctx.settings.currency)
         ]
     return {"data": [{k: v for k, v in _invoice(i).items() if k != "lines"} for i in found]}
@@ -314,14 +296,7 @@ def get_invoice(
     format: Literal["json", "html"] = Query("json"),
 ) -> dict[str, Any] | HTMLResponse:
     with ctx.db.session() as session:
-        inv = invoices.build(
-            session,
-            scope.account_id,
-            ctx.settings.currency,
-            month,
-            ctx.settings.tax_name,
-            ctx.settings.tax_rate,
-        )
+        inv = invoices.build(session, ctx.settings, scope.account_id, month)
     if format == "html":
         return HTMLResponse(invoices.render_html(inv))
     return {"data": _invoice(inv)}

@@ -211,10 +211,10 @@ def assign(
     body: AssignRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
 ) -> JSONResponse:
     def work() -> tuple[int, Any]:
+        a = numbers.assign_to_agent(
+            ctx.db, ctx.settings, scope, body.number_id, body.agent_id, body.assignment_type
+        )
         with ctx.db.session() as session:
-            a = numbers.assign_agent(
-                session, scope, body.number_id, body.agent_id, body.assignment_type
-            )
             agent = session.get_one(Agent, a.agent_id)
             # Calling out from a number with no E911 address is allowed, but said.
             warnings = (
@@ -222,10 +222,7 @@ def assign(
                 if body.assignment_type == "outbound"
                 else []
             )
-            answer = {"data": presenters.assignment(a, agent.name), "warnings": warnings}
-        # Assigning to an agent may have given the number to the agent's tenant.
-        resale.bill_tenants(ctx.db, ctx.settings)
-        return 200, answer
+            return 200, {"data": presenters.assignment(a, agent.name), "warnings": warnings}
 
     status, answer = run_once(
         ctx.db, scope.account_id, idempotency_key, "assign", body.model_dump(), work

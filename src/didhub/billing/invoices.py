@@ -23,6 +23,7 @@ from didhub.billing.models import (
     ResaleCharge,
     UsageRecord,
 )
+from didhub.config import Settings
 from didhub.errors import NotFound, ValidationFailed
 from didhub.numbers.models import PhoneNumber
 
@@ -117,14 +118,10 @@ def months(session: Session, account_id: str, currency: str) -> list[str]:
     return sorted({s.strftime("%Y-%m") for s in stamps}, reverse=True)
 
 
-def build(
-    session: Session,
-    account_id: str,
-    currency: str,
-    month: str,
-    tax_name: str | None = None,
-    tax_rate: Decimal = Decimal("0"),
-) -> Invoice:
+def build(session: Session, settings: Settings, account_id: str, month: str) -> Invoice:
+    """The account's invoice for ``month`` (``2026-11``) in the platform currency,
+    with the configured tax shown as included."""
+    currency, tax_name, tax_rate = settings.currency, settings.tax_name, settings.tax_rate
     start = parse_month(month)
     end = _next_month(start)
     account = session.get(Account, account_id)

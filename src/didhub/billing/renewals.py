@@ -449,6 +449,28 @@ def after_payment(
     return report
 
 
+@dataclass(frozen=True)
+class TopupResult:
+    charge: wallet.ChargeOutcome
+    renewals_paid: int
+    balance: Decimal
+
+
+def topup(
+    db: Database,
+    gateway: PaymentGateway,
+    settings: Settings,
+    account_id: str,
+    amount: Decimal,
+    idempotency_key: str | None,
+) -> TopupResult:
+    """Charge the card on file into the wallet, then pay what is due with it and
+    restore service (a past-due account's renewals, a suspended one's numbers)."""
+    charge = wallet.topup(db, gateway, settings, account_id, amount, idempotency_key)
+    settled = after_payment(db, gateway, settings, account_id)
+    return TopupResult(charge, settled.renewals, _balance(db, settings, account_id))
+
+
 def run(
     db: Database,
     carrier: Carrier,

@@ -1,4 +1,5 @@
-"""Wallet reads. (Renewals, usage and invoices come with the billing engine.)"""
+"""Wallet reads: the balance with the card and auto-recharge settings, the
+wallet's movements, and the account's billing events."""
 
 from __future__ import annotations
 
@@ -11,7 +12,46 @@ from sqlalchemy.orm import Session
 
 from didhub.accounts.service import Scope
 from didhub.billing import ledger
-from didhub.billing.models import LedgerEntry, LedgerTransaction
+from didhub.billing.models import (
+    AccountEvent,
+    BillingProfile,
+    LedgerEntry,
+    LedgerTransaction,
+    PaymentCard,
+)
+
+
+@dataclass(frozen=True)
+class WalletSummary:
+    balance: Decimal
+    currency: str
+    profile: BillingProfile | None  # None until the account first used billing
+    card: PaymentCard | None
+
+    @property
+    def standing(self) -> str:
+        return self.profile.standing if self.profile else "good"
+
+
+def wallet_summary(session: Session, account_id: str, currency: str) -> WalletSummary:
+    return WalletSummary(
+        balance=ledger.wallet_balance(session, account_id, currency),
+        currency=currency,
+        profile=session.get(BillingProfile, account_id),
+        card=session.get(PaymentCard, account_id),
+    )
+
+
+def events(session: Session, account_id: str, limit: int = 50) -> list[AccountEvent]:
+    """The account's billing events, newest first."""
+    return list(
+        session.scalars(
+            select(AccountEvent)
+            .where(AccountEvent.account_id == account_id)
+            .order_by(AccountEvent.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 @dataclass(frozen=True)

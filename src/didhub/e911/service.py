@@ -187,16 +187,6 @@ def delete_address(session: Session, scope: Scope, address_id: str) -> None:
 # ---------------------------------------------------------------- numbers
 
 
-def _lock_number(session: Session, scope: Scope, number_id: str) -> PhoneNumber:
-    number = numbers.get_number(session, scope, number_id)
-    return session.scalars(
-        select(PhoneNumber)
-        .where(PhoneNumber.id == number.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-
-
 def get_number_e911(session: Session, scope: Scope, number_id: str) -> NumberE911 | None:
     """A number's E911 state (None: no address), for ``GET …/{id}/e911``."""
     number = numbers.get_number(session, scope, number_id)
@@ -229,7 +219,7 @@ def attach(
     CarrierError, 502; ``retry`` pushes again). An unknown outcome stays
     ``pending`` for the sweep."""
     with db.session() as session:
-        number = _lock_number(session, scope, number_id)
+        number = numbers.lock_number(session, scope, number_id)
         if number.status != lifecycle.ACTIVE:
             raise Conflict(
                 f"{number.e164} is {number.status}; only an active number takes an E911 address",
@@ -277,7 +267,7 @@ def retry(db: Database, carrier: Carrier, scope: Scope, number_id: str) -> Provi
     """``POST /telephony/numbers/{id}/e911/retry``: push a failed (or still
     pending) E911 address again."""
     with db.session() as session:
-        number = _lock_number(session, scope, number_id)
+        number = numbers.lock_number(session, scope, number_id)
         row = session.get(NumberE911, number.id, with_for_update=True)
         if row is None:
             raise NotFound(f"{number.e164} has no E911 address", field="number_id")
@@ -342,7 +332,7 @@ def detach(db: Database, carrier: Carrier, scope: Scope, number_id: str) -> None
     """``DELETE /telephony/numbers/{id}/e911``: remove the address at the
     carrier, then here. A refusal (502) leaves it as it was."""
     with db.session() as session:
-        number = _lock_number(session, scope, number_id)
+        number = numbers.lock_number(session, scope, number_id)
         if session.get(NumberE911, number.id) is None:
             raise NotFound(f"{number.e164} has no E911 address", field="number_id")
         e164 = number.e164

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
-from sqlalchemy import ColumnElement, delete, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from didhub import clock, numbering
 from didhub.accounts import service as accounts
 from didhub.accounts.models import Account, Agent
 from didhub.accounts.service import Scope
-from didhub.billing import ledger
+from didhub.billing import ledger, resale
 from didhub.billing import wallet as billing_wallet
 from didhub.carriers.base import (
     AvailableNumber,
@@ -569,6 +569,20 @@ def list_numbers(
     return InventoryPage(rows[:limit], next_cursor)
 
 
+def count_by_tenant(session: Session, scope: Scope) -> dict[str, int]:
+    """Live numbers per tenant, for the tenants the scope sees."""
+    rows = session.execute(
+        select(PhoneNumber.tenant_id, func.count())
+        .where(
+            _visible(scope),
+            PhoneNumber.status.in_(LIVE_STATUSES),
+            PhoneNumber.tenant_id.is_not(None),
+        )
+        .group_by(PhoneNumber.tenant_id)
+    )
+    return {tenant_id: count for tenant_id, count in rows if tenant_id is not None}
+
+
 def live_assignments(
     session: Session, number_ids: Sequence[str]
 ) -> dict[str, dict[str, NumberAssignment]]:
@@ -684,6 +698,17 @@ def set_tenant(
     return number
 
 
+def assign_tenant(
+    db: Database, settings: Settings, scope: Scope, number_id: str, tenant_id: str | None
+) -> PhoneNumber:
+    """:func:`set_tenant` in its own transaction, then resale: a partner's tenant
+    pays its partner retail for the number it was just given."""
+    with db.session() as session:
+        number = set_tenant(session, scope, number_id, tenant_id)
+    resale.bill_tenants(db, settings, number.owner_id)
+    return number
+
+
 def _check_assignment_type(value: str) -> str:
     if value not in ASSIGNMENT_TYPES:
         raise ValidationFailed(
@@ -740,6 +765,23 @@ def assign_agent(
     return assignment
 
 
+def assign_to_agent(
+    db: Database,
+    settings: Settings,
+    scope: Scope,
+    number_id: str,
+    agent_id: str,
+    assignment_type: str,
+) -> NumberAssignment:
+    """:func:`assign_agent` in its own transaction, then resale: assigning to an
+    agent may have given the number to the agent's tenant."""
+    with db.session() as session:
+        assignment = assign_agent(session, scope, number_id, agent_id, assignment_type)
+        owner_id = session.get_one(PhoneNumber, assignment.number_id).owner_id
+    resale.bill_tenants(db, settings, owner_id)
+    return assignment
+
+
 def unassign_agent(
     session: Session, scope: Scope, number_id: str, assignment_type: str
 ) -> NumberAssignment:
@@ -762,7 +804,7 @@ def release(
     carrier: Carrier,
     scope: Scope,
     number_id: str,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> PhoneNumber:
     """Give a number back: billing stops (``released_at``), assignments end, its
     history stays, and with ``release_refund = prorated`` the unused days of the
@@ -774,8 +816,9 @@ def release(
         _require_owner(session, scope, number, "release")
         _begin_release(session, number, scope.account_id, "released")
         number_pk = number.id
-    policy = settings.release_refund if settings is not None else "none"
-    return _finish_release(db, carrier, number_pk, scope.account_id, "released", policy)
+    return _finish_release(
+        db, carrier, number_pk, scope.account_id, "released", settings.release_refund
+    )
 
 
 def release_for_nonpayment(db: Database, carrier: Carrier, number_id: str) -> PhoneNumber:

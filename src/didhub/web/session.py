@@ -1,0 +1,200 @@
+"""Dashboard sessions: a signed cookie, a CSRF token per session, and the viewer.
+
+The cookie (Starlette's ``SessionMiddleware``, signed with itsdangerous) holds who
+signed in (a user id or an API key id, never a secret), when, the CSRF token, and
+the tenant a partner switched into. Every request re-checks that the user still
+exists or the key is not revoked, so removing either ends its sessions.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from didhub.accounts import service as accounts
+from didhub.accounts.models import Account, ApiKey, User
+from didhub.accounts.service import Scope
+from didhub.config import Settings
+from didhub.db import Database
+from didhub.errors import DidhubError, NotFound, Unauthorized
+
+log = logging.getLogger("didhub.web")
+
+COOKIE = "didhub_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+
+
+def secret_key(settings: Settings) -> str:
+    """``DIDHUB_SECRET_KEY``, or a key generated once into ``secret_key_file``."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.secret_key_file)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text().strip()
+        if len(key) < 32:
+            raise RuntimeError(f"{path} holds no usable secret key; delete it or set one") from None
+        return key
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    log.warning(
+        "generated a dashboard secret key into %s; set DIDHUB_SECRET_KEY (the same on "
+        "every worker) in production",
+        path.resolve(),
+    )
+    return key
+
+
+class LoginRequired(Exception):
+    """No one is signed in (or the session ended): go to the sign-in page."""
+
+
+class CsrfFailed(Exception):
+    pass
+
+
+def _data(request: Request) -> dict[str, Any]:
+    data: dict[str, Any] = request.session
+    return data
+
+
+def csrf_token(request: Request) -> str:
+    """This session's CSRF token (created with the session)."""
+    data = _data(request)
+    token = data.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        data["csrf"] = token
+    return token
+
+
+async def check_csrf(request: Request) -> None:
+    """Every POST carries the session's token: htmx in the ``X-CSRF-Token``
+    header, plain forms in a hidden ``csrf_token`` field."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    expected = _data(request).get("csrf")
+    presented = request.headers.get(CSRF_HEADER)
+    if presented is None:
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        presented = value if isinstance(value, str) else None
+    if not (
+        isinstance(expected, str)
+        and presented
+        and hmac.compare_digest(expected.encode(), presented.encode())
+    ):
+        raise CsrfFailed
+
+
+def sign_in(request: Request, *, user_id: str | None = None, key_id: str | None = None) -> None:
+    """A fresh session (a new CSRF token too), so a session id planted before
+    sign-in is worth nothing after it."""
+    data = _data(request)
+    data.clear()
+    if user_id is not None:
+        data["uid"] = user_id
+    if key_id is not None:
+        data["kid"] = key_id
+    data["at"] = int(time.time())
+    csrf_token(request)
+
+
+def sign_out(request: Request) -> None:
+    _data(request).clear()
+
+
+def flash(request: Request, kind: str, text: str) -> None:
+    """A message for the next page shown (kind: success | error | info)."""
+    data = _data(request)
+    data["flash"] = [*data.get("flash", []), [kind, text]][-5:]
+
+
+def take_flashes(request: Request) -> list[tuple[str, str]]:
+    return [(kind, text) for kind, text in _data(request).pop("flash", [])]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking. ``scope`` is what the pages act as: the signed-in account,
+    or the tenant a partner switched into (``home`` is then the partner)."""
+
+    scope: Scope
+    home: Scope
+    account_name: str
+    home_name: str
+    signed_in_as: str
+
+    @property
+    def is_partner(self) -> bool:
+        return self.scope.kind == accounts.PARTNER
+
+    @property
+    def switched(self) -> bool:
+        return self.scope != self.home
+
+
+def _signed_in_as(session: Session, data: dict[str, Any]) -> tuple[Scope, str]:
+    if isinstance(data.get("uid"), str):
+        scope = accounts.user_scope(session, data["uid"])
+        return scope, session.get_one(User, data["uid"]).email
+    if isinstance(data.get("kid"), str):
+        scope = accounts.key_scope(session, data["kid"])
+        return scope, f"API key {session.get_one(ApiKey, data['kid']).prefix}…"
+    raise LoginRequired
+
+
+def viewer(request: Request, db: Database, settings: Settings) -> Viewer:
+    data = _data(request)
+    started = data.get("at")
+    if not isinstance(started, int) or time.time() - started > settings.session_hours * 3600:
+        sign_out(request)
+        raise LoginRequired
+    with db.session() as session:
+        try:
+            home, who = _signed_in_as(session, data)
+        except Unauthorized:
+            sign_out(request)
+            raise LoginRequired from None
+        scope = home
+        tenant_id = data.get("as_tenant")
+        if isinstance(tenant_id, str):
+            try:
+                tenant = accounts.get_tenant(session, home, tenant_id)
+                if tenant.id != home.account_id:
+                    scope = Scope(tenant.id, accounts.TENANT)
+            except NotFound:
+                data.pop("as_tenant", None)
+        names = {
+            a.id: a.name
+            for a in (session.get(Account, home.account_id), session.get(Account, scope.account_id))
+            if a is not None
+        }
+    return Viewer(scope, home, names[scope.account_id], names[home.account_id], who)
+
+
+def switch_to(request: Request, db: Database, home: Scope, tenant_id: str | None) -> str | None:
+    """Act as one of the partner's tenants (``None``: back to the partner).
+    Answers the tenant's name."""
+    data = _data(request)
+    if tenant_id is None:
+        data.pop("as_tenant", None)
+        return None
+    with db.session() as session:
+        tenant = accounts.get_tenant(session, home, tenant_id)
+        if tenant.id == home.account_id:
+            raise DidhubError("you are this tenant already", field="tenant_id")
+        data["as_tenant"] = tenant.id
+        return tenant.name
