@@ -5,6 +5,9 @@ rating. Needs kamailio and sipp (``.ci/run`` installs them)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -18,7 +21,7 @@ from sqlalchemy import select
 from conftest import Acct, buy, search_numbers
 from didhub.billing.models import UsageRecord
 from didhub.db import Database
-from sip_edge import didhub_server, kamailio, require_sip_tools, sipp_call, sipp_uas
+from sip_edge import DIDHUB, didhub_server, kamailio, require_sip_tools, sipp_call, sipp_uas
 
 
 @pytest.fixture(autouse=True)
@@ -63,9 +66,9 @@ def test_calls_are_routed_by_kamailio_and_billed(
 ) -> None:
     partner = make_partner("Edge Co", balance="100.00")
     tenant = make_tenant("Clinic", partner_id=partner.id)
-    local = _numbers(client, partner, area_code="512", page_size=4)
+    local = _numbers(client, partner, area_code="512", page_size=3)
     toll_free = _numbers(client, partner, phone_number_type="toll-free", page_size=1)[0]
-    routed, tenants, unassigned, down = local
+    routed, tenants, unassigned = local
     # The tenant's own behaviour for its numbers that no agent answers: reject.
     r = client.patch(
         f"/telephony/numbers/{tenants['id']}",
@@ -127,16 +130,40 @@ def test_calls_are_routed_by_kamailio_and_billed(
             assert record.billable_seconds == 66 and record.amount == Decimal("0.0275")
             assert record.ledger_transaction_id is not None  # posted to the wallet
 
-            # didhub stopped: the edge answers 503 at once, it doesn't hang.
+            # The operator's check: the edge answers, reaches didhub, and routes
+            # every number as didhub does (the tenant's number: reject, …).
+            checked = edge_check(database_url, edge.address)
+            assert checked.returncode == 0, checked.stdout + checked.stderr
+            report = json.loads(checked.stdout)
+            assert report["ok"] and report["edge_reaches_didhub"]
+            said = {n["phone_number"]: n["edge"] for n in report["numbers"]}
+            assert said[routed["phone_number"]] == f"agent sip:desk@127.0.0.1:{desk_port}"
+            assert said[tenants["phone_number"]] == "reject"
+
+            # didhub stopped: the edge answers 503 at once, it doesn't hang (a
+            # number the edge has not looked up yet, so nothing is cached).
             server.stop()
             started = time.monotonic()
-            call = sipp_call(edge, down["phone_number"], tmp_path, "down", expect=503)
+            call = sipp_call(edge, "+15125550142", tmp_path, "down", expect=503)
             assert call.returncode == 0, call.stdout[-2000:]
             assert time.monotonic() - started < 5
+            checked = edge_check(database_url, edge.address)
+            assert checked.returncode == 1
+            assert "cannot reach didhub" in json.loads(checked.stdout)["problems"][0]
     finally:
         for phone in (desk, line):
             if phone.poll() is None:
                 phone.kill()
+
+
+def edge_check(database_url: str, address: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DIDHUB, "edge", "check", "--edge", address, "--json"],
+        env={**os.environ, "DIDHUB_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _usage_for(db: Database, number_id: str, wait: float = 10) -> UsageRecord:

@@ -58,6 +58,7 @@ e911_app = typer.Typer(help="E911 addresses, locations and numbers.", no_args_is
 e911_address_app = typer.Typer(help="E911 addresses.", no_args_is_help=True)
 e911_location_app = typer.Typer(help="Physical locations (sites).", no_args_is_help=True)
 compliance_app = typer.Typer(help="Compliance reports.", no_args_is_help=True)
+edge_app = typer.Typer(help="The SIP edge (Kamailio).", no_args_is_help=True)
 app.add_typer(partner_app, name="partner")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(agent_app, name="agent")
@@ -72,6 +73,7 @@ app.add_typer(e911_app, name="e911")
 e911_app.add_typer(e911_address_app, name="address")
 e911_app.add_typer(e911_location_app, name="location")
 app.add_typer(compliance_app, name="compliance")
+app.add_typer(edge_app, name="edge")
 
 console = Console()
 err = Console(stderr=True)
@@ -1106,6 +1108,53 @@ def ledger_check(as_json: JsonOpt = False) -> None:
             err.print(f"[red]{p.kind}[/red] {p.subject}: {p.detail}")
     else:
         console.print("ledger OK: every transaction balances, every wallet matches its entries")
+    if problems:
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------ SIP edge
+
+
+@edge_app.command("check")
+def edge_check(
+    edge: Annotated[
+        str, typer.Option(help="The edge's UDP listener, host:port (run this on that host).")
+    ] = "127.0.0.1:5060",
+    sample: Annotated[int, typer.Option(min=0, help="Live numbers to compare.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Does the edge answer, reach didhub, and route numbers as didhub says?"""
+    from didhub import edge as edge_check_service
+
+    settings = _settings()
+    with _database() as db:
+        report = _run(lambda: edge_check_service.check(db, settings, edge, sample))
+    problems = report.problems
+    if as_json:
+        _print_json(
+            {
+                "ok": not problems,
+                "edge": report.edge,
+                "edge_answers": report.edge_answers,
+                "edge_reaches_didhub": report.edge_reaches_didhub,
+                "unknown_number_not_found": report.unknown_number_not_found,
+                "numbers": [n.__dict__ for n in report.numbers],
+                "problems": problems,
+            }
+        )
+    else:
+        table = Table("number", "didhub", "edge", "")
+        for n in report.numbers:
+            table.add_row(n.phone_number, n.didhub, n.edge, n.problem or "ok")
+        if report.numbers:
+            console.print(table)
+        for problem in problems:
+            err.print(f"[red]problem[/red] {problem}")
+        if not problems:
+            console.print(
+                f"edge OK: {report.edge} answers, reaches didhub, and routes "
+                f"{len(report.numbers)} number(s) as didhub does"
+            )
     if problems:
         raise typer.Exit(1)
 

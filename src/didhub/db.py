@@ -101,7 +101,10 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only session (Database.read_session) needn't queue for the
+            # write lock: WAL lets it read beside a writer.
+            read_only = conn.get_execution_options().get("didhub_read_only", False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
@@ -114,6 +117,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessionmaker = sessionmaker(
+            self.engine.execution_options(didhub_read_only=True), expire_on_commit=False
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -124,6 +130,17 @@ class Database:
         """A session whose transaction commits on success and rolls back on error."""
         with self.sessionmaker() as session, session.begin():
             yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reading only (hot read paths such as the SIP edge's
+        routing lookup): on SQLite it doesn't wait for the write lock. Nothing
+        it writes is committed."""
+        with self.read_sessionmaker() as session, session.begin():
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -12,7 +12,7 @@ router = APIRouter(prefix="/routing", tags=["routing"])
 
 @router.get("/inbound/{e164}")
 def inbound(e164: str, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         route = routing.inbound(session, ctx.settings, e164)
     return {
         "data": {
