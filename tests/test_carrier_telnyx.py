@@ -94,7 +94,9 @@ def test_order_pending_then_success(telnyx: TelnyxCarrier, sleeps: list[float]) 
 
 @respx.mock
 def test_partial_order_three_of_five(telnyx: TelnyxCarrier) -> None:
-    respx.post(f"{BASE}/v2/number_orders").respond(json=load_json("telnyx", "number_order_pending.json"))
+    respx.post(f"{BASE}/v2/number_orders").respond(
+        json=load_json("telnyx", "number_order_pending.json")
+    )
     respx.get(url__regex=rf"{BASE}/v2/number_orders/.+").respond(
         json=load_json("telnyx", "number_order_partial.json")
     )
@@ -184,7 +186,9 @@ def test_release_looks_the_number_up_then_deletes(telnyx: TelnyxCarrier) -> None
 
 @respx.mock
 def test_release_of_a_number_already_gone_is_done(telnyx: TelnyxCarrier) -> None:
-    respx.get(f"{BASE}/v2/phone_numbers").respond(json=load_json("telnyx", "phone_numbers_empty.json"))
+    respx.get(f"{BASE}/v2/phone_numbers").respond(
+        json=load_json("telnyx", "phone_numbers_empty.json")
+    )
     telnyx.release(NUMBERS[0])  # no DELETE route: respx would fail on one
 
 
