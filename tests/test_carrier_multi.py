@@ -257,3 +257,18 @@ def test_registry_builds_each_carrier_from_settings(db: Database) -> None:
         make_carrier(settings.model_copy(update={"carrier": "telnyx", "telnyx_api_key": None}), db)
     with pytest.raises(ValueError, match="unknown carrier"):
         make_carrier(settings.model_copy(update={"carrier": "acme"}), db)
+
+
+def test_a_carrier_that_cannot_be_asked_at_quote_is_502_not_unavailable(
+    settings: Settings, db: Database, partner: Acct
+) -> None:
+    broken = FakeCarrier("broken")
+    broken.lookup = lambda _e164: (_ for _ in ()).throw(CarrierFailure("broken: 503"))  # type: ignore[method-assign]
+    client = TestClient(create_app(settings, db, MultiCarrier([broken])))
+    response = client.post(
+        "/telephony/numbers/quote",
+        json={"phone_numbers": ["+13125550101"]},
+        headers=partner.headers,
+    )
+    assert response.status_code == 502, response.text
+    assert response.json()["error"]["code"] == "carrier_error"

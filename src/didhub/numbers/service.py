@@ -188,7 +188,13 @@ def validate_numbers(values: Sequence[str], field: str) -> list[str]:
 def _describe(carrier: Carrier, numbers: Sequence[str], field: str) -> list[AvailableNumber]:
     described = []
     for e164 in numbers:
-        info = carrier.lookup(e164)
+        try:
+            info = carrier.lookup(e164)
+        except (CarrierFailure, CarrierOutcomeUnknown) as exc:
+            # A carrier we couldn't ask must not read as "not available".
+            raise CarrierError(
+                f"could not ask the carrier about {e164}: {exc}", field=field
+            ) from exc
         if info is None:
             raise NumberUnavailable(f"{e164} is not available", field=field)
         described.append(info)
