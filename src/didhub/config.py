@@ -6,12 +6,13 @@ for a number each month and once at setup.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from functools import cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Price(BaseModel):
@@ -37,13 +38,62 @@ def _default_usage_rates() -> dict[str, dict[str, Decimal]]:
     }
 
 
+class CarrierScope(BaseModel):
+    """Where a carrier is asked for numbers in a multi-carrier search."""
+
+    countries: list[str] = Field(default_factory=lambda: ["US", "CA"])
+    number_types: list[str] = Field(default_factory=lambda: ["local", "toll-free"])
+
+
+def _default_carrier_scopes() -> dict[str, CarrierScope]:
+    return {
+        "telnyx": CarrierScope(
+            countries=["US", "CA", "GB", "AU"], number_types=["local", "toll-free", "mobile"]
+        ),
+        "twilio": CarrierScope(
+            countries=["US", "CA", "GB", "AU"], number_types=["local", "toll-free", "mobile"]
+        ),
+        "bandwidth": CarrierScope(countries=["US"], number_types=["local", "toll-free"]),
+        "sandbox": CarrierScope(
+            countries=["US", "CA", "GB", "AU"], number_types=["local", "toll-free", "mobile"]
+        ),
+    }
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DIDHUB_", env_file=".env", env_nested_delimiter="__", extra="ignore"
     )
 
     database_url: str = "sqlite:///./didhub.db"
+    # sandbox | telnyx | twilio | bandwidth | multi (= every carrier of `carriers`).
     carrier: str = "sandbox"
+    # The carriers a multi-carrier deployment searches, in order of preference
+    # (DIDHUB_CARRIERS=telnyx,twilio or a JSON list), and where each is asked
+    # (DIDHUB_CARRIER_SCOPES='{"twilio": {"countries": ["US"], "number_types": ["local"]}}').
+    carriers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    carrier_scopes: dict[str, CarrierScope] = Field(default_factory=_default_carrier_scopes)
+    # Seconds a multi-carrier search waits for each carrier before answering without it.
+    carrier_search_deadline_seconds: float = Field(default=8.0, gt=0, le=60)
+    carrier_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    carrier_max_attempts: int = Field(default=4, ge=1, le=10)
+    # Seconds an order waits for a carrier's asynchronous completion before
+    # answering "unknown" (reconcile settles it later).
+    carrier_order_wait_seconds: float = Field(default=10.0, ge=0, le=120)
+    carrier_search_limit: int = Field(default=100, ge=1, le=1000)
+    telnyx_api_key: SecretStr | None = None
+    telnyx_base_url: str = "https://api.telnyx.com"
+    telnyx_connection_id: str | None = None
+    telnyx_messaging_profile_id: str | None = None
+    twilio_account_sid: SecretStr | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_base_url: str = "https://api.twilio.com"
+    bandwidth_account_id: SecretStr | None = None
+    bandwidth_username: SecretStr | None = None
+    bandwidth_password: SecretStr | None = None
+    bandwidth_site_id: str | None = None
+    bandwidth_peer_id: str | None = None
+    bandwidth_base_url: str = "https://dashboard.bandwidth.com"
     sandbox_seed: str = "didhub"
     hold_minutes: int = Field(default=10, ge=1, le=240)
     currency: str = "USD"
@@ -90,6 +140,15 @@ class Settings(BaseSettings):
     secret_key_file: str = "didhub-secret.key"
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
     secure_cookies: bool = False
+
+    @field_validator("carriers", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
 
 
 @cache

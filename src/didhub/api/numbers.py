@@ -32,16 +32,19 @@ router = APIRouter(prefix="/telephony", tags=["numbers"])
 @router.post("/numbers/search")
 def search(body: SearchRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     page = numbers.search(ctx.db, ctx.carrier, scope, body.to_query(), body.page, body.page_size)
-    return {
-        "data": [presenters.available(ctx.settings, item) for item in page.data],
-        "meta": {
-            "page": page.page,
-            "page_size": page.page_size,
-            "count": len(page.data),
-            "has_more": page.has_more,
-            "carrier": ctx.carrier.name,
-        },
+    meta: dict[str, Any] = {
+        "page": page.page,
+        "page_size": page.page_size,
+        "count": len(page.data),
+        "has_more": page.has_more,
+        "carrier": ctx.carrier.name,
     }
+    if page.failed_carriers:
+        # A multi-carrier search answered without some carriers (names only:
+        # their error text is for the operator's log, not the buyer).
+        meta["partial"] = True
+        meta["failed_carriers"] = sorted(page.failed_carriers)
+    return {"data": [presenters.available(ctx.settings, item) for item in page.data], "meta": meta}
 
 
 @router.get("/localities")

@@ -141,3 +141,26 @@ class E911Validation:
     suggestion: E911AddressData | None = None  # the carrier's corrected form
     reason: str | None = None  # why it's not valid
     reference: str | None = None  # the carrier's id for the validated address
+
+
+class WithoutCnamAndE911:
+    """For a carrier adapter that does not (yet) carry caller names or E911:
+    each call is refused with a reason the user sees (a CNAM or E911 status of
+    ``failed``), never silently accepted."""
+
+    name: str
+
+    def _unsupported(self, what: str) -> CarrierFailure:
+        return CarrierFailure(f"{self.name}: {what} is not supported by didhub's adapter yet")
+
+    def set_cnam(self, phone_number: str, name: str | None) -> None:
+        raise self._unsupported("setting the caller name (CNAM)")
+
+    def validate_e911_address(self, address: E911AddressData) -> E911Validation:
+        raise self._unsupported("E911 address validation")
+
+    def provision_e911(self, phone_number: str, address: E911AddressData) -> None:
+        raise self._unsupported("E911 provisioning")
+
+    def remove_e911(self, phone_number: str) -> None:
+        raise self._unsupported("E911 removal")

@@ -1,15 +1,91 @@
-"""Which carrier a deployment talks to (``DIDHUB_CARRIER``)."""
+"""Which carrier a deployment talks to (``DIDHUB_CARRIER``): ``sandbox``,
+``telnyx``, ``twilio``, ``bandwidth``, or ``multi`` for every carrier listed in
+``DIDHUB_CARRIERS`` (see docs/carriers.md)."""
 
 from __future__ import annotations
+
+import httpx
 
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
 
+KNOWN = ("sandbox", "telnyx", "twilio", "bandwidth", "multi")
 
-def make_carrier(settings: Settings, db: Database) -> Carrier:
-    if settings.carrier == "sandbox":
+
+def _secret(value: object) -> str:
+    reveal = getattr(value, "get_secret_value", None)
+    return str(reveal()) if callable(reveal) else ""
+
+
+def make_one(name: str, settings: Settings, db: Database) -> Carrier:
+    timeout = httpx.Timeout(settings.carrier_timeout_seconds, connect=5.0)
+    if name == "sandbox":
         from didhub.carriers.sandbox import SandboxCarrier
 
         return SandboxCarrier(db, seed=settings.sandbox_seed)
-    raise ValueError(f"unknown carrier {settings.carrier!r} (DIDHUB_CARRIER); known: sandbox")
+    if name == "telnyx":
+        from didhub.carriers.telnyx import TelnyxCarrier
+
+        return TelnyxCarrier(
+            _secret(settings.telnyx_api_key),
+            settings.telnyx_base_url,
+            connection_id=settings.telnyx_connection_id,
+            messaging_profile_id=settings.telnyx_messaging_profile_id,
+            timeout=timeout,
+            max_attempts=settings.carrier_max_attempts,
+            order_wait_seconds=settings.carrier_order_wait_seconds,
+            search_limit=settings.carrier_search_limit,
+        )
+    if name == "twilio":
+        from didhub.carriers.twilio import TwilioCarrier
+
+        return TwilioCarrier(
+            _secret(settings.twilio_account_sid),
+            _secret(settings.twilio_auth_token),
+            settings.twilio_base_url,
+            timeout=timeout,
+            max_attempts=settings.carrier_max_attempts,
+            search_limit=settings.carrier_search_limit,
+        )
+    if name == "bandwidth":
+        from didhub.carriers.bandwidth import BandwidthCarrier
+
+        return BandwidthCarrier(
+            _secret(settings.bandwidth_account_id),
+            _secret(settings.bandwidth_username),
+            _secret(settings.bandwidth_password),
+            settings.bandwidth_site_id or "",
+            settings.bandwidth_base_url,
+            peer_id=settings.bandwidth_peer_id,
+            timeout=timeout,
+            max_attempts=settings.carrier_max_attempts,
+            order_wait_seconds=settings.carrier_order_wait_seconds,
+            search_limit=settings.carrier_search_limit,
+        )
+    raise ValueError(f"unknown carrier {name!r}; known: {', '.join(KNOWN)}")
+
+
+def make_carrier(settings: Settings, db: Database) -> Carrier:
+    if settings.carrier == "multi":
+        from didhub.carriers.multi import CarrierScope, MultiCarrier
+
+        names = settings.carriers
+        if not names or "multi" in names:
+            raise ValueError("DIDHUB_CARRIER=multi needs DIDHUB_CARRIERS (e.g. telnyx,twilio)")
+        scopes = {
+            name: CarrierScope(
+                frozenset(c.upper() for c in scope.countries), frozenset(scope.number_types)
+            )
+            for name, scope in settings.carrier_scopes.items()
+        }
+        return MultiCarrier(
+            [make_one(name, settings, db) for name in names],
+            scopes,
+            deadline=settings.carrier_search_deadline_seconds,
+        )
+    if settings.carrier not in KNOWN:
+        raise ValueError(
+            f"unknown carrier {settings.carrier!r} (DIDHUB_CARRIER); known: {', '.join(KNOWN)}"
+        )
+    return make_one(settings.carrier, settings, db)

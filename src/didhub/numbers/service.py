@@ -36,6 +36,7 @@ from didhub.carriers.base import (
     NumberOrderResult,
     SearchQuery,
 )
+from didhub.carriers.multi import SearchResults
 from didhub.config import Price, Settings
 from didhub.db import Database, new_id
 from didhub.errors import (
@@ -85,6 +86,8 @@ class SearchPage:
     page: int
     page_size: int
     has_more: bool
+    # Carriers a multi-carrier search answered without (name -> why): a partial page.
+    failed_carriers: dict[str, str] = field(default_factory=dict)
 
 
 def _held_by_others(session: Session, scope: Scope, now: datetime) -> frozenset[str]:
@@ -111,9 +114,18 @@ def search(
     with db.session() as session:
         exclude = _held_by_others(session, scope, clock.now())
     start = (page - 1) * page_size
-    found = list(itertools.islice(carrier.search(query, exclude), start, start + page_size + 1))
+    try:
+        results = carrier.search(query, exclude)
+        found = list(itertools.islice(results, start, start + page_size + 1))
+    except CarrierFailure as exc:
+        # Never an empty page: "nothing found" would read as "nothing available".
+        raise CarrierError(f"the carrier search failed: {exc}") from exc
     return SearchPage(
-        data=found[:page_size], page=page, page_size=page_size, has_more=len(found) > page_size
+        data=found[:page_size],
+        page=page,
+        page_size=page_size,
+        has_more=len(found) > page_size,
+        failed_carriers=dict(results.failed) if isinstance(results, SearchResults) else {},
     )
 
 
@@ -176,7 +188,13 @@ def validate_numbers(values: Sequence[str], field: str) -> list[str]:
 def _describe(carrier: Carrier, numbers: Sequence[str], field: str) -> list[AvailableNumber]:
     described = []
     for e164 in numbers:
-        info = carrier.lookup(e164)
+        try:
+            info = carrier.lookup(e164)
+        except (CarrierFailure, CarrierOutcomeUnknown) as exc:
+            # A carrier we couldn't ask must not read as "not available".
+            raise CarrierError(
+                f"could not ask the carrier about {e164}: {exc}", field=field
+            ) from exc
         if info is None:
             raise NumberUnavailable(f"{e164} is not available", field=field)
         described.append(info)

@@ -1,0 +1,238 @@
+"""Several carriers behind the one ``Carrier`` protocol.
+
+* search: asked of every carrier enabled for the query's country and number
+  type, concurrently (one thread each), each given ``deadline`` seconds. The
+  answers are merged, de-duplicated by E.164 (the first carrier in preference
+  order wins) and sorted, so pages are stable. A carrier that is slow or down
+  is left out and named in ``SearchResults.failed`` (the API's
+  ``meta.partial``); when every carrier failed the search raises CarrierFailure.
+* lookup / reserve / order: a number goes to the carrier that offered it (kept
+  from search and lookup in a bounded in-memory map; otherwise the carriers are
+  asked in preference order).
+* order_status: every carrier is asked by our order id (each keeps it as its
+  customer reference); if any can't answer, the outcome is unknown, since a
+  partial answer would fail numbers another carrier did provide.
+* release: the carrier that holds the number releases it; carriers are asked
+  ``holds`` in preference order, so nothing but the carriers' own records is
+  needed to route it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from didhub.carriers.base import (
+    AvailableNumber,
+    Carrier,
+    CarrierFailure,
+    CarrierOutcomeUnknown,
+    NumberOrderResult,
+    SearchQuery,
+    WithoutCnamAndE911,
+)
+
+log = logging.getLogger("didhub.carriers.multi")
+
+_REMEMBERED = 10_000
+
+
+@dataclass(frozen=True)
+class CarrierScope:
+    countries: frozenset[str] | None = None  # None = everywhere
+    number_types: frozenset[str] | None = None
+
+    def covers(self, query: SearchQuery) -> bool:
+        country_ok = self.countries is None or query.country_code.upper() in self.countries
+        kind_ok = self.number_types is None or query.phone_number_type in self.number_types
+        return country_ok and kind_ok
+
+
+@dataclass
+class SearchResults(Iterator[AvailableNumber]):
+    """A finished multi-carrier search: the merged numbers, and the carriers
+    that did not answer (name -> why)."""
+
+    numbers: list[AvailableNumber]
+    failed: dict[str, str] = field(default_factory=dict)
+    _position: int = 0
+
+    def __iter__(self) -> SearchResults:
+        return self
+
+    def __next__(self) -> AvailableNumber:
+        if self._position >= len(self.numbers):
+            raise StopIteration
+        self._position += 1
+        return self.numbers[self._position - 1]
+
+
+class MultiCarrier(WithoutCnamAndE911):
+    name = "multi"
+
+    def __init__(
+        self,
+        carriers: Sequence[Carrier],
+        scopes: dict[str, CarrierScope] | None = None,
+        deadline: float = 8.0,
+        per_carrier_limit: int = 200,
+    ) -> None:
+        if not carriers:
+            raise ValueError("a multi-carrier setup needs at least one carrier (DIDHUB_CARRIERS)")
+        self.carriers = list(carriers)
+        self.by_name = {c.name: c for c in self.carriers}
+        self.scopes = scopes or {}
+        self.deadline = deadline
+        self.per_carrier_limit = per_carrier_limit
+        self._offered: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- routing memory --------------------------------------------------------
+
+    def _remember(self, e164: str, carrier: str) -> None:
+        with self._lock:
+            self._offered[e164] = carrier
+            self._offered.move_to_end(e164)
+            while len(self._offered) > _REMEMBERED:
+                self._offered.popitem(last=False)
+
+    def carrier_of(self, e164: str) -> str | None:
+        """The carrier that last offered ``e164`` in this process, if any."""
+        with self._lock:
+            return self._offered.get(e164)
+
+    def _in_preference(self, e164: str) -> list[Carrier]:
+        first = self.carrier_of(e164)
+        return sorted(self.carriers, key=lambda c: c.name != first)
+
+    # -- search ----------------------------------------------------------------
+
+    def enabled_for(self, query: SearchQuery) -> list[Carrier]:
+        return [c for c in self.carriers if self.scopes.get(c.name, CarrierScope()).covers(query)]
+
+    def search(self, query: SearchQuery, exclude: frozenset[str]) -> SearchResults:
+        carriers = self.enabled_for(query)
+        if not carriers:
+            return SearchResults([])
+        limit = self.per_carrier_limit
+
+        def ask(carrier: Carrier) -> list[AvailableNumber]:
+            return list(itertools.islice(carrier.search(query, exclude), limit))
+
+        pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=len(carriers), thread_name_prefix="carrier-search"
+        )
+        try:
+            futures = {pool.submit(ask, c): c for c in carriers}
+            done, _ = concurrent.futures.wait(futures, timeout=self.deadline)
+        finally:
+            # Don't wait for a slow carrier: its thread ends with its HTTP timeout.
+            pool.shutdown(wait=False, cancel_futures=True)
+        answers: dict[str, list[AvailableNumber]] = {}
+        failed: dict[str, str] = {}
+        for future, carrier in futures.items():
+            if future not in done:
+                failed[carrier.name] = f"no answer within {self.deadline:g}s"
+                continue
+            error = future.exception()
+            if error is not None:
+                failed[carrier.name] = str(error) or type(error).__name__
+                continue
+            answers[carrier.name] = future.result()
+        for name, reason in failed.items():
+            log.warning("multi: search left out %s: %s", name, reason)
+        if not answers:
+            raise CarrierFailure(
+                "no carrier answered the search ("
+                + "; ".join(f"{n}: {r}" for n, r in failed.items())
+                + ")"
+            )
+        merged: dict[str, AvailableNumber] = {}
+        for carrier in carriers:  # preference order decides duplicates
+            for number in answers.get(carrier.name, []):
+                if number.phone_number not in merged:
+                    merged[number.phone_number] = number
+                    self._remember(number.phone_number, carrier.name)
+        return SearchResults(sorted(merged.values(), key=lambda n: n.phone_number), failed)
+
+    def lookup(self, phone_number: str) -> AvailableNumber | None:
+        errors: list[str] = []
+        for carrier in self._in_preference(phone_number):
+            try:
+                found = carrier.lookup(phone_number)
+            except CarrierFailure as exc:
+                errors.append(str(exc))
+                continue
+            if found is not None:
+                self._remember(phone_number, carrier.name)
+                return found
+        if errors:
+            # "Not found" must not be said when a carrier couldn't be asked.
+            raise CarrierFailure("; ".join(errors))
+        return None
+
+    def _route(self, phone_numbers: Sequence[str]) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for e164 in phone_numbers:
+            name = self.carrier_of(e164)
+            if name is None and self.lookup(e164) is not None:
+                name = self.carrier_of(e164)
+            groups.setdefault(name or "", []).append(e164)
+        return groups
+
+    def reserve(self, phone_numbers: Sequence[str], reference: str, minutes: int) -> None:
+        for name, numbers in self._route(phone_numbers).items():
+            if name:
+                self.by_name[name].reserve(numbers, reference, minutes)
+
+    def order(self, order_id: str, phone_numbers: Sequence[str]) -> list[NumberOrderResult]:
+        results: dict[str, NumberOrderResult] = {}
+        unknown: list[str] = []
+        for name, numbers in self._route(phone_numbers).items():
+            if not name:
+                for e164 in numbers:
+                    results[e164] = NumberOrderResult(e164, "failed", "no carrier offers it")
+                continue
+            try:
+                for result in self.by_name[name].order(order_id, numbers):
+                    results[result.phone_number] = result
+            except CarrierFailure as exc:
+                for e164 in numbers:
+                    results[e164] = NumberOrderResult(e164, "failed", str(exc))
+            except CarrierOutcomeUnknown as exc:
+                unknown.append(f"{name}: {exc}")
+        if unknown:
+            raise CarrierOutcomeUnknown("; ".join(unknown))
+        ordered = [results[n] for n in phone_numbers]
+        if not any(r.status == "active" for r in ordered):
+            reasons = "; ".join(f"{r.phone_number}: {r.reason}" for r in ordered)
+            raise CarrierFailure(f"nothing could be ordered ({reasons})")
+        return ordered
+
+    def order_status(self, order_id: str) -> list[NumberOrderResult]:
+        results: list[NumberOrderResult] = []
+        for carrier in self.carriers:
+            try:
+                results.extend(carrier.order_status(order_id))
+            except (CarrierFailure, CarrierOutcomeUnknown) as exc:
+                raise CarrierOutcomeUnknown(f"{carrier.name} could not be asked: {exc}") from None
+        return results
+
+    def release(self, phone_number: str) -> None:
+        for carrier in self._in_preference(phone_number):
+            holds = getattr(carrier, "holds", None)
+            try:
+                held = holds(phone_number) if callable(holds) else True
+            except CarrierFailure as exc:
+                raise CarrierOutcomeUnknown(
+                    f"{carrier.name} could not say whether it holds {phone_number}: {exc}"
+                ) from None
+            if held:
+                carrier.release(phone_number)
+                return
+        log.warning("multi: no carrier holds %s; counted as released", phone_number)
