@@ -5,7 +5,7 @@ measures sequential requests from one client (latency percentiles and
 throughput). Run by hand, never as a unit test:
 
     .venv/bin/python bench/bench_api.py                       # SQLite
-    .venv/bin/python bench/bench_api.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/bench_api.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/didhub_bench
 
 PostgreSQL runs empty the database's public schema first.
 """
