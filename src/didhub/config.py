@@ -112,11 +112,11 @@ class Settings(BaseSettings):
     suspended_announcement: str = "This number is temporarily unavailable"
     payment_gateway: str = "sandbox"
     stripe_api_key: str | None = None
-    # Days a past-due account keeps service, then days suspended before release.
     # Seconds between the server's periodic sweeps (renewals, reconcile); 0 = off.
     sweep_seconds: int = Field(default=300, ge=0)
     # Connections a renewal run bills on at once (PostgreSQL; SQLite uses one).
     renewal_workers: int = Field(default=2, ge=1, le=16)
+    # Days a past-due account keeps service, then days suspended before release.
     grace_days: int = Field(default=7, ge=0)
     # What releasing a number mid-month gives back: "none" (the month is kept)
     # or "prorated" (the unused days, rounded down to the cent).
