@@ -21,6 +21,8 @@ from sqlalchemy import select
 from conftest import Acct, buy, search_numbers
 from didhub.billing.models import UsageRecord
 from didhub.db import Database
+from didhub.numbers import lifecycle
+from didhub.numbers.models import PhoneNumber
 from sip_edge import DIDHUB, didhub_server, kamailio, require_sip_tools, sipp_call, sipp_uas
 
 
@@ -66,9 +68,13 @@ def test_calls_are_routed_by_kamailio_and_billed(
 ) -> None:
     partner = make_partner("Edge Co", balance="100.00")
     tenant = make_tenant("Clinic", partner_id=partner.id)
-    local = _numbers(client, partner, area_code="512", page_size=3)
+    local = _numbers(client, partner, area_code="512", page_size=4)
     toll_free = _numbers(client, partner, phone_number_type="toll-free", page_size=1)[0]
-    routed, tenants, unassigned = local
+    routed, tenants, unassigned, unpaid = local
+    # Suspended for non-payment, as the billing run does it.
+    with db.session() as session:
+        number = session.get_one(PhoneNumber, unpaid["id"])
+        lifecycle.transition(session, number, lifecycle.SUSPENDED, None, reason="unpaid")
     # The tenant's own behaviour for its numbers that no agent answers: reject.
     r = client.patch(
         f"/telephony/numbers/{tenants['id']}",
@@ -112,6 +118,11 @@ def test_calls_are_routed_by_kamailio_and_billed(
             assert call.returncode == 0, call.stdout[-2000:]
             answer = (tmp_path / "unassigned-messages.log").read_text()
             assert "SIP/2.0 480" in answer and "isn't configured" in answer
+
+            # A suspended number answers the suspension, as the billing rules say.
+            call = sipp_call(edge, unpaid["phone_number"], tmp_path, "unpaid", expect=480)
+            assert call.returncode == 0, call.stdout[-2000:]
+            assert "temporarily unavailable" in (tmp_path / "unpaid-messages.log").read_text()
 
             # A number the platform doesn't hold: 404.
             call = sipp_call(edge, "+15125550123", tmp_path, "unknown", expect=404)
