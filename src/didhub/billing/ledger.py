@@ -294,4 +294,14 @@ def _check_renewals(session: Session) -> list[LedgerProblem]:
         problems.append(
             LedgerProblem("renewal_mismatch", txn_id, f"{debited} paid for no renewal rows")
         )
+    from didhub.numbers.models import PhoneNumber
+
+    for renewal_id, number_id in session.execute(
+        select(Renewal.id, Renewal.number_id)
+        .outerjoin(PhoneNumber, PhoneNumber.id == Renewal.number_id)
+        .where(PhoneNumber.id.is_(None))
+    ):
+        problems.append(
+            LedgerProblem("renewal_mismatch", str(renewal_id), f"no number {number_id}")
+        )
     return problems
