@@ -399,10 +399,22 @@ def test_a_tenant_routes_its_numbers(
         live = numbers.live_assignments(session, [number.id])[number.id]
     assert set(live) == {"inbound", "outbound"}
 
+    # In the tenant's view the Settings page edits the tenant's own settings.
     page.get_by_role("link", name="Settings").click()
-    check(page.get_by_label("Default CNAM")).to_be_visible()
+    check(page.get_by_role("heading", name=re.compile("Dental Group"))).to_be_visible()
     check(page.get_by_role("group", name=re.compile("no inbound agent"))).to_be_visible()
+    page.get_by_label("Default CNAM").fill("DENTAL")
+    page.get_by_label("Send it to voicemail").check()
+    page.get_by_label("Mailbox").fill("1001")
+    page.get_by_role("button", name="Save settings").click()
+    check(page.get_by_role("status").first).to_contain_text("Settings saved")
+    effective = page.get_by_test_id("effective")
+    check(effective).to_contain_text("DENTAL (the tenant's setting)")
+    check(effective).to_contain_text("Goes to voicemail box 1001 (the tenant's setting)")
     screens(page, "tenant-settings")
+    open_menu_item(page, "DIDs")
+    check(row_of(page, found).locator('td[data-col="cnam"]')).to_contain_text("DENTAL")
+    check(row_of(page, found).locator('td[data-col="cnam"]')).to_contain_text("tenant default")
 
     page.get_by_role("link", name="Billing").click()
     check(page.get_by_role("heading", name="Top up")).to_have_count(0)  # the tenant's own card

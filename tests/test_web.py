@@ -389,3 +389,43 @@ def test_a_partner_sets_a_tenants_settings_and_sees_where_they_come_from(
     assert data["default_cnam"] == "DENTAL"
     assert data["unassigned"] == {"action": "forward", "destination": "sip:desk@pbx.example.com"}
     assert "Is forwarded to sip:desk@pbx.example.com" in saved.text
+
+
+def test_edit_did_refuses_a_zip_of_another_state_next_to_the_state_field(
+    client: TestClient, db: Database, user: Acct, make_tenant: Callable[..., Acct]
+) -> None:
+    tenant = make_tenant("Dental Group", user.id)
+    found = search_numbers(client, user, administrative_area="AR", page_size=1)
+    number = buy(client, user, found[0]["phone_number"])["data"][0]
+    client.patch(
+        f"/telephony/numbers/{number['id']}", json={"tenant_id": tenant.id}, headers=user.headers
+    ).raise_for_status()
+    token = sign_in(client, email="ops@acme.example", password=PASSWORD)
+    form = {
+        "csrf_token": token,
+        "cnam": "DENTAL",
+        "street": "500 President Clinton Ave",
+        "city": "Little Rock",
+        "state": "TX",
+        "postal_code": "72201",
+        "caller_name": "Dental Group",
+    }
+    bad = client.post(f"/dashboard/numbers/{number['id']}/edit", data=form)
+    assert bad.status_code == 422
+    assert 'id="edit-state" name="state" value="TX"' in bad.text
+    assert 'aria-invalid="true" aria-describedby="edit-state-error"' in bad.text
+    assert 'id="edit-state-error"' in bad.text and "72201" in bad.text
+    shown = client.get(f"/telephony/numbers/{number['id']}", headers=user.headers).json()["data"]
+    assert shown["cnam"]["source"] == "none"  # nothing saved
+    assert client.get("/e911/addresses", headers=user.headers).json()["data"] == []
+
+    # An address already in standard form with ZIP+4 is validated and attached at once.
+    good = {**form, "street": "500 PRESIDENT CLINTON AVE", "city": "LITTLE ROCK", "state": "AR"}
+    good["postal_code"] = "72201-1234"
+    saved = client.post(
+        f"/dashboard/numbers/{number['id']}/edit", data=good, headers={"HX-Request": "true"}
+    )
+    assert saved.status_code == 200 and saved.headers["HX-Redirect"]
+    e911 = client.get(f"/telephony/numbers/{number['id']}/e911", headers=user.headers).json()
+    assert e911["data"]["e911_status"] == "provisioned"
+    assert e911["data"]["address"]["tenant_id"] == tenant.id
