@@ -221,7 +221,10 @@ def save_did(ctx: Context, scope: Scope, number_id: str, form: DidForm) -> DidSa
     with ctx.db.session() as db_session:
         number = numbers.get_number(db_session, scope, number_id)
         own = cnam.describe(db_session, [number])[number.id].own_name
-        tenant_id = number.tenant_id if number.tenant_id != scope.account_id else None
+        # The address belongs to the account the number serves (its tenant, else
+        # its owner, e.g. a tenant's own purchase seen by its partner).
+        holder = number.tenant_id or number.owner_id
+        tenant_id = holder if holder != scope.account_id else None
         e164 = number.e164
     name = form.cnam.strip() or None
     if name is not None:
