@@ -538,7 +538,7 @@ def tab_to(page: Page, target: Locator, backwards: bool = False, limit: int = 60
 
 def test_keyboard_only_and_labelled(
     page: Page, server: Server, db: Database, partner_user: Callable[..., Acct],
-    make_tenant: Callable[..., Acct], screens: Screens,
+    make_tenant: Callable[..., Acct], settings: Settings, screens: Screens,
 ) -> None:  # fmt: skip
     """Sign in with an API key, search, tick and open the purchase modal with
     the keyboard alone; Escape closes it and focus goes back. Every control on
@@ -600,3 +600,20 @@ def test_keyboard_only_and_labelled(
         nav = page.get_by_role("navigation", name="Main")
         check(nav.get_by_role("link", name="Buy DIDs")).to_be_visible()
         keyboard.press("Escape")
+
+    # The Edit DID modal: opened from the keyboard, the CNAM field has the
+    # focus, every control is named, Escape gives the focus back.
+    scope = accounts.Scope(partner.id, accounts.PARTNER)
+    found = numbers.search(db, server.carrier, scope, _query(), 1, 1).data[0].phone_number
+    numbers.purchase(db, server.carrier, settings, scope, [found])
+    page.goto("/dashboard/numbers/inventory")
+    edit_button = row_of(page, found).get_by_role("button", name=re.compile("^Edit DID"))
+    tab_to(page, edit_button)
+    keyboard.press("Enter")
+    edit = page.get_by_role("dialog", name=re.compile("^Edit DID"))
+    check(edit.get_by_label("Name shown when calling from this number")).to_be_focused()
+    assert _unnamed_controls(page) == []
+    screens(page, "keyboard-edit-did")
+    keyboard.press("Escape")
+    check(edit).to_have_count(0)
+    check(edit_button).to_be_focused()
