@@ -31,8 +31,9 @@ from didhub.billing import ledger
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
+from didhub.e911.models import E911Address
 from didhub.numbers import service as numbers
-from didhub.numbers.models import PhoneNumber
+from didhub.numbers.models import CnamListing, PhoneNumber
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
@@ -261,25 +262,73 @@ def test_partner_guide_end_to_end(
         number = session.query(PhoneNumber).filter_by(e164=first, status="active").one()
         assert number.tenant_id == tenant.id
 
-    # Edit DID: CNAM and the E911 address. The fields are there and labelled;
-    # saving answers that CNAM/E911 aren't connected on this branch yet.
+    # Edit DID: CNAM and the E911 address. A PO box is refused next to the
+    # street field, and nothing is saved, not even the CNAM typed with it.
     row_of(page, first).get_by_role("button", name=re.compile("^Edit DID")).click()
     edit = page.get_by_role("dialog", name=re.compile("^Edit DID"))
+    check(edit.get_by_test_id("e911-now")).to_contain_text("no address")
     edit.get_by_label("Name shown when calling from this number").fill("DENTAL GROUP")
-    edit.get_by_label("Street address").fill("500 President Clinton Ave")
-    edit.get_by_label("Suite, unit or floor").fill("Suite 200")
+    edit.get_by_label("Street address").fill("PO Box 12")
     edit.get_by_label("City").fill("Little Rock")
     edit.get_by_label("State").fill("AR")
     edit.get_by_label("ZIP code").fill("72201")
+    check(edit.get_by_label("Name the 911 dispatcher sees")).to_have_value("Dental Group")
     edit.get_by_role("button", name="Save").click()
     edit = page.get_by_role("dialog", name=re.compile("^Edit DID"))
-    check(edit.get_by_role("alert")).to_contain_text("not connected on this server yet")
+    street = edit.get_by_label("Street address")
+    check(street).to_have_attribute("aria-invalid", "true")
+    check(edit.locator("#edit-street-error")).to_contain_text("PO box")
     check(edit.get_by_label("Name shown when calling from this number")).to_have_value(
         "DENTAL GROUP"
     )
-    screens(page, "edit-did")
-    page.keyboard.press("Escape")
-    check(page.get_by_role("dialog")).to_have_count(0)
+    screens(page, "edit-did-po-box-refused")
+    with db.session() as session:
+        assert session.query(E911Address).count() == 0
+        assert session.query(CnamListing).count() == 0
+
+    # A real street: the carrier adds the ZIP+4, the user takes its suggestion.
+    street.fill("500 President Clinton Ave")
+    edit.get_by_label("Suite, unit or floor").fill("Suite 200")
+    edit.get_by_role("button", name="Save").click()
+    edit = page.get_by_role("dialog", name=re.compile("^Edit DID"))
+    suggestion = edit.get_by_test_id("suggestion")
+    check(suggestion).to_contain_text(
+        re.compile(r"500 PRESIDENT CLINTON AVE STE 200, LITTLE ROCK, AR 72201-\d{4}")
+    )
+    check(edit).to_contain_text("about 24 hours")  # the CNAM is saved already
+    screens(page, "edit-did-suggestion")
+    suggestion.get_by_role("button", name="Use suggested address").click()
+    page.wait_for_url("**/dashboard/numbers/inventory")
+    check(page.get_by_role("status").first).to_contain_text("E911 address of")
+    check(row_of(page, first).locator('td[data-col="cnam"]')).to_contain_text("DENTAL GROUP")
+    check(row_of(page, first).locator('td[data-col="cnam"]')).to_contain_text("Active")
+    check(row_of(page, first).locator('td[data-col="e911"]')).to_contain_text("Provisioned")
+    check(row_of(page, first).locator('td[data-col="e911"]')).to_contain_text("STE 200")
+    check(row_of(page, second).locator('td[data-col="e911"]')).to_contain_text("None")
+    screens(page, "inventory-cnam-e911")
+    assert server.carrier.cnam_of(first) == "DENTAL GROUP"
+    assert server.carrier.e911[first].postal_code.startswith("72201-")
+
+    # The tenant's defaults, on the Settings page: a default CNAM and what an
+    # unrouted number does.
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("Settings of").select_option(label="Dental Group")
+    page.get_by_role("button", name="Show").click()
+    check(page.get_by_role("heading", name=re.compile("Dental Group"))).to_be_visible()
+    check(page.get_by_test_id("effective")).to_contain_text("the platform's default")
+    page.get_by_label("Default CNAM").fill("DENTAL")
+    page.get_by_label("Play an announcement").check()
+    page.get_by_label("Text to play").fill("We're closed, call back tomorrow")
+    page.get_by_role("button", name="Save settings").click()
+    check(page.get_by_role("status").first).to_contain_text("Settings saved")
+    effective = page.get_by_test_id("effective")
+    check(effective).to_contain_text("DENTAL (the tenant's setting)")
+    check(effective).to_contain_text(
+        "Plays “We're closed, call back tomorrow” (the tenant's setting)"
+    )
+    screens(page, "tenant-settings-saved")
+    open_menu_item(page, "DID Inventory")
+    check(row_of(page, first).locator('td[data-col="cnam"]')).to_contain_text("DENTAL GROUP")
 
     # Toll-free: a vanity search with X wildcards.
     open_menu_item(page, "Buy DIDs")
@@ -350,10 +399,22 @@ def test_a_tenant_routes_its_numbers(
         live = numbers.live_assignments(session, [number.id])[number.id]
     assert set(live) == {"inbound", "outbound"}
 
+    # In the tenant's view the Settings page edits the tenant's own settings.
     page.get_by_role("link", name="Settings").click()
-    check(page.get_by_label("Default CNAM")).to_be_visible()
+    check(page.get_by_role("heading", name=re.compile("Dental Group"))).to_be_visible()
     check(page.get_by_role("group", name=re.compile("no inbound agent"))).to_be_visible()
+    page.get_by_label("Default CNAM").fill("DENTAL")
+    page.get_by_label("Send it to voicemail").check()
+    page.get_by_label("Mailbox").fill("1001")
+    page.get_by_role("button", name="Save settings").click()
+    check(page.get_by_role("status").first).to_contain_text("Settings saved")
+    effective = page.get_by_test_id("effective")
+    check(effective).to_contain_text("DENTAL (the tenant's setting)")
+    check(effective).to_contain_text("Goes to voicemail box 1001 (the tenant's setting)")
     screens(page, "tenant-settings")
+    open_menu_item(page, "DIDs")
+    check(row_of(page, found).locator('td[data-col="cnam"]')).to_contain_text("DENTAL")
+    check(row_of(page, found).locator('td[data-col="cnam"]')).to_contain_text("tenant default")
 
     page.get_by_role("link", name="Billing").click()
     check(page.get_by_role("heading", name="Top up")).to_have_count(0)  # the tenant's own card
@@ -477,7 +538,7 @@ def tab_to(page: Page, target: Locator, backwards: bool = False, limit: int = 60
 
 def test_keyboard_only_and_labelled(
     page: Page, server: Server, db: Database, partner_user: Callable[..., Acct],
-    make_tenant: Callable[..., Acct], screens: Screens,
+    make_tenant: Callable[..., Acct], settings: Settings, screens: Screens,
 ) -> None:  # fmt: skip
     """Sign in with an API key, search, tick and open the purchase modal with
     the keyboard alone; Escape closes it and focus goes back. Every control on
@@ -539,3 +600,20 @@ def test_keyboard_only_and_labelled(
         nav = page.get_by_role("navigation", name="Main")
         check(nav.get_by_role("link", name="Buy DIDs")).to_be_visible()
         keyboard.press("Escape")
+
+    # The Edit DID modal: opened from the keyboard, the CNAM field has the
+    # focus, every control is named, Escape gives the focus back.
+    scope = accounts.Scope(partner.id, accounts.PARTNER)
+    found = numbers.search(db, server.carrier, scope, _query(), 1, 1).data[0].phone_number
+    numbers.purchase(db, server.carrier, settings, scope, [found])
+    page.goto("/dashboard/numbers/inventory")
+    edit_button = row_of(page, found).get_by_role("button", name=re.compile("^Edit DID"))
+    tab_to(page, edit_button)
+    keyboard.press("Enter")
+    edit = page.get_by_role("dialog", name=re.compile("^Edit DID"))
+    check(edit.get_by_label("Name shown when calling from this number")).to_be_focused()
+    assert _unnamed_controls(page) == []
+    screens(page, "keyboard-edit-did")
+    keyboard.press("Escape")
+    check(edit).to_have_count(0)
+    check(edit_button).to_be_focused()

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 from typer.testing import CliRunner
 
 from conftest import Acct, buy, search_numbers
@@ -489,3 +490,38 @@ def test_released_number_does_not_hold_its_address(client: TestClient, partner: 
     assert client.get("/compliance/e911", headers=partner.headers).json()["data"]["compliant"]
     gone = client.delete(f"/e911/addresses/{address['id']}", headers=partner.headers)
     assert gone.status_code == 200, gone.text
+
+
+def test_number_answers_carry_their_e911_state_in_one_query_for_the_list(
+    client: TestClient, partner: Acct, tenant: Acct, carrier: SandboxCarrier, db: Database
+) -> None:
+    provisioned, failed, bare = (a_number(client, partner) for _ in range(3))
+    for number in (provisioned, failed):
+        give_to(client, partner, number["id"], tenant)
+    address = add_address(client, tenant)
+    assert attach(client, tenant, provisioned["id"], address["id"]).status_code == 200
+    carrier.inject_fault("fail")
+    assert attach(client, tenant, failed["id"], address["id"]).status_code == 502
+
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        listed = client.get("/telephony/numbers", headers=partner.headers).json()["data"]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert sum("number_e911" in s for s in statements) == 1
+    by_id = {n["id"]: n["e911"] for n in listed}
+    assert by_id[provisioned["id"]] == {
+        "address_id": address["id"],
+        "status": "provisioned",
+        "reason": None,
+    }
+    assert by_id[failed["id"]]["status"] == "failed"
+    assert "injected failure" in by_id[failed["id"]]["reason"]
+    assert by_id[bare["id"]] is None
+    one = client.get(f"/telephony/numbers/{provisioned['id']}", headers=tenant.headers).json()
+    assert one["data"]["e911"]["status"] == "provisioned"

@@ -123,7 +123,11 @@ def test_every_dashboard_post_checks_the_csrf_token(client: TestClient, user: Ac
         "/dashboard/billing/card",
         "/dashboard/billing/card/remove",
         "/dashboard/billing/auto-recharge",
-        "/dashboard/settings/tenant",
+        "/dashboard/settings/account",
+        "/dashboard/numbers/num_x/e911/accept",
+        "/dashboard/numbers/num_x/e911/retry",
+        "/dashboard/numbers/num_x/e911/remove",
+        "/dashboard/numbers/num_x/cnam/retry",
     ]
     for path in posts:
         missing = client.post(path, data={"name": "x"})
@@ -334,18 +338,94 @@ def test_inventory_filters_by_assignment(
     assert "Cursor is not one this API gave out" in bad.text
 
 
-def test_tenant_settings_say_they_are_not_connected_yet(
+def test_a_partner_sets_a_tenants_settings_and_sees_where_they_come_from(
     client: TestClient, user: Acct, make_tenant: Callable[..., Acct]
 ) -> None:
-    """WIRING: when settings_views is connected, this becomes a save-and-read test."""
     tenant = make_tenant("Dental Group", user.id)
     token = sign_in(client, email="ops@acme.example", password=PASSWORD)
-    page = client.get("/dashboard/settings", params={"tenant_id": tenant.id}).text
-    assert "Tenant settings: Dental Group" in page and 'name="default_cnam"' in page
-    assert "a call to an unrouted number plays “This number isn&#39;t configured”" in page
-    saved = client.post(
-        "/dashboard/settings/tenant",
-        data={"csrf_token": token, "tenant_id": tenant.id, "default_cnam": "DENTAL"},
+    page = client.get("/dashboard/settings", params={"account_id": tenant.id}).text
+    assert "Caller ID and unrouted calls: Dental Group" in page and 'name="default_cnam"' in page
+    assert 'Plays “This number isn&#39;t configured” <span class="muted">(the platform' in page
+
+    bad = client.post(
+        "/dashboard/settings/account",
+        data={
+            "csrf_token": token,
+            "account_id": tenant.id,
+            "default_cnam": "DENTAL",
+            "unassigned_action": "forward",
+            "unassigned_destination": "not a number",
+        },
     )
-    assert saved.status_code == 501 and "not connected on this server yet" in saved.text
-    assert 'value="DENTAL"' in saved.text  # what was typed is kept
+    assert bad.status_code == 422 and 'id="ua-forward-error"' in bad.text
+    assert 'value="DENTAL"' in bad.text  # what was typed is kept
+    assert (
+        client.get(f"/tenants/{tenant.id}/settings", headers=user.headers).json()["data"][
+            "default_cnam"
+        ]
+        is None
+    )  # nothing saved
+
+    # The partner's own default applies to the tenant until it sets its own.
+    client.post(
+        "/dashboard/settings/account",
+        data={"csrf_token": token, "account_id": user.id, "default_cnam": "ACME VOICE"},
+    )
+    page = client.get("/dashboard/settings", params={"account_id": tenant.id}).text
+    assert '<strong>ACME VOICE</strong> <span class="muted">(the partner' in page
+
+    saved = client.post(
+        "/dashboard/settings/account",
+        data={
+            "csrf_token": token,
+            "account_id": tenant.id,
+            "default_cnam": "DENTAL",
+            "unassigned_action": "forward",
+            "unassigned_destination": "sip:desk@pbx.example.com",
+        },
+    )
+    assert "about 24 hours" in saved.text and "Settings saved." in saved.text
+    data = client.get(f"/tenants/{tenant.id}/settings", headers=user.headers).json()["data"]
+    assert data["default_cnam"] == "DENTAL"
+    assert data["unassigned"] == {"action": "forward", "destination": "sip:desk@pbx.example.com"}
+    assert "Is forwarded to sip:desk@pbx.example.com" in saved.text
+
+
+def test_edit_did_refuses_a_zip_of_another_state_next_to_the_state_field(
+    client: TestClient, db: Database, user: Acct, make_tenant: Callable[..., Acct]
+) -> None:
+    tenant = make_tenant("Dental Group", user.id)
+    found = search_numbers(client, user, administrative_area="AR", page_size=1)
+    number = buy(client, user, found[0]["phone_number"])["data"][0]
+    client.patch(
+        f"/telephony/numbers/{number['id']}", json={"tenant_id": tenant.id}, headers=user.headers
+    ).raise_for_status()
+    token = sign_in(client, email="ops@acme.example", password=PASSWORD)
+    form = {
+        "csrf_token": token,
+        "cnam": "DENTAL",
+        "street": "500 President Clinton Ave",
+        "city": "Little Rock",
+        "state": "TX",
+        "postal_code": "72201",
+        "caller_name": "Dental Group",
+    }
+    bad = client.post(f"/dashboard/numbers/{number['id']}/edit", data=form)
+    assert bad.status_code == 422
+    assert 'id="edit-state" name="state" value="TX"' in bad.text
+    assert 'aria-invalid="true" aria-describedby="edit-state-error"' in bad.text
+    assert 'id="edit-state-error"' in bad.text and "72201" in bad.text
+    shown = client.get(f"/telephony/numbers/{number['id']}", headers=user.headers).json()["data"]
+    assert shown["cnam"]["source"] == "none"  # nothing saved
+    assert client.get("/e911/addresses", headers=user.headers).json()["data"] == []
+
+    # An address already in standard form with ZIP+4 is validated and attached at once.
+    good = {**form, "street": "500 PRESIDENT CLINTON AVE", "city": "LITTLE ROCK", "state": "AR"}
+    good["postal_code"] = "72201-1234"
+    saved = client.post(
+        f"/dashboard/numbers/{number['id']}/edit", data=good, headers={"HX-Request": "true"}
+    )
+    assert saved.status_code == 200 and saved.headers["HX-Redirect"]
+    e911 = client.get(f"/telephony/numbers/{number['id']}/e911", headers=user.headers).json()
+    assert e911["data"]["e911_status"] == "provisioned"
+    assert e911["data"]["address"]["tenant_id"] == tenant.id

@@ -13,6 +13,8 @@ from didhub.accounts.models import Account, Agent
 from didhub.accounts.settings import AccountSettingsView, UnassignedBehaviour
 from didhub.carriers.base import AvailableNumber
 from didhub.config import Settings
+from didhub.e911 import service as e911
+from didhub.e911.models import NumberE911
 from didhub.numbers import cnam
 from didhub.numbers import service as numbers
 from didhub.numbers.models import NumberAssignment, PhoneNumber
@@ -78,13 +80,15 @@ def assignment(item: NumberAssignment, agent_name: str | None = None) -> dict[st
 
 
 def phone_numbers(session: Session, rows: list[PhoneNumber]) -> list[dict[str, Any]]:
-    """Numbers with their tenant and live agent assignments, in three queries."""
+    """Numbers with their tenant, live agent assignments, CNAM listing and E911
+    state, a few queries for the whole list."""
     live = numbers.live_assignments(session, [r.id for r in rows])
     tenant_ids = {r.tenant_id for r in rows if r.tenant_id}
     agent_ids = {a.agent_id for by_type in live.values() for a in by_type.values()}
     tenants = {t.id: t.name for t in _get_all(session, Account, tenant_ids)}
     agents = {a.id: a.name for a in _get_all(session, Agent, agent_ids)}
     listings = cnam.describe(session, rows)
+    e911_states = e911.number_states(session, [r.id for r in rows])
     out = []
     for row in rows:
         by_type = live.get(row.id, {})
@@ -113,6 +117,7 @@ def phone_numbers(session: Session, rows: list[PhoneNumber]) -> list[dict[str, A
                 },
                 "cost_information": cost(row.monthly_cost, row.upfront_cost, row.currency),
                 "cnam": cnam_view(listings[row.id]),
+                "e911": e911_view(e911_states.get(row.id)),
                 "carrier": row.carrier,
                 "order_id": row.order_id,
                 "failure_reason": row.failure_reason,
@@ -123,6 +128,14 @@ def phone_numbers(session: Session, rows: list[PhoneNumber]) -> list[dict[str, A
             }
         )
     return out
+
+
+def e911_view(state: tuple[NumberE911, Any] | None) -> dict[str, Any] | None:
+    """A number's E911 address and its provisioning (None: no address)."""
+    if state is None:
+        return None
+    row = state[0]
+    return {"address_id": row.address_id, "status": row.status, "reason": row.reason}
 
 
 def cnam_view(view: cnam.CnamView) -> dict[str, Any]:

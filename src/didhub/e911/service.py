@@ -7,7 +7,7 @@ Routers, the CLI and the dashboard's Edit DID modal call these functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -191,6 +191,21 @@ def get_number_e911(session: Session, scope: Scope, number_id: str) -> NumberE91
     """A number's E911 state (None: no address), for ``GET …/{id}/e911``."""
     number = numbers.get_number(session, scope, number_id)
     return session.get(NumberE911, number.id)
+
+
+def number_states(
+    session: Session, number_ids: Sequence[str]
+) -> dict[str, tuple[NumberE911, E911Address]]:
+    """Each number's E911 state and address, for a page of numbers in one
+    query; numbers without an address are missing from the answer."""
+    if not number_ids:
+        return {}
+    rows = session.execute(
+        select(NumberE911, E911Address)
+        .join(E911Address, E911Address.id == NumberE911.address_id)
+        .where(NumberE911.number_id.in_(list(number_ids)))
+    )
+    return {row.number_id: (row, address) for row, address in rows}
 
 
 @dataclass(frozen=True)

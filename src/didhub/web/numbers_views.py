@@ -316,7 +316,7 @@ def _inventory_rows(
         except DidhubError as exc:
             return {"rows": [], "tenants": tenants, "error": error_text(exc), "next_cursor": None}
         rows = presenters.phone_numbers(db_session, page.data)
-        features = settings_views.did_features(db_session, viewer.scope, [r["id"] for r in rows])
+        features = settings_views.did_features(db_session, rows)
         routing = settings_views.unassigned_behaviour(
             db_session, ctx.settings, viewer.scope.account_id
         )
@@ -330,7 +330,6 @@ def _inventory_rows(
         "tenants": tenants,
         "next_cursor": page.next_cursor,
         "unassigned_behaviour": routing,
-        "features_connected": settings_views.FEATURES_CONNECTED,
     }
 
 

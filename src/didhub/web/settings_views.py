@@ -1,16 +1,16 @@
-"""CNAM, E911 and tenant settings in the dashboard: the Edit DID modal, the
-Settings page, and the CNAM / E911 / unassigned-behaviour columns.
+"""CNAM, E911 and account settings in the dashboard: the Edit DID modal, the
+Settings page, and the inventory's CNAM and E911 columns.
 
-WIRING. The services for CNAM, E911 addresses and tenant settings (default
-CNAM, unassigned-number behaviour) are being built on another branch
-(``didhub.numbers`` and ``didhub.e911``). Until they merge, this module is the
-one place that knows about them: the templates and routes are complete, and
-the six functions marked ``WIRING`` below are what gets connected, each to one
-service call. Nothing here stores CNAM or E911 data of its own.
+Every action calls the service the API's route calls: ``didhub.numbers.cnam``
+(``PATCH /telephony/numbers/{id}`` with ``cnam``, ``…/cnam/retry``),
+``didhub.e911.service`` (``/e911/addresses``, ``…/{id}/e911``) and
+``didhub.accounts.settings`` (``/settings``, ``/tenants/{id}/settings``).
+Nothing here stores anything of its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -19,12 +19,17 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from didhub.accounts import service as accounts
+from didhub.accounts import settings as account_settings
 from didhub.accounts.models import Account
-from didhub.accounts.service import Scope
+from didhub.accounts.service import TENANT, Scope
+from didhub.accounts.settings import UnassignedBehaviour
 from didhub.api import presenters
 from didhub.api.deps import Context, Ctx
 from didhub.config import Settings
+from didhub.e911 import service as e911
+from didhub.e911.models import E911Address
 from didhub.errors import DidhubError
+from didhub.numbers import cnam
 from didhub.numbers import service as numbers
 from didhub.web import session
 from didhub.web.common import (
@@ -41,116 +46,275 @@ from didhub.web.common import (
 
 router = make_router()
 
-# WIRING: True once the functions below call the CNAM/E911/tenant-settings
-# services; the templates then drop their "not connected yet" notes.
-FEATURES_CONNECTED = False
+# The inventory's and the modal's words for a source and a status.
+CNAM_SOURCES = {
+    "number": "set on the number",
+    "tenant": "tenant's default",
+    "partner": "partner's default",
+    "none": "no name",
+}
+SETTING_SOURCES = {
+    "tenant": "the tenant's setting",
+    "partner": "the partner's setting",
+    "platform": "the platform's default",
+    "none": "nobody has set one",
+}
+# Inputs named in a service's 422 ``field`` → the form input showing it.
+_INPUTS = {
+    "unassigned.action": "unassigned_action",
+    "unassigned.text": "unassigned_text",
+    "unassigned.mailbox": "unassigned_mailbox",
+    "unassigned.destination": "unassigned_destination",
+    "number_id": "address_id",
+}
 
-NOT_CONNECTED = (
-    "CNAM, E911 and tenant settings are not connected on this server yet: nothing was saved."
-)
+
+def field_errors(exc: DidhubError) -> dict[str, str]:
+    """The error under the input it is about (a service names the field)."""
+    if not exc.field:
+        return {}
+    return {_INPUTS.get(exc.field, exc.field): error_text(exc)}
 
 
-class NotConnected(DidhubError):
-    status_code = 501
-    code = "not_connected"
+def address_line(address: E911Address | dict[str, Any]) -> str:
+    """An address (or a carrier's suggestion) on one line."""
+    get = address.get if isinstance(address, dict) else lambda name: getattr(address, name)
+    street = " ".join(p for p in (get("street"), get("unit")) if p)
+    return f"{street}, {get('city')}, {get('state')} {get('postal_code')}"
+
+
+def describe_behaviour(behaviour: UnassignedBehaviour) -> str:
+    """What a call to an unrouted number gets, in words."""
+    if behaviour.action == account_settings.ANNOUNCEMENT:
+        return f"Plays “{behaviour.text}”"
+    if behaviour.action == account_settings.VOICEMAIL:
+        return f"Goes to voicemail box {behaviour.mailbox}"
+    if behaviour.action == account_settings.FORWARD:
+        return f"Is forwarded to {behaviour.destination}"
+    return "Is rejected"
+
+
+# ------------------------------------------------------------------ inventory
 
 
 @dataclass(frozen=True)
 class DidFeatures:
     """What the inventory shows of a number's CNAM and E911."""
 
-    cnam: str | None = None
-    e911: str | None = None  # the address on one line
-    e911_status: str | None = None  # e.g. valid, pending, invalid
+    cnam: str | None
+    cnam_source: str  # number | tenant | partner | none
+    cnam_status: str | None  # pending | active | failed; None: never listed
+    cnam_reason: str | None
+    e911: str | None  # the address on one line; None: no address
+    e911_status: str | None  # pending | provisioned | failed; None: no address
+    e911_reason: str | None
+
+
+def did_features(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, DidFeatures]:
+    """CNAM and E911 of a page of numbers shaped by ``presenters.phone_numbers``
+    (whose ``cnam`` comes from ``cnam.describe``, one query for the page), plus
+    one query for their E911 states and addresses."""
+    states = e911.number_states(session, [r["id"] for r in rows])
+    out = {}
+    for row in rows:
+        view = row["cnam"]
+        state = states.get(row["id"])
+        out[row["id"]] = DidFeatures(
+            cnam=view["name"],
+            cnam_source=view["source"],
+            cnam_status=view["status"],
+            cnam_reason=view["reason"],
+            e911=address_line(state[1]) if state else None,
+            e911_status=state[0].status if state else None,
+            e911_reason=state[0].reason if state else None,
+        )
+    return out
+
+
+def unassigned_behaviour(session: Session, settings: Settings, account_id: str) -> str:
+    """What a call to an unrouted number of ``account_id`` (a tenant, or a
+    partner's unassigned stock) gets, in words: the account's setting, else its
+    partner's, else the platform's announcement."""
+    inherited = account_settings.unassigned_for_number(session, settings, account_id, None)
+    assert isinstance(inherited.value, UnassignedBehaviour)
+    return describe_behaviour(inherited.value)
+
+
+# ------------------------------------------------------------------ Edit DID
 
 
 @dataclass
 class DidForm:
-    """The Edit DID modal's fields."""
+    """The Edit DID modal's fields. ``address_id``: an existing validated
+    address of the number's tenant, ``new`` for the address typed below, or
+    empty to keep the number's address as it is (typing a street also means
+    ``new``)."""
 
-    cnam: str = ""
+    cnam: str = ""  # the number's own name; empty: inherit the default
+    address_id: str = ""
     street: str = ""
     unit: str = ""
     city: str = ""
     state: str = ""
     postal_code: str = ""
     country: str = "US"
-    # A normalized address the validator suggests; the user accepts or edits it.
-    suggestion: str | None = None
+    caller_name: str = ""
+
+    @property
+    def new_address(self) -> bool:
+        return self.address_id == "new" or (
+            not self.address_id and any((self.street, self.city, self.postal_code))
+        )
+
+    def address_fields(self) -> dict[str, object]:
+        return {
+            "street": self.street,
+            "unit": self.unit,
+            "city": self.city,
+            "state": self.state,
+            "postal_code": self.postal_code,
+            "country": self.country or "US",
+            "caller_name": self.caller_name,
+        }
 
 
 @dataclass
-class TenantSettingsForm:
-    default_cnam: str = ""
-    unassigned_action: str = "announcement"  # announcement | agent
-    announcement: str = ""
-    agent_id: str = ""
-    agents: list[Any] = field(default_factory=list)
+class DidSaved:
+    """What saving left: messages for the next page, or an address the carrier
+    corrected, waiting for the user to accept the suggestion."""
+
+    messages: list[tuple[str, str]] = field(default_factory=list)
+    suggested: E911Address | None = None
 
 
-# ------------------------------------------------------------------ WIRING
+def load_did(session: Session, scope: Scope, number_id: str) -> dict[str, Any]:
+    """The Edit DID modal's view of a number: its CNAM (own name, what is
+    listed, status), its E911 state, and the validated addresses it may take."""
+    number = numbers.get_number(session, scope, number_id)
+    shaped = presenters.phone_numbers(session, [number])[0]
+    view = cnam.describe(session, [number])[number.id]
+    state = e911.number_states(session, [number.id]).get(number.id)
+    serves = {number.tenant_id or number.owner_id}
+    addresses = [
+        a
+        for a in e911.list_addresses(session, scope)
+        if a.account_id in serves and a.status == e911.VALIDATED
+    ]
+    holder = session.get_one(Account, number.tenant_id or number.owner_id)
+    form = DidForm(cnam=view.own_name or "", caller_name=holder.name[:32])
+    return {
+        "number": shaped,
+        "cnam": view,
+        "cnam_source": CNAM_SOURCES.get(view.source, view.source),
+        "e911_row": state[0] if state else None,
+        "e911_address": address_line(state[1]) if state else None,
+        "addresses": [(a.id, address_line(a)) for a in addresses],
+        "form": form,
+    }
 
 
-def did_features(session: Session, scope: Scope, number_ids: list[str]) -> dict[str, DidFeatures]:
-    """WIRING: CNAM and E911 of these numbers, in one query, for the inventory's
-    columns. Numbers missing from the answer show "—"."""
-    return {}
-
-
-def load_did(session: Session, scope: Scope, number_id: str) -> DidForm:
-    """WIRING: the number's CNAM and E911 address for the Edit DID modal."""
-    numbers.get_number(session, scope, number_id)
-    return DidForm()
-
-
-def save_did(ctx: Context, scope: Scope, number_id: str, form: DidForm) -> str:
-    """WIRING: set the number's CNAM (empty: inherit the tenant's default) and
-    E911 address (validated; a suggested address comes back in ``form.suggestion``
-    via a ``DidhubError`` the modal shows). Answers the success message."""
-    raise NotConnected(NOT_CONNECTED)
-
-
-def load_tenant_settings(session: Session, scope: Scope, tenant_id: str) -> TenantSettingsForm:
-    """WIRING: the tenant's default CNAM and unassigned-number behaviour."""
-    accounts.get_tenant(session, scope, tenant_id)
-    return TenantSettingsForm()
-
-
-def save_tenant_settings(
-    ctx: Context, scope: Scope, tenant_id: str, form: TenantSettingsForm
-) -> str:
-    """WIRING: save the tenant's default CNAM and unassigned-number behaviour."""
-    raise NotConnected(NOT_CONNECTED)
-
-
-def unassigned_behaviour(session: Session, settings: Settings, tenant_id: str | None) -> str:
-    """WIRING: what a call to a number with no inbound agent gets, in words
-    (the tenant's setting; for now the platform's default announcement)."""
-    return f"Plays “{settings.unassigned_announcement}”"
-
-
-# ------------------------------------------------------------------ Edit DID
-
-
-def _edit_context(ctx: Ctx, viewer: session.Viewer, number_id: str) -> dict[str, Any]:
+def save_did(ctx: Context, scope: Scope, number_id: str, form: DidForm) -> DidSaved:
+    """Set the number's CNAM (empty: inherit) and E911 address. A bad name or
+    address (422 naming the field) stores nothing: both are checked before
+    either is saved. A new address the carrier corrects is kept unattached
+    until the user accepts the suggestion."""
     with ctx.db.session() as db_session:
-        number = numbers.get_number(db_session, viewer.scope, number_id)
-        shaped = presenters.phone_numbers(db_session, [number])[0]
-        form = load_did(db_session, viewer.scope, number_id)
-    return {"number": shaped, "form": form, "connected": FEATURES_CONNECTED}
+        number = numbers.get_number(db_session, scope, number_id)
+        own = cnam.describe(db_session, [number])[number.id].own_name
+        # The address belongs to the account the number serves (its tenant, else
+        # its owner, e.g. a tenant's own purchase seen by its partner).
+        holder = number.tenant_id or number.owner_id
+        tenant_id = holder if holder != scope.account_id else None
+        e164 = number.e164
+    name = form.cnam.strip() or None
+    if name is not None:
+        account_settings.validate_cnam(name, "cnam")
+    saved = DidSaved()
+    address: E911Address | None = None
+    if form.new_address:
+        fields = form.address_fields()
+        if tenant_id:
+            fields["tenant_id"] = tenant_id  # a partner files it under the tenant
+        address = e911.create_address(ctx.db, ctx.carrier, scope, fields)
+    if name != own:
+        cnam.set_number_cnam(ctx.db, ctx.carrier, scope, number_id, name)
+        saved.messages.append(_cnam_message(ctx, scope, number_id, e164))
+    if address is not None and address.status == e911.NEEDS_CONFIRMATION:
+        saved.suggested = address
+        return saved
+    chosen = address.id if address is not None else form.address_id
+    if chosen and chosen != "new":
+        with ctx.db.session() as db_session:
+            current = e911.get_number_e911(db_session, scope, number_id)
+        if current is None or current.address_id != chosen or address is not None:
+            saved.messages.append(_attach(ctx, scope, number_id, chosen, e164))
+    if not saved.messages:
+        saved.messages.append(("info", f"Nothing to change on {phone(e164)}."))
+    return saved
+
+
+def _cnam_message(ctx: Context, scope: Scope, number_id: str, e164: str) -> tuple[str, str]:
+    with ctx.db.session() as db_session:
+        number = numbers.get_number(db_session, scope, number_id)
+        view = cnam.describe(db_session, [number])[number.id]
+    said = f"“{view.name}”" if view.name else "no name"
+    if view.status == cnam.FAILED:
+        return "error", f"The carrier refused the CNAM of {phone(e164)}: {view.reason}"
+    if view.status == cnam.PENDING:
+        return "info", (
+            f"CNAM of {phone(e164)} is {said}, pending at the carrier (sent again shortly). "
+            + cnam.CACHE_NOTICE
+        )
+    return "success", f"CNAM of {phone(e164)} is {said}. {cnam.CACHE_NOTICE}"
+
+
+def _attach(
+    ctx: Context, scope: Scope, number_id: str, address_id: str, e164: str
+) -> tuple[str, str]:
+    result = e911.attach(ctx.db, ctx.carrier, scope, number_id, address_id)
+    if result.status == e911.PENDING:
+        return "info", f"E911 address of {phone(e164)} sent; the carrier hasn't answered yet."
+    return "success", f"E911 address of {phone(e164)} is provisioned."
+
+
+def _edit_modal(
+    request: Request,
+    ctx: Ctx,
+    viewer: session.Viewer,
+    number_id: str,
+    next: str,
+    status_code: int = 200,
+    form: DidForm | None = None,
+    error: DidhubError | None = None,
+    suggested: E911Address | None = None,
+    notes: Sequence[tuple[str, str]] = (),
+) -> HTMLResponse:
+    with ctx.db.session() as db_session:
+        context = load_did(db_session, viewer.scope, number_id)
+    if form is not None:
+        context["form"] = form
+    return render(
+        request,
+        "_edit_modal.html",
+        viewer,
+        status_code=status_code,
+        next=safe_next(next, home_url(viewer)),
+        error=error_text(error) if error else None,
+        errors=field_errors(error) if error else {},
+        suggested=suggested,
+        suggested_line=address_line(suggested.suggestion)
+        if suggested and suggested.suggestion
+        else None,
+        notes=notes,
+        **context,
+    )
 
 
 @router.get("/numbers/{number_id}/edit", response_class=HTMLResponse)
 def edit_did_form(
     request: Request, ctx: Ctx, viewer: Who, number_id: str, next: str = ""
 ) -> HTMLResponse:
-    return render(
-        request,
-        "_edit_modal.html",
-        viewer,
-        next=safe_next(next, home_url(viewer)),
-        **_edit_context(ctx, viewer, number_id),
-    )
+    return _edit_modal(request, ctx, viewer, number_id, next)
 
 
 @router.post("/numbers/{number_id}/edit", response_model=None)
@@ -160,65 +324,212 @@ def edit_did(
     viewer: Who,
     number_id: str,
     cnam: Annotated[str, Form()] = "",
+    address_id: Annotated[str, Form()] = "",
     street: Annotated[str, Form()] = "",
     unit: Annotated[str, Form()] = "",
     city: Annotated[str, Form()] = "",
     state: Annotated[str, Form()] = "",
     postal_code: Annotated[str, Form()] = "",
     country: Annotated[str, Form()] = "US",
+    caller_name: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "",
 ) -> Response:
-    form = DidForm(cnam, street, unit, city, state, postal_code, country)
-    context = _edit_context(ctx, viewer, number_id)
+    form = DidForm(cnam, address_id, street, unit, city, state, postal_code, country, caller_name)
     try:
-        text = save_did(ctx, viewer.scope, number_id, form)
+        saved = save_did(ctx, viewer.scope, number_id, form)
     except DidhubError as exc:
-        context["form"] = form
-        return render(
-            request,
-            "_edit_modal.html",
-            viewer,
-            status_code=exc.status_code,
-            next=safe_next(next, home_url(viewer)),
-            error=error_text(exc),
-            **context,
+        return _edit_modal(
+            request, ctx, viewer, number_id, next, exc.status_code, form=form, error=exc
         )
-    session.flash(request, "success", text or f"{phone(context['number']['phone_number'])} saved.")
+    if saved.suggested is not None:
+        form.address_id = ""
+        return _edit_modal(
+            request,
+            ctx,
+            viewer,
+            number_id,
+            next,
+            form=form,
+            suggested=saved.suggested,
+            notes=saved.messages,
+        )
+    for kind, text in saved.messages:
+        session.flash(request, kind, text)
     return go(request, safe_next(next, home_url(viewer)))
 
 
+def _after(
+    request: Request,
+    ctx: Ctx,
+    viewer: session.Viewer,
+    number_id: str,
+    next: str,
+    action: Any,
+) -> Response:
+    """Run one E911/CNAM action for the modal's buttons: a flash and back to
+    the page, or the modal again with the error."""
+    try:
+        kind, text = action()
+    except DidhubError as exc:
+        return _edit_modal(request, ctx, viewer, number_id, next, exc.status_code, error=exc)
+    session.flash(request, kind, text)
+    return go(request, safe_next(next, home_url(viewer)))
+
+
+@router.post("/numbers/{number_id}/e911/accept", response_model=None)
+def accept_suggested_address(
+    request: Request,
+    ctx: Ctx,
+    viewer: Who,
+    number_id: str,
+    suggested_id: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    """“Use suggested address”: take the carrier's corrected form, then put
+    the address on the number."""
+
+    def accept() -> tuple[str, str]:
+        with ctx.db.session() as db_session:
+            e164 = numbers.get_number(db_session, viewer.scope, number_id).e164
+            e911.accept_suggestion(db_session, viewer.scope, suggested_id)
+        return _attach(ctx, viewer.scope, number_id, suggested_id, e164)
+
+    return _after(request, ctx, viewer, number_id, next, accept)
+
+
+@router.post("/numbers/{number_id}/e911/retry", response_model=None)
+def retry_e911(
+    request: Request, ctx: Ctx, viewer: Who, number_id: str, next: Annotated[str, Form()] = ""
+) -> Response:
+    def again() -> tuple[str, str]:
+        result = e911.retry(ctx.db, ctx.carrier, viewer.scope, number_id)
+        return "success", f"E911 address of {phone(result.phone_number)} is {result.status}."
+
+    return _after(request, ctx, viewer, number_id, next, again)
+
+
+@router.post("/numbers/{number_id}/e911/remove", response_model=None)
+def remove_e911(
+    request: Request, ctx: Ctx, viewer: Who, number_id: str, next: Annotated[str, Form()] = ""
+) -> Response:
+    def remove() -> tuple[str, str]:
+        e911.detach(ctx.db, ctx.carrier, viewer.scope, number_id)
+        return "success", "E911 address removed from the number."
+
+    return _after(request, ctx, viewer, number_id, next, remove)
+
+
+@router.post("/numbers/{number_id}/cnam/retry", response_model=None)
+def retry_cnam(
+    request: Request, ctx: Ctx, viewer: Who, number_id: str, next: Annotated[str, Form()] = ""
+) -> Response:
+    def again() -> tuple[str, str]:
+        number = cnam.retry(ctx.db, ctx.carrier, viewer.scope, number_id)
+        return _cnam_message(ctx, viewer.scope, number_id, number.e164)
+
+    return _after(request, ctx, viewer, number_id, next, again)
+
+
 # ------------------------------------------------------------------ Settings
+
+INHERIT = "inherit"
+
+
+@dataclass
+class SettingsForm:
+    """An account's own default CNAM and unassigned behaviour (empty /
+    ``inherit``: take the partner's or the platform's)."""
+
+    default_cnam: str = ""
+    unassigned_action: str = INHERIT  # inherit | announcement | voicemail | forward | reject
+    unassigned_text: str = ""
+    unassigned_mailbox: str = ""
+    unassigned_destination: str = ""
+
+    def change(self) -> account_settings.SettingsChange:
+        behaviour: UnassignedBehaviour | None = None
+        action = self.unassigned_action
+        if action != INHERIT:
+            # Each action takes only its own field; the service validates it.
+            behaviour = UnassignedBehaviour(
+                action,
+                text=self.unassigned_text if action == account_settings.ANNOUNCEMENT else None,
+                mailbox=self.unassigned_mailbox if action == account_settings.VOICEMAIL else None,
+                destination=(
+                    self.unassigned_destination if action == account_settings.FORWARD else None
+                ),
+            )
+        return account_settings.SettingsChange(
+            default_cnam=self.default_cnam.strip() or None, unassigned=behaviour
+        )
+
+
+def _kind(scope: Scope, account_id: str) -> str | None:
+    # The caller's own account, else (a partner) one of its tenants, as the API's
+    # /settings and /tenants/{id}/settings.
+    return None if account_id == scope.account_id else TENANT
+
+
+def load_settings(
+    session: Session, config: Settings, scope: Scope, account_id: str
+) -> tuple[account_settings.AccountSettingsView, SettingsForm]:
+    """An account's settings view (own values and what applies) and its form."""
+    view = account_settings.get_settings(
+        session, config, scope, account_id, _kind(scope, account_id)
+    )
+    own = view.unassigned
+    form = SettingsForm(
+        default_cnam=view.default_cnam or "",
+        unassigned_action=own.action if own else INHERIT,
+        unassigned_text=(own.text or "") if own else "",
+        unassigned_mailbox=(own.mailbox or "") if own else "",
+        unassigned_destination=(own.destination or "") if own else "",
+    )
+    return view, form
+
+
+def save_settings(
+    ctx: Context, scope: Scope, account_id: str, form: SettingsForm
+) -> list[tuple[str, str]]:
+    """Save an account's default CNAM and unassigned behaviour; the messages to show."""
+    with ctx.db.session() as db_session:
+        before = account_settings.get_settings(
+            db_session, ctx.settings, scope, account_id, _kind(scope, account_id)
+        )
+    change = form.change()
+    view = account_settings.set_settings(
+        ctx.db, ctx.carrier, ctx.settings, scope, account_id, change, _kind(scope, account_id)
+    )
+    messages = [("success", "Settings saved.")]
+    if view.default_cnam != before.default_cnam:
+        messages.append(("info", cnam.CACHE_NOTICE))
+    return messages
 
 
 def _settings_page(
     request: Request,
     ctx: Ctx,
     viewer: session.Viewer,
-    tenant_id: str,
+    account_id: str,
     status_code: int = 200,
-    submitted: TenantSettingsForm | None = None,
-    error: str | None = None,
+    submitted: SettingsForm | None = None,
+    error: DidhubError | None = None,
 ) -> HTMLResponse:
-    """The account, who may sign in, and one tenant's settings (a partner picks
-    which; a tenant sees its own). ``submitted`` re-shows a form that failed."""
+    """The account, who may sign in, and the settings of the account acted as
+    or (a partner) of one of its tenants. ``submitted`` re-shows a form that
+    failed."""
     with ctx.db.session() as db_session:
         home = db_session.get_one(Account, viewer.home.account_id)
         users = accounts.list_users(db_session, viewer.home.account_id)
         keys = accounts.list_api_keys(db_session, viewer.home.account_id)
         tenants = accounts.list_tenants(db_session, viewer.scope) if viewer.is_partner else []
-        if not viewer.is_partner:
-            tenant_id = viewer.scope.account_id
-        elif not tenant_id and tenants:
-            tenant_id = tenants[0].id
-        tenant, form = None, None
-        if tenant_id:
-            try:
-                tenant = accounts.get_tenant(db_session, viewer.scope, tenant_id)
-                form = submitted or load_tenant_settings(db_session, viewer.scope, tenant.id)
-                form.agents = accounts.list_agents(db_session, viewer.scope, tenant.id)
-            except DidhubError as exc:
-                error = error or error_text(exc)
-        current = unassigned_behaviour(db_session, ctx.settings, tenant.id if tenant else None)
+        account_id = account_id or viewer.scope.account_id
+        target, view, form, problem = None, None, None, None
+        try:
+            view, form = load_settings(db_session, ctx.settings, viewer.scope, account_id)
+            target = db_session.get_one(Account, view.account_id)
+        except DidhubError as exc:
+            problem = error_text(exc)
     return render(
         request,
         "settings.html",
@@ -228,43 +539,43 @@ def _settings_page(
         users=users,
         keys=[k for k in keys if k.revoked_at is None],
         tenants=tenants,
-        tenant=tenant,
-        form=form,
-        current_behaviour=current,
-        connected=FEATURES_CONNECTED,
-        error=error,
+        target=target,
+        view=view,
+        form=submitted or form,
+        sources=SETTING_SOURCES,
+        effective_behaviour=describe_behaviour(view.effective_unassigned) if view else None,
+        error=error_text(error) if error else problem,
+        errors=field_errors(error) if error else {},
     )
 
 
 @router.get("/settings", response_class=HTMLResponse)
-def settings_page(request: Request, ctx: Ctx, viewer: Who, tenant_id: str = "") -> HTMLResponse:
-    return _settings_page(request, ctx, viewer, tenant_id)
+def settings_page(request: Request, ctx: Ctx, viewer: Who, account_id: str = "") -> HTMLResponse:
+    return _settings_page(request, ctx, viewer, account_id)
 
 
-@router.post("/settings/tenant", response_model=None)
-def save_settings(
+@router.post("/settings/account", response_model=None)
+def save_settings_form(
     request: Request,
     ctx: Ctx,
     viewer: Who,
-    tenant_id: Annotated[str, Form()] = "",
+    account_id: Annotated[str, Form()] = "",
     default_cnam: Annotated[str, Form()] = "",
-    unassigned_action: Annotated[str, Form()] = "announcement",
-    announcement: Annotated[str, Form()] = "",
-    agent_id: Annotated[str, Form()] = "",
+    unassigned_action: Annotated[str, Form()] = INHERIT,
+    unassigned_text: Annotated[str, Form()] = "",
+    unassigned_mailbox: Annotated[str, Form()] = "",
+    unassigned_destination: Annotated[str, Form()] = "",
 ) -> Response:
-    target = tenant_id if viewer.is_partner else viewer.scope.account_id
-    form = TenantSettingsForm(default_cnam, unassigned_action, announcement, agent_id)
+    target = account_id or viewer.scope.account_id
+    form = SettingsForm(
+        default_cnam, unassigned_action, unassigned_text, unassigned_mailbox, unassigned_destination
+    )
     try:
-        text = save_tenant_settings(ctx, viewer.scope, target, form)
+        messages = save_settings(ctx, viewer.scope, target, form)
     except DidhubError as exc:
         return _settings_page(
-            request,
-            ctx,
-            viewer,
-            target,
-            status_code=exc.status_code,
-            submitted=form,
-            error=error_text(exc),
+            request, ctx, viewer, target, status_code=exc.status_code, submitted=form, error=exc
         )
-    session.flash(request, "success", text or "Settings saved.")
-    return go(request, f"{PREFIX}/settings?tenant_id={target}")
+    for kind, text in messages:
+        session.flash(request, kind, text)
+    return go(request, f"{PREFIX}/settings?account_id={target}")
