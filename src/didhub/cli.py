@@ -800,7 +800,9 @@ def reconcile(
     as_json: JsonOpt = False,
 ) -> None:
     """Settle carrier orders, releases, card charges and caller-name (CNAM) pushes
-    whose outcome is not known yet."""
+    whose outcome is not known yet, and compare our numbers with the carrier's list:
+    numbers it no longer holds stop billing; numbers it bills us for that we don't
+    sell are listed."""
     settings = _settings()
     with _database() as db:
         report = _run(
@@ -818,6 +820,10 @@ def reconcile(
         "holds_expired": report.holds_expired,
         "card_charges_settled": {c.charge_id: c.status for c in charges},
         "cnam_pushed_again": listed.pushed,
+        # null: the carrier could not list its numbers this time
+        "missing_at_carrier": report.missing_at_carrier,
+        "listed_again": report.found_again,
+        "held_but_not_sold": report.not_ours,
     }
     if as_json:
         _print_json(out)

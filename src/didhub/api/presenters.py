@@ -100,6 +100,7 @@ def phone_numbers(session: Session, rows: list[PhoneNumber]) -> list[dict[str, A
                 "country_code": row.country_code,
                 "status": row.status,
                 "is_managed": row.is_managed,
+                "carrier_missing_since": when(row.carrier_missing_since),
                 "locality": row.locality,
                 "administrative_area": row.administrative_area,
                 "rate_center": row.rate_center,

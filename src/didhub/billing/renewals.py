@@ -75,6 +75,7 @@ def _due_accounts(session: Session, as_of: date) -> list[str]:
             .where(
                 PhoneNumber.status.in_(BILLABLE),
                 PhoneNumber.is_managed.is_(True),
+                PhoneNumber.carrier_missing_since.is_(None),
                 PhoneNumber.renews_on <= as_of,
             )
             .distinct()
@@ -152,6 +153,7 @@ def _collect_many(
                 PhoneNumber.owner_id.in_(account_ids),
                 PhoneNumber.status.in_(BILLABLE),
                 PhoneNumber.is_managed.is_(True),
+                PhoneNumber.carrier_missing_since.is_(None),
                 PhoneNumber.renews_on <= as_of,
             )
             .order_by(PhoneNumber.owner_id, PhoneNumber.renews_on, PhoneNumber.id)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
@@ -297,6 +298,21 @@ class BandwidthCarrier(WithoutCnamAndE911):
         return results
 
     # -- release ---------------------------------------------------------------
+
+    def owned_numbers(self) -> Iterator[str]:
+        """``GET /inserviceNumbers``, following the ``<Links><next>`` page link."""
+        params: dict[str, str] | None = {"page": "1", "size": "500"}
+        while params is not None:
+            response = self.client.request(
+                "GET", f"{self.account}/inserviceNumbers", write=False, params=params
+            )
+            root = _parse(response.content)
+            for tn in root.iter("TelephoneNumber"):
+                if tn.text and tn.text.strip().isdigit():
+                    yield "+1" + tn.text.strip()[-10:]
+            following = root.findtext("Links/next") or ""
+            page = re.search(r"[?&]page=([^&;>]+)", following)
+            params = {"page": page.group(1), "size": "500"} if page else None
 
     def holds(self, phone_number: str) -> bool:
         """Whether the number is in service on this Bandwidth account."""

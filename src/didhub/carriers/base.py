@@ -91,6 +91,11 @@ class Carrier(Protocol):
         received it."""
         ...
 
+    def owned_numbers(self) -> Iterator[str]:
+        """Every number (E.164) the carrier says this platform holds now, for
+        reconciliation. Raises CarrierFailure when it can't list them."""
+        ...
+
     def release(self, phone_number: str) -> None:
         """Give a number back. Raises CarrierFailure / CarrierOutcomeUnknown."""
         ...

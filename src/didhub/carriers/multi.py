@@ -223,6 +223,16 @@ class MultiCarrier(WithoutCnamAndE911):
                 raise CarrierOutcomeUnknown(f"{carrier.name} could not be asked: {exc}") from None
         return results
 
+    def owned_numbers(self) -> Iterator[str]:
+        """Every carrier's numbers; one carrier failing fails the list (so
+        reconcile flags nothing rather than everything that carrier holds)."""
+        seen: set[str] = set()
+        for carrier in self.carriers:
+            for e164 in carrier.owned_numbers():
+                if e164 not in seen:
+                    seen.add(e164)
+                    yield e164
+
     def release(self, phone_number: str) -> None:
         for carrier in self._in_preference(phone_number):
             holds = getattr(carrier, "holds", None)

@@ -387,6 +387,26 @@ class SandboxCarrier:
             for e164, status in rows
         ]
 
+    def owned_numbers(self) -> Iterator[str]:
+        """The numbers this account holds at the sandbox."""
+        with self.db.session() as s:
+            held = list(
+                s.scalars(
+                    select(SandboxAllocation.e164)
+                    .where(SandboxAllocation.status == "active")
+                    .order_by(SandboxAllocation.e164)
+                )
+            )
+        yield from held
+
+    def lose(self, phone_number: str) -> None:
+        """Test hook: the carrier stops holding a number for us (ported away,
+        reclaimed) without our asking."""
+        with self.db.session() as s:
+            row = s.get(SandboxAllocation, phone_number)
+            if row is not None:
+                row.status = "released"
+
     def release(self, phone_number: str) -> None:
         """Give a number back. Idempotent for numbers already released; raises
         CarrierFailure for a number this account never held."""

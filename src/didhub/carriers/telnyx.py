@@ -284,6 +284,25 @@ class TelnyxCarrier(WithoutCnamAndE911):
                 return str(item["id"])
         return None
 
+    def owned_numbers(self) -> Iterator[str]:
+        """``GET /v2/phone_numbers``, every page: the numbers on the account."""
+        page = 1
+        while True:
+            response = self.client.request(
+                "GET",
+                "/v2/phone_numbers",
+                write=False,
+                params={"page[number]": str(page), "page[size]": "250"},
+            )
+            body = response.json()
+            for item in body.get("data", []):
+                if item.get("phone_number"):
+                    yield str(item["phone_number"])
+            total_pages = int((body.get("meta") or {}).get("total_pages") or 1)
+            if page >= total_pages:
+                return
+            page += 1
+
     def holds(self, phone_number: str) -> bool:
         """Whether the number is on this Telnyx account."""
         return self._number_id(phone_number) is not None

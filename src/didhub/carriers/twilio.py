@@ -196,6 +196,12 @@ class TwilioCarrier(WithoutCnamAndE911):
                 return str(item["sid"])
         return None
 
+    def owned_numbers(self) -> Iterator[str]:
+        """Every IncomingPhoneNumber on the account, across pages."""
+        for item in self._incoming({}):
+            if item.get("phone_number"):
+                yield str(item["phone_number"])
+
     def holds(self, phone_number: str) -> bool:
         """Whether the number is on this Twilio account."""
         return self._sid(phone_number) is not None

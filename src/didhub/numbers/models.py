@@ -56,6 +56,9 @@ class PhoneNumber(Base):
     # where a month has one).
     billed_periods: Mapped[int] = mapped_column(default=1)
     released_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    # Set by reconcile when the carrier no longer lists the number as ours:
+    # renewals skip it until the carrier lists it again (then cleared).
+    carrier_missing_since: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
 
 
 class NumberAssignment(Base):

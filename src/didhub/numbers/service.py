@@ -936,6 +936,10 @@ class ReconcileReport:
     still_pending: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     holds_expired: int = 0
+    # Inventory against the carrier's own list (None: the carrier couldn't list).
+    missing_at_carrier: list[str] | None = None  # ours, the carrier no longer has
+    found_again: list[str] = field(default_factory=list)  # listed again: billed again
+    not_ours: list[str] | None = None  # the carrier bills us, we don't sell them
 
 
 def reconcile(
@@ -990,4 +994,54 @@ def reconcile(
             continue
         if number.status == RELEASED:
             report.released.append(number.e164)
+    compare_inventory(db, carrier, report)
     return report
+
+
+def compare_inventory(db: Database, carrier: Carrier, report: ReconcileReport) -> None:
+    """What the carrier says we hold against our live managed numbers. A number
+    it no longer lists is flagged (``carrier_missing_since``, an event for its
+    owner) and renewals skip it; one it lists again is cleared and billed again.
+    Numbers it lists that we don't sell are reported for an operator."""
+    try:
+        theirs = set(carrier.owned_numbers())
+    except (CarrierFailure, CarrierOutcomeUnknown):
+        return  # can't tell: flag nothing
+    now = clock.now()
+    report.missing_at_carrier, report.not_ours = [], []
+    with db.session() as session:
+        ours = list(
+            session.scalars(
+                select(PhoneNumber)
+                .where(
+                    PhoneNumber.carrier == carrier.name,
+                    PhoneNumber.is_managed.is_(True),
+                    PhoneNumber.status.in_(lifecycle.LIVE_STATUSES),
+                )
+                .order_by(PhoneNumber.e164)
+                .with_for_update()
+            )
+        )
+        for number in ours:
+            listed = number.e164 in theirs
+            if number.status == lifecycle.PROVISIONING:
+                continue  # an order still settling
+            if not listed and number.carrier_missing_since is None:
+                number.carrier_missing_since = now
+                lifecycle.record(session, number, "carrier.missing")
+                billing_wallet.event(
+                    session,
+                    number.owner_id,
+                    "number.carrier_missing",
+                    f"{number.e164} is no longer held at the carrier; it is not billed "
+                    "until this is resolved",
+                    phone_number=number.e164,
+                )
+            elif listed and number.carrier_missing_since is not None:
+                number.carrier_missing_since = None
+                lifecycle.record(session, number, "carrier.found")
+                report.found_again.append(number.e164)
+            if number.carrier_missing_since is not None:
+                report.missing_at_carrier.append(number.e164)
+        sold = {n.e164 for n in ours}
+        report.not_ours = sorted(theirs - sold)
