@@ -352,6 +352,14 @@ def test_validation_asks_the_first_enabled_carrier_that_validates() -> None:
     assert [c[0] for c in down.calls] == ["validate"]
 
 
+def test_validation_prefers_a_carrier_that_checks_the_address() -> None:
+    accepts_as_given = FakeCarrier("accepts")
+    accepts_as_given.checks_e911_addresses = False  # type: ignore[attr-defined]
+    checks = FakeCarrier("checks")
+    answer = MultiCarrier([accepts_as_given, checks]).validate_e911_address(ADDRESS)
+    assert answer.reference == "checks-ref" and accepts_as_given.calls == []
+
+
 def test_validation_with_no_carrier_able_is_a_failure() -> None:
     with pytest.raises(CarrierFailure, match="validates E911"):
         MultiCarrier([NoE911Carrier("x")]).validate_e911_address(ADDRESS)

@@ -20,7 +20,8 @@
   outcome unknown (the CNAM and E911 sweeps push again later).
 * validate_e911_address: asked of the first carrier, in preference order, that
   is enabled for US numbers and validates E911 addresses (not one refusing
-  CNAM/E911 as a whole); if it can't be asked, the next one.
+  CNAM/E911 as a whole; one that only accepts the address as given, like
+  Bandwidth, comes after those that check it); if it can't be asked, the next.
 """
 
 from __future__ import annotations
@@ -283,6 +284,9 @@ class MultiCarrier:
             for c in self.enabled_for(us)
             if not isinstance(c, WithoutCnamAndE911) and c.name != self.name
         ]
+        # A carrier that only accepts the address as given (Bandwidth) is asked
+        # after those that check it against a 911 database.
+        able.sort(key=lambda c: not getattr(c, "checks_e911_addresses", True))
         if not able:
             raise CarrierFailure("no configured carrier validates E911 addresses")
         errors: list[str] = []
