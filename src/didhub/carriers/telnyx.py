@@ -28,8 +28,8 @@
   ``active`` = done, ``provisioning`` is polled on ``GET
   /v2/phone_numbers/{id}/voice`` for up to ``order_wait_seconds`` (then unknown),
   ``provisioning-failed`` = refused.
-* remove_e911: ``enable_emergency`` with ``emergency_enabled: false`` (Telnyx
-  has no separate disable action in its v2 reference); a number no longer on
+* remove_e911: ``enable_emergency`` with ``emergency_enabled: false`` (the
+  Telnyx v2 reference at hand shows no separate disable action); a number no longer on
   the account has nothing to remove.
 """
 
