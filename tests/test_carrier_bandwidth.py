@@ -10,7 +10,12 @@ import respx
 
 from carrier_fixtures import load_text
 from didhub.carriers.bandwidth import BandwidthCarrier
-from didhub.carriers.base import CarrierFailure, CarrierOutcomeUnknown, SearchQuery
+from didhub.carriers.base import (
+    CarrierFailure,
+    CarrierOutcomeUnknown,
+    E911AddressData,
+    SearchQuery,
+)
 
 BASE = "https://dashboard.bandwidth.test"
 ACCOUNT_ID = "9900001"
@@ -170,3 +175,143 @@ def test_release_posts_a_disconnect(bandwidth: BandwidthCarrier) -> None:
 def test_release_of_a_number_not_in_service_is_done(bandwidth: BandwidthCarrier) -> None:
     respx.get(f"{ACCOUNT}/inserviceNumbers/9194391001").respond(404)
     bandwidth.release(NUMBERS[0])
+
+
+# -- CNAM (LIDB) and E911 ----------------------------------------------------------
+
+E911_ORDER = "1d863522-c9bf-430c-8e79-cc63cad04a1d"
+LIDB_ORDER = "255bda29-fc57-44e8-a6c2-59b45388c6d0"
+ADDRESS = E911AddressData(
+    street="901 E MAIN CAMPUS DR",
+    unit="STE 200",
+    city="RALEIGH",
+    state="NC",
+    postal_code="27606-5244",
+    country="US",
+    caller_name="ACME DENTAL",
+)
+
+
+def _children(element: ET.Element | None) -> dict[str, str]:
+    assert element is not None
+    return {child.tag: (child.text or "") for child in element}
+
+
+@respx.mock
+def test_set_cnam_sends_a_lidb_order_and_waits_for_it(
+    bandwidth: BandwidthCarrier, sleeps: list[float]
+) -> None:
+    create = respx.post(f"{ACCOUNT}/lidbs").mock(return_value=xml("lidb_order_received.xml", 201))
+    poll = respx.get(f"{ACCOUNT}/lidbs/{LIDB_ORDER}").mock(
+        return_value=xml("lidb_order_complete.xml")
+    )
+    bandwidth.set_cnam(NUMBERS[0], "ACME DENTAL")
+    root = ET.fromstring(create.calls.last.request.content)
+    assert root.tag == "LidbOrder"
+    group = root.find("LidbTnGroups/LidbTnGroup")
+    assert group is not None
+    assert [n.text for n in group.iter("TelephoneNumber")] == ["9194391001"]
+    assert group.findtext("SubscriberInformation") == "ACME DENTAL"
+    assert group.findtext("UseType") == "BUSINESS"
+    assert group.findtext("Visibility") == "PUBLIC"
+    assert poll.call_count == 1
+    assert sleeps == [1.0]
+
+
+@respx.mock
+def test_set_cnam_failed_order_keeps_bandwidth_words(bandwidth: BandwidthCarrier) -> None:
+    respx.post(f"{ACCOUNT}/lidbs").mock(return_value=xml("lidb_order_received.xml", 201))
+    respx.get(f"{ACCOUNT}/lidbs/{LIDB_ORDER}").mock(return_value=xml("lidb_order_failed.xml"))
+    with pytest.raises(CarrierFailure, match="Number does not belong to this account") as info:
+        bandwidth.set_cnam(NUMBERS[0], "ACME DENTAL")
+    assert not isinstance(info.value, CarrierOutcomeUnknown)
+    assert "11014" in str(info.value)
+
+
+@respx.mock
+def test_set_cnam_still_received_is_unknown(bandwidth: BandwidthCarrier) -> None:
+    respx.post(f"{ACCOUNT}/lidbs").mock(return_value=xml("lidb_order_received.xml", 201))
+    respx.get(f"{ACCOUNT}/lidbs/{LIDB_ORDER}").mock(return_value=xml("lidb_order_received.xml"))
+    with pytest.raises(CarrierOutcomeUnknown, match="RECEIVED"):
+        bandwidth.set_cnam(NUMBERS[0], "ACME DENTAL")
+
+
+@respx.mock
+def test_set_cnam_timeout_is_unknown_and_sent_once(bandwidth: BandwidthCarrier) -> None:
+    route = respx.post(f"{ACCOUNT}/lidbs").mock(side_effect=httpx.ReadTimeout("slow"))
+    with pytest.raises(CarrierOutcomeUnknown):
+        bandwidth.set_cnam(NUMBERS[0], "ACME DENTAL")
+    assert route.call_count == 1
+
+
+def test_removing_a_lidb_name_is_refused_with_the_reason(bandwidth: BandwidthCarrier) -> None:
+    with pytest.raises(CarrierFailure, match="replaced but not removed"):
+        bandwidth.set_cnam(NUMBERS[0], None)
+
+
+def test_validate_accepts_the_normalized_form(bandwidth: BandwidthCarrier) -> None:
+    answer = bandwidth.validate_e911_address(ADDRESS)
+    assert answer.valid and answer.suggestion is None
+
+
+@respx.mock
+def test_provision_sends_an_e911_order_with_the_address_split(
+    bandwidth: BandwidthCarrier,
+) -> None:
+    create = respx.post(f"{ACCOUNT}/e911s").mock(return_value=xml("e911_order_received.xml", 201))
+    respx.get(f"{ACCOUNT}/e911s/{E911_ORDER}").mock(return_value=xml("e911_order_complete.xml"))
+    bandwidth.provision_e911(NUMBERS[0], ADDRESS)
+    root = ET.fromstring(create.calls.last.request.content)
+    assert root.tag == "E911Order"
+    assert [n.text for n in root.iter("TelephoneNumber")] == ["9194391001"]
+    assert root.findtext("CallerName") == "ACME DENTAL"
+    assert _children(root.find("Address")) == {
+        "HouseNumber": "901",
+        "PreDirectional": "E",
+        "StreetName": "MAIN CAMPUS",
+        "StreetSuffix": "DR",
+        "AddressLine2": "STE 200",
+        "City": "RALEIGH",
+        "StateCode": "NC",
+        "Zip": "27606",
+        "PlusFour": "5244",
+        "Country": "United States",
+    }
+    assert root.find("DeleteTNSpecificE911Address") is None
+
+
+@respx.mock
+def test_provision_failed_order_keeps_bandwidth_words(bandwidth: BandwidthCarrier) -> None:
+    respx.post(f"{ACCOUNT}/e911s").mock(return_value=xml("e911_order_received.xml", 201))
+    respx.get(f"{ACCOUNT}/e911s/{E911_ORDER}").mock(return_value=xml("e911_order_failed.xml"))
+    with pytest.raises(CarrierFailure, match="Master Street Address Guide") as info:
+        bandwidth.provision_e911(NUMBERS[0], ADDRESS)
+    assert not isinstance(info.value, CarrierOutcomeUnknown)
+
+
+@respx.mock
+def test_provision_400_keeps_bandwidth_words(bandwidth: BandwidthCarrier) -> None:
+    respx.post(f"{ACCOUNT}/e911s").mock(return_value=xml("e911_order_error_400.xml", 400))
+    with pytest.raises(CarrierFailure, match="provisioned to another account") as info:
+        bandwidth.provision_e911(NUMBERS[0], ADDRESS)
+    assert not isinstance(info.value, CarrierOutcomeUnknown)
+    assert ACCOUNT_ID not in str(info.value)
+
+
+@respx.mock
+def test_provision_timeout_mid_write_is_unknown(bandwidth: BandwidthCarrier) -> None:
+    route = respx.post(f"{ACCOUNT}/e911s").mock(side_effect=httpx.ReadTimeout("slow"))
+    with pytest.raises(CarrierOutcomeUnknown):
+        bandwidth.provision_e911(NUMBERS[0], ADDRESS)
+    assert route.call_count == 1
+
+
+@respx.mock
+def test_remove_sends_a_delete_e911_order(bandwidth: BandwidthCarrier) -> None:
+    create = respx.post(f"{ACCOUNT}/e911s").mock(return_value=xml("e911_order_received.xml", 201))
+    respx.get(f"{ACCOUNT}/e911s/{E911_ORDER}").mock(return_value=xml("e911_order_complete.xml"))
+    bandwidth.remove_e911(NUMBERS[0])
+    root = ET.fromstring(create.calls.last.request.content)
+    assert [n.text for n in root.iter("TelephoneNumber")] == ["9194391001"]
+    assert root.findtext("DeleteTNSpecificE911Address") == "true"
+    assert root.find("Address") is None and root.find("CallerName") is None

@@ -19,8 +19,11 @@ from didhub.carriers.base import (
     AvailableNumber,
     CarrierFailure,
     CarrierOutcomeUnknown,
+    E911AddressData,
+    E911Validation,
     NumberOrderResult,
     SearchQuery,
+    WithoutCnamAndE911,
 )
 from didhub.carriers.multi import CarrierScope, MultiCarrier
 from didhub.carriers.sandbox import SandboxCarrier
@@ -50,6 +53,7 @@ class FakeCarrier:
         self.orders: list[tuple[str, list[str]]] = []
         self.released: list[str] = []
         self.sold: set[str] = set()
+        self.calls: list[tuple[str, str, str | None]] = []
 
     def search(self, query: SearchQuery, exclude: frozenset[str]) -> Iterator[AvailableNumber]:
         if self.delay:
@@ -84,6 +88,25 @@ class FakeCarrier:
     def release(self, phone_number: str) -> None:
         self.released.append(phone_number)
         self.sold.discard(phone_number)
+
+    def set_cnam(self, phone_number: str, name: str | None) -> None:
+        self.calls.append(("set_cnam", phone_number, name))
+
+    def validate_e911_address(self, address: E911AddressData) -> E911Validation:
+        self.calls.append(("validate", address.street, None))
+        if self.down:
+            raise CarrierFailure(f"{self.name}: down")
+        return E911Validation(valid=True, reference=f"{self.name}-ref")
+
+    def provision_e911(self, phone_number: str, address: E911AddressData) -> None:
+        self.calls.append(("provision", phone_number, address.street))
+
+    def remove_e911(self, phone_number: str) -> None:
+        self.calls.append(("remove", phone_number, None))
+
+
+class NoE911Carrier(WithoutCnamAndE911, FakeCarrier):
+    """A carrier adapter that refuses CNAM and E911 as a whole."""
 
 
 @respx.mock
@@ -272,3 +295,71 @@ def test_a_carrier_that_cannot_be_asked_at_quote_is_502_not_unavailable(
     )
     assert response.status_code == 502, response.text
     assert response.json()["error"]["code"] == "carrier_error"
+
+
+ADDRESS = E911AddressData("901 E MAIN CAMPUS DR", None, "RALEIGH", "NC", "27606", "US", "ACME")
+
+
+def test_cnam_and_e911_go_to_the_carrier_that_holds_the_number() -> None:
+    a, b = FakeCarrier("a"), FakeCarrier("b")
+    b.sold.add("+13125550103")
+    multi = MultiCarrier([a, b])  # a fresh process: nothing remembered from a search
+    multi.set_cnam("+13125550103", "ACME")
+    multi.provision_e911("+13125550103", ADDRESS)
+    multi.remove_e911("+13125550103")
+    assert a.calls == []
+    assert b.calls == [
+        ("set_cnam", "+13125550103", "ACME"),
+        ("provision", "+13125550103", "901 E MAIN CAMPUS DR"),
+        ("remove", "+13125550103", None),
+    ]
+
+
+def test_cnam_of_a_number_no_carrier_holds_is_refused_and_removal_is_a_no_op() -> None:
+    a, b = FakeCarrier("a"), FakeCarrier("b")
+    multi = MultiCarrier([a, b])
+    with pytest.raises(CarrierFailure, match="no carrier holds"):
+        multi.set_cnam("+13125550109", "ACME")
+    with pytest.raises(CarrierFailure, match="no carrier holds"):
+        multi.provision_e911("+13125550109", ADDRESS)
+    multi.remove_e911("+13125550109")
+    assert a.calls == [] and b.calls == []
+
+
+def test_a_carrier_that_cannot_say_it_holds_the_number_makes_cnam_unknown() -> None:
+    class Unsure(FakeCarrier):
+        def holds(self, phone_number: str) -> bool:
+            raise CarrierFailure("unsure: 503")
+
+    multi = MultiCarrier([Unsure("a"), FakeCarrier("b")])
+    with pytest.raises(CarrierOutcomeUnknown, match="could not say"):
+        multi.set_cnam("+13125550103", "ACME")
+
+
+def test_validation_asks_the_first_enabled_carrier_that_validates() -> None:
+    refuses = NoE911Carrier("refuses")
+    abroad = FakeCarrier("abroad")
+    down = FakeCarrier("down")
+    down.down = True
+    able = FakeCarrier("able")
+    multi = MultiCarrier(
+        [refuses, abroad, down, able],
+        scopes={"abroad": CarrierScope(countries=frozenset({"GB"}))},
+    )
+    answer = multi.validate_e911_address(ADDRESS)
+    assert answer.valid and answer.reference == "able-ref"
+    assert abroad.calls == [] and refuses.calls == []
+    assert [c[0] for c in down.calls] == ["validate"]
+
+
+def test_validation_prefers_a_carrier_that_checks_the_address() -> None:
+    accepts_as_given = FakeCarrier("accepts")
+    accepts_as_given.checks_e911_addresses = False  # type: ignore[attr-defined]
+    checks = FakeCarrier("checks")
+    answer = MultiCarrier([accepts_as_given, checks]).validate_e911_address(ADDRESS)
+    assert answer.reference == "checks-ref" and accepts_as_given.calls == []
+
+
+def test_validation_with_no_carrier_able_is_a_failure() -> None:
+    with pytest.raises(CarrierFailure, match="validates E911"):
+        MultiCarrier([NoE911Carrier("x")]).validate_e911_address(ADDRESS)

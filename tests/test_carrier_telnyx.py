@@ -10,7 +10,12 @@ import pytest
 import respx
 
 from carrier_fixtures import load_json
-from didhub.carriers.base import CarrierFailure, CarrierOutcomeUnknown, SearchQuery
+from didhub.carriers.base import (
+    CarrierFailure,
+    CarrierOutcomeUnknown,
+    E911AddressData,
+    SearchQuery,
+)
 from didhub.carriers.telnyx import TelnyxCarrier
 
 BASE = "https://api.telnyx.test"
@@ -202,3 +207,217 @@ def test_reserve_sends_a_number_reservation(telnyx: TelnyxCarrier) -> None:
         "phone_numbers": [{"phone_number": NUMBERS[0]}],
         "customer_reference": "quo_TEST",
     }
+
+
+# -- CNAM and E911 ---------------------------------------------------------------
+
+NUMBER_ID = "1293384261075731499"
+ADDRESS = E911AddressData(
+    street="600 CONGRESS AVE",
+    unit="FL 14",
+    city="AUSTIN",
+    state="TX",
+    postal_code="78701",
+    country="US",
+    caller_name="ACME DENTAL",
+)
+
+
+def _lookup() -> respx.Route:
+    return respx.get(f"{BASE}/v2/phone_numbers").respond(
+        json=load_json("telnyx", "phone_numbers_lookup.json")
+    )
+
+
+@respx.mock
+def test_set_cnam_patches_the_voice_settings(telnyx: TelnyxCarrier) -> None:
+    _lookup()
+    route = respx.patch(f"{BASE}/v2/phone_numbers/{NUMBER_ID}/voice").respond(
+        json=load_json("telnyx", "voice_settings_active.json")
+    )
+    telnyx.set_cnam(NUMBERS[0], "ACME DENTAL")
+    assert json.loads(route.calls.last.request.content) == {
+        "cnam_listing": {"cnam_listing_enabled": True, "cnam_listing_details": "ACME DENTAL"}
+    }
+    telnyx.set_cnam(NUMBERS[0], None)
+    assert json.loads(route.calls.last.request.content) == {
+        "cnam_listing": {"cnam_listing_enabled": False}
+    }
+
+
+@respx.mock
+def test_set_cnam_refused_keeps_telnyx_words(telnyx: TelnyxCarrier) -> None:
+    _lookup()
+    respx.patch(f"{BASE}/v2/phone_numbers/{NUMBER_ID}/voice").respond(
+        422, json=load_json("telnyx", "error_cnam_422.json")
+    )
+    with pytest.raises(CarrierFailure) as info:
+        telnyx.set_cnam(NUMBERS[0], "ACME DENTAL")
+    assert not isinstance(info.value, CarrierOutcomeUnknown)
+    assert "must be alphanumeric characters or spaces" in str(info.value)
+
+
+@respx.mock
+def test_set_cnam_of_a_number_not_on_the_account_is_refused(telnyx: TelnyxCarrier) -> None:
+    respx.get(f"{BASE}/v2/phone_numbers").respond(
+        json=load_json("telnyx", "phone_numbers_empty.json")
+    )
+    with pytest.raises(CarrierFailure, match="not on the Telnyx account"):
+        telnyx.set_cnam(NUMBERS[0], "ACME DENTAL")
+
+
+@respx.mock
+def test_set_cnam_timeout_is_unknown_and_sent_once(telnyx: TelnyxCarrier) -> None:
+    _lookup()
+    route = respx.patch(f"{BASE}/v2/phone_numbers/{NUMBER_ID}/voice").mock(
+        side_effect=httpx.ReadTimeout("slow")
+    )
+    with pytest.raises(CarrierOutcomeUnknown):
+        telnyx.set_cnam(NUMBERS[0], "ACME DENTAL")
+    assert route.call_count == 1
+
+
+@respx.mock
+def test_validate_sends_the_address_and_returns_the_suggestion(telnyx: TelnyxCarrier) -> None:
+    route = respx.post(f"{BASE}/v2/addresses/actions/validate").respond(
+        json=load_json("telnyx", "address_validate_valid.json")
+    )
+    answer = telnyx.validate_e911_address(ADDRESS)
+    assert json.loads(route.calls.last.request.content) == {
+        "street_address": "600 CONGRESS AVE",
+        "extended_address": "FL 14",
+        "locality": "AUSTIN",
+        "administrative_area": "TX",
+        "postal_code": "78701",
+        "country_code": "US",
+    }
+    assert answer.valid
+    # Telnyx spells it "600 Congress Avenue", "14th Floor": the same address in
+    # didhub's form; only the ZIP+4 is a real correction.
+    assert answer.suggestion == E911AddressData(
+        "600 CONGRESS AVE", "FL 14", "AUSTIN", "TX", "78701-3217", "US", "ACME DENTAL"
+    )
+
+
+@respx.mock
+def test_validate_the_same_address_has_no_suggestion(telnyx: TelnyxCarrier) -> None:
+    body = load_json("telnyx", "address_validate_valid.json")
+    body["data"]["suggested"]["postal_code"] = "78701"
+    respx.post(f"{BASE}/v2/addresses/actions/validate").respond(json=body)
+    answer = telnyx.validate_e911_address(ADDRESS)
+    assert answer.valid and answer.suggestion is None
+
+
+@respx.mock
+def test_validate_invalid_keeps_telnyx_reason(telnyx: TelnyxCarrier) -> None:
+    respx.post(f"{BASE}/v2/addresses/actions/validate").respond(
+        json=load_json("telnyx", "address_validate_invalid.json")
+    )
+    answer = telnyx.validate_e911_address(ADDRESS)
+    assert not answer.valid
+    assert answer.reason is not None and "The street address provided is invalid." in answer.reason
+
+
+@respx.mock
+def test_provision_creates_the_address_then_enables_emergency(telnyx: TelnyxCarrier) -> None:
+    _lookup()
+    create = respx.post(f"{BASE}/v2/addresses").respond(
+        json=load_json("telnyx", "address_created.json")
+    )
+    enable = respx.post(f"{BASE}/v2/phone_numbers/{NUMBER_ID}/actions/enable_emergency").respond(
+        json=load_json("telnyx", "voice_settings_active.json")
+    )
+    telnyx.provision_e911(NUMBERS[0], ADDRESS)
+    body = json.loads(create.calls.last.request.content)
+    assert body["street_address"] == "600 CONGRESS AVE"
+    assert body["extended_address"] == "FL 14"
+    assert body["business_name"] == "ACME DENTAL"
+    assert body["country_code"] == "US"
+    assert json.loads(enable.calls.last.request.content) == {
+        "emergency_enabled": True,
+        "emergency_address_id": "1315261609962112019",
+    }
+
+
+@respx.mock
+def test_provision_polls_while_provisioning(telnyx: TelnyxCarrier, sleeps: list[float]) -> None:
+    _lookup()
+    respx.post(f"{BASE}/v2/addresses").respond(json=load_json("telnyx", "address_created.json"))
+    respx.post(f"{BASE}/v2/phone_numbers/{NUMBER_ID}/actions/enable_emergency").respond(
+        json=load_json("telnyx", "voice_settings_provisioning.json")
+    )
+    poll = respx.get(f"{BASE}/v2/phone_numbers/{NUMBER_ID}/voice").mock(
+        side_effect=[
+            httpx.Response(200, json=load_json("telnyx", "voice_settings_provisioning.json")),
+            httpx.Response(200, json=load_json("telnyx", "voice_settings_active.json")),
+        ]
+    )
+    telnyx.provision_e911(NUMBERS[0], ADDRESS)
+    assert poll.call_count == 2
+    assert sleeps == [1.0, 1.0]
+
+
+@respx.mock
+def test_provision_still_provisioning_is_unknown(telnyx: TelnyxCarrier) -> None:
+    _lookup()
+    respx.post(f"{BASE}/v2/addresses").respond(json=load_json("telnyx", "address_created.json"))
+    respx.post(f"{BASE}/v2/phone_numbers/{NUMBER_ID}/actions/enable_emergency").respond(
+        json=load_json("telnyx", "voice_settings_provisioning.json")
+    )
+    respx.get(f"{BASE}/v2/phone_numbers/{NUMBER_ID}/voice").respond(
+        json=load_json("telnyx", "voice_settings_provisioning.json")
+    )
+    with pytest.raises(CarrierOutcomeUnknown, match="provisioning"):
+        telnyx.provision_e911(NUMBERS[0], ADDRESS)
+
+
+@respx.mock
+def test_provision_failed_is_a_refusal(telnyx: TelnyxCarrier) -> None:
+    _lookup()
+    respx.post(f"{BASE}/v2/addresses").respond(json=load_json("telnyx", "address_created.json"))
+    respx.post(f"{BASE}/v2/phone_numbers/{NUMBER_ID}/actions/enable_emergency").respond(
+        json=load_json("telnyx", "voice_settings_provisioning_failed.json")
+    )
+    with pytest.raises(CarrierFailure, match="provisioning-failed") as info:
+        telnyx.provision_e911(NUMBERS[0], ADDRESS)
+    assert not isinstance(info.value, CarrierOutcomeUnknown)
+
+
+@respx.mock
+def test_provision_address_refused_keeps_telnyx_words(telnyx: TelnyxCarrier) -> None:
+    _lookup()
+    respx.post(f"{BASE}/v2/addresses").respond(
+        422, json=load_json("telnyx", "error_address_422.json")
+    )
+    with pytest.raises(CarrierFailure, match="could not be validated for emergency services"):
+        telnyx.provision_e911(NUMBERS[0], ADDRESS)
+
+
+@respx.mock
+def test_provision_timeout_mid_write_is_unknown(telnyx: TelnyxCarrier) -> None:
+    _lookup()
+    respx.post(f"{BASE}/v2/addresses").respond(json=load_json("telnyx", "address_created.json"))
+    enable = respx.post(f"{BASE}/v2/phone_numbers/{NUMBER_ID}/actions/enable_emergency").mock(
+        side_effect=httpx.ReadTimeout("slow")
+    )
+    with pytest.raises(CarrierOutcomeUnknown):
+        telnyx.provision_e911(NUMBERS[0], ADDRESS)
+    assert enable.call_count == 1
+
+
+@respx.mock
+def test_remove_disables_emergency(telnyx: TelnyxCarrier) -> None:
+    _lookup()
+    route = respx.post(f"{BASE}/v2/phone_numbers/{NUMBER_ID}/actions/enable_emergency").respond(
+        json=load_json("telnyx", "voice_settings_emergency_disabled.json")
+    )
+    telnyx.remove_e911(NUMBERS[0])
+    assert json.loads(route.calls.last.request.content) == {"emergency_enabled": False}
+
+
+@respx.mock
+def test_remove_of_a_number_gone_is_a_no_op(telnyx: TelnyxCarrier) -> None:
+    respx.get(f"{BASE}/v2/phone_numbers").respond(
+        json=load_json("telnyx", "phone_numbers_empty.json")
+    )
+    telnyx.remove_e911(NUMBERS[0])  # no POST route: respx would fail on one

@@ -9,7 +9,12 @@ import pytest
 import respx
 
 from carrier_fixtures import load_json
-from didhub.carriers.base import CarrierFailure, CarrierOutcomeUnknown, SearchQuery
+from didhub.carriers.base import (
+    CarrierFailure,
+    CarrierOutcomeUnknown,
+    E911AddressData,
+    SearchQuery,
+)
 from didhub.carriers.twilio import TwilioCarrier
 
 BASE = "https://api.twilio.test"
@@ -185,3 +190,172 @@ def test_release_finds_the_sid_then_deletes(twilio: TwilioCarrier) -> None:
 def test_reserve_is_a_no_op(twilio: TwilioCarrier) -> None:
     with respx.mock:  # any request would fail: none is routed
         twilio.reserve(["+13125550101"], "quo_TEST", 10)
+
+
+# -- CNAM and E911 ---------------------------------------------------------------
+
+PN = "PN11111111111111111111111111111111"
+AD = "AD11111111111111111111111111111111"
+NUMBER = "+13125550101"
+ADDRESS = E911AddressData(
+    street="600 CONGRESS AVE",
+    unit="FL 14",
+    city="AUSTIN",
+    state="TX",
+    postal_code="78701",
+    country="US",
+    caller_name="ACME DENTAL",
+)
+
+
+def _lookup() -> respx.Route:
+    return respx.get(f"{ACCOUNT}/IncomingPhoneNumbers.json").respond(
+        json=load_json("twilio", "incoming_by_phone_number.json")
+    )
+
+
+def test_set_cnam_is_refused_with_the_reason(twilio: TwilioCarrier) -> None:
+    with pytest.raises(CarrierFailure, match="Trust Hub") as info:
+        twilio.set_cnam(NUMBER, "ACME DENTAL")
+    assert not isinstance(info.value, CarrierOutcomeUnknown)
+
+
+@respx.mock
+def test_validate_creates_an_emergency_address_with_autocorrect(twilio: TwilioCarrier) -> None:
+    route = respx.post(f"{ACCOUNT}/Addresses.json").respond(
+        201, json=load_json("twilio", "address_created.json")
+    )
+    answer = twilio.validate_e911_address(ADDRESS)
+    form = dict(httpx.QueryParams(route.calls.last.request.content.decode()))
+    assert form == {
+        "CustomerName": "ACME DENTAL",
+        "Street": "600 CONGRESS AVE",
+        "StreetSecondary": "FL 14",
+        "City": "AUSTIN",
+        "Region": "TX",
+        "PostalCode": "78701",
+        "IsoCountry": "US",
+        "EmergencyEnabled": "true",
+        "AutoCorrectAddress": "true",
+        "FriendlyName": "didhub E911 ACME DENTAL",
+    }
+    assert answer.valid
+    assert answer.reference == AD
+    assert answer.suggestion is not None and answer.suggestion.postal_code == "78701-3217"
+    assert answer.suggestion.street == "600 CONGRESS AVE"  # same street, Twilio's spelling
+
+
+@respx.mock
+def test_validate_not_found_is_invalid_with_twilio_words(twilio: TwilioCarrier) -> None:
+    respx.post(f"{ACCOUNT}/Addresses.json").respond(
+        400, json=load_json("twilio", "error_21628.json")
+    )
+    answer = twilio.validate_e911_address(ADDRESS)
+    assert not answer.valid
+    assert answer.reason is not None and "Address cannot be validated" in answer.reason
+
+
+@respx.mock
+def test_validate_timeout_is_unknown(twilio: TwilioCarrier) -> None:
+    route = respx.post(f"{ACCOUNT}/Addresses.json").mock(side_effect=httpx.ReadTimeout("slow"))
+    with pytest.raises(CarrierOutcomeUnknown):
+        twilio.validate_e911_address(ADDRESS)
+    assert route.call_count == 1
+
+
+@respx.mock
+def test_provision_reuses_a_matching_address_and_sets_it_on_the_number(
+    twilio: TwilioCarrier,
+) -> None:
+    _lookup()
+    listing = respx.get(f"{ACCOUNT}/Addresses.json").respond(
+        json=load_json("twilio", "addresses_matching.json")
+    )
+    update = respx.post(f"{ACCOUNT}/IncomingPhoneNumbers/{PN}.json").respond(
+        json=load_json("twilio", "incoming_e911_registered.json")
+    )
+    twilio.provision_e911(NUMBER, ADDRESS)
+    params = listing.calls.last.request.url.params
+    assert params["CustomerName"] == "ACME DENTAL"
+    assert params["EmergencyEnabled"] == "true"
+    form = dict(httpx.QueryParams(update.calls.last.request.content.decode()))
+    assert form == {"EmergencyAddressSid": AD, "EmergencyStatus": "Active"}
+
+
+@respx.mock
+def test_provision_creates_the_address_when_none_matches(twilio: TwilioCarrier) -> None:
+    _lookup()
+    respx.get(f"{ACCOUNT}/Addresses.json").respond(json=load_json("twilio", "addresses_empty.json"))
+    create = respx.post(f"{ACCOUNT}/Addresses.json").respond(
+        201, json=load_json("twilio", "address_created.json")
+    )
+    respx.post(f"{ACCOUNT}/IncomingPhoneNumbers/{PN}.json").respond(
+        json=load_json("twilio", "incoming_e911_registered.json")
+    )
+    twilio.provision_e911(NUMBER, ADDRESS)
+    assert create.call_count == 1
+
+
+@respx.mock
+def test_provision_refused_address_keeps_twilio_words(twilio: TwilioCarrier) -> None:
+    _lookup()
+    respx.get(f"{ACCOUNT}/Addresses.json").respond(json=load_json("twilio", "addresses_empty.json"))
+    respx.post(f"{ACCOUNT}/Addresses.json").respond(
+        400, json=load_json("twilio", "error_21628.json")
+    )
+    with pytest.raises(CarrierFailure, match="Address cannot be validated") as info:
+        twilio.provision_e911(NUMBER, ADDRESS)
+    assert "21628" in str(info.value)
+    assert not isinstance(info.value, CarrierOutcomeUnknown)
+
+
+@respx.mock
+def test_provision_pending_registration_is_unknown(twilio: TwilioCarrier) -> None:
+    _lookup()
+    respx.get(f"{ACCOUNT}/Addresses.json").respond(
+        json=load_json("twilio", "addresses_matching.json")
+    )
+    respx.post(f"{ACCOUNT}/IncomingPhoneNumbers/{PN}.json").respond(
+        json=load_json("twilio", "incoming_e911_pending.json")
+    )
+    with pytest.raises(CarrierOutcomeUnknown, match="pending-registration"):
+        twilio.provision_e911(NUMBER, ADDRESS)
+
+
+@respx.mock
+def test_provision_registration_failure_is_a_refusal(twilio: TwilioCarrier) -> None:
+    _lookup()
+    respx.get(f"{ACCOUNT}/Addresses.json").respond(
+        json=load_json("twilio", "addresses_matching.json")
+    )
+    respx.post(f"{ACCOUNT}/IncomingPhoneNumbers/{PN}.json").respond(
+        json=load_json("twilio", "incoming_e911_failure.json")
+    )
+    with pytest.raises(CarrierFailure, match="registration-failure") as info:
+        twilio.provision_e911(NUMBER, ADDRESS)
+    assert not isinstance(info.value, CarrierOutcomeUnknown)
+
+
+@respx.mock
+def test_provision_timeout_mid_write_is_unknown(twilio: TwilioCarrier) -> None:
+    _lookup()
+    respx.get(f"{ACCOUNT}/Addresses.json").respond(
+        json=load_json("twilio", "addresses_matching.json")
+    )
+    update = respx.post(f"{ACCOUNT}/IncomingPhoneNumbers/{PN}.json").mock(
+        side_effect=httpx.ReadTimeout("slow")
+    )
+    with pytest.raises(CarrierOutcomeUnknown):
+        twilio.provision_e911(NUMBER, ADDRESS)
+    assert update.call_count == 1
+
+
+@respx.mock
+def test_remove_clears_the_emergency_address(twilio: TwilioCarrier) -> None:
+    _lookup()
+    update = respx.post(f"{ACCOUNT}/IncomingPhoneNumbers/{PN}.json").respond(
+        json=load_json("twilio", "incoming_e911_removed.json")
+    )
+    twilio.remove_e911(NUMBER)
+    form = dict(httpx.QueryParams(update.calls.last.request.content.decode()))
+    assert form == {"EmergencyAddressSid": ""}

@@ -25,6 +25,7 @@ from didhub.billing import usage as billing_usage
 from didhub.billing import wallet as billing_wallet
 from didhub.carriers.base import Carrier
 from didhub.carriers.registry import make_carrier
+from didhub.carriers.stock import import_csv
 from didhub.config import Settings, get_settings
 from didhub.db import Database
 from didhub.e911 import service as e911
@@ -59,6 +60,9 @@ e911_address_app = typer.Typer(help="E911 addresses.", no_args_is_help=True)
 e911_location_app = typer.Typer(help="Physical locations (sites).", no_args_is_help=True)
 compliance_app = typer.Typer(help="Compliance reports.", no_args_is_help=True)
 edge_app = typer.Typer(help="The SIP edge (Kamailio).", no_args_is_help=True)
+stock_app = typer.Typer(
+    help="The platform's own numbers (DIDHUB_CARRIER=stock).", no_args_is_help=True
+)
 app.add_typer(partner_app, name="partner")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(agent_app, name="agent")
@@ -74,6 +78,7 @@ e911_app.add_typer(e911_address_app, name="address")
 e911_app.add_typer(e911_location_app, name="location")
 app.add_typer(compliance_app, name="compliance")
 app.add_typer(edge_app, name="edge")
+app.add_typer(stock_app, name="stock")
 
 console = Console()
 err = Console(stderr=True)
@@ -1382,3 +1387,29 @@ def compliance_e911(key: KeyOpt, as_json: JsonOpt = False) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+# ------------------------------------------------------------------ stock
+
+
+@stock_app.command("import")
+def stock_import(
+    file: Annotated[Path, typer.Argument(help="CSV: number,rate_center,city,state,cost")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Load numbers the platform owns into stock, all or nothing: a bad row is
+    named by line and column and nothing is imported."""
+    with _database() as db:
+
+        def work() -> int:
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValidationFailed(f"can't read {file}: {exc}", field="file") from None
+            return import_csv(db, text).imported
+
+        imported = _run(work)
+    if as_json:
+        _print_json({"imported": imported})
+    else:
+        console.print(f"{imported} numbers imported into stock")

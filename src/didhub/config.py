@@ -54,6 +54,7 @@ def _default_carrier_scopes() -> dict[str, CarrierScope]:
             countries=["US", "CA", "GB", "AU"], number_types=["local", "toll-free", "mobile"]
         ),
         "bandwidth": CarrierScope(countries=["US"], number_types=["local", "toll-free"]),
+        "stock": CarrierScope(countries=["US", "CA"], number_types=["local", "toll-free"]),
         "sandbox": CarrierScope(
             countries=["US", "CA", "GB", "AU"], number_types=["local", "toll-free", "mobile"]
         ),
@@ -66,7 +67,7 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite:///./didhub.db"
-    # sandbox | telnyx | twilio | bandwidth | multi (= every carrier of `carriers`).
+    # sandbox | stock | telnyx | twilio | bandwidth | multi (= every carrier of `carriers`).
     carrier: str = "sandbox"
     # The carriers a multi-carrier deployment searches, in order of preference
     # (DIDHUB_CARRIERS=telnyx,twilio or a JSON list), and where each is asked

@@ -15,6 +15,7 @@ from didhub.billing.models import (
     UsageRecord,
 )
 from didhub.carriers.sandbox import SandboxAllocation
+from didhub.carriers.stock import StockNumber
 from didhub.e911.models import E911Address, Location, NumberE911
 from didhub.idempotency import IdempotencyRecord
 from didhub.numbers.models import (
@@ -53,6 +54,7 @@ __all__ = [
     "NumberOrder",
     "PhoneNumber",
     "SandboxAllocation",
+    "StockNumber",
     "E911Address",
     "Location",
     "NumberE911",

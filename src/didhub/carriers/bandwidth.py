@@ -17,6 +17,21 @@
 * order_status: ``GET /api/accounts/{id}/orders?customerOrderId=<order id>``.
 * release: ``GET /api/accounts/{id}/inserviceNumbers/{tn}`` (404 = not on the
   account: counted as released), then ``POST /api/accounts/{id}/disconnects``.
+* set_cnam: a LIDB order, ``POST /api/accounts/{id}/lidbs`` (``LidbTnGroup``:
+  the TN, ``SubscriberInformation`` = the name, ``UseType`` BUSINESS,
+  ``Visibility`` PUBLIC), polled on ``GET .../lidbs/{orderId}`` until
+  ``ProcessingStatus`` is COMPLETE / FAILED. LIDB has no "remove": a name can
+  be replaced, not taken away, so ``None`` is refused with that reason.
+* provision_e911: an E911 order, ``POST /api/accounts/{id}/e911s``
+  (``TelephoneNumbers``, ``CallerName``, ``Address`` split into HouseNumber /
+  PreDirectional / StreetName / StreetSuffix / ..., ``AddressLine2`` for the
+  unit, ``Zip`` + ``PlusFour``), polled on ``GET .../e911s/{orderId}``;
+  Bandwidth checks the address against the 911 database (MSAG) there.
+* remove_e911: an E911 order with ``DeleteTNSpecificE911Address=true``.
+* validate_e911_address: accepted in didhub's normalized form. The Dashboard
+  has a ``geocodeRequest`` resource, but the references at hand don't give its
+  answer's format; the E911 order's own MSAG check refuses a wrong address
+  (with Bandwidth's description) when it is put on a number.
 
 XML is parsed with the standard library: expat resolves no external entities
 and, since Python 3.7.1 / expat 2.4.1, refuses entity-expansion bombs.
@@ -33,13 +48,15 @@ from collections.abc import Callable, Iterator, Sequence
 
 import httpx
 
+from didhub.carriers.addresses import street_parts, zip_parts
 from didhub.carriers.base import (
     AvailableNumber,
     CarrierFailure,
     CarrierOutcomeUnknown,
+    E911AddressData,
+    E911Validation,
     NumberOrderResult,
     SearchQuery,
-    WithoutCnamAndE911,
 )
 from didhub.carriers.http import (
     DEFAULT_TIMEOUT,
@@ -83,8 +100,10 @@ def _e164(tn: str) -> str:
     return f"+1{digits[-10:]}"
 
 
-class BandwidthCarrier(WithoutCnamAndE911):
+class BandwidthCarrier:
     name = "bandwidth"
+    # validate_e911_address accepts the address as given (see the module notes).
+    checks_e911_addresses = False
 
     def __init__(
         self,
@@ -346,9 +365,116 @@ class BandwidthCarrier(WithoutCnamAndE911):
         if (root.findtext("OrderStatus") or "").upper() == "FAILED":
             raise CarrierFailure(f"bandwidth: disconnect refused: {_descriptions(root)}")
 
+    # -- LIDB / E911 orders ----------------------------------------------------
+
+    def _feature_order(self, kind: str, what: str, body: ET.Element) -> None:
+        """Send a LIDB (``lidbs``) or E911 (``e911s``) order and wait for its
+        ``ProcessingStatus``: COMPLETE = done, FAILED / PARTIAL = refused with
+        Bandwidth's descriptions, still RECEIVED / PROCESSING after
+        ``order_wait_seconds`` = unknown (pushing again is harmless)."""
+        response = self.client.request(
+            "POST",
+            f"{self.account}/{kind}",
+            write=True,
+            content=ET.tostring(body, encoding="unicode", xml_declaration=True),
+            headers=_XML,
+        )
+        root = _parse(response.content)
+        order_id = _order_id(root)
+        status = (root.findtext(".//ProcessingStatus") or "").strip().upper()
+        polls = math.ceil(self.order_wait_seconds / _POLL_SECONDS)
+        while order_id and status not in _FINAL and polls > 0:
+            polls -= 1
+            self._sleep(_POLL_SECONDS)
+            try:
+                again = self.client.request("GET", f"{self.account}/{kind}/{order_id}", write=False)
+            except CarrierFailure as exc:
+                raise CarrierOutcomeUnknown(f"bandwidth: {what} order placed, {exc}") from None
+            root = _parse(again.content)
+            status = (root.findtext(".//ProcessingStatus") or "").strip().upper()
+        if status == "COMPLETE":
+            return
+        if status in _FINAL:
+            raise CarrierFailure(f"bandwidth: {what} refused: {_descriptions(root)}")
+        raise CarrierOutcomeUnknown(
+            f"bandwidth: {what} order {order_id or '(no id)'} is {status or 'unanswered'} "
+            f"after {self.order_wait_seconds:g}s"
+        )
+
+    def lidb_xml(self, phone_number: str, name: str) -> ET.Element:
+        order = ET.Element("LidbOrder")
+        ET.SubElement(order, "CustomerOrderId").text = f"didhub-cnam-{nanp_national(phone_number)}"
+        group = ET.SubElement(ET.SubElement(order, "LidbTnGroups"), "LidbTnGroup")
+        tns = ET.SubElement(group, "TelephoneNumbers")
+        ET.SubElement(tns, "TelephoneNumber").text = nanp_national(phone_number)
+        ET.SubElement(group, "SubscriberInformation").text = name
+        ET.SubElement(group, "UseType").text = "BUSINESS"
+        ET.SubElement(group, "Visibility").text = "PUBLIC"
+        return order
+
+    def set_cnam(self, phone_number: str, name: str | None) -> None:
+        if nanp_national(phone_number) is None:
+            raise CarrierFailure(f"bandwidth: {phone_number} is not a US number")
+        if name is None:
+            raise CarrierFailure(
+                "bandwidth: a LIDB caller name can be replaced but not removed through "
+                "the Dashboard API; set another name, or ask Bandwidth support to remove it"
+            )
+        self._feature_order("lidbs", "caller name (LIDB)", self.lidb_xml(phone_number, name))
+
+    def validate_e911_address(self, address: E911AddressData) -> E911Validation:
+        return E911Validation(valid=True)
+
+    def e911_xml(self, phone_number: str, address: E911AddressData | None) -> ET.Element:
+        order = ET.Element("E911Order")
+        tn = nanp_national(phone_number)
+        ET.SubElement(order, "CustomerOrderId").text = f"didhub-e911-{tn}"
+        tns = ET.SubElement(order, "TelephoneNumbers")
+        ET.SubElement(tns, "TelephoneNumber").text = tn
+        if address is None:
+            ET.SubElement(order, "DeleteTNSpecificE911Address").text = "true"
+            return order
+        ET.SubElement(order, "CallerName").text = address.caller_name
+        node = ET.SubElement(order, "Address")
+        for tag, value in street_parts(address.street).items():
+            ET.SubElement(node, tag).text = value
+        if address.unit:
+            ET.SubElement(node, "AddressLine2").text = address.unit
+        ET.SubElement(node, "City").text = address.city
+        ET.SubElement(node, "StateCode").text = address.state
+        zip5, plus4 = zip_parts(address.postal_code)
+        ET.SubElement(node, "Zip").text = zip5
+        if plus4:
+            ET.SubElement(node, "PlusFour").text = plus4
+        ET.SubElement(node, "Country").text = "United States"
+        return order
+
+    def provision_e911(self, phone_number: str, address: E911AddressData) -> None:
+        if nanp_national(phone_number) is None:
+            raise CarrierFailure(f"bandwidth: {phone_number} is not a US number")
+        self._feature_order("e911s", "E911 address", self.e911_xml(phone_number, address))
+
+    def remove_e911(self, phone_number: str) -> None:
+        if nanp_national(phone_number) is None:
+            return
+        self._feature_order("e911s", "E911 removal", self.e911_xml(phone_number, None))
+
+
+def _order_id(root: ET.Element) -> str | None:
+    for tag in ("OrderId", "orderId", "id"):
+        value = root.findtext(f".//{tag}")
+        if value and value.strip():
+            return value.strip()
+    return None
+
 
 def _descriptions(root: ET.Element) -> str:
-    texts = [(n.findtext("Description") or "").strip() for n in root.iter("Error")]
+    texts = []
+    for node in root.iter("Error"):
+        text = (node.findtext("Description") or "").strip()
+        code = (node.findtext("Code") or node.findtext("ErrorCode") or "").strip()
+        if text:
+            texts.append(f"{text} (Bandwidth error {code})" if code else text)
     return "; ".join(t for t in texts if t) or "no reason given"
 
 

@@ -15,6 +15,13 @@
 * release: the carrier that holds the number releases it; carriers are asked
   ``holds`` in preference order, so nothing but the carriers' own records is
   needed to route it.
+* set_cnam / provision_e911 / remove_e911: routed the same way, to the carrier
+  that holds the number. A carrier that can't say whether it holds it makes the
+  outcome unknown (the CNAM and E911 sweeps push again later).
+* validate_e911_address: asked of the first carrier, in preference order, that
+  is enabled for US numbers and validates E911 addresses (not one refusing
+  CNAM/E911 as a whole; one that only accepts the address as given, like
+  Bandwidth, comes after those that check it); if it can't be asked, the next.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from didhub.carriers.base import (
     Carrier,
     CarrierFailure,
     CarrierOutcomeUnknown,
+    E911AddressData,
+    E911Validation,
     NumberOrderResult,
     SearchQuery,
     WithoutCnamAndE911,
@@ -72,7 +81,7 @@ class SearchResults(Iterator[AvailableNumber]):
         return self.numbers[self._position - 1]
 
 
-class MultiCarrier(WithoutCnamAndE911):
+class MultiCarrier:
     name = "multi"
 
     def __init__(
@@ -233,7 +242,11 @@ class MultiCarrier(WithoutCnamAndE911):
                     seen.add(e164)
                     yield e164
 
-    def release(self, phone_number: str) -> None:
+    def holder(self, phone_number: str) -> Carrier | None:
+        """The carrier that holds ``phone_number`` (asked in preference order,
+        the one that offered it first), or None. A carrier without ``holds``
+        (the sandbox) is taken at its word. Raises CarrierOutcomeUnknown when a
+        carrier can't say."""
         for carrier in self._in_preference(phone_number):
             holds = getattr(carrier, "holds", None)
             try:
@@ -243,6 +256,54 @@ class MultiCarrier(WithoutCnamAndE911):
                     f"{carrier.name} could not say whether it holds {phone_number}: {exc}"
                 ) from None
             if held:
-                carrier.release(phone_number)
-                return
-        log.warning("multi: no carrier holds %s; counted as released", phone_number)
+                return carrier
+        return None
+
+    def release(self, phone_number: str) -> None:
+        carrier = self.holder(phone_number)
+        if carrier is None:
+            log.warning("multi: no carrier holds %s; counted as released", phone_number)
+            return
+        carrier.release(phone_number)
+
+    # -- CNAM and E911 ---------------------------------------------------------
+
+    def _required_holder(self, phone_number: str) -> Carrier:
+        carrier = self.holder(phone_number)
+        if carrier is None:
+            raise CarrierFailure(f"no carrier holds {phone_number}")
+        return carrier
+
+    def set_cnam(self, phone_number: str, name: str | None) -> None:
+        self._required_holder(phone_number).set_cnam(phone_number, name)
+
+    def provision_e911(self, phone_number: str, address: E911AddressData) -> None:
+        self._required_holder(phone_number).provision_e911(phone_number, address)
+
+    def remove_e911(self, phone_number: str) -> None:
+        carrier = self.holder(phone_number)
+        if carrier is None:
+            log.warning("multi: no carrier holds %s; no E911 to remove", phone_number)
+            return
+        carrier.remove_e911(phone_number)
+
+    def validate_e911_address(self, address: E911AddressData) -> E911Validation:
+        us = SearchQuery(address.country or "US", "local")
+        able = [
+            c
+            for c in self.enabled_for(us)
+            if not isinstance(c, WithoutCnamAndE911) and c.name != self.name
+        ]
+        # A carrier that only accepts the address as given (Bandwidth) is asked
+        # after those that check it against a 911 database.
+        able.sort(key=lambda c: not getattr(c, "checks_e911_addresses", True))
+        if not able:
+            raise CarrierFailure("no configured carrier validates E911 addresses")
+        errors: list[str] = []
+        for carrier in able:
+            try:
+                return carrier.validate_e911_address(address)
+            except (CarrierFailure, CarrierOutcomeUnknown) as exc:
+                log.warning("multi: %s could not validate an address: %s", carrier.name, exc)
+                errors.append(f"{carrier.name}: {exc}")
+        raise CarrierFailure("; ".join(errors))

@@ -1,6 +1,7 @@
 """Which carrier a deployment talks to (``DIDHUB_CARRIER``): ``sandbox``,
-``telnyx``, ``twilio``, ``bandwidth``, or ``multi`` for every carrier listed in
-``DIDHUB_CARRIERS`` (see docs/carriers.md)."""
+``stock`` (the platform's own numbers), ``telnyx``, ``twilio``, ``bandwidth``,
+or ``multi`` for every carrier listed in ``DIDHUB_CARRIERS`` (see
+docs/carriers.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
 
-KNOWN = ("sandbox", "telnyx", "twilio", "bandwidth", "multi")
+KNOWN = ("sandbox", "stock", "telnyx", "twilio", "bandwidth", "multi")
 
 
 def _secret(value: object) -> str:
@@ -24,6 +25,10 @@ def make_one(name: str, settings: Settings, db: Database) -> Carrier:
         from didhub.carriers.sandbox import SandboxCarrier
 
         return SandboxCarrier(db, seed=settings.sandbox_seed)
+    if name == "stock":
+        from didhub.carriers.stock import StockCarrier
+
+        return StockCarrier(db)
     if name == "telnyx":
         from didhub.carriers.telnyx import TelnyxCarrier
 

@@ -16,6 +16,21 @@
 * release: ``GET /v2/phone_numbers?filter[phone_number]=`` for its id, then
   ``DELETE /v2/phone_numbers/{id}``; a number no longer on the account counts as
   released (a retried release whose first DELETE did go through).
+* set_cnam: ``PATCH /v2/phone_numbers/{id}/voice`` with ``cnam_listing``
+  (``cnam_listing_enabled``, ``cnam_listing_details``); ``None`` disables the
+  listing.
+* validate_e911_address: ``POST /v2/addresses/actions/validate``: ``result``
+  valid/invalid, ``suggested`` (the normalized form) and ``errors``.
+* provision_e911: ``POST /v2/addresses`` (an address record; Telnyx records are
+  immutable, so a new one per push), then
+  ``POST /v2/phone_numbers/{id}/actions/enable_emergency`` with
+  ``emergency_enabled`` and ``emergency_address_id``. ``emergency_status``
+  ``active`` = done, ``provisioning`` is polled on ``GET
+  /v2/phone_numbers/{id}/voice`` for up to ``order_wait_seconds`` (then unknown),
+  ``provisioning-failed`` = refused.
+* remove_e911: ``enable_emergency`` with ``emergency_enabled: false`` (the
+  Telnyx v2 reference at hand shows no separate disable action); a number no longer on
+  the account has nothing to remove.
 """
 
 from __future__ import annotations
@@ -28,15 +43,17 @@ from typing import Any
 
 import httpx
 
+from didhub.carriers.addresses import carrier_suggestion
 from didhub.carriers.base import (
     AvailableNumber,
     CarrierFailure,
     CarrierOutcomeUnknown,
+    E911AddressData,
+    E911Validation,
     NumberOrderResult,
     NumberType,
     OrderStatus,
     SearchQuery,
-    WithoutCnamAndE911,
 )
 from didhub.carriers.http import (
     DEFAULT_TIMEOUT,
@@ -66,7 +83,7 @@ def error_text(response: httpx.Response) -> str:
     return "; ".join(p for p in parts if p)
 
 
-class TelnyxCarrier(WithoutCnamAndE911):
+class TelnyxCarrier:
     name = "telnyx"
 
     def __init__(
@@ -313,3 +330,128 @@ class TelnyxCarrier(WithoutCnamAndE911):
             log.warning("telnyx: %s is not on the account; counted as released", phone_number)
             return
         self.client.request("DELETE", f"/v2/phone_numbers/{number_id}", write=True, ok=(404,))
+
+    def _require_id(self, phone_number: str) -> str:
+        number_id = self._number_id(phone_number)
+        if number_id is None:
+            raise CarrierFailure(f"telnyx: {phone_number} is not on the Telnyx account")
+        return number_id
+
+    # -- CNAM ------------------------------------------------------------------
+
+    def set_cnam(self, phone_number: str, name: str | None) -> None:
+        number_id = self._require_id(phone_number)
+        listing: dict[str, Any] = {"cnam_listing_enabled": name is not None}
+        if name is not None:
+            listing["cnam_listing_details"] = name
+        self.client.request(
+            "PATCH",
+            f"/v2/phone_numbers/{number_id}/voice",
+            write=True,
+            json={"cnam_listing": listing},
+        )
+
+    # -- E911 ------------------------------------------------------------------
+
+    @staticmethod
+    def address_fields(address: E911AddressData) -> dict[str, str]:
+        fields = {
+            "street_address": address.street,
+            "locality": address.city,
+            "administrative_area": address.state,
+            "postal_code": address.postal_code,
+            "country_code": address.country,
+        }
+        if address.unit:
+            fields["extended_address"] = address.unit
+        return fields
+
+    def validate_e911_address(self, address: E911AddressData) -> E911Validation:
+        # Validation changes nothing at Telnyx: a read, retried like one.
+        response = self.client.request(
+            "POST",
+            "/v2/addresses/actions/validate",
+            write=False,
+            json=self.address_fields(address),
+        )
+        data = response.json().get("data") or {}
+        if data.get("result") != "valid":
+            reasons = [
+                str(e.get("description") or e.get("detail") or e.get("title") or "")
+                for e in data.get("errors") or []
+            ]
+            reason = "; ".join(r for r in reasons if r) or "Telnyx can't find this address"
+            return E911Validation(valid=False, reason=f"telnyx: {reason}")
+        suggested = data.get("suggested") or {}
+        return E911Validation(
+            valid=True,
+            suggestion=carrier_suggestion(
+                address,
+                street=suggested.get("street_address"),
+                unit=suggested.get("extended_address"),
+                city=suggested.get("locality"),
+                state=suggested.get("administrative_area"),
+                postal_code=suggested.get("postal_code"),
+            ),
+        )
+
+    def provision_e911(self, phone_number: str, address: E911AddressData) -> None:
+        number_id = self._require_id(phone_number)
+        body: dict[str, Any] = {
+            **self.address_fields(address),
+            # Telnyx wants a person's or a business's name on the record: the
+            # caller name the dispatcher sees is both.
+            "business_name": address.caller_name,
+            "first_name": address.caller_name,
+            "last_name": address.caller_name,
+            "customer_reference": phone_number,
+        }
+        created = self.client.request("POST", "/v2/addresses", write=True, json=body)
+        address_id = (created.json().get("data") or {}).get("id")
+        if not address_id:
+            raise CarrierOutcomeUnknown("telnyx: the address answer carried no id")
+        response = self.client.request(
+            "POST",
+            f"/v2/phone_numbers/{number_id}/actions/enable_emergency",
+            write=True,
+            json={"emergency_enabled": True, "emergency_address_id": str(address_id)},
+        )
+        status = _emergency_status(response)
+        polls = math.ceil(self.order_wait_seconds / _POLL_SECONDS)
+        while status == "provisioning" and polls > 0:
+            polls -= 1
+            self._sleep(_POLL_SECONDS)
+            try:
+                again = self.client.request(
+                    "GET", f"/v2/phone_numbers/{number_id}/voice", write=False
+                )
+            except CarrierFailure as exc:
+                raise CarrierOutcomeUnknown(f"telnyx: emergency update sent, {exc}") from None
+            status = _emergency_status(again)
+        if status == "active":
+            return
+        if status == "provisioning-failed":
+            raise CarrierFailure(
+                f"telnyx: the E911 address of {phone_number} was refused (provisioning-failed)"
+            )
+        raise CarrierOutcomeUnknown(
+            f"telnyx: E911 on {phone_number} is {status or 'unanswered'} "
+            f"after {self.order_wait_seconds:g}s"
+        )
+
+    def remove_e911(self, phone_number: str) -> None:
+        number_id = self._number_id(phone_number)
+        if number_id is None:
+            log.warning("telnyx: %s is not on the account; no E911 to remove", phone_number)
+            return
+        self.client.request(
+            "POST",
+            f"/v2/phone_numbers/{number_id}/actions/enable_emergency",
+            write=True,
+            json={"emergency_enabled": False},
+        )
+
+
+def _emergency_status(response: httpx.Response) -> str:
+    emergency = (response.json().get("data") or {}).get("emergency") or {}
+    return str(emergency.get("emergency_status") or "")

@@ -18,6 +18,20 @@
 * release: ``GET .../IncomingPhoneNumbers.json?PhoneNumber=`` for the ``PN`` sid,
   then ``DELETE .../IncomingPhoneNumbers/{PNsid}.json``; a number no longer on
   the account counts as released.
+* E911: an emergency Address (``POST .../Addresses.json`` with
+  ``EmergencyEnabled=true`` and ``AutoCorrectAddress=true``) is put on the
+  number with ``POST .../IncomingPhoneNumbers/{PNsid}.json``
+  ``EmergencyAddressSid``; removal sets it to the empty string. The number's
+  ``emergency_address_status`` says how it went: ``registered`` = done,
+  ``pending-registration`` = unknown (the sweep pushes again), ``*-failure`` =
+  refused. An Address already on the account with the same fields is reused
+  (``GET .../Addresses.json?CustomerName=&EmergencyEnabled=true``).
+* validate_e911_address: Twilio has no dry-run check. The emergency Address is
+  created with ``AutoCorrectAddress=true``: error 21628 means it can't be
+  found; a corrected answer is a suggestion; the Address sid is the reference.
+* set_cnam: refused. Twilio lists an outbound caller name only through Trust
+  Hub's CNAM registration (a business profile and a CNAM trust product the
+  numbers are assigned to, reviewed by Twilio), not by a per-number API.
 """
 
 from __future__ import annotations
@@ -29,12 +43,15 @@ from typing import Any
 
 import httpx
 
+from didhub.carriers.addresses import carrier_suggestion
 from didhub.carriers.base import (
     AvailableNumber,
     CarrierFailure,
+    CarrierOutcomeUnknown,
+    E911AddressData,
+    E911Validation,
     NumberOrderResult,
     SearchQuery,
-    WithoutCnamAndE911,
 )
 from didhub.carriers.http import (
     DEFAULT_TIMEOUT,
@@ -48,6 +65,13 @@ from didhub.numbering import NANP_COUNTRIES, number_type_of, region_of
 log = logging.getLogger("didhub.carriers.twilio")
 
 _RESOURCES = {"local": "Local", "toll-free": "TollFree", "mobile": "Mobile"}
+# Twilio error 21628: "Address cannot be validated" (not found where it says).
+_ADDRESS_NOT_VALIDATED = 21628
+CNAM_REFUSAL = (
+    "twilio: a caller name (CNAM) is registered through Twilio Trust Hub "
+    "(a business profile and a CNAM trust product reviewed by Twilio), which has no "
+    "per-number API didhub can call; register it in the Twilio Console"
+)
 
 
 def error_text(response: httpx.Response) -> str:
@@ -58,7 +82,7 @@ def error_text(response: httpx.Response) -> str:
     return f"{message} (Twilio error {code})" if code else message
 
 
-class TwilioCarrier(WithoutCnamAndE911):
+class TwilioCarrier:
     name = "twilio"
 
     def __init__(
@@ -214,6 +238,125 @@ class TwilioCarrier(WithoutCnamAndE911):
         self.client.request(
             "DELETE", f"{self.account}/IncomingPhoneNumbers/{sid}.json", write=True, ok=(404,)
         )
+
+    # -- CNAM ------------------------------------------------------------------
+
+    def set_cnam(self, phone_number: str, name: str | None) -> None:
+        raise CarrierFailure(CNAM_REFUSAL)
+
+    # -- E911 ------------------------------------------------------------------
+
+    def address_form(self, address: E911AddressData) -> dict[str, str]:
+        form = {
+            "CustomerName": address.caller_name,
+            "Street": address.street,
+            "City": address.city,
+            "Region": address.state,
+            "PostalCode": address.postal_code,
+            "IsoCountry": address.country,
+            "EmergencyEnabled": "true",
+            "AutoCorrectAddress": "true",
+            "FriendlyName": f"didhub E911 {address.caller_name}"[:64],
+        }
+        if address.unit:
+            form["StreetSecondary"] = address.unit
+        return form
+
+    def _create_address(self, address: E911AddressData) -> dict[str, Any]:
+        response = self.client.request(
+            "POST", f"{self.account}/Addresses.json", write=True, data=self.address_form(address)
+        )
+        return dict(response.json())
+
+    def validate_e911_address(self, address: E911AddressData) -> E911Validation:
+        try:
+            created = self._create_address(address)
+        except CarrierHTTPError as exc:
+            if f"Twilio error {_ADDRESS_NOT_VALIDATED}" in str(exc):
+                return E911Validation(valid=False, reason=str(exc))
+            raise
+        suggestion = carrier_suggestion(
+            address,
+            street=created.get("street"),
+            unit=created.get("street_secondary"),
+            city=created.get("city"),
+            state=created.get("region"),
+            postal_code=created.get("postal_code"),
+        )
+        return E911Validation(valid=True, suggestion=suggestion, reference=created.get("sid"))
+
+    def _emergency_address_sid(self, address: E911AddressData) -> str:
+        """An emergency Address on the account with these very fields, else a new one."""
+        path: str | None = f"{self.account}/Addresses.json"
+        query: dict[str, str] | None = {
+            "CustomerName": address.caller_name,
+            "EmergencyEnabled": "true",
+            "IsoCountry": address.country,
+            "PageSize": "100",
+        }
+        while path:
+            body = self.client.request("GET", path, write=False, params=query).json()
+            for item in body.get("addresses", []):
+                if item.get("emergency_enabled") and _same_address(item, address):
+                    return str(item["sid"])
+            path = body.get("next_page_uri") or None
+            query = None
+        sid = self._create_address(address).get("sid")
+        if not sid:
+            raise CarrierOutcomeUnknown("twilio: the Address answer carried no sid")
+        return str(sid)
+
+    def _require_sid(self, phone_number: str) -> str:
+        sid = self._sid(phone_number)
+        if sid is None:
+            raise CarrierFailure(f"twilio: {phone_number} is not on the Twilio account")
+        return sid
+
+    def provision_e911(self, phone_number: str, address: E911AddressData) -> None:
+        sid = self._require_sid(phone_number)
+        address_sid = self._emergency_address_sid(address)
+        response = self.client.request(
+            "POST",
+            f"{self.account}/IncomingPhoneNumbers/{sid}.json",
+            write=True,
+            data={"EmergencyAddressSid": address_sid, "EmergencyStatus": "Active"},
+        )
+        status = str(response.json().get("emergency_address_status") or "")
+        if status == "registered":
+            return
+        if status.endswith("failure"):
+            raise CarrierFailure(f"twilio: E911 registration of {phone_number} is {status}")
+        raise CarrierOutcomeUnknown(
+            f"twilio: E911 registration of {phone_number} is {status or 'unanswered'}"
+        )
+
+    def remove_e911(self, phone_number: str) -> None:
+        sid = self._sid(phone_number)
+        if sid is None:
+            log.warning("twilio: %s is not on the account; no E911 to remove", phone_number)
+            return
+        response = self.client.request(
+            "POST",
+            f"{self.account}/IncomingPhoneNumbers/{sid}.json",
+            write=True,
+            data={"EmergencyAddressSid": ""},
+        )
+        status = str(response.json().get("emergency_address_status") or "")
+        if status.endswith("failure"):
+            raise CarrierFailure(f"twilio: E911 removal of {phone_number} is {status}")
+
+
+def _same_address(item: dict[str, Any], address: E911AddressData) -> bool:
+    def same(value: object, ours: str | None) -> bool:
+        return str(value or "").strip().upper() == (ours or "").upper()
+
+    return (
+        same(item.get("street"), address.street)
+        and same(item.get("street_secondary"), address.unit)
+        and same(item.get("city"), address.city)
+        and same(item.get("region"), address.state)
+        and str(item.get("postal_code") or "")[:5] == address.postal_code[:5]
+    )
 
 
 def _contains(query: SearchQuery) -> str | None:
