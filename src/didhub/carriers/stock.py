@@ -274,7 +274,7 @@ class StockCarrier(WithoutCnamAndE911):
             where.append(StockNumber.city == _words(query.locality))
         after = ""
         while True:
-            with self.db.session() as session:
+            with self.db.read_session() as session:
                 statement = (
                     select(StockNumber)
                     .where(*where, StockNumber.e164 > after)
@@ -293,7 +293,7 @@ class StockCarrier(WithoutCnamAndE911):
             after = page[-1].e164
 
     def lookup(self, phone_number: str) -> AvailableNumber | None:
-        with self.db.session() as session:
+        with self.db.read_session() as session:
             row = session.get(StockNumber, phone_number)
             if row is None or row.status != AVAILABLE:
                 return None

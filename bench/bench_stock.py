@@ -1,0 +1,180 @@
+"""Filtered search over a 10M-number platform stock, through the HTTP API.
+
+Target (issue 6): filtered search p99 <= 20 ms through the HTTP API, on SQLite and
+PostgreSQL.
+
+Seeds ``--numbers`` stock numbers with set-based SQL (1,000 exchanges of 10,000
+lines: 50 area codes in 25 states, 20 NXXs each, 200 rate centers, 100 cities), starts
+``didhub serve`` with ``DIDHUB_CARRIER=stock`` on that database, and times
+``POST /telephony/numbers/search`` one request at a time, cycling through filters a
+Buy DIDs page sends: state, area code, area code + NXX, state + rate center, state +
+city, a vanity-style pattern. Destructive: a PostgreSQL database's public schema is
+emptied first (default: its own database, didhub_bench).
+
+    .venv/bin/python bench/bench_stock.py                                   # PostgreSQL
+    .venv/bin/python bench/bench_stock.py --database-url sqlite:////tmp/stock.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from bench_api import DIDHUB, percentile  # noqa: E402
+from bench_renewals import DEFAULT_URL, reset  # noqa: E402
+
+from sip_edge import didhub_server  # noqa: E402
+
+# (area code, state): real NPAs of those states.
+NPAS = [
+    ("201", "NJ"), ("202", "DC"), ("205", "AL"), ("206", "WA"), ("207", "ME"),
+    ("208", "ID"), ("212", "NY"), ("213", "CA"), ("214", "TX"), ("215", "PA"),
+    ("216", "OH"), ("217", "IL"), ("218", "MN"), ("219", "IN"), ("224", "IL"),
+    ("225", "LA"), ("228", "MS"), ("229", "GA"), ("231", "MI"), ("234", "OH"),
+    ("239", "FL"), ("240", "MD"), ("248", "MI"), ("251", "AL"), ("252", "NC"),
+    ("253", "WA"), ("254", "TX"), ("256", "AL"), ("260", "IN"), ("262", "WI"),
+    ("267", "PA"), ("269", "MI"), ("270", "KY"), ("272", "PA"), ("276", "VA"),
+    ("281", "TX"), ("301", "MD"), ("302", "DE"), ("303", "CO"), ("304", "WV"),
+    ("305", "FL"), ("307", "WY"), ("308", "NE"), ("309", "IL"), ("310", "CA"),
+    ("312", "IL"), ("313", "MI"), ("314", "MO"), ("315", "NY"), ("316", "KS"),
+]  # fmt: skip
+
+SEARCHES: list[dict[str, Any]] = [
+    {"administrative_area": "TX"},
+    {"area_code": "312"},
+    {"area_code": "212", "nxx": "205"},
+    {"administrative_area": "IL", "rate_center": "RC 17"},
+    {"administrative_area": "CA", "locality": "CITY 12"},
+    {"pattern": "303-210-XXXX"},
+    {"administrative_area": "FL", "page_size": 50},
+]
+
+
+def seed(url: str, numbers: int) -> float:
+    db = reset(url)
+    sqlite = db.is_sqlite
+    values = ", ".join(f"({i}, '{npa}', '{state}')" for i, (npa, state) in enumerate(NPAS))
+    if sqlite:
+        series = f"g(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM g WHERE i < {numbers - 1})"
+        line = "printf('%04d', g.i % 10000)"
+        nxx = "CAST(200 + (g.i / 10000) / 50 AS TEXT)"
+        ex = "(g.i / 10000)"
+        head = f"WITH RECURSIVE {series}, n(idx, npa, state) AS (VALUES {values}) "
+        source = "FROM g JOIN n ON n.idx = (g.i / 10000) % 50"
+    else:
+        line = "lpad((g.i % 10000)::text, 4, '0')"
+        nxx = "(200 + (g.i / 10000) / 50)::text"
+        ex = "(g.i / 10000)"
+        head = f"WITH n(idx, npa, state) AS (VALUES {values}) "
+        source = (
+            f"FROM generate_series(0, {numbers - 1}) AS g(i) JOIN n ON n.idx = (g.i / 10000) % 50"
+        )
+    statement = (
+        head + "INSERT INTO stock_numbers (e164, country, number_type, npa, nxx, rate_center, "
+        "city, state, cost, status, order_id, imported_at, sold_at) "
+        f"SELECT '+1' || n.npa || {nxx} || {line}, 'US', 'local', n.npa, {nxx}, "
+        f"'RC ' || ({ex} % 200), 'CITY ' || ({ex} % 100), n.state, 5000, 'available', "
+        f"NULL, :at, NULL {source}"
+    )
+    if sqlite:  # SQLite wants the WITH inside the INSERT's SELECT
+        statement = (
+            "INSERT INTO stock_numbers (e164, country, number_type, npa, nxx, rate_center, "
+            "city, state, cost, status, order_id, imported_at, sold_at) "
+            + head
+            + f"SELECT '+1' || n.npa || {nxx} || {line}, 'US', 'local', n.npa, {nxx}, "
+            f"'RC ' || ({ex} % 200), 'CITY ' || ({ex} % 100), n.state, 5000, 'available', "
+            f"NULL, :at, NULL {source}"
+        )
+    start = time.perf_counter()
+    with db.engine.begin() as conn:
+        at = "2026-11-23 00:00:00.000000" if sqlite else "2026-11-23 00:00:00+00:00"
+        conn.execute(text(statement), {"at": at})
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE"))
+    db.dispose()
+    return round(time.perf_counter() - start, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", default=DEFAULT_URL, help="emptied first!")
+    parser.add_argument("--numbers", type=int, default=10_000_000)
+    parser.add_argument("--searches", type=int, default=700)
+    args = parser.parse_args()
+    url: str = args.database_url
+    seconds = seed(url, args.numbers)
+    print(f"seeded {args.numbers:,} stock numbers in {seconds} s", file=sys.stderr)
+    env = {"DIDHUB_CARRIER": "stock"}
+    made = subprocess.run(
+        [DIDHUB, "partner", "create", "Bench", "--balance", "100.00", "--json"],
+        env={**os.environ, "DIDHUB_DATABASE_URL": url},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    key = json.loads(made.stdout)["api_key"]
+    results: list[dict[str, Any]] = []
+    with didhub_server(url, Path(tempfile.mkdtemp(prefix="didhub-bench-")), **env) as server:
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+            for body in SEARCHES:  # warm-up, and every search must find numbers
+                found = client.post("/telephony/numbers/search", json=body)
+                found.raise_for_status()
+                assert found.json()["data"], body
+            per_search: dict[str, list[float]] = {json.dumps(b): [] for b in SEARCHES}
+            for i in range(args.searches):
+                body = SEARCHES[i % len(SEARCHES)]
+                t0 = time.perf_counter()
+                r = client.post("/telephony/numbers/search", json=body)
+                per_search[json.dumps(body)].append(time.perf_counter() - t0)
+                r.raise_for_status()
+    every = [x for xs in per_search.values() for x in xs]
+    for name, xs in per_search.items():
+        ms = [x * 1000 for x in xs]
+        results.append(
+            {
+                "search": json.loads(name),
+                "p50_ms": round(statistics.median(ms), 2),
+                "p99_ms": round(percentile(ms, 0.99), 2),
+            }
+        )
+    ms = [x * 1000 for x in every]
+    print(
+        json.dumps(
+            {
+                "database": "sqlite" if url.startswith("sqlite") else "postgresql",
+                "stock_numbers": args.numbers,
+                "seed_seconds": seconds,
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                "all_searches": {
+                    "requests": len(ms),
+                    "p50_ms": round(statistics.median(ms), 2),
+                    "p99_ms": round(percentile(ms, 0.99), 2),
+                    "max_ms": round(max(ms), 2),
+                },
+                "by_search": results,
+                "target": "filtered search p99 <= 20 ms",
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
