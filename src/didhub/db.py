@@ -134,13 +134,11 @@ class Database:
     @contextmanager
     def read_session(self) -> Iterator[Session]:
         """A session for reading only (hot read paths such as the SIP edge's
-        routing lookup): on SQLite it doesn't wait for the write lock. Nothing
-        it writes is committed."""
+        routing lookup and searches): on SQLite it doesn't wait for the write
+        lock. Don't write with it: a write would have to wait for that lock
+        after all, and could then fail as busy."""
         with self.read_sessionmaker() as session, session.begin():
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     def dispose(self) -> None:
         self.engine.dispose()
