@@ -75,7 +75,7 @@ class ByoProvider(Protocol):
 @dataclass(frozen=True)
 class ClientOptions:
     base_url: str
-    timeout: httpx.Timeout | float = DEFAULT_TIMEOUT
+    timeout: httpx.Timeout | float = field(default_factory=lambda: DEFAULT_TIMEOUT)
     max_attempts: int = 4
     transport: httpx.BaseTransport | None = None
     sleep: Callable[[float], None] | None = None
