@@ -520,3 +520,47 @@ def test_release_import_of_a_bought_number_is_409(client: TestClient, partner: A
     )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "not_imported"
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def test_cli_import_takes_credentials_from_the_environment(
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from didhub.cli import app
+    from didhub.config import get_settings
+
+    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("DIDHUB_BYO_API_KEY", SECRET)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        made = runner.invoke(app, ["partner", "create", "Acme", "--json"])
+        key = json.loads(made.output)["api_key"]
+        with respx.mock as mock:
+            lookup = mock.get(f"{TELNYX}/v2/phone_numbers").mock(
+                return_value=httpx.Response(200, json=telnyx_number(A, "77"))
+            )
+            patch = mock.patch(f"{TELNYX}/v2/phone_numbers/77").mock(
+                return_value=httpx.Response(200, json={"data": {}})
+            )
+            result = runner.invoke(
+                app,
+                ["numbers", "import", "--key", key, "--provider", "telnyx", "--numbers", A]
+                + ["--voice", "connection_id=1999000000000000042", "--json"],
+            )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["numbers"][0]["is_managed"] is False
+        assert lookup.calls.last.request.headers["Authorization"] == f"Bearer {SECRET}"
+        assert json.loads(patch.calls.last.request.content) == {
+            "connection_id": "1999000000000000042"
+        }
+        missing = runner.invoke(
+            app, ["numbers", "import", "--key", key, "--provider", "telnyx", "--numbers", B]
+        )
+        assert missing.exit_code == 1 and "voice.connection_id" in missing.output
+    finally:
+        get_settings.cache_clear()
