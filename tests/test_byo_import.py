@@ -564,3 +564,16 @@ def test_cli_import_takes_credentials_from_the_environment(
         assert missing.exit_code == 1 and "voice.connection_id" in missing.output
     finally:
         get_settings.cache_clear()
+
+
+def test_import_publishes_number_imported_without_routing_ids(
+    client: TestClient, partner: Acct
+) -> None:
+    with respx.mock as mock:
+        import_telnyx(client, partner, mock)
+    events = client.get("/events", headers=partner.headers).json()["data"]
+    imported = [e for e in events if e["type"] == "number.imported"]
+    assert len(imported) == 1
+    assert imported[0]["data"]["provider"] == "telnyx"
+    assert "1494404757140276705" not in json.dumps(imported)
+    assert not [e for e in events if e["type"] in ("number.ordered", "number.purchased")]
