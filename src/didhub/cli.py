@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from didhub.api import presenters
 from didhub.billing import ledger, renewals
 from didhub.billing import usage as billing_usage
 from didhub.billing import wallet as billing_wallet
+from didhub.carriers import byo as byo_providers
 from didhub.carriers.base import Carrier
 from didhub.carriers.registry import make_carrier
 from didhub.carriers.stock import import_csv
@@ -30,7 +32,7 @@ from didhub.config import Settings, get_settings
 from didhub.db import Database
 from didhub.e911 import service as e911
 from didhub.errors import DidhubError, NotFound, ValidationFailed
-from didhub.numbers import cnam
+from didhub.numbers import byo, cnam
 from didhub.numbers import service as numbers
 from didhub.numbers.models import PhoneNumber
 from didhub.numbers.schemas import SearchRequest
@@ -610,6 +612,89 @@ def numbers_release(number_id: str, key: KeyOpt) -> None:
         def work() -> str:
             scope = _scope(db, key)
             number = numbers.release(db, _carrier(db), scope, number_id, _settings())
+            return f"{number.e164} {number.status}"
+
+        console.print(_run(work))
+
+
+def _byo_credentials(provider: str) -> dict[str, str]:
+    """The provider credentials for one command: ``DIDHUB_BYO_<KEY>`` from the
+    environment (DIDHUB_BYO_API_KEY, DIDHUB_BYO_AUTH_TOKEN…), else a prompt
+    (hidden input). Used for the call only, never stored."""
+    name = byo.check_provider(provider)
+    out: dict[str, str] = {}
+    for credential in byo_providers.CREDENTIAL_KEYS[name]:
+        value = os.environ.get(f"DIDHUB_BYO_{credential.upper()}")
+        if not value:
+            value = typer.prompt(f"{name} {credential}", hide_input=True)
+        out[credential] = value
+    return out
+
+
+def _pairs(values: list[str] | None, field: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values or []:
+        key, sep, rest = value.partition("=")
+        if not sep:
+            raise ValidationFailed(f"{value!r}: use key=value", field=field)
+        out[key.strip()] = rest.strip()
+    return out
+
+
+@numbers_app.command("import")
+def numbers_import(
+    key: KeyOpt,
+    provider: Annotated[str, typer.Option(help="telnyx, twilio or bandwidth")],
+    phone_numbers: Annotated[
+        list[str], typer.Option("--numbers", help="E.164 numbers (repeat or comma-separate)")
+    ],
+    voice: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--voice",
+            help="Your route to the edge: connection_id=… (telnyx), trunk_sid=… (twilio), "
+            "site_id=… and sip_peer_id=… (bandwidth). Repeat for several.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bring your own numbers: verified at your provider, routed to the edge,
+    no monthly fee. Credentials from DIDHUB_BYO_<KEY> or a prompt."""
+    wanted = [n.strip() for item in phone_numbers for n in item.split(",") if n.strip()]
+    with _database() as db:
+
+        def work() -> dict[str, Any]:
+            scope = _scope(db, key)
+            creds = _byo_credentials(provider)
+            result = byo.import_numbers(
+                db, _settings(), scope, provider, creds, wanted, _pairs(voice, "voice")
+            )
+            with db.session() as session:
+                shaped = presenters.phone_numbers(session, result.numbers)
+            return {"provider": result.provider, "edge_uri": result.edge_uri, "numbers": shaped}
+
+        out = _run(work)
+    if as_json:
+        _print_json(out)
+        return
+    for n in out["numbers"]:
+        console.print(
+            f"{n['phone_number']}  {n['status']}  imported from {out['provider']}  id={n['id']}"
+        )
+
+
+@numbers_app.command("release-import")
+def numbers_release_import(number_id: str, key: KeyOpt) -> None:
+    """Give an imported number back: its previous routing at your provider is
+    restored, then it leaves didhub. Credentials as for ``numbers import``."""
+    with _database() as db:
+
+        def work() -> str:
+            scope = _scope(db, key)
+            with db.session() as session:
+                provider = numbers.get_number(session, scope, number_id).carrier
+            creds = _byo_credentials(provider)
+            number = byo.release_import(db, _settings(), scope, number_id, creds)
             return f"{number.e164} {number.status}"
 
         console.print(_run(work))

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     # Calls are billed in increments of this many seconds, with a minimum.
     usage_increment_seconds: int = Field(default=6, ge=1)
     usage_minimum_seconds: int = Field(default=6, ge=0)
+    # The platform's SIP edge (e.g. sip:edge.example.com): where an imported
+    # number's provider route (connection, trunk, SIP peer) must send calls.
+    sip_edge_uri: str | None = None
     # Shared secret the SIP edge presents on /routing/inbound; unset = open (loopback dev).
     edge_token: str | None = None
     unassigned_announcement: str = "This number isn't configured"

@@ -13,14 +13,16 @@ from didhub.billing import resale
 from didhub.e911 import service as e911
 from didhub.errors import ValidationFailed
 from didhub.idempotency import run_once
-from didhub.numbers import cnam
+from didhub.numbers import byo, cnam
 from didhub.numbers import service as numbers
 from didhub.numbers.lifecycle import STATUSES
 from didhub.numbers.schemas import (
     AssignRequest,
+    ImportRequest,
     PatchNumberRequest,
     PurchaseRequest,
     QuoteRequest,
+    ReleaseImportRequest,
     ReleaseRequest,
     SearchRequest,
     UnassignRequest,
@@ -123,6 +125,36 @@ def purchase(
         ctx.db, scope.account_id, idempotency_key, "purchase", body.model_dump(), work
     )
     return JSONResponse(answer, status_code=status)
+
+
+@router.post("/numbers/import", status_code=201)
+def import_numbers(body: ImportRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    """Bring your own numbers (docs/carriers.md). No Idempotency-Key: the body
+    carries credentials, which didhub never stores; importing twice is a 409."""
+    result = byo.import_numbers(
+        ctx.db,
+        ctx.settings,
+        scope,
+        body.provider,
+        body.credentials,
+        body.phone_numbers,
+        body.voice,
+    )
+    with ctx.db.session() as session:
+        shaped = presenters.phone_numbers(session, result.numbers)
+    return {
+        "data": shaped,
+        "meta": {"provider": result.provider, "edge_uri": result.edge_uri, "charged": "0.00"},
+    }
+
+
+@router.post("/numbers/{number_id}/release-import")
+def release_import(
+    number_id: str, body: ReleaseImportRequest, ctx: Ctx, scope: Caller
+) -> dict[str, Any]:
+    number = byo.release_import(ctx.db, ctx.settings, scope, number_id, body.credentials)
+    with ctx.db.session() as session:
+        return {"data": presenters.phone_numbers(session, [number])[0]}
 
 
 @router.get("/numbers")

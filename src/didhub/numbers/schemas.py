@@ -124,3 +124,17 @@ class UnassignRequest(_Strict):
 
 class ReleaseRequest(_Strict):
     number_id: str
+
+
+class ImportRequest(_Strict):
+    """Bring-your-own numbers. ``credentials`` and ``voice`` are checked per
+    provider in ``numbers/byo.py`` so a 422 names the missing key."""
+
+    provider: str
+    credentials: dict[str, object]
+    phone_numbers: list[str]
+    voice: dict[str, object] | None = None
+
+
+class ReleaseImportRequest(_Strict):
+    credentials: dict[str, object]

@@ -16,6 +16,7 @@ EVENT_TYPES: dict[str, str] = {
     "number.ordered": "Bought and paid for; the carrier is providing it (status provisioning)",
     "number.purchased": "The carrier provided the number: it is active and billed monthly",
     "number.purchase_failed": "The carrier could not provide the number; it was refunded",
+    "number.imported": "Imported from the account's own provider (no monthly fee): active",
     "number.tenant_assigned": "The number now serves a tenant",
     "number.tenant_unassigned": "The number no longer serves the tenant named",
     "number.assigned": "The number points at an agent for inbound or outbound calls",
@@ -108,6 +109,9 @@ def number_events(kind: str, tenant_id: str | None, data: Mapping[str, object]) 
     if kind == "tenant.unassigned":
         gone: dict[str, object] = {"tenant_id": previous_tenant}
         return [Published("number.tenant_unassigned", previous_tenant, gone)]
+    if kind == "imported":
+        # Only the provider: the routing ids recorded to restore it stay in the history.
+        return [Published("number.imported", tenant_id, {"provider": data.get("provider")})]
     if kind == "agent.assigned":
         return [Published("number.assigned", tenant_id, details)]
     if kind == "agent.unassigned":
