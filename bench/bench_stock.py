@@ -57,8 +57,8 @@ SEARCHES: list[dict[str, Any]] = [
     {"administrative_area": "TX"},
     {"area_code": "312"},
     {"area_code": "212", "nxx": "205"},
-    {"administrative_area": "IL", "rate_center": "RC 17"},
-    {"administrative_area": "CA", "locality": "CITY 12"},
+    {"administrative_area": "GA", "rate_center": "RC 17"},
+    {"administrative_area": "MN", "locality": "CITY 12"},
     {"pattern": "303-210-XXXX"},
     {"administrative_area": "FL", "page_size": 50},
 ]
@@ -116,9 +116,10 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_URL, help="emptied first!")
     parser.add_argument("--numbers", type=int, default=10_000_000)
     parser.add_argument("--searches", type=int, default=700)
+    parser.add_argument("--reuse", action="store_true", help="keep the stock a run seeded")
     args = parser.parse_args()
     url: str = args.database_url
-    seconds = seed(url, args.numbers)
+    seconds = None if args.reuse else seed(url, args.numbers)
     print(f"seeded {args.numbers:,} stock numbers in {seconds} s", file=sys.stderr)
     env = {"DIDHUB_CARRIER": "stock"}
     made = subprocess.run(
