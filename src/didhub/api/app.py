@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -148,4 +149,8 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(e911.router)
     web.install(app, settings)
+    # What start-up built (settings, metadata, routes) lives as long as the
+    # process: keep it out of full garbage collections' way (see docs/performance.md).
+    gc.collect()
+    gc.freeze()
     return app

@@ -20,6 +20,7 @@ callers (the sandbox carrier)."""
 from __future__ import annotations
 
 import functools
+import gc
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -442,7 +443,12 @@ def _group_index(calling_code: str) -> GeographyIndex:
     else:
         blocks = _international_blocks("AU", "61", data, _AU_STATE_NAMES)
     blocks += [b for b in _mobile_blocks() if str(b.calling_code) == calling_code]
-    return GeographyIndex(blocks)
+    index = GeographyIndex(blocks)
+    # Built once and kept for the process's life: out of the garbage collector's
+    # sight, so full collections don't walk its objects during requests.
+    gc.collect()
+    gc.freeze()
+    return index
 
 
 def country_index(country_code: str) -> GeographyIndex:
