@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     telnyx_base_url: str = "https://api.telnyx.com"
     telnyx_connection_id: str | None = None
     telnyx_messaging_profile_id: str | None = None
+    # The account's webhook public key (Telnyx portal, base64 Ed25519): order
+    # webhooks to POST /carriers/telnyx/webhooks are accepted only when signed by it.
+    telnyx_public_key: str | None = None
+    telnyx_webhook_tolerance_seconds: int = Field(default=300, ge=1)
     twilio_account_sid: SecretStr | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_base_url: str = "https://api.twilio.com"

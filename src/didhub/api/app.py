@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from didhub import __version__, web
-from didhub.api import accounts, billing, e911, numbers, routing, webhooks
+from didhub.api import accounts, billing, carrier_webhooks, e911, numbers, routing, webhooks
 from didhub.api import settings as account_settings
 from didhub.api.deps import Context
 from didhub.carriers.base import Carrier
@@ -148,6 +148,7 @@ def create_app(
     app.include_router(routing.router)
     app.include_router(webhooks.router)
     app.include_router(e911.router)
+    app.include_router(carrier_webhooks.router)
     web.install(app, settings)
     # What start-up built (settings, metadata, routes) lives as long as the
     # process: keep it out of full garbage collections' way (see docs/performance.md).

@@ -1,0 +1,36 @@
+"""Webhooks from carriers (signed by the carrier, not by an API key)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from starlette.concurrency import run_in_threadpool
+
+from didhub.api.deps import Ctx
+from didhub.carriers import telnyx_webhooks
+
+router = APIRouter(prefix="/carriers", tags=["carriers"])
+
+
+@router.post("/telnyx/webhooks")
+async def telnyx(
+    request: Request,
+    ctx: Ctx,
+    telnyx_signature_ed25519: Annotated[str | None, Header()] = None,
+    telnyx_timestamp: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """Telnyx order events: ``number_order.complete`` settles the order at once
+    (see docs/carriers.md). Duplicates are acknowledged and change nothing."""
+    body = await request.body()
+    telnyx_webhooks.verify(ctx.settings, body, telnyx_signature_ed25519, telnyx_timestamp)
+    outcome = await run_in_threadpool(
+        telnyx_webhooks.handle, ctx.db, ctx.carrier, ctx.settings, body
+    )
+    return {
+        "data": {
+            "event_type": outcome.event_type,
+            "order_id": outcome.order_id,
+            "settled": outcome.settled,
+        }
+    }
