@@ -102,6 +102,7 @@ def _e164(tn: str) -> str:
 
 class BandwidthCarrier:
     name = "bandwidth"
+    searches_by_postal_code = True
     # validate_e911_address accepts the address as given (see the module notes).
     checks_e911_addresses = False
 
@@ -166,7 +167,9 @@ class BandwidthCarrier:
             return params
         area = query.area_code or (prefix[:3] if len(prefix) >= 3 else None)
         nxx = query.nxx or (prefix[3:6] if len(prefix) >= 6 else None)
-        if area and nxx:
+        if query.postal_code:
+            params["zip"] = query.postal_code
+        elif area and nxx:
             params["npaNxx"] = area + nxx
         elif area:
             params["areaCode"] = area

@@ -28,6 +28,14 @@ class SearchQuery:
     # National significant number pattern: digits and 'X' wildcards, matched
     # against the start of the national number (e.g. "877555XXXX", "800356").
     pattern: str | None = None
+    # A US ZIP code. Only carriers with ``searches_by_postal_code`` can honour it.
+    postal_code: str | None = None
+
+
+def searches_by_postal_code(carrier: object) -> bool:
+    """Whether a carrier can narrow a search to a ZIP code (an adapter says so
+    with a ``searches_by_postal_code = True`` attribute)."""
+    return bool(getattr(carrier, "searches_by_postal_code", False))
 
 
 @dataclass(frozen=True)

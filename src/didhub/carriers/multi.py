@@ -44,6 +44,7 @@ from didhub.carriers.base import (
     NumberOrderResult,
     SearchQuery,
     WithoutCnamAndE911,
+    searches_by_postal_code,
 )
 
 log = logging.getLogger("didhub.carriers.multi")
@@ -121,8 +122,17 @@ class MultiCarrier:
 
     # -- search ----------------------------------------------------------------
 
+    @property
+    def searches_by_postal_code(self) -> bool:
+        return any(searches_by_postal_code(c) for c in self.carriers)
+
     def enabled_for(self, query: SearchQuery) -> list[Carrier]:
-        return [c for c in self.carriers if self.scopes.get(c.name, CarrierScope()).covers(query)]
+        return [
+            c
+            for c in self.carriers
+            if self.scopes.get(c.name, CarrierScope()).covers(query)
+            and (not query.postal_code or searches_by_postal_code(c))
+        ]
 
     def search(self, query: SearchQuery, exclude: frozenset[str]) -> SearchResults:
         carriers = self.enabled_for(query)

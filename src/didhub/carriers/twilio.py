@@ -84,6 +84,7 @@ def error_text(response: httpx.Response) -> str:
 
 class TwilioCarrier:
     name = "twilio"
+    searches_by_postal_code = True
 
     def __init__(
         self,
@@ -134,6 +135,8 @@ class TwilioCarrier:
             params["InLocality"] = query.locality
         if query.rate_center:
             params["InRateCenter"] = query.rate_center
+        if query.postal_code:
+            params["InPostalCode"] = query.postal_code
         return params
 
     def search(self, query: SearchQuery, exclude: frozenset[str]) -> Iterator[AvailableNumber]:

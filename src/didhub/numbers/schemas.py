@@ -22,6 +22,8 @@ class SearchRequest(_Strict):
     locality: str | None = Field(default=None, max_length=100)
     rate_center: str | None = Field(default=None, max_length=32)
     pattern: str | None = Field(default=None, max_length=30)
+    # A US ZIP code: numbers whose rate center serves it (carriers that search by ZIP).
+    postal_code: str | None = Field(default=None, pattern=r"^[0-9]{5}$")
     phone_number_type: Literal["local", "toll-free", "mobile"] = "local"
     # 100 pages of 50 is as deep as a person pages; narrow the search to go further.
     page: int = Field(default=1, ge=1, le=100)
@@ -79,6 +81,7 @@ class SearchRequest(_Strict):
             locality=self.locality,
             rate_center=self.rate_center,
             pattern=self.pattern,
+            postal_code=self.postal_code,
         )
 
 

@@ -35,6 +35,7 @@ from didhub.carriers.base import (
     CarrierOutcomeUnknown,
     NumberOrderResult,
     SearchQuery,
+    searches_by_postal_code,
 )
 from didhub.carriers.multi import SearchResults
 from didhub.config import Price, Settings
@@ -111,6 +112,12 @@ def search(
     hidden; numbers the carrier sold are never offered."""
     # The carrier is asked outside our transaction: on SQLite a transaction
     # holds the database lock, and the carrier (the sandbox) opens its own.
+    if query.postal_code and not searches_by_postal_code(carrier):
+        raise ValidationFailed(
+            f"the {carrier.name} carrier can't search by ZIP code; search by state, "
+            "city or rate center",
+            field="postal_code",
+        )
     with db.session() as session:
         exclude = _held_by_others(session, scope, clock.now())
     start = (page - 1) * page_size
