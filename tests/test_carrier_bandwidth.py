@@ -81,6 +81,10 @@ def test_search_kinds(bandwidth: BandwidthCarrier) -> None:
     assert route.calls.last.request.url.params["state"] == "NC"
     list(bandwidth.search(SearchQuery("US", "toll-free", pattern="87XXXXXXXX"), frozenset()))
     assert route.calls.last.request.url.params["tollFreeWildCardPattern"] == "87*"
+    # A vanity pattern (877-FLOWERS compiles to digits) is asked as tollFreeVanity.
+    list(bandwidth.search(SearchQuery("US", "toll-free", pattern="8773569377"), frozenset()))
+    sent = route.calls.last.request.url.params
+    assert sent["tollFreeVanity"] == "3569377" and "tollFreeWildCardPattern" not in sent
     # Bandwidth sells no GB numbers here: nothing asked
     calls = route.call_count
     assert list(bandwidth.search(SearchQuery("GB", "local"), frozenset())) == []

@@ -161,6 +161,13 @@ class BandwidthCarrier:
             npa = query.area_code or (prefix[:3] if len(prefix) >= 3 else "")
             if npa and npa not in TOLL_FREE_NPAS:
                 return None
+            # A vanity string: the fixed run after the toll-free code, when it is
+            # as long as Bandwidth's tollFreeVanity takes (4 to 7 characters);
+            # results are re-checked against the whole pattern locally.
+            vanity = pattern[3:].split("X", 1)[0] if len(pattern) > 3 else ""
+            if 4 <= len(vanity) <= 7:
+                params["tollFreeVanity"] = vanity
+                return params
             # A 3-character wildcard pattern: 8 then digits or stars ("8**", "87*", "877").
             head = (npa or pattern[:3]).ljust(3, "X").replace("X", "*")
             params["tollFreeWildCardPattern"] = head if head.startswith("8") else "8**"
