@@ -40,7 +40,6 @@ from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
 from didhub.webhooks import delivery as webhook_delivery
 from didhub.webhooks import service as webhooks
-from didhub.webhooks.models import WebhookEndpoint
 
 app = typer.Typer(
     help="didhub: search, buy, assign and release phone numbers.", no_args_is_help=True
@@ -988,17 +987,6 @@ def billing_import_cdrs(
 # ------------------------------------------------------------------ webhooks
 
 
-def _endpoint_row(endpoint: WebhookEndpoint) -> dict[str, Any]:
-    return {
-        "id": endpoint.id,
-        "url": endpoint.url,
-        "events": endpoint.events,
-        "description": endpoint.description,
-        "enabled": endpoint.enabled,
-        "created_at": presenters.when(endpoint.created_at),
-    }
-
-
 @webhooks_app.command("add")
 def webhooks_add(
     url: str,
@@ -1020,7 +1008,7 @@ def webhooks_add(
             scope = _scope(db, key)
             with db.session() as session:
                 new = webhooks.create_endpoint(session, scope, url, wanted, description)
-                return {**_endpoint_row(new.endpoint), "secret": new.secret}
+                return {**presenters.webhook_endpoint(new.endpoint), "secret": new.secret}
 
         out = _run(work)
     if as_json:
@@ -1038,7 +1026,9 @@ def webhooks_list(key: KeyOpt, as_json: JsonOpt = False) -> None:
         def work() -> list[dict[str, Any]]:
             scope = _scope(db, key)
             with db.session() as session:
-                return [_endpoint_row(e) for e in webhooks.list_endpoints(session, scope)]
+                return [
+                    presenters.webhook_endpoint(e) for e in webhooks.list_endpoints(session, scope)
+                ]
 
         rows = _run(work)
     if as_json:
@@ -1085,19 +1075,7 @@ def webhooks_deliveries(
             scope = _scope(db, key)
             with db.session() as session:
                 page = webhooks.list_deliveries(session, scope, webhook_id, status, limit)
-                return [
-                    {
-                        "id": row.delivery.id,
-                        "event_id": row.event_id,
-                        "event_type": row.event_type,
-                        "status": row.delivery.status,
-                        "attempts": row.delivery.attempts,
-                        "last_status_code": row.delivery.last_status_code,
-                        "last_error": row.delivery.last_error,
-                        "next_attempt_at": presenters.when(row.delivery.next_attempt_at),
-                    }
-                    for row in page.data
-                ]
+                return [presenters.webhook_delivery(row) for row in page.data]
 
         rows = _run(work)
     if as_json:

@@ -18,6 +18,8 @@ from didhub.e911.models import NumberE911
 from didhub.numbers import cnam
 from didhub.numbers import service as numbers
 from didhub.numbers.models import NumberAssignment, PhoneNumber
+from didhub.webhooks.models import WebhookEndpoint
+from didhub.webhooks.service import DeliveryRow
 
 
 def money(value: Decimal) -> str:
@@ -180,3 +182,34 @@ def _get_all(session: Session, model: type[Any], ids: set[str]) -> list[Any]:
     if not ids:
         return []
     return list(session.scalars(select(model).where(model.id.in_(ids))))
+
+
+def webhook_endpoint(item: WebhookEndpoint) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "account_id": item.account_id,
+        "url": item.url,
+        "description": item.description,
+        "events": item.events,
+        "enabled": item.enabled,
+        "created_at": when(item.created_at),
+        "updated_at": when(item.updated_at),
+    }
+
+
+def webhook_delivery(row: DeliveryRow) -> dict[str, Any]:
+    d = row.delivery
+    return {
+        "id": d.id,
+        "webhook_id": d.endpoint_id,
+        "event_id": row.event_id,
+        "event_type": row.event_type,
+        "status": d.status,
+        "attempts": d.attempts,
+        "last_status_code": d.last_status_code,
+        "last_error": d.last_error,
+        "last_attempt_at": when(d.last_attempt_at),
+        "next_attempt_at": when(d.next_attempt_at),
+        "delivered_at": when(d.delivered_at),
+        "created_at": when(d.created_at),
+    }

@@ -11,41 +11,10 @@ from didhub.api.deps import Caller, Ctx
 from didhub.webhooks import catalogue
 from didhub.webhooks import service as webhooks
 from didhub.webhooks.delivery import payload
-from didhub.webhooks.models import WebhookAttempt, WebhookEndpoint
+from didhub.webhooks.models import WebhookAttempt
 from didhub.webhooks.schemas import EndpointPatch, EndpointRequest
 
 router = APIRouter(tags=["webhooks"])
-
-
-def _endpoint(item: WebhookEndpoint) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "account_id": item.account_id,
-        "url": item.url,
-        "description": item.description,
-        "events": item.events,
-        "enabled": item.enabled,
-        "created_at": presenters.when(item.created_at),
-        "updated_at": presenters.when(item.updated_at),
-    }
-
-
-def _delivery(row: webhooks.DeliveryRow) -> dict[str, Any]:
-    d = row.delivery
-    return {
-        "id": d.id,
-        "webhook_id": d.endpoint_id,
-        "event_id": row.event_id,
-        "event_type": row.event_type,
-        "status": d.status,
-        "attempts": d.attempts,
-        "last_status_code": d.last_status_code,
-        "last_error": d.last_error,
-        "last_attempt_at": presenters.when(d.last_attempt_at),
-        "next_attempt_at": presenters.when(d.next_attempt_at),
-        "delivered_at": presenters.when(d.delivered_at),
-        "created_at": presenters.when(d.created_at),
-    }
 
 
 def _attempt(item: WebhookAttempt) -> dict[str, Any]:
@@ -73,19 +42,25 @@ def create_webhook(body: EndpointRequest, ctx: Ctx, scope: Caller) -> dict[str, 
     shown only here."""
     with ctx.db.session() as session:
         new = webhooks.create_endpoint(session, scope, body.url, body.events, body.description)
-        return {"data": {**_endpoint(new.endpoint), "secret": new.secret}}
+        return {"data": {**presenters.webhook_endpoint(new.endpoint), "secret": new.secret}}
 
 
 @router.get("/webhooks")
 def list_webhooks(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.session() as session:
-        return {"data": [_endpoint(e) for e in webhooks.list_endpoints(session, scope)]}
+        return {
+            "data": [
+                presenters.webhook_endpoint(e) for e in webhooks.list_endpoints(session, scope)
+            ]
+        }
 
 
 @router.get("/webhooks/{webhook_id}")
 def get_webhook(webhook_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.session() as session:
-        return {"data": _endpoint(webhooks.get_endpoint(session, scope, webhook_id))}
+        return {
+            "data": presenters.webhook_endpoint(webhooks.get_endpoint(session, scope, webhook_id))
+        }
 
 
 @router.patch("/webhooks/{webhook_id}")
@@ -101,7 +76,7 @@ def patch_webhook(webhook_id: str, body: EndpointPatch, ctx: Ctx, scope: Caller)
             change_events="events" in body.model_fields_set,
             events=body.events,
         )
-        return {"data": _endpoint(endpoint)}
+        return {"data": presenters.webhook_endpoint(endpoint)}
 
 
 @router.delete("/webhooks/{webhook_id}")
@@ -123,7 +98,7 @@ def list_deliveries(
     """The endpoint's deliveries, newest first."""
     with ctx.db.session() as session:
         page = webhooks.list_deliveries(session, scope, webhook_id, status, limit, cursor)
-        data = [_delivery(row) for row in page.data]
+        data = [presenters.webhook_delivery(row) for row in page.data]
     return {"data": data, "meta": {"next_cursor": page.next_cursor, "count": len(data)}}
 
 
@@ -133,7 +108,12 @@ def get_delivery(delivery_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.session() as session:
         row = webhooks.get_delivery(session, scope, delivery_id)
         tried = webhooks.attempts(session, delivery_id)
-        return {"data": {**_delivery(row), "attempt_log": [_attempt(a) for a in tried]}}
+        return {
+            "data": {
+                **presenters.webhook_delivery(row),
+                "attempt_log": [_attempt(a) for a in tried],
+            }
+        }
 
 
 @router.post("/webhooks/deliveries/{delivery_id}/retry")
@@ -141,7 +121,11 @@ def retry_delivery(delivery_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     """Send a delivery again as soon as the worker runs (within
     ``DIDHUB_WEBHOOK_SECONDS``)."""
     with ctx.db.session() as session:
-        return {"data": _delivery(webhooks.retry_delivery(session, scope, delivery_id))}
+        return {
+            "data": presenters.webhook_delivery(
+                webhooks.retry_delivery(session, scope, delivery_id)
+            )
+        }
 
 
 @router.get("/events", tags=["events"])
