@@ -83,6 +83,25 @@ def lock_wallet(session: Session, owner_id: str, currency: str) -> LedgerAccount
     return book
 
 
+def lock_wallets(
+    session: Session, owner_ids: Sequence[str], currency: str
+) -> dict[str, LedgerAccount]:
+    """Lock the existing wallets of many accounts at once, in the ledger's lock
+    order (ascending id), for a batch job; owner id -> wallet. An account that
+    never had a wallet is absent (no wallet is created)."""
+    return {
+        book.owner_id: book
+        for book in session.scalars(
+            select(LedgerAccount)
+            .where(LedgerAccount.id.in_([wallet_id(o, currency) for o in owner_ids]))
+            .order_by(LedgerAccount.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if book.owner_id is not None
+    }
+
+
 def wallet_balance(session: Session, owner_id: str, currency: str) -> Decimal:
     book = session.get(LedgerAccount, wallet_id(owner_id, currency))
     return book.balance if book is not None else Decimal("0.00")

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from didhub import clock
 from didhub.billing import ledger, resale, wallet
-from didhub.billing.models import BillingProfile, LedgerAccount, Renewal
+from didhub.billing.models import BillingProfile, Renewal
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database, insert_rows
@@ -123,17 +123,7 @@ def _collect_many(
         if partial:  # one account, settling: an account never debited gets its wallet
             for account_id in account_ids:
                 ledger.ensure_wallet(session, account_id, settings.currency)
-        wallets = {ledger.wallet_id(a, settings.currency): a for a in account_ids}
-        books = {
-            book.owner_id: book
-            for book in session.scalars(
-                select(LedgerAccount)
-                .where(LedgerAccount.id.in_(wallets))
-                .order_by(LedgerAccount.id)  # the ledger's lock order
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        }
+        books = ledger.lock_wallets(session, account_ids, settings.currency)
         missing = [a for a in account_ids if a not in books]
         if missing:  # never debited before: an empty wallet, which pays nothing
             unpaid.extend(missing)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from didhub import clock, numbering
 from didhub.billing import ledger
-from didhub.billing.models import LedgerAccount, UsageRecord
+from didhub.billing.models import UsageRecord
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.errors import ValidationFailed
@@ -206,15 +206,9 @@ def _post(session: Session, settings: Settings, accounts: Collection[str] | None
     owners = sorted(set(session.scalars(owners_query)))
     if not owners:
         return Decimal("0")
-    wallets = [ledger.wallet_id(a, settings.currency) for a in owners]
     books = {
-        book.owner_id: book.id
-        for book in session.scalars(
-            select(LedgerAccount)
-            .where(LedgerAccount.id.in_(wallets))
-            .order_by(LedgerAccount.id)  # the ledger's lock order
-            .with_for_update()
-        )
+        owner: book.id
+        for owner, book in ledger.lock_wallets(session, owners, settings.currency).items()
     }
     for account_id in owners:
         if account_id not in books:  # never charged before
