@@ -29,7 +29,6 @@ import platform
 import random
 import secrets
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,8 +40,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from bench_api import DIDHUB, percentile  # noqa: E402
+from bench_api import DIDHUB, summarise  # noqa: E402
 
+from didhub.edge import options_request  # noqa: E402
 from sip_edge import didhub_server, kamailio  # noqa: E402
 
 
@@ -119,21 +119,10 @@ def bench_api(base: str, numbers: list[str], processes: int, conns: int, secs: f
     with multiprocessing.Pool(processes) as pool:
         parts = pool.map(_api_process, [(base, numbers, conns, secs)] * processes)
     elapsed = time.perf_counter() - start
-    return summary("api", [x for p in parts for x in p], elapsed)
+    return summarise("api", [x for p in parts for x in p], elapsed)
 
 
 # ------------------------------------------------------------------ edge
-
-
-def _options(edge: tuple[str, int], sock: socket.socket, user: str, tag: str) -> bytes:
-    port = sock.getsockname()[1]
-    return (
-        f"OPTIONS sip:{user}@{edge[0]}:{edge[1]} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{tag};rport\r\n"
-        f"From: <sip:bench@127.0.0.1>;tag={tag}\r\nTo: <sip:{user}@{edge[0]}>\r\n"
-        f"Call-ID: {tag}@bench\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
-        "Content-Length: 0\r\n\r\n"
-    ).encode()
 
 
 def bench_edge(address: str, numbers: list[str], window: int, name: str) -> Any:
@@ -151,7 +140,8 @@ def bench_edge(address: str, numbers: list[str], window: int, name: str) -> Any:
         while pending and len(sent) < window:
             tag = secrets.token_hex(6)
             sent[tag] = time.perf_counter()
-            sock.sendto(_options(edge, sock, pending.pop(), tag), edge)
+            target = f"{pending.pop()}@{host}:{port}"
+            sock.sendto(options_request(target, sock.getsockname(), tag), edge)
         data = sock.recv(65535).decode(errors="replace")
         code = data.split(" ", 2)[1]
         codes[code] = codes.get(code, 0) + 1
@@ -159,20 +149,9 @@ def bench_edge(address: str, numbers: list[str], window: int, name: str) -> Any:
         latencies.append(time.perf_counter() - sent.pop(tag))
     elapsed = time.perf_counter() - start
     sock.close()
-    result = summary(name, latencies, elapsed)
+    result = summarise(name, latencies, elapsed)
     result["answers"] = codes
     return result
-
-
-def summary(name: str, latencies: list[float], elapsed: float) -> dict[str, Any]:
-    ms = [v * 1000 for v in latencies]
-    return {
-        "benchmark": name,
-        "lookups": len(ms),
-        "per_second": round(len(ms) / elapsed, 1),
-        "p50_ms": round(statistics.median(ms), 2),
-        "p99_ms": round(percentile(ms, 0.99), 2),
-    }
 
 
 def main() -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from didhub.edge import options
+
 ROOT = Path(__file__).resolve().parent.parent
 KAMAILIO_CFG = ROOT / "deploy" / "kamailio" / "kamailio.cfg"
 DIDHUB = str(Path(sys.executable).parent / "didhub")
@@ -138,22 +140,10 @@ def kamailio(didhub_url: str, workdir: Path, *defines: str) -> Iterator[Edge]:
 
 def _wait_options(edge: Edge) -> None:
     """Kamailio answers SIP OPTIONS once its workers are up."""
-    host, port = edge.address.split(":")
 
     def answered() -> bool:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.5)
-            s.bind(("127.0.0.1", 0))
-            mine = s.getsockname()[1]
-            request = (
-                f"OPTIONS sip:{edge.address} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{mine};branch=z9hG4bK-ready{mine};rport\r\n"
-                f"From: <sip:probe@127.0.0.1>;tag={mine}\r\nTo: <sip:{edge.address}>\r\n"
-                f"Call-ID: ready{mine}@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
-                "Content-Length: 0\r\n\r\n"
-            )
-            s.sendto(request.encode(), (host, int(port)))
-            return s.recv(4096).startswith(b"SIP/2.0 200")
+        answer = options(edge.address, None, timeout=0.5)
+        return answer is not None and answer.code == 200
 
     wait_for(answered, 15, "kamailio to answer OPTIONS")
 

@@ -44,24 +44,28 @@ def parse_address(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def options_request(target: str, local: tuple[str, int], tag: str) -> bytes:
+    """A SIP OPTIONS to ``target`` (``[user@]host:port``) from the UDP socket at
+    ``local``; ``tag`` makes its branch, tags and Call-ID unique."""
+    return (
+        f"OPTIONS sip:{target} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {local[0]}:{local[1]};branch=z9hG4bK{tag};rport\r\n"
+        f"From: <sip:edge-check@{local[0]}>;tag={tag}\r\n"
+        f"To: <sip:{target}>\r\n"
+        f"Call-ID: {tag}@didhub-edge-check\r\n"
+        "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
 def options(edge: str, user: str | None, timeout: float = 2.0) -> SipAnswer | None:
     """Send one SIP OPTIONS over UDP and wait for its final answer (None: no answer)."""
     host, port = parse_address(edge)
     target = f"{user}@{host}:{port}" if user else f"{host}:{port}"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1" if host.startswith("127.") else "0.0.0.0", 0))
-        local = sock.getsockname()
-        branch = "z9hG4bK" + secrets.token_hex(8)
-        request = (
-            f"OPTIONS sip:{target} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {local[0]}:{local[1]};branch={branch};rport\r\n"
-            f"From: <sip:edge-check@{local[0]}>;tag={secrets.token_hex(4)}\r\n"
-            f"To: <sip:{target}>\r\n"
-            f"Call-ID: {secrets.token_hex(8)}@didhub-edge-check\r\n"
-            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        )
+        request = options_request(target, sock.getsockname(), secrets.token_hex(8))
         deadline = time.monotonic() + timeout
-        sock.sendto(request.encode(), (host, port))
+        sock.sendto(request, (host, port))
         while (left := deadline - time.monotonic()) > 0:
             sock.settimeout(left)
             try:
