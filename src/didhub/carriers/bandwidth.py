@@ -71,10 +71,10 @@ log = logging.getLogger("didhub.carriers.bandwidth")
 
 _POLL_SECONDS = 1.0
 _FINAL = frozenset({"COMPLETE", "PARTIAL", "FAILED"})
-_XML = {"Content-Type": "application/xml; charset=utf-8", "Accept": "application/xml"}
+XML_HEADERS = {"Content-Type": "application/xml; charset=utf-8", "Accept": "application/xml"}
 
 
-def _parse(text: str | bytes) -> ET.Element:
+def parse_xml(text: str | bytes) -> ET.Element:
     try:
         return ET.fromstring(text)
     except ET.ParseError as exc:
@@ -201,7 +201,7 @@ class BandwidthCarrier:
         response = self.client.request(
             "GET", f"{self.account}/availableNumbers", write=False, params=params
         )
-        root = _parse(response.content)
+        root = parse_xml(response.content)
         for detail in root.iter("TelephoneNumberDetail"):
             tn = detail.findtext("FullNumber") or ""
             if not tn:
@@ -273,9 +273,9 @@ class BandwidthCarrier:
             f"{self.account}/orders",
             write=True,
             content=self.order_xml(order_id, phone_numbers),
-            headers=_XML,
+            headers=XML_HEADERS,
         )
-        root = _parse(response.content)
+        root = parse_xml(response.content)
         bandwidth_id = root.findtext("Order/id") or root.findtext(".//id")
         status = (root.findtext("OrderStatus") or "").upper()
         if not bandwidth_id:
@@ -308,13 +308,13 @@ class BandwidthCarrier:
 
     def _order(self, bandwidth_id: str) -> ET.Element:
         response = self.client.request("GET", f"{self.account}/orders/{bandwidth_id}", write=False)
-        return _parse(response.content)
+        return parse_xml(response.content)
 
     def order_status(self, order_id: str) -> list[NumberOrderResult]:
         response = self.client.request(
             "GET", f"{self.account}/orders", write=False, params={"customerOrderId": order_id}
         )
-        root = _parse(response.content)
+        root = parse_xml(response.content)
         results: list[NumberOrderResult] = []
         for summary in root.iter("OrderIdUserIdDate"):
             if (summary.findtext("CustomerOrderId") or order_id) != order_id:
@@ -335,7 +335,7 @@ class BandwidthCarrier:
             response = self.client.request(
                 "GET", f"{self.account}/inserviceNumbers", write=False, params=params
             )
-            root = _parse(response.content)
+            root = parse_xml(response.content)
             for tn in root.iter("TelephoneNumber"):
                 if tn.text and tn.text.strip().isdigit():
                     yield "+1" + tn.text.strip()[-10:]
@@ -369,9 +369,9 @@ class BandwidthCarrier:
             f"{self.account}/disconnects",
             write=True,
             content=ET.tostring(disconnect, encoding="unicode", xml_declaration=True),
-            headers=_XML,
+            headers=XML_HEADERS,
         )
-        root = _parse(response.content)
+        root = parse_xml(response.content)
         if (root.findtext("OrderStatus") or "").upper() == "FAILED":
             raise CarrierFailure(f"bandwidth: disconnect refused: {_descriptions(root)}")
 
@@ -387,9 +387,9 @@ class BandwidthCarrier:
             f"{self.account}/{kind}",
             write=True,
             content=ET.tostring(body, encoding="unicode", xml_declaration=True),
-            headers=_XML,
+            headers=XML_HEADERS,
         )
-        root = _parse(response.content)
+        root = parse_xml(response.content)
         order_id = _order_id(root)
         status = (root.findtext(".//ProcessingStatus") or "").strip().upper()
         polls = math.ceil(self.order_wait_seconds / _POLL_SECONDS)
@@ -400,7 +400,7 @@ class BandwidthCarrier:
                 again = self.client.request("GET", f"{self.account}/{kind}/{order_id}", write=False)
             except CarrierFailure as exc:
                 raise CarrierOutcomeUnknown(f"bandwidth: {what} order placed, {exc}") from None
-            root = _parse(again.content)
+            root = parse_xml(again.content)
             status = (root.findtext(".//ProcessingStatus") or "").strip().upper()
         if status == "COMPLETE":
             return

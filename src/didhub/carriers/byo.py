@@ -23,7 +23,6 @@ One class per provider, three verbs:
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -123,18 +122,12 @@ class TelnyxByo:
         self.client.close()
 
     def find(self, phone_number: str) -> HeldNumber | None:
-        response = self.client.request(
-            "GET",
-            "/v2/phone_numbers",
-            write=False,
-            params={"filter[phone_number]": phone_number},
+        item = telnyx.find_number(self.client, phone_number)
+        if item is None:
+            return None
+        return HeldNumber(
+            phone_number, str(item["id"]), {"connection_id": item.get("connection_id")}
         )
-        for item in response.json().get("data", []):
-            if item.get("phone_number") == phone_number:
-                return HeldNumber(
-                    phone_number, str(item["id"]), {"connection_id": item.get("connection_id")}
-                )
-        return None
 
     def _set(self, number: HeldNumber, connection_id: str | None) -> None:
         self.client.request(
@@ -164,16 +157,15 @@ class TwilioByo:
             auth=(sid, credentials["auth_token"]),
             mask=[sid],
         )
-        self.numbers = f"/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers"
+        self.account = f"/2010-04-01/Accounts/{sid}"
+        self.numbers = f"{self.account}/IncomingPhoneNumbers"
 
     def close(self) -> None:
         self.client.close()
 
     def find(self, phone_number: str) -> HeldNumber | None:
-        response = self.client.request(
-            "GET", f"{self.numbers}.json", write=False, params={"PhoneNumber": phone_number}
-        )
-        for item in response.json().get("incoming_phone_numbers", []):
+        params = {"PhoneNumber": phone_number}
+        for item in twilio.incoming_numbers(self.client, self.account, params):
             if item.get("phone_number") == phone_number:
                 return HeldNumber(
                     phone_number, str(item["sid"]), {"trunk_sid": item.get("trunk_sid")}
@@ -196,9 +188,6 @@ class TwilioByo:
 
     def restore(self, number: HeldNumber) -> None:
         self._set(number, number.routing.get("trunk_sid"))
-
-
-_XML = {"Content-Type": "application/xml; charset=utf-8", "Accept": "application/xml"}
 
 
 class BandwidthByo:
@@ -229,7 +218,7 @@ class BandwidthByo:
         if held.status_code == 404:
             return None
         details = self.client.request("GET", f"/api/tns/{tn}/tndetails", write=False)
-        root = _parse(details.content)
+        root = bandwidth.parse_xml(details.content)
         site = root.findtext(".//Site/Id")
         peer = root.findtext(".//SipPeer/PeerId")
         return HeldNumber(phone_number, tn, {"site_id": site, "sip_peer_id": peer})
@@ -241,7 +230,7 @@ class BandwidthByo:
             f"{self.account}/sites/{site_id}/sippeers/{peer_id}/movetns",
             write=True,
             content=f"<SipPeerTelephoneNumbers>{body}</SipPeerTelephoneNumbers>",
-            headers=_XML,
+            headers=bandwidth.XML_HEADERS,
         )
 
     def point(self, numbers: Sequence[HeldNumber], voice: Mapping[str, str]) -> None:
@@ -254,13 +243,6 @@ class BandwidthByo:
                 f"bandwidth: no previous SIP peer recorded for {number.phone_number}"
             )
         self._move([number.provider_id], site, peer)
-
-
-def _parse(text: bytes) -> ET.Element:
-    try:
-        return ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise CarrierFailure(f"bandwidth: unreadable XML answer ({exc})") from None
 
 
 def make(provider: str, credentials: Mapping[str, str], options: ClientOptions) -> ByoProvider:

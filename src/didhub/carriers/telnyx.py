@@ -72,6 +72,17 @@ _STATUS: dict[str, OrderStatus] = {"success": "active", "failure": "failed", "pe
 _POLL_SECONDS = 1.0
 
 
+def find_number(client: CarrierClient, phone_number: str) -> dict[str, Any] | None:
+    """The account's ``phone_numbers`` record for an E.164 number, or None."""
+    response = client.request(
+        "GET", "/v2/phone_numbers", write=False, params={"filter[phone_number]": phone_number}
+    )
+    for item in response.json().get("data", []):
+        if item.get("phone_number") == phone_number:
+            return dict(item)
+    return None
+
+
 def error_text(response: httpx.Response) -> str:
     """Telnyx errors: ``{"errors": [{"code", "title", "detail"}]}``."""
     body = response.json()
@@ -293,13 +304,8 @@ class TelnyxCarrier:
     # -- release ---------------------------------------------------------------
 
     def _number_id(self, phone_number: str) -> str | None:
-        response = self.client.request(
-            "GET", "/v2/phone_numbers", write=False, params={"filter[phone_number]": phone_number}
-        )
-        for item in response.json().get("data", []):
-            if item.get("phone_number") == phone_number:
-                return str(item["id"])
-        return None
+        record = find_number(self.client, phone_number)
+        return str(record["id"]) if record is not None else None
 
     def owned_numbers(self) -> Iterator[str]:
         """``GET /v2/phone_numbers``, every page: the numbers on the account."""

@@ -82,6 +82,23 @@ def error_text(response: httpx.Response) -> str:
     return f"{message} (Twilio error {code})" if code else message
 
 
+def incoming_numbers(
+    client: CarrierClient, account: str, params: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Every IncomingPhoneNumber of ``account`` (``/2010-04-01/Accounts/{Sid}``)
+    matching ``params``, across pages."""
+    found: list[dict[str, Any]] = []
+    path: str | None = f"{account}/IncomingPhoneNumbers.json"
+    query: dict[str, str] | None = {**params, "PageSize": "100"}
+    while path:
+        body = client.request("GET", path, write=False, params=query).json()
+        found.extend(body.get("incoming_phone_numbers", []))
+        # next_page_uri is absolute-path and carries its own query string.
+        path = body.get("next_page_uri") or None
+        query = None
+    return found
+
+
 class TwilioCarrier:
     name = "twilio"
     searches_by_postal_code = True
@@ -196,17 +213,7 @@ class TwilioCarrier:
         return results
 
     def _incoming(self, params: dict[str, str]) -> list[dict[str, Any]]:
-        """Every IncomingPhoneNumber matching ``params``, across pages."""
-        found: list[dict[str, Any]] = []
-        path: str | None = f"{self.account}/IncomingPhoneNumbers.json"
-        query: dict[str, str] | None = {**params, "PageSize": "100"}
-        while path:
-            body = self.client.request("GET", path, write=False, params=query).json()
-            found.extend(body.get("incoming_phone_numbers", []))
-            # next_page_uri is absolute-path and carries its own query string.
-            path = body.get("next_page_uri") or None
-            query = None
-        return found
+        return incoming_numbers(self.client, self.account, params)
 
     def order_status(self, order_id: str) -> list[NumberOrderResult]:
         return [
