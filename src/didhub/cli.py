@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -171,7 +172,12 @@ def serve(
     if db.is_sqlite or is_empty(db):
         upgrade(db)
     console.print(f"didhub on http://{host}:{port} ({settings.database_url}, {settings.carrier})")
-    uvicorn.run(create_app(settings, db, sweep=True), host=host, port=port, log_level="info")
+    app = create_app(settings, db, sweep=True)
+    # What start-up built (settings, metadata, routes) lives as long as the
+    # process: keep it out of full garbage collections' way (see docs/performance.md).
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 # ------------------------------------------------------------------ accounts

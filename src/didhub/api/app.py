@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -150,8 +149,4 @@ def create_app(
     app.include_router(e911.router)
     app.include_router(carrier_webhooks.router)
     web.install(app, settings)
-    # What start-up built (settings, metadata, routes) lives as long as the
-    # process: keep it out of full garbage collections' way (see docs/performance.md).
-    gc.collect()
-    gc.freeze()
     return app
