@@ -170,7 +170,8 @@ def create_agent(
     return agent
 
 
-_KEEP: Any = object()
+# An argument left as it is by a partial update (``None`` means "clear").
+UNCHANGED: Any = object()
 
 
 def update_agent(
@@ -178,13 +179,13 @@ def update_agent(
     scope: Scope,
     agent_id: str,
     name: str | None = None,
-    sip_uri: str | None | Any = _KEEP,
+    sip_uri: str | None | Any = UNCHANGED,
 ) -> Agent:
     """Rename an agent or point its calls elsewhere (``sip_uri=None`` clears it)."""
     agent = get_agent(session, scope, agent_id)
     if name is not None:
         agent.name = _clean_name(name)
-    if sip_uri is not _KEEP:
+    if sip_uri is not UNCHANGED:
         agent.sip_uri = numbering.parse_sip_uri(sip_uri) if sip_uri else None
     session.flush()
     return agent

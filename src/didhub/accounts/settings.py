@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from didhub import clock, numbering
 from didhub.accounts.models import Account, AccountSettings
 from didhub.accounts.service import PARTNER, TENANT, Scope, get_account
+from didhub.accounts.service import UNCHANGED as UNCHANGED  # re-exported: settings changes use it
 from didhub.config import Settings as Config
 from didhub.errors import NotFound, ValidationFailed
 
@@ -263,19 +264,14 @@ def get_settings(
 
 # ---------------------------------------------------------------- changing
 
-_UNSET = object()
-
 
 @dataclass(frozen=True)
 class SettingsChange:
     """A partial update: a field left ``UNCHANGED`` is kept; ``None`` clears it
     (inherit). Values are validated by :func:`set_settings`."""
 
-    default_cnam: str | None | object = _UNSET
-    unassigned: UnassignedBehaviour | None | object = _UNSET
-
-
-UNCHANGED = _UNSET
+    default_cnam: str | None | object = UNCHANGED
+    unassigned: UnassignedBehaviour | None | object = UNCHANGED
 
 
 def set_settings(
@@ -300,7 +296,7 @@ def set_settings(
             row = AccountSettings(account_id=account.id, updated_at=clock.now())
             session.add(row)
         cnam_changed = False
-        if change.default_cnam is not _UNSET:
+        if change.default_cnam is not UNCHANGED:
             new = (
                 validate_cnam(change.default_cnam, "default_cnam")
                 if isinstance(change.default_cnam, str)
@@ -308,7 +304,7 @@ def set_settings(
             )
             cnam_changed = new != row.default_cnam
             row.default_cnam = new
-        if change.unassigned is not _UNSET:
+        if change.unassigned is not UNCHANGED:
             behaviour = change.unassigned
             if isinstance(behaviour, UnassignedBehaviour):
                 behaviour = validate_unassigned(
