@@ -114,3 +114,39 @@ def test_revoked_key_gets_401(client: TestClient, partner: Acct, db: object) -> 
         assert keys[0].secret_hash != partner.key  # stored hashed
         accounts.revoke_api_key(session, keys[0].id)
     assert client.get("/tenants", headers=partner.headers).status_code == 401
+
+
+def test_an_agents_sip_uri_is_checked_changed_and_cleared(
+    client: TestClient, partner: Acct, make_partner: Callable[..., Acct]
+) -> None:
+    tenant = client.post("/tenants", json={"name": "Desk Co"}, headers=partner.headers)
+    tenant_id = tenant.json()["data"]["id"]
+    bad = client.post(
+        "/agents",
+        json={"tenant_id": tenant_id, "name": "Desk", "sip_uri": "desk@pbx.example.com"},
+        headers=partner.headers,
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "sip_uri"
+    made = client.post(
+        "/agents",
+        json={"tenant_id": tenant_id, "name": "Desk", "sip_uri": "SIP:desk@pbx.example.com:5060"},
+        headers=partner.headers,
+    )
+    assert made.status_code == 201, made.text
+    agent = made.json()["data"]
+    assert agent["sip_uri"] == "sip:desk@pbx.example.com:5060"  # scheme lower-cased
+
+    url = f"/agents/{agent['id']}"
+    port = client.patch(
+        url, json={"sip_uri": "sip:desk@pbx.example.com:70000"}, headers=partner.headers
+    )
+    assert port.status_code == 422 and port.json()["error"]["field"] == "sip_uri"
+    moved = client.patch(url, json={"sip_uri": "sips:queue@10.0.0.5"}, headers=partner.headers)
+    assert moved.json()["data"]["sip_uri"] == "sips:queue@10.0.0.5"
+    renamed = client.patch(url, json={"name": "Front desk"}, headers=partner.headers)
+    assert renamed.json()["data"] == {**moved.json()["data"], "name": "Front desk"}
+    cleared = client.patch(url, json={"sip_uri": None}, headers=partner.headers)
+    assert cleared.json()["data"]["sip_uri"] is None
+
+    stranger = make_partner("Stranger")
+    assert client.patch(url, json={"name": "x"}, headers=stranger.headers).status_code == 404
