@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from didhub import numbering
@@ -40,40 +40,49 @@ class InboundRoute:
     source: str | None = None
 
 
+# A live number and its inbound agent, if any, in one query. Built once: making
+# a statement costs more than running it.
+_NUMBER_AND_AGENT = (
+    select(
+        PhoneNumber.id,
+        PhoneNumber.status,
+        PhoneNumber.owner_id,
+        PhoneNumber.tenant_id,
+        Agent.id,
+        Agent.name,
+        Agent.sip_uri,
+    )
+    .outerjoin(
+        NumberAssignment,
+        (NumberAssignment.number_id == PhoneNumber.id)
+        & (NumberAssignment.assignment_type == "inbound")
+        & NumberAssignment.ended_at.is_(None),
+    )
+    .outerjoin(Agent, Agent.id == NumberAssignment.agent_id)
+    .where(PhoneNumber.e164 == bindparam("e164"), PhoneNumber.status.in_((ACTIVE, SUSPENDED)))
+)
+
+
 def inbound(session: Session, settings: Settings, raw_number: str) -> InboundRoute:
     e164 = numbering.parse_e164(raw_number, field="phone_number")
-    number = session.scalars(
-        select(PhoneNumber).where(
-            PhoneNumber.e164 == e164, PhoneNumber.status.in_((ACTIVE, SUSPENDED))
-        )
-    ).first()
-    if number is None:
+    found = session.execute(_NUMBER_AND_AGENT, {"e164": e164}).first()
+    if found is None:
         raise NotFound(f"{e164} is not a number this platform holds", field="phone_number")
-    if number.status == SUSPENDED:
+    number_id, status, owner_id, tenant_id, agent_id, agent_name, sip_uri = found
+    if status == SUSPENDED:
         return InboundRoute(
-            e164, number.id, number.tenant_id, "suspended", text=settings.suspended_announcement
+            e164, number_id, tenant_id, "suspended", text=settings.suspended_announcement
         )
-    row = session.execute(
-        select(NumberAssignment.agent_id, Agent.name, Agent.sip_uri)
-        .join(Agent, Agent.id == NumberAssignment.agent_id)
-        .where(
-            NumberAssignment.number_id == number.id,
-            NumberAssignment.assignment_type == "inbound",
-            NumberAssignment.ended_at.is_(None),
-        )
-    ).first()
-    if row is not None:
+    if agent_id is not None:
         return InboundRoute(
-            e164, number.id, number.tenant_id, "agent", row[0], row[1], sip_uri=row[2]
+            e164, number_id, tenant_id, "agent", agent_id, agent_name, sip_uri=sip_uri
         )
-    behaviour = account_settings.unassigned_for_number(
-        session, settings, number.owner_id, number.tenant_id
-    )
+    behaviour = account_settings.unassigned_for_number(session, settings, owner_id, tenant_id)
     assert isinstance(behaviour.value, account_settings.UnassignedBehaviour)
     return InboundRoute(
         e164,
-        number.id,
-        number.tenant_id,
+        number_id,
+        tenant_id,
         behaviour.value.action,
         text=behaviour.value.text,
         mailbox=behaviour.value.mailbox,
