@@ -48,7 +48,10 @@ def _migrated(database_url: str) -> Iterator[Database]:
 
 
 def _empty(db: Database) -> None:
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    # routing_generation keeps its one row: every process's route cache reads it.
+    tables = [
+        t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "routing_generation"
+    ]
     with db.engine.begin() as conn:
         if db.is_sqlite:
             for name in tables:

@@ -64,11 +64,13 @@ class Didhub:
 
 
 @contextmanager
-def didhub_server(database_url: str, workdir: Path, **env: str) -> Iterator[Didhub]:
+def didhub_server(
+    database_url: str, workdir: Path, serve_args: tuple[str, ...] = (), **env: str
+) -> Iterator[Didhub]:
     port = free_port(socket.SOCK_STREAM)
     log = open(workdir / "didhub.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
-        [DIDHUB, "serve", "--port", str(port)],
+        [DIDHUB, "serve", "--port", str(port), *serve_args],
         env={
             **os.environ,
             "DIDHUB_DATABASE_URL": database_url,

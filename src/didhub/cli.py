@@ -160,6 +160,9 @@ def migrate() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (a line per routing lookup too).")
+    ] = True,
 ) -> None:
     """Start the API server (SQLite databases are migrated automatically)."""
     import uvicorn
@@ -177,7 +180,7 @@ def serve(
     # process: keep it out of full garbage collections' way (see docs/performance.md).
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
 
 
 # ------------------------------------------------------------------ accounts

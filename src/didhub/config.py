@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     pstn_gateway: str | None = None
     voicemail_uri: str | None = None
     suspended_announcement: str = "This number is temporarily unavailable"
+    # Inbound routes are kept in memory (routing/cache.py). A change made through
+    # this server is routed at once; one committed by another process (the CLI,
+    # another server) within about this many seconds. 0 = no cache.
+    routing_cache_seconds: float = Field(default=0.1, ge=0, le=60)
     payment_gateway: str = "sandbox"
     stripe_api_key: str | None = None
     # Seconds between the server's periodic sweeps (renewals, reconcile); 0 = off.

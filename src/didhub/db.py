@@ -8,7 +8,9 @@ the row locks PostgreSQL takes with ``SELECT … FOR UPDATE``.
 
 from __future__ import annotations
 
+import re
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,10 +85,49 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+# The tables an inbound route is read from (routing/service.py). A transaction
+# that writes one of them adds one to routing_generation just before it commits,
+# and, once committed, to its Database's ``routing_epoch``: route caches
+# (routing/cache.py) watch both, the epoch for this process's changes at once and
+# the generation for every other process's.
+ROUTING_TABLES = frozenset(
+    {"phone_numbers", "number_assignments", "agents", "accounts", "account_settings"}
+)
+_WRITE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)", re.IGNORECASE)
+_ROUTING_WRITTEN = "didhub_routing_written"
+_ROUTING_BUMPED = "didhub_routing_bumped"
+_BUMP = "UPDATE routing_generation SET generation = generation + 1 WHERE id = 1"
+
+
+def _watch_routing_writes(engine: Engine) -> None:
+    """Mark a connection's transaction once it writes a routing table: every
+    statement SQLAlchemy sends passes here, the ORM's flushes and bulk
+    statements alike."""
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.info.pop(_ROUTING_WRITTEN, None)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _statement(
+        conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+    ) -> None:
+        written = _WRITE.match(statement)
+        if written is not None and written.group(1).lower() in ROUTING_TABLES:
+            conn.info[_ROUTING_WRITTEN] = True
+
+
 def make_engine(url: str) -> Engine:
     if is_sqlite(url):
+        # As many pooled connections as for PostgreSQL: a connection opened
+        # past the pool is closed again after one use, and opening one (with
+        # the pragmas below) costs more than a routing lookup. A file has no
+        # server to lose a connection to, so nothing to ping.
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 60}, pool_pre_ping=True
+            url,
+            connect_args={"check_same_thread": False, "timeout": 60},
+            pool_size=20,
+            max_overflow=40,
         )
 
         @event.listens_for(engine, "connect")
@@ -106,8 +147,11 @@ def make_engine(url: str) -> Engine:
             read_only = conn.get_execution_options().get("didhub_read_only", False)
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
+        _watch_routing_writes(engine)
         return engine
-    return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
+    _watch_routing_writes(engine)
+    return engine
 
 
 class Database:
@@ -120,6 +164,18 @@ class Database:
         self.read_sessionmaker = sessionmaker(
             self.engine.execution_options(didhub_read_only=True), expire_on_commit=False
         )
+        # How many of this process's commits may have changed a route.
+        self.routing_epoch = 0
+        self._epoch_lock = threading.Lock()
+        event.listen(self.sessionmaker, "after_begin", _remember_connection)
+        event.listen(self.sessionmaker, "before_commit", _bump_generation)
+        event.listen(self.sessionmaker, "after_commit", self._after_commit)
+        event.listen(self.sessionmaker, "after_rollback", _forget_connection)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(_ROUTING_BUMPED, False):
+            with self._epoch_lock:
+                self.routing_epoch += 1
 
     @property
     def is_sqlite(self) -> bool:
@@ -142,6 +198,25 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _remember_connection(session: Session, _transaction: Any, connection: Any) -> None:
+    session.info["didhub_connection"] = connection
+
+
+def _forget_connection(session: Session) -> None:
+    # Back in the pool, the connection may soon be another session's.
+    session.info.pop("didhub_connection", None)
+
+
+def _bump_generation(session: Session) -> None:
+    session.flush()  # what commit would flush may write a routing table too
+    connection = session.info.pop("didhub_connection", None)
+    if connection is not None and connection.info.pop(_ROUTING_WRITTEN, False):
+        # The transaction's last statement, so the row lock it takes on
+        # PostgreSQL is held only for the commit itself.
+        connection.exec_driver_sql(_BUMP)
+        session.info[_ROUTING_BUMPED] = True
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:

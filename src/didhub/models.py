@@ -27,6 +27,7 @@ from didhub.numbers.models import (
     PhoneNumber,
 )
 from didhub.payments.sandbox_gateway import SandboxCharge
+from didhub.routing.models import RoutingGeneration
 from didhub.webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "CardCharge",
     "PaymentCard",
     "Renewal",
+    "RoutingGeneration",
     "ResaleCharge",
     "RetailPrice",
     "SandboxCharge",

@@ -13,7 +13,16 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from didhub import __version__, web
-from didhub.api import accounts, billing, carrier_webhooks, e911, numbers, routing, webhooks
+from didhub.api import (
+    accounts,
+    billing,
+    carrier_webhooks,
+    e911,
+    numbers,
+    presenters,
+    routing,
+    webhooks,
+)
 from didhub.api import settings as account_settings
 from didhub.api.deps import Context
 from didhub.carriers.base import Carrier
@@ -23,13 +32,10 @@ from didhub.db import Database
 from didhub.errors import DidhubError
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
+from didhub.routing.cache import RouteCache
 from didhub.sweep import Sweeper, WebhookDeliverer
 
 log = logging.getLogger("didhub.api")
-
-
-def error_body(code: str, message: str, field: str | None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "field": field}}
 
 
 def _field_of(loc: tuple[Any, ...]) -> str | None:
@@ -65,6 +71,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        routes.start()
         if sweeper is not None:
             sweeper.start()
         if deliverer is not None:
@@ -74,6 +81,7 @@ def create_app(
             deliverer.stop()
         if sweeper is not None:
             sweeper.stop()
+        routes.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -81,7 +89,10 @@ def create_app(
         version=__version__,
         description="Search, buy, assign and release phone numbers (DIDs).",
     )
-    app.state.ctx = Context(db=db, carrier=carrier, settings=settings, gateway=gateway)
+    routes: RouteCache[tuple[int, bytes]] = RouteCache(db, settings.routing_cache_seconds)
+    app.state.ctx = Context(
+        db=db, carrier=carrier, settings=settings, gateway=gateway, routes=routes
+    )
 
     # The dashboard (under /dashboard) answers errors as pages; the API as JSON.
     @app.exception_handler(DidhubError)
@@ -90,7 +101,7 @@ def create_app(
             title = "Not found" if exc.status_code == 404 else "That didn't work"
             return web.error_page(request, exc.status_code, title, exc.message)
         return JSONResponse(
-            error_body(exc.code, exc.message, exc.field), status_code=exc.status_code
+            presenters.error(exc.code, exc.message, exc.field), status_code=exc.status_code
         )
 
     @app.exception_handler(RequestValidationError)
@@ -109,7 +120,7 @@ def create_app(
             message = f"unknown field {field!r}"
         else:
             message = f"{field}: {_message(first)}" if field else _message(first)
-        return JSONResponse(error_body("validation_error", message, field), status_code=422)
+        return JSONResponse(presenters.error("validation_error", message, field), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -117,7 +128,9 @@ def create_app(
             title = "Page not found" if exc.status_code == 404 else "That didn't work"
             return web.error_page(request, exc.status_code, title, str(exc.detail))
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail), None), status_code=exc.status_code)
+        return JSONResponse(
+            presenters.error(code, str(exc.detail), None), status_code=exc.status_code
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -127,7 +140,7 @@ def create_app(
                 request, 500, "Something went wrong", "It was logged. Try again in a moment."
             )
         return JSONResponse(
-            error_body(
+            presenters.error(
                 "internal_error",
                 "something went wrong on our side; it was logged. Retrying with the same "
                 "Idempotency-Key is safe.",
@@ -149,4 +162,6 @@ def create_app(
     app.include_router(e911.router)
     app.include_router(carrier_webhooks.router)
     web.install(app, settings)
+    # Outermost, so that a cached route skips the middleware and routing above.
+    app.add_middleware(routing.FastLookups, ctx=app.state.ctx)
     return app

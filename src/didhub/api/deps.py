@@ -13,9 +13,10 @@ from didhub.accounts.service import Scope
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
-from didhub.errors import Forbidden, Unauthorized
+from didhub.errors import DidhubError, Forbidden, Unauthorized
 from didhub.idempotency import HEADER
 from didhub.payments.base import PaymentGateway
+from didhub.routing.cache import RouteCache
 
 
 @dataclass
@@ -24,9 +25,13 @@ class Context:
     carrier: Carrier
     settings: Settings
     gateway: PaymentGateway
+    # Inbound routing answers (HTTP status, JSON body), for the SIP edge.
+    routes: RouteCache[tuple[int, bytes]]
 
 
-def get_context(request: Request) -> Context:
+# Dependencies that neither block nor read the database are ``async``: FastAPI
+# runs a plain ``def`` dependency in its thread pool, a hop per request.
+async def get_context(request: Request) -> Context:
     ctx: Context = request.app.state.ctx
     return ctx
 
@@ -48,7 +53,7 @@ def get_scope(
         return accounts.authenticate(session, _bearer(authorization, x_api_key))
 
 
-def get_idempotency_key(
+async def get_idempotency_key(
     key: Annotated[str | None, Header(alias=HEADER)] = None,
 ) -> str | None:
     return key
@@ -65,25 +70,34 @@ IdempotencyKey = Annotated[str | None, Depends(get_idempotency_key)]
 LOCAL_CLIENTS = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
 
 
-def require_edge(
+def edge_refusal(settings: Settings, client: str, authorization: str | None) -> DidhubError | None:
+    """Why a caller may not use the SIP edge's endpoints, or ``None`` if it may:
+    ``DIDHUB_EDGE_TOKEN`` as a bearer token, or, with no token configured, a
+    request from this machine."""
+    token = settings.edge_token
+    if token is None:
+        if client not in LOCAL_CLIENTS:
+            return Forbidden(
+                "requests from other hosts need DIDHUB_EDGE_TOKEN set on the server "
+                "and sent as 'Authorization: Bearer <token>'"
+            )
+        return None
+    presented = (authorization or "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(presented.encode(), token.encode()):
+        return Unauthorized("the SIP edge token is not valid")
+    return None
+
+
+async def require_edge(
     request: Request,
     ctx: Annotated[Context, Depends(get_context)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> None:
-    """The SIP edge's credentials: ``DIDHUB_EDGE_TOKEN`` as a bearer token, or,
-    with no token configured, a request from this machine."""
-    token = ctx.settings.edge_token
-    if token is None:
-        host = request.client.host if request.client else ""
-        if host not in LOCAL_CLIENTS:
-            raise Forbidden(
-                "requests from other hosts need DIDHUB_EDGE_TOKEN set on the server "
-                "and sent as 'Authorization: Bearer <token>'"
-            )
-        return
-    presented = (authorization or "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(presented.encode(), token.encode()):
-        raise Unauthorized("the SIP edge token is not valid")
+    refusal = edge_refusal(
+        ctx.settings, request.client.host if request.client else "", authorization
+    )
+    if refusal is not None:
+        raise refusal
 
 
 Edge = Annotated[None, Depends(require_edge)]

@@ -18,8 +18,30 @@ from didhub.e911.models import NumberE911
 from didhub.numbers import cnam
 from didhub.numbers import service as numbers
 from didhub.numbers.models import NumberAssignment, PhoneNumber
+from didhub.routing.service import InboundRoute
 from didhub.webhooks.models import WebhookEndpoint
 from didhub.webhooks.service import DeliveryRow
+
+
+def error(code: str, message: str, field: str | None) -> dict[str, Any]:
+    """Every API error's body."""
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def inbound_route(route: InboundRoute) -> dict[str, Any]:
+    return {
+        "phone_number": route.phone_number,
+        "number_id": route.number_id,
+        "tenant_id": route.tenant_id,
+        "action": route.action,
+        "agent_id": route.agent_id,
+        "agent_name": route.agent_name,
+        "text": route.text,
+        "sip_uri": route.sip_uri,
+        "mailbox": route.mailbox,
+        "destination": route.destination,
+        "source": route.source,
+    }
 
 
 def money(value: Decimal) -> str:

@@ -1,31 +1,100 @@
+"""``GET /routing/inbound/{e164}``: where the SIP edge sends a call.
+
+Answers are kept in the route cache (``routing/cache.py``) as the bytes sent,
+404s for numbers we don't hold included, and worked out in one place,
+``_answer``. ``FastLookups`` serves lookups before FastAPI's middleware,
+routing and dependencies are reached; the endpoint below (the same cache, the
+same ``_answer``) serves what it passes on: a refused caller's request or a
+malformed number, whose errors FastAPI renders as for every endpoint.
+"""
+
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from didhub.api.deps import Ctx, Edge
+from didhub.api import presenters
+from didhub.api.deps import Context, Ctx, Edge, edge_refusal
+from didhub.errors import DidhubError, NotFound
 from didhub.routing import service as routing
+
+PREFIX = "/routing/inbound/"
 
 router = APIRouter(prefix="/routing", tags=["routing"])
 
 
-@router.get("/inbound/{e164}")
-def inbound(e164: str, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
+def _encode(content: Any) -> bytes:
+    # As Starlette's JSONResponse renders, so either path sends the same bytes.
+    return json.dumps(
+        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
+def _answer(ctx: Context, e164: str) -> tuple[int, bytes]:
     with ctx.db.read_session() as session:
-        route = routing.inbound(session, ctx.settings, e164)
-    return {
-        "data": {
-            "phone_number": route.phone_number,
-            "number_id": route.number_id,
-            "tenant_id": route.tenant_id,
-            "action": route.action,
-            "agent_id": route.agent_id,
-            "agent_name": route.agent_name,
-            "text": route.text,
-            "sip_uri": route.sip_uri,
-            "mailbox": route.mailbox,
-            "destination": route.destination,
-            "source": route.source,
-        }
-    }
+        try:
+            route = routing.inbound(session, ctx.settings, e164)
+        except NotFound as exc:
+            return exc.status_code, _encode(presenters.error(exc.code, exc.message, exc.field))
+    return 200, _encode({"data": presenters.inbound_route(route)})
+
+
+@router.get("/inbound/{e164}")
+def inbound(e164: str, ctx: Ctx, _edge: Edge) -> Response:
+    status, body = ctx.routes.get(e164, lambda: _answer(ctx, e164))
+    return Response(body, status_code=status, media_type="application/json")
+
+
+class FastLookups:
+    """ASGI middleware: routing lookups from an allowed caller, answered ahead
+    of FastAPI's middleware, routing and dependencies (which cost more than the
+    lookup): a kept route on the event loop, any other through the cache in a
+    worker thread. A refused caller or a malformed number goes on to the
+    endpoint, which renders the error."""
+
+    def __init__(self, app: ASGIApp, ctx: Context) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path: str = scope["path"]
+            e164 = path[len(PREFIX) :]
+            if path.startswith(PREFIX) and e164 and "/" not in e164 and self._allowed(scope):
+                answer = self.ctx.routes.hit(e164)
+                if answer is None:
+                    try:
+                        answer = await run_in_threadpool(
+                            self.ctx.routes.get, e164, lambda: _answer(self.ctx, e164)
+                        )
+                    except DidhubError:
+                        answer = None
+                if answer is not None:
+                    status, body = answer
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": status,
+                            "headers": [
+                                (b"content-length", str(len(body)).encode()),
+                                (b"content-type", b"application/json"),
+                            ],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": body})
+                    return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, scope: Scope) -> bool:
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+                break
+        client = scope.get("client")
+        return edge_refusal(self.ctx.settings, client[0] if client else "", authorization) is None
