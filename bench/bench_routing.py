@@ -3,16 +3,20 @@
 Starts ``didhub serve`` on a fresh database with ``--numbers`` numbers (half
 routed to agents with SIP URIs, half unassigned), then measures:
 
-- ``api``: ``GET /routing/inbound/{e164}`` from ``--connections`` concurrent
-  keep-alive connections (an asyncio client in ``--processes`` processes),
-  for ``--seconds`` seconds, random numbers;
+- ``api``: ``GET /routing/inbound/{e164}`` for random numbers, sent by wrk
+  over each of ``--connections`` counts of keep-alive connections (one run of
+  ``--seconds`` each), with the server's access log off unless ``--access-log``;
 - ``edge (cache miss)`` / ``edge (cache hit)``: SIP OPTIONS probes to the
   numbers through Kamailio (deploy/kamailio/kamailio.cfg), which answers each
   with the routing decision: the first round asks didhub for every number, the
   second is served from the edge's 5-second cache. ``--window`` probes are in
-  flight at once.
+  flight at once;
+- ``api, no cache``: the API again on a server started with
+  ``DIDHUB_ROUTING_CACHE_SECONDS=0``, so that every lookup reads the database
+  (as right after a route changes, until the numbers called are cached again).
 
-Run by hand (needs kamailio and sipp's host tools as for tests/test_sip_edge.py):
+Run by hand (needs wrk, and kamailio and sipp's host tools as for
+tests/test_sip_edge.py: ``apt-get install -y wrk``):
 
     .venv/bin/python bench/bench_routing.py
     .venv/bin/python bench/bench_routing.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/didhub_bench
@@ -21,13 +25,11 @@ Run by hand (needs kamailio and sipp's host tools as for tests/test_sip_edge.py)
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import multiprocessing
 import os
 import platform
-import random
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -89,37 +91,58 @@ def seed(url: str, numbers: int) -> list[str]:
 # ------------------------------------------------------------------ API
 
 
-async def _api_worker(
-    base: str, numbers: list[str], connections: int, seconds: float
-) -> list[float]:
-    latencies: list[float] = []
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
-        deadline = time.perf_counter() + seconds
-
-        async def loop() -> None:
-            rng = random.Random()
-            while time.perf_counter() < deadline:
-                t0 = time.perf_counter()
-                r = await client.get(f"/routing/inbound/{rng.choice(numbers)}")
-                latencies.append(time.perf_counter() - t0)
-                assert r.status_code == 200, r.text
-
-        await asyncio.gather(*(loop() for _ in range(connections)))
-    return latencies
-
-
-def _api_process(args: tuple[str, list[str], int, float]) -> list[float]:
-    return asyncio.run(_api_worker(*args))
+# wrk (Debian's package) sends the lookups: a C client costs the 2-core machine
+# a fraction of what a Python one would, so the figures are the server's. Each
+# request asks for a random number of the seeded ones.
+WRK_SCRIPT = """
+numbers = {%s}
+request = function()
+  return wrk.format("GET", "/routing/inbound/" .. numbers[math.random(#numbers)])
+end
+done = function(summary, latency, requests)
+  io.write(string.format(
+    "RESULT %%d %%d %%d %%d %%d %%d %%d %%d %%d\\n",
+    summary.requests, summary.duration, summary.errors.status + summary.errors.connect
+      + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99),
+    latency:percentile(99.9), latency.max, summary.errors.status))
+end
+"""
 
 
-def bench_api(base: str, numbers: list[str], processes: int, conns: int, secs: float) -> Any:
-    _api_process((base, numbers, 2, 2.0))  # warm-up
-    start = time.perf_counter()
-    with multiprocessing.Pool(processes) as pool:
-        parts = pool.map(_api_process, [(base, numbers, conns, secs)] * processes)
-    elapsed = time.perf_counter() - start
-    return summarise("api", [x for p in parts for x in p], elapsed)
+def bench_api(
+    base: str,
+    numbers: list[str],
+    threads: int,
+    connections: int,
+    seconds: int,
+    workdir: Path,
+    name: str = "api",
+) -> dict[str, Any]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        sys.exit("bench_routing needs wrk: apt-get install -y wrk")
+    script = workdir / "lookups.lua"
+    script.write_text(WRK_SCRIPT % ", ".join(f'"{n}"' for n in numbers))
+    args = [wrk, f"-t{threads}", f"-c{connections}", f"-s{script}", base]
+    subprocess.run([*args, "-d2s"], check=True, capture_output=True)  # warm-up
+    out = subprocess.run(
+        [*args, f"-d{int(seconds)}s"], check=True, capture_output=True, text=True
+    ).stdout
+    fields = [int(v) for v in out.split("RESULT ", 1)[1].split()]
+    requests, duration_us, errors, p50, p95, p99, p999, most, bad_status = fields
+    if errors or bad_status:
+        raise SystemExit(f"{errors} lookups failed ({bad_status} not 200):\n{out}")
+    return {
+        "benchmark": f"{name}, {connections} connections",
+        "requests": requests,
+        "per_second": round(requests / (duration_us / 1e6), 1),
+        "p50_ms": round(p50 / 1000, 2),
+        "p95_ms": round(p95 / 1000, 2),
+        "p99_ms": round(p99 / 1000, 2),
+        "p99.9_ms": round(p999 / 1000, 2),
+        "max_ms": round(most / 1000, 2),
+    }
 
 
 # ------------------------------------------------------------------ edge
@@ -160,9 +183,16 @@ def main() -> None:
     )
     parser.add_argument("--database-url", default=None, help="PostgreSQL: its schema is emptied")
     parser.add_argument("--numbers", type=int, default=400)
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=16, help="per process")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1, help="wrk's threads")
+    parser.add_argument(
+        "--connections",
+        default="4,8,16,32",
+        help="lookups in flight at once, one run each (an edge has a lookup in flight per worker)",
+    )
+    parser.add_argument(
+        "--access-log", action="store_true", help="serve with a log line per request"
+    )
     parser.add_argument("--window", type=int, default=32)
     args = parser.parse_args()
 
@@ -178,18 +208,27 @@ def main() -> None:
         engine.dispose()
     numbers = seed(url, args.numbers)
     results = []
-    with didhub_server(url, workdir) as server:
-        results.append(
-            bench_api(server.url, numbers, args.processes, args.connections, args.seconds)
-        )
+    serve_args = () if args.access_log else ("--no-access-log",)
+    with didhub_server(url, workdir, serve_args) as server:
+        for connections in (int(c) for c in args.connections.split(",")):
+            results.append(
+                bench_api(server.url, numbers, args.threads, connections, args.seconds, workdir)
+            )
         with kamailio(server.url, workdir) as edge:
             results.append(bench_edge(edge.address, numbers, args.window, "edge (cache miss)"))
             results.append(bench_edge(edge.address, numbers, args.window, "edge (cache hit)"))
+    # Every lookup worked out afresh: what the API does right after a route
+    # changes, until the numbers being called are cached again.
+    with didhub_server(url, workdir, serve_args, DIDHUB_ROUTING_CACHE_SECONDS="0") as server:
+        results.append(
+            bench_api(server.url, numbers, args.threads, 8, args.seconds, workdir, "api, no cache")
+        )
     print(
         json.dumps(
             {
                 "database": "sqlite" if url.startswith("sqlite") else "postgresql",
                 "numbers": len(numbers),
+                "access_log": args.access_log,
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                 f"Python {platform.python_version()}",
                 "results": results,
