@@ -97,6 +97,7 @@ _WRITE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)", re.
 _ROUTING_WRITTEN = "didhub_routing_written"
 _ROUTING_BUMPED = "didhub_routing_bumped"
 _BUMP = "UPDATE routing_generation SET generation = generation + 1 WHERE id = 1"
+_GENERATION = "SELECT generation FROM routing_generation WHERE id = 1"
 
 
 def _watch_routing_writes(engine: Engine) -> None:
@@ -164,8 +165,10 @@ class Database:
         self.read_sessionmaker = sessionmaker(
             self.engine.execution_options(didhub_read_only=True), expire_on_commit=False
         )
-        # How many of this process's commits may have changed a route.
+        # How many of this process's commits may have changed a route, and the
+        # highest routing_generation those commits wrote.
         self.routing_epoch = 0
+        self.routing_generation: int | None = None
         self._epoch_lock = threading.Lock()
         event.listen(self.sessionmaker, "after_begin", _remember_connection)
         event.listen(self.sessionmaker, "before_commit", _bump_generation)
@@ -173,9 +176,16 @@ class Database:
         event.listen(self.sessionmaker, "after_rollback", _forget_connection)
 
     def _after_commit(self, session: Session) -> None:
-        if session.info.pop(_ROUTING_BUMPED, False):
+        generation = session.info.pop(_ROUTING_BUMPED, None)
+        if generation is not None:
             with self._epoch_lock:
                 self.routing_epoch += 1
+                self.routing_generation = max(self.routing_generation or 0, generation)
+
+    def routing_commits(self) -> tuple[int, int | None]:
+        """``(routing_epoch, routing_generation)``, read together."""
+        with self._epoch_lock:
+            return self.routing_epoch, self.routing_generation
 
     @property
     def is_sqlite(self) -> bool:
@@ -216,7 +226,7 @@ def _bump_generation(session: Session) -> None:
         # The transaction's last statement, so the row lock it takes on
         # PostgreSQL is held only for the commit itself.
         connection.exec_driver_sql(_BUMP)
-        session.info[_ROUTING_BUMPED] = True
+        session.info[_ROUTING_BUMPED] = connection.exec_driver_sql(_GENERATION).scalar_one()
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:

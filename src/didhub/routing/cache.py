@@ -103,7 +103,15 @@ class RouteCache(Generic[T]):
                 generation = session.scalar(
                     select(RoutingGeneration.generation).where(RoutingGeneration.id == 1)
                 )
-            self._generation = generation
+            with self._lock:
+                epoch, own = self.db.routing_commits()
+                if generation == own and self._stamp == (epoch, self._generation):
+                    # The row moved only up to this process's own last commit,
+                    # which the epoch already marked; the kept answers were
+                    # worked out after it, so after every commit before it too
+                    # (the row serializes them).
+                    self._stamp = (epoch, generation)
+                self._generation = generation
             self._polled_at = started
 
     def start(self) -> None:
