@@ -96,8 +96,9 @@ ROUTING_TABLES = frozenset(
 _WRITE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)", re.IGNORECASE)
 _ROUTING_WRITTEN = "didhub_routing_written"
 _ROUTING_BUMPED = "didhub_routing_bumped"
-_BUMP = "UPDATE routing_generation SET generation = generation + 1 WHERE id = 1"
-_GENERATION = "SELECT generation FROM routing_generation WHERE id = 1"
+_BUMP = (
+    "UPDATE routing_generation SET generation = generation + 1 WHERE id = 1 RETURNING generation"
+)
 
 
 def _watch_routing_writes(engine: Engine) -> None:
@@ -225,8 +226,7 @@ def _bump_generation(session: Session) -> None:
     if connection is not None and connection.info.pop(_ROUTING_WRITTEN, False):
         # The transaction's last statement, so the row lock it takes on
         # PostgreSQL is held only for the commit itself.
-        connection.exec_driver_sql(_BUMP)
-        session.info[_ROUTING_BUMPED] = connection.exec_driver_sql(_GENERATION).scalar_one()
+        session.info[_ROUTING_BUMPED] = connection.exec_driver_sql(_BUMP).scalar_one()
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
