@@ -44,9 +44,14 @@ def _answer(ctx: Context, e164: str) -> tuple[int, bytes]:
     return 200, _encode({"data": presenters.inbound_route(route)})
 
 
+def _lookup(ctx: Context, e164: str) -> tuple[int, bytes]:
+    """The answer for ``e164``: kept, or worked out (and kept)."""
+    return ctx.routes.get(e164, lambda: _answer(ctx, e164))
+
+
 @router.get("/inbound/{e164}")
 def inbound(e164: str, ctx: Ctx, _edge: Edge) -> Response:
-    status, body = ctx.routes.get(e164, lambda: _answer(ctx, e164))
+    status, body = _lookup(ctx, e164)
     return Response(body, status_code=status, media_type="application/json")
 
 
@@ -69,9 +74,7 @@ class FastLookups:
                 answer = self.ctx.routes.hit(e164)
                 if answer is None:
                     try:
-                        answer = await run_in_threadpool(
-                            self.ctx.routes.get, e164, lambda: _answer(self.ctx, e164)
-                        )
+                        answer = await run_in_threadpool(_lookup, self.ctx, e164)
                     except DidhubError:
                         answer = None
                 if answer is not None:

@@ -29,9 +29,12 @@ CSP = (
 )
 
 
-def is_dashboard(request: Request) -> bool:
-    path = request.url.path
+def is_dashboard_path(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+def is_dashboard(request: Request) -> bool:
+    return is_dashboard_path(request.url.path)
 
 
 class DashboardHeaders:
@@ -43,7 +46,7 @@ class DashboardHeaders:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or not (path == PREFIX or path.startswith(PREFIX + "/")):
+        if scope["type"] != "http" or not is_dashboard_path(path):
             await self.app(scope, receive, send)
             return
         static = path.startswith(f"{PREFIX}/static/")
