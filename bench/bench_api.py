@@ -67,6 +67,20 @@ def summarise(name: str, latencies: list[float], elapsed: float) -> dict[str, An
     }
 
 
+def fresh_database(database_url: str | None) -> tuple[Path, str]:
+    """A new working folder, and ``database_url`` with its schema emptied, or,
+    without one, a new SQLite file in that folder."""
+    workdir = Path(tempfile.mkdtemp(prefix="didhub-bench-"))
+    url = database_url or f"sqlite:///{workdir / 'bench.db'}"
+    if not url.startswith("sqlite"):
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    return workdir, url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database-url", default=None)
@@ -74,14 +88,7 @@ def main() -> None:
     parser.add_argument("--purchases", type=int, default=200)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="didhub-bench-"))
-    url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    if not url.startswith("sqlite"):
-        engine = create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+    workdir, url = fresh_database(args.database_url)
     env = {**os.environ, "DIDHUB_DATABASE_URL": url}
     subprocess.run([DIDHUB, "migrate"], env=env, check=True, capture_output=True)
     created = subprocess.run(

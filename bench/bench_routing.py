@@ -42,7 +42,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from bench_api import DIDHUB, summarise  # noqa: E402
+from bench_api import DIDHUB, fresh_database, summarise  # noqa: E402
 
 from didhub.edge import options_request  # noqa: E402
 from sip_edge import didhub_server, kamailio  # noqa: E402
@@ -196,16 +196,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=32)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="didhub-bench-"))
-    url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    if not url.startswith("sqlite"):
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+    workdir, url = fresh_database(args.database_url)
     numbers = seed(url, args.numbers)
     results = []
     serve_args = () if args.access_log else ("--no-access-log",)
