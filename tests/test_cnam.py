@@ -17,10 +17,11 @@ from conftest import Acct, buy, search_numbers
 from didhub import clock
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.db import Database
+from didhub.jobs.base import Runtime
+from didhub.jobs.registry import run_round
 from didhub.numbers import cnam
 from didhub.numbers.models import NumberEvent
 from didhub.payments.sandbox_gateway import SandboxGateway
-from didhub.sweep import sweep_once
 
 
 def buy_one(client: TestClient, acct: Acct, area_code: str = "501") -> tuple[str, str]:
@@ -165,12 +166,12 @@ def test_an_unknown_outcome_stays_pending_until_the_sweep_pushes_again(
     assert response.json()["data"]["cnam"]["status"] == "pending"
 
     gateway = SandboxGateway(db)
-    sweep_once(db, carrier, gateway, settings)  # too young: may still be in flight
+    run_round(Runtime(db, carrier, gateway, settings))  # too young: may still be in flight
     assert get(client, partner, number_id)["cnam"]["status"] == "pending"
 
     later = clock.now() + timedelta(minutes=2)
     clock.set_clock(lambda: later)
-    sweep_once(db, carrier, gateway, settings)
+    run_round(Runtime(db, carrier, gateway, settings))
     shown = get(client, partner, number_id)["cnam"]
     assert shown["status"] == "active" and shown["name"] == "Acme"
     assert carrier.cnam_of(e164) == "Acme"
@@ -466,6 +467,6 @@ def test_numbers_beyond_the_inline_pushes_are_listed_by_the_sweep(
 
     later = clock.now() + timedelta(minutes=2)
     clock.set_clock(lambda: later)
-    sweep_once(db, carrier, SandboxGateway(db), settings)
+    run_round(Runtime(db, carrier, SandboxGateway(db), settings))
     assert {get(client, partner, n)["cnam"]["status"] for n in (first, second)} == {"active"}
     assert carrier.cnam_of(e1) == carrier.cnam_of(e2) == "Acme Voice"

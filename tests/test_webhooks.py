@@ -371,7 +371,7 @@ def test_the_server_delivers_by_itself(
     settings: Settings, db: Database, carrier: SandboxCarrier, partner: Acct, receiver: Receiver
 ) -> None:
     quick = settings.model_copy(update={"sweep_seconds": 0, "webhook_seconds": 0.05})
-    with TestClient(create_app(quick, db, carrier, sweep=True)) as client:
+    with TestClient(create_app(quick, db, carrier, jobs=True)) as client:
         add_webhook(client, partner, receiver.url, ["number.purchased"])
         buy_one(client, partner)
         deadline = time.monotonic() + 20

@@ -33,6 +33,7 @@ from didhub.config import Settings, get_settings
 from didhub.db import Database
 from didhub.e911 import service as e911
 from didhub.errors import DidhubError, NotFound, ValidationFailed
+from didhub.jobs import commands as jobs_commands
 from didhub.numbers import byo, cnam
 from didhub.numbers import service as numbers
 from didhub.numbers.models import PhoneNumber
@@ -81,6 +82,8 @@ e911_app.add_typer(e911_location_app, name="location")
 app.add_typer(compliance_app, name="compliance")
 app.add_typer(edge_app, name="edge")
 app.add_typer(stock_app, name="stock")
+app.add_typer(jobs_commands.app, name="jobs")
+app.command("worker")(jobs_commands.worker)
 
 console = Console()
 err = Console(stderr=True)
@@ -175,7 +178,7 @@ def serve(
     if db.is_sqlite or is_empty(db):
         upgrade(db)
     console.print(f"didhub on http://{host}:{port} ({settings.database_url}, {settings.carrier})")
-    app = create_app(settings, db, sweep=True)
+    app = create_app(settings, db, jobs=True)
     # What start-up built (settings, metadata, routes) lives as long as the
     # process: keep it out of full garbage collections' way (see docs/performance.md).
     gc.collect()

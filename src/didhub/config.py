@@ -124,8 +124,14 @@ class Settings(BaseSettings):
     routing_cache_seconds: float = Field(default=0.1, ge=0, le=60)
     payment_gateway: str = "sandbox"
     stripe_api_key: str | None = None
-    # Seconds between the server's periodic sweeps (renewals, reconcile); 0 = off.
+    # Seconds between rounds of the periodic jobs (renewals, reconcile, CNAM and
+    # E911 re-pushes, card charges); 0 = off. On PostgreSQL a schedule's step
+    # must divide the minute or the hour: the nearest such step not more often
+    # is used (7 -> every 10 s). See docs/operations.md, "Periodic jobs".
     sweep_seconds: int = Field(default=300, ge=0)
+    # Whether `didhub serve` runs the periodic jobs itself: in-process on SQLite,
+    # as a job-queue worker on PostgreSQL (beside any `didhub worker`).
+    serve_jobs: bool = True
     # Connections a renewal run bills on at once (PostgreSQL; SQLite uses one).
     renewal_workers: int = Field(default=2, ge=1, le=16)
     # Days a past-due account keeps service, then days suspended before release.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,10 +30,10 @@ from didhub.carriers.registry import make_carrier
 from didhub.config import Settings, get_settings
 from didhub.db import Database
 from didhub.errors import DidhubError
+from didhub.jobs.base import Runtime
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
 from didhub.routing.cache import RouteCache
-from didhub.sweep import Sweeper, WebhookDeliverer
 
 log = logging.getLogger("didhub.api")
 
@@ -55,32 +55,48 @@ def _message(error: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
+class _Runner(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def _job_runner(rt: Runtime) -> _Runner | None:
+    """The periodic jobs inside the server: threads on SQLite (one machine),
+    a job-queue worker on PostgreSQL (safe beside other servers and workers)."""
+    from didhub.jobs.registry import JOBS
+
+    if not rt.settings.serve_jobs or not any(job.every(rt.settings) > 0 for job in JOBS):
+        return None
+    if rt.db.is_sqlite:
+        from didhub.jobs.local import LocalJobs
+
+        return LocalJobs(rt, JOBS)
+    from didhub.jobs.queue import QueueWorker
+
+    return QueueWorker(rt, JOBS)
+
+
 def create_app(
     settings: Settings | None = None,
     db: Database | None = None,
     carrier: Carrier | None = None,
     gateway: PaymentGateway | None = None,
-    sweep: bool = False,
+    jobs: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
     db = db or Database(settings.database_url)
     carrier = carrier or make_carrier(settings, db)
     gateway = gateway or make_gateway(settings, db)
-    sweeper = Sweeper(db, carrier, gateway, settings) if sweep and settings.sweep_seconds else None
-    deliverer = WebhookDeliverer(db, settings) if sweep and settings.webhook_seconds else None
+    runner = _job_runner(Runtime(db, carrier, gateway, settings)) if jobs else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         routes.start()
-        if sweeper is not None:
-            sweeper.start()
-        if deliverer is not None:
-            deliverer.start()
+        if runner is not None:
+            runner.start()
         yield
-        if deliverer is not None:
-            deliverer.stop()
-        if sweeper is not None:
-            sweeper.stop()
+        if runner is not None:
+            runner.stop()
         routes.stop()
 
     app = FastAPI(

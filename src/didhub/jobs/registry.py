@@ -1,0 +1,38 @@
+"""Every periodic job, gathered from the domains' ``tasks.py``, in the order
+a one-off round runs them (``didhub jobs run``, tests)."""
+
+from __future__ import annotations
+
+import logging
+
+from didhub.billing import tasks as billing_tasks
+from didhub.e911 import tasks as e911_tasks
+from didhub.jobs.base import Job, Runtime
+from didhub.numbers import tasks as numbers_tasks
+from didhub.webhooks import tasks as webhooks_tasks
+
+log = logging.getLogger("didhub.jobs")
+
+JOBS: list[Job] = [
+    *numbers_tasks.JOBS,
+    *billing_tasks.JOBS,
+    *e911_tasks.JOBS,
+    *webhooks_tasks.JOBS,
+]
+BY_NAME = {job.name: job for job in JOBS}
+
+
+def run_round(rt: Runtime, names: list[str] | None = None) -> dict[str, BaseException | None]:
+    """Run each job once (or only ``names``), one after another; a job that
+    fails is logged and named in the answer, and the rest still run."""
+    outcome: dict[str, BaseException | None] = {}
+    for job in JOBS:
+        if names is not None and job.name not in names:
+            continue
+        try:
+            job.run(rt)
+            outcome[job.name] = None
+        except Exception as exc:  # one job's failure must not cost the others their turn
+            log.exception("job %s failed", job.name)
+            outcome[job.name] = exc
+    return outcome

@@ -1,0 +1,33 @@
+"""The webhooks domain's periodic job: deliver the outbox."""
+
+from __future__ import annotations
+
+import httpx
+
+from didhub.jobs.base import Job, Runtime
+from didhub.webhooks import delivery
+
+
+def deliver(rt: Runtime) -> int:
+    """POST what is due until a batch comes back short (caught up); returns
+    how many deliveries were attempted."""
+    settings = rt.settings
+    attempted = 0
+    with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
+        while True:
+            report = delivery.deliver_due(
+                rt.db, http_client=client, max_attempts=settings.webhook_max_attempts
+            )
+            attempted += report.claimed
+            if report.claimed < delivery.BATCH:
+                return attempted
+
+
+JOBS = [
+    Job(
+        "webhooks.deliver",
+        deliver,
+        lambda s: s.webhook_seconds,
+        "POST due webhook deliveries, with retries and backoff",
+    ),
+]
