@@ -18,6 +18,7 @@ from didhub.carriers.sandbox import SandboxAllocation
 from didhub.carriers.stock import StockNumber
 from didhub.e911.models import E911Address, Location, NumberE911
 from didhub.idempotency import IdempotencyRecord
+from didhub.jobs.models import JobTick
 from didhub.numbers.models import (
     CnamListing,
     NumberAssignment,
@@ -47,6 +48,7 @@ __all__ = [
     "Agent",
     "ApiKey",
     "IdempotencyRecord",
+    "JobTick",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",

@@ -22,9 +22,11 @@ import threading
 from typing import Any
 
 import procrastinate
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from didhub.db import Database
 from didhub.jobs.base import Job, Runtime, cron_for
 
 log = logging.getLogger("didhub.jobs")
@@ -43,6 +45,22 @@ def conninfo(database_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def claim_tick(db: Database, name: str, tick: int, job_id: int) -> bool:
+    """Whether queue job ``job_id`` may run ``name``'s ``tick`` (``JobTick``)."""
+    with db.session() as session:
+        claimed = session.execute(
+            text(
+                "INSERT INTO job_ticks (name, tick, job_id) VALUES (:name, :tick, :job) "
+                "ON CONFLICT (name) DO UPDATE SET tick = excluded.tick, job_id = excluded.job_id "
+                "WHERE job_ticks.tick < excluded.tick "
+                "OR (job_ticks.tick = excluded.tick AND job_ticks.job_id = excluded.job_id) "
+                "RETURNING name"
+            ),
+            {"name": name, "tick": tick, "job": job_id},
+        ).first()
+    return claimed is not None
+
+
 def _register(app: procrastinate.App, job: Job, every: float) -> None:
     @app.task(
         name=job.name,
@@ -52,7 +70,12 @@ def _register(app: procrastinate.App, job: Job, every: float) -> None:
         retry=RETRY,
     )
     def run(context: procrastinate.JobContext, timestamp: int) -> None:
-        job.run(context.additional_context["runtime"])
+        rt: Runtime = context.additional_context["runtime"]
+        assert context.job.id is not None
+        if not claim_tick(rt.db, job.name, timestamp, context.job.id):
+            log.info("job %s: tick %s already run by another job; skipped", job.name, timestamp)
+            return
+        job.run(rt)
 
     app.periodic(cron=cron_for(every), periodic_id=job.name)(run)
 

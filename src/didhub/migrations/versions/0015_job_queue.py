@@ -1,4 +1,4 @@
-"""job queue: Procrastinate's tables, types and functions (PostgreSQL only)
+"""job queue: Procrastinate's tables, types and functions (PostgreSQL only); job_ticks
 
 On PostgreSQL the periodic jobs run on Procrastinate's queue (didhub/jobs/queue.py);
 this applies the schema of the Procrastinate release pinned in pyproject.toml.
@@ -13,6 +13,7 @@ Create Date: 2026-12-02 06:00:00
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 from procrastinate.schema import SchemaManager
 
@@ -23,6 +24,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "job_ticks",
+        sa.Column("name", sa.String(length=80), nullable=False),
+        sa.Column("tick", sa.BigInteger(), nullable=False),
+        sa.Column("job_id", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
@@ -34,6 +42,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("job_ticks")
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
