@@ -73,7 +73,8 @@ def _register(app: procrastinate.App, job: Job, every: float) -> None:
         rt: Runtime = context.additional_context["runtime"]
         assert context.job.id is not None
         if not claim_tick(rt.db, job.name, timestamp, context.job.id):
-            log.info("job %s: tick %s already run by another job; skipped", job.name, timestamp)
+            # A worker a whole period behind another: worth an operator's eye.
+            log.warning("job %s: tick %s already run by another job; skipped", job.name, timestamp)
             return
         job.run(rt)
 
