@@ -72,6 +72,9 @@ def settings(database_url: str) -> Settings:
     return Settings(
         database_url=database_url,
         secret_key="test-only-secret-key-0123456789abcdef",
+        # Webhook receivers in tests listen on loopback (a lab's setting);
+        # tests/test_webhook_targets.py checks the production rule.
+        webhook_allow_private=True,
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -1019,7 +1019,14 @@ def webhooks_add(
         def work() -> dict[str, Any]:
             scope = _scope(db, key)
             with db.session() as session:
-                new = webhooks.create_endpoint(session, scope, url, wanted, description)
+                new = webhooks.create_endpoint(
+                    session,
+                    scope,
+                    url,
+                    wanted,
+                    description,
+                    allow_private=_settings().webhook_allow_private,
+                )
                 return {**presenters.webhook_endpoint(new.endpoint), "secret": new.secret}
 
         out = _run(work)
@@ -1164,6 +1171,7 @@ def webhooks_deliver(
                 max_attempts=settings.webhook_max_attempts,
                 limit=min(webhook_delivery.BATCH, limit - total.claimed),
                 timeout=settings.webhook_timeout_seconds,
+                allow_private=settings.webhook_allow_private,
             )
             for name in ("claimed", "attempted", "delivered", "retrying", "failed"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))

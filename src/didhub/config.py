@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     webhook_seconds: float = Field(default=5, ge=0)
     webhook_timeout_seconds: float = Field(default=10, gt=0, le=30)
     webhook_max_attempts: int = Field(default=8, ge=1, le=20)
+    # Webhook URLs must name public addresses (not loopback, private ranges,
+    # link-local cloud metadata, ...); true allows them, for labs and tests.
+    webhook_allow_private: bool = False
     # The dashboard: the key that signs session cookies. Unset, one is generated
     # into ``secret_key_file`` on first start (fine for one machine; production
     # sets the same key on every worker). Sessions end ``session_hours`` after

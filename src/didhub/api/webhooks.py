@@ -41,7 +41,14 @@ def create_webhook(body: EndpointRequest, ctx: Ctx, scope: Caller) -> dict[str, 
     """Register a URL. The answer's ``secret`` signs every delivery; it is
     shown only here."""
     with ctx.db.session() as session:
-        new = webhooks.create_endpoint(session, scope, body.url, body.events, body.description)
+        new = webhooks.create_endpoint(
+            session,
+            scope,
+            body.url,
+            body.events,
+            body.description,
+            allow_private=ctx.settings.webhook_allow_private,
+        )
         return {"data": {**presenters.webhook_endpoint(new.endpoint), "secret": new.secret}}
 
 
@@ -75,6 +82,7 @@ def patch_webhook(webhook_id: str, body: EndpointPatch, ctx: Ctx, scope: Caller)
             enabled=body.enabled,
             change_events="events" in body.model_fields_set,
             events=body.events,
+            allow_private=ctx.settings.webhook_allow_private,
         )
         return {"data": presenters.webhook_endpoint(endpoint)}
 

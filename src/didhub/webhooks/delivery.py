@@ -26,7 +26,7 @@ from sqlalchemy import or_, select, update
 
 from didhub import __version__, clock
 from didhub.db import Database
-from didhub.webhooks import signing
+from didhub.webhooks import signing, targets
 from didhub.webhooks.events import DELIVERED, FAILED, PENDING
 from didhub.webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -138,7 +138,24 @@ class _Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _post(client: httpx.Client, job: _Job) -> _Outcome:
+def _failure(exc: httpx.HTTPError) -> str:
+    """What an account is told of a failed POST: the kind of failure, never the
+    socket's own words (which would tell a scanner one closed port from another)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        if "ssl" in text or "certificate" in text or "tls" in text:
+            return "TLS handshake failed (certificate or protocol)"
+        return "could not connect"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError):
+        return "the answer was not valid HTTP"
+    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.CloseError):
+        return "the connection broke off"
+    return "the delivery failed"
+
+
+def _post(client: httpx.Client, job: _Job, allow_private: bool) -> _Outcome:
     attempted_at = clock.now()
     timestamp = int(attempted_at.timestamp())
     headers = {
@@ -153,13 +170,20 @@ def _post(client: httpx.Client, job: _Job) -> _Outcome:
     status_code: int | None = None
     error: str | None = None
     try:
+        # Checked again now (a host's addresses change), and connected to the
+        # address checked: see webhooks/targets.py.
+        target = targets.pin(job.url, allow_private)
+        extensions = {"sni_hostname": target.tls_name} if target.tls_name else {}
+        headers["Host"] = target.host_header
         # Streamed and never read: only the status matters, whatever the size.
-        with client.stream("POST", job.url, content=job.body, headers=headers) as response:
+        with client.stream(
+            "POST", target.url, content=job.body, headers=headers, extensions=extensions
+        ) as response:
             status_code = response.status_code
-    except httpx.TimeoutException:
-        error = "timed out"
+    except targets.TargetRefused as exc:
+        error = f"refused: {exc}"
     except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        error = _failure(exc)
     duration_ms = int((time.monotonic() - started) * 1000)
     return _Outcome(attempted_at, status_code, error, duration_ms)
 
@@ -225,12 +249,14 @@ def deliver_due(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     limit: int = BATCH,
     timeout: float = DEFAULT_TIMEOUT,
+    allow_private: bool = False,
 ) -> DeliveryReport:
     """POST up to ``limit`` deliveries due at ``now`` (default: the clock).
     2xx is delivered; anything else (an error status, a redirect, a timeout,
     a refused connection) is retried on ``RETRY_SCHEDULE`` until
     ``max_attempts``, then ``failed``. Without ``http_client`` one is made with
-    ``timeout`` seconds and no redirects followed."""
+    ``timeout`` seconds and no redirects followed. A URL whose host is not a
+    public address is not contacted (``allow_private`` lifts that)."""
     report = DeliveryReport()
     jobs = _claim(db, now or clock.now(), limit)
     report.claimed = len(jobs)
@@ -241,7 +267,7 @@ def deliver_due(
             if job.endpoint_removed:
                 _give_up_removed(db, job, report)
                 continue
-            outcome = _post(client, job)
+            outcome = _post(client, job, allow_private)
             report.attempted += 1
             _record(db, job, outcome, max_attempts, report)
     return report

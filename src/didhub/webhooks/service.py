@@ -17,7 +17,7 @@ from didhub import clock
 from didhub.accounts.service import Scope
 from didhub.db import new_id
 from didhub.errors import NotFound, ValidationFailed
-from didhub.webhooks import catalogue, signing
+from didhub.webhooks import catalogue, signing, targets
 from didhub.webhooks.delivery import ENDPOINT_REMOVED
 from didhub.webhooks.events import DELIVERED, FAILED, PENDING, forget_subscribers
 from didhub.webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -30,7 +30,10 @@ MAX_URL = 2000
 # ------------------------------------------------------------------ validation
 
 
-def check_url(value: str) -> str:
+def check_url(value: str, allow_private: bool = False) -> str:
+    """A URL a delivery may be POSTed to: http(s), no credentials, and a host
+    that is a public address (``webhooks/targets.py``), checked now; the
+    delivery checks again."""
     url = value.strip()
     if not url:
         raise ValidationFailed("url is required", field="url")
@@ -52,6 +55,7 @@ def check_url(value: str) -> str:
         )
     if not parts.hostname:
         raise ValidationFailed("url must name a host", field="url")
+    targets.check_for_registration(url, allow_private)
     return url
 
 
@@ -119,8 +123,12 @@ def create_endpoint(
     url: str,
     events: Sequence[str] | None = None,
     description: str | None = None,
+    *,
+    allow_private: bool = False,
 ) -> NewEndpoint:
-    clean_url = check_url(url)
+    # Before any query: the host is resolved here, and on SQLite a query would
+    # hold the write lock through the lookup.
+    clean_url = check_url(url, allow_private)
     patterns = check_events(events)
     text = _check_description(description)
     count = len(
@@ -184,12 +192,14 @@ def update_endpoint(
     enabled: bool | None = None,
     change_events: bool = False,
     events: Sequence[str] | None = None,
+    allow_private: bool = False,
 ) -> WebhookEndpoint:
     """Change what was given; with ``change_events``, ``events=None``
     subscribes to every event type."""
+    clean_url = check_url(url, allow_private) if url is not None else None
     endpoint = get_endpoint(session, scope, endpoint_id)
-    if url is not None:
-        endpoint.url = check_url(url)
+    if clean_url is not None:
+        endpoint.url = clean_url
     if change_events:
         endpoint.events = check_events(events)
     if description is not None:

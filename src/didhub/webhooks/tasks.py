@@ -16,7 +16,10 @@ def deliver(rt: Runtime) -> int:
     with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
         while True:
             report = delivery.deliver_due(
-                rt.db, http_client=client, max_attempts=settings.webhook_max_attempts
+                rt.db,
+                http_client=client,
+                max_attempts=settings.webhook_max_attempts,
+                allow_private=settings.webhook_allow_private,
             )
             attempted += report.claimed
             if report.claimed < delivery.BATCH:
