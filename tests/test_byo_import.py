@@ -577,3 +577,32 @@ def test_import_publishes_number_imported_without_routing_ids(
     assert imported[0]["data"]["provider"] == "telnyx"
     assert "1494404757140276705" not in json.dumps(imported)
     assert not [e for e in events if e["type"] in ("number.ordered", "number.purchased")]
+
+
+def test_a_provider_error_echoing_the_key_is_masked(client: TestClient, partner: Acct) -> None:
+    """Telnyx's 401 repeats the key it was sent; the account's own key must
+    not come back in the 502 (nor in anything logged from it)."""
+    with respx.mock as mock:
+        mock.get(f"{TELNYX}/v2/phone_numbers").mock(
+            return_value=httpx.Response(401, json=load_json("telnyx", "error_401_key_echo.json"))
+        )
+        response = client.post(
+            "/telephony/numbers/import", json=TELNYX_BODY, headers=partner.headers
+        )
+    assert response.status_code == 502, response.text
+    message = response.json()["error"]["message"]
+    assert SECRET not in message and "***" in message and "not a valid API key" in message
+
+
+def test_the_platform_telnyx_key_is_masked_too() -> None:
+    from didhub.carriers.base import CarrierFailure
+    from didhub.carriers.telnyx import TelnyxCarrier
+
+    carrier = TelnyxCarrier(SECRET, TELNYX, max_attempts=1)
+    with respx.mock as mock:
+        mock.get(f"{TELNYX}/v2/phone_numbers").mock(
+            return_value=httpx.Response(401, json=load_json("telnyx", "error_401_key_echo.json"))
+        )
+        with pytest.raises(CarrierFailure) as failure:
+            list(carrier.owned_numbers())
+    assert SECRET not in str(failure.value) and "***" in str(failure.value)

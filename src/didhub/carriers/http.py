@@ -81,7 +81,15 @@ class CarrierClient:
         self.backoff_max = backoff_max
         self.max_retry_after = max_retry_after
         self._error_text = error_text
-        self._mask = tuple(m for m in mask if m)
+        # The credentials themselves are masked too: a carrier's error text may
+        # echo the key it was sent (Telnyx does, for a malformed one).
+        secrets = [*mask]
+        if isinstance(auth, tuple):
+            secrets.extend(auth)
+        for name, value in (headers or {}).items():
+            if name.lower() in ("authorization", "x-api-key"):
+                secrets.append(value.split(" ", 1)[-1])
+        self._mask = tuple(sorted({m for m in secrets if len(m) >= 4}, key=len, reverse=True))
         self._sleep = sleep
         self.http = httpx.Client(
             base_url=base_url,
