@@ -16,6 +16,7 @@ from didhub.billing.models import LedgerAccount
 from didhub.cli import app
 from didhub.config import Settings, get_settings
 from didhub.db import Base, Database
+from didhub.migrate import include_name
 
 
 @pytest.fixture
@@ -28,7 +29,8 @@ def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
 
 def test_migrations_create_exactly_the_models_schema(db: Database) -> None:
     with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": include_name})
+        diff = compare_metadata(context, Base.metadata)
     assert diff == []
 
 

@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     bandwidth_base_url: str = "https://dashboard.bandwidth.com"
     sandbox_seed: str = "didhub"
     hold_minutes: int = Field(default=10, ge=1, le=240)
+    # A quote holds numbers only within the account's allowance: at most this
+    # many numbers, worth at most its wallet balance (plus hold_card_allowance
+    # when auto-recharge would charge its card), each for at most
+    # hold_max_total_minutes in a row however often it is quoted again.
+    hold_max_numbers: int = Field(default=100, ge=1, le=10_000)
+    hold_card_allowance: Decimal = Field(default=Decimal("500.00"), ge=0, le=1_000_000)
+    hold_max_total_minutes: int = Field(default=30, ge=1, le=24 * 60)
     currency: str = "USD"
     prices: dict[str, Price] = Field(default_factory=_default_prices)
     usage_rates: dict[str, dict[str, Decimal]] = Field(default_factory=_default_usage_rates)

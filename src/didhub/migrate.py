@@ -13,6 +13,12 @@ from didhub.db import Database
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """What Alembic compares with didhub's models: everything but the job
+    queue's own tables (Procrastinate's, applied whole by migration 0015)."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

@@ -70,7 +70,9 @@ def quote(body: QuoteRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     return {
         "data": {
             "quote_id": q.id,
-            "expires_at": presenters.when(q.expires_at),
+            "held": q.held,
+            "expires_at": presenters.when(q.expires_at) if q.expires_at else None,
+            "hold_refused": q.hold_refused,
             "phone_numbers": [
                 {
                     "phone_number": line.number.phone_number,

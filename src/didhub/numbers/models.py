@@ -94,6 +94,12 @@ class NumberHold(Base):
     e164: Mapped[str] = mapped_column(String(20), primary_key=True)
     holder_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     quote_id: Mapped[str] = mapped_column(String(40))
+    # What the held number would cost now (first month + setup): an account's
+    # holds are worth at most what it can pay.
+    amount: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))
+    # When this holder's holding of the number began; re-quotes keep it, so a
+    # number is held for one buyer at most hold_max_total_minutes in a row.
+    first_held_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 

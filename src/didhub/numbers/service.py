@@ -28,6 +28,7 @@ from didhub.accounts.models import Account, Agent
 from didhub.accounts.service import Scope
 from didhub.billing import ledger, resale
 from didhub.billing import wallet as billing_wallet
+from didhub.billing.models import BillingProfile
 from didhub.carriers.base import (
     AvailableNumber,
     Carrier,
@@ -155,8 +156,13 @@ class Quote:
     id: str
     lines: list[QuoteLine]
     currency: str
-    expires_at: datetime
+    expires_at: datetime | None  # None: not held
     wallet_balance: Decimal
+    hold_refused: str | None = None  # why the numbers aren't held
+
+    @property
+    def held(self) -> bool:
+        return self.expires_at is not None
 
     @property
     def monthly_total(self) -> Decimal:
@@ -234,40 +240,133 @@ def _check_not_taken(
         raise NumberUnavailable(f"{owned} is not available", field=field)
 
 
+def _hold_allowance(session: Session, settings: Settings, account_id: str) -> Decimal:
+    """What an account's live holds may be worth at most: what it can pay now,
+    its wallet balance, plus ``hold_card_allowance`` when auto-recharge would
+    charge its card for a purchase."""
+    balance = ledger.wallet_balance(session, account_id, settings.currency)
+    billing = session.get(BillingProfile, account_id)
+    recharges = (
+        billing is not None
+        and billing.auto_recharge_enabled
+        and billing_wallet.card_on_file(session, account_id) is not None
+    )
+    return max(balance, Decimal("0")) + (settings.hold_card_allowance if recharges else 0)
+
+
+def _hold_refusal(
+    session: Session,
+    settings: Settings,
+    scope: Scope,
+    lines: Sequence[QuoteLine],
+    now: datetime,
+    first_held: dict[str, datetime],
+) -> str | None:
+    """Why this quote's numbers can't be held for the buyer, or None: holds
+    keep numbers from everyone else, so an account holds only what it could
+    pay for, only so many, and each number only so long (docs/architecture.md,
+    "Quote and hold")."""
+    numbers = [line.number.phone_number for line in lines]
+    others = session.execute(
+        select(func.count(), func.sum(NumberHold.amount)).where(
+            NumberHold.holder_id == scope.account_id,
+            NumberHold.expires_at > now,
+            NumberHold.e164.not_in(numbers),
+        )
+    ).one()
+    count = int(others[0]) + len(numbers)
+    if count > settings.hold_max_numbers:
+        return (
+            f"an account holds at most {settings.hold_max_numbers} numbers at a time "
+            f"({int(others[0])} are held already); buy or let some go first"
+        )
+    value = (others[1] or Decimal("0")) + sum((line.total for line in lines), Decimal("0.00"))
+    allowance = _hold_allowance(session, settings, scope.account_id)
+    if value > allowance:
+        return (
+            f"held numbers may be worth at most what the account can pay ({allowance:.2f} "
+            f"{settings.currency}); these would make {value:.2f}: top up, or buy without a hold"
+        )
+    longest = timedelta(minutes=settings.hold_max_total_minutes)
+    for e164, since in first_held.items():
+        if now >= since + longest:
+            return (
+                f"{e164} has been held for you for the longest time allowed "
+                f"({settings.hold_max_total_minutes} minutes); buy it now or let others"
+            )
+    return None
+
+
 def quote(
     db: Database, carrier: Carrier, settings: Settings, scope: Scope, phone_numbers: Sequence[str]
 ) -> Quote:
     """Price numbers (first month + one-time setup) and hold them for the buyer
-    for ``hold_minutes``, so the confirmation dialog's numbers can't be taken."""
+    for ``hold_minutes``, so the confirmation dialog's numbers can't be taken.
+    A quote the account's hold allowance doesn't cover is answered unheld
+    (``Quote.hold_refused`` says why): the prices stand, the numbers stay open
+    to every buyer."""
     field_name = "phone_numbers"
     numbers = validate_numbers(phone_numbers, field_name)
     lines = [_line(settings, info) for info in _describe(carrier, numbers, field_name)]
     quote_id = new_id("quo")
     now = clock.now()
-    expires_at = now + timedelta(minutes=settings.hold_minutes)
+    longest = timedelta(minutes=settings.hold_max_total_minutes)
     try:
         with db.session() as session:
             _check_not_taken(session, scope, numbers, now, field_name)
-            session.execute(delete(NumberHold).where(NumberHold.e164.in_(numbers)))
-            session.add_all(
-                NumberHold(
-                    e164=n, holder_id=scope.account_id, quote_id=quote_id, expires_at=expires_at
+            # A number the buyer holds (or held until lately) keeps the time its
+            # holding began: re-quoting can't hold it for ever.
+            first_held = {
+                hold.e164: hold.first_held_at
+                for hold in session.scalars(
+                    select(NumberHold).where(
+                        NumberHold.e164.in_(numbers),
+                        NumberHold.holder_id == scope.account_id,
+                        NumberHold.first_held_at > now - 2 * longest,
+                    )
                 )
-                for n in sorted(numbers)
-            )
-            session.flush()
+            }
+            refused = _hold_refusal(session, settings, scope, lines, now, first_held)
+            expires_at: datetime | None = None
+            if refused is None:
+                expires_at = min(
+                    [now + timedelta(minutes=settings.hold_minutes)]
+                    + [since + longest for since in first_held.values()]
+                )
+                session.execute(delete(NumberHold).where(NumberHold.e164.in_(numbers)))
+                session.add_all(
+                    NumberHold(
+                        e164=line.number.phone_number,
+                        holder_id=scope.account_id,
+                        quote_id=quote_id,
+                        amount=line.total,
+                        first_held_at=first_held.get(line.number.phone_number, now),
+                        expires_at=expires_at,
+                    )
+                    for line in sorted(lines, key=lambda item: item.number.phone_number)
+                )
+                session.flush()
             balance = ledger.wallet_balance(session, scope.account_id, settings.currency)
     except IntegrityError:
         raise NumberUnavailable(
             "a number was just held by another buyer", field=field_name
         ) from None
-    carrier.reserve(numbers, quote_id, settings.hold_minutes)
-    return Quote(quote_id, lines, settings.currency, expires_at, balance)
+    if expires_at is not None:
+        carrier.reserve(numbers, quote_id, settings.hold_minutes)
+    return Quote(quote_id, lines, settings.currency, expires_at, balance, refused)
 
 
-def expire_holds(session: Session) -> int:
-    """Set-based sweep of lapsed holds (they're already ignored once expired)."""
-    result = session.execute(delete(NumberHold).where(NumberHold.expires_at <= clock.now()))
+def expire_holds(session: Session, settings: Settings) -> int:
+    """Set-based sweep of lapsed holds (they're already ignored once expired).
+    A lapsed hold is kept until its holding could have begun again, so the
+    maximum hold time can't be reset by letting a hold lapse and quoting again."""
+    now = clock.now()
+    cool_off = 2 * timedelta(minutes=settings.hold_max_total_minutes)
+    result = session.execute(
+        delete(NumberHold).where(
+            NumberHold.expires_at <= now, NumberHold.first_held_at <= now - cool_off
+        )
+    )
     return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -959,7 +1058,7 @@ def reconcile(
     report = ReconcileReport()
     cutoff = clock.now() - min_age
     with db.session() as session:
-        report.holds_expired = expire_holds(session)
+        report.holds_expired = expire_holds(session, settings)
         order_ids = list(
             session.scalars(
                 select(NumberOrder.id)
