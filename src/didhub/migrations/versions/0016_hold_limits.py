@@ -1,6 +1,6 @@
 """number_holds: amount and first_held_at, for the hold allowance
 
-Revision ID: 0020
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-02 07:00:00
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020"
+revision = "0016"
 down_revision = "0015"
 branch_labels = None
 depends_on = None
