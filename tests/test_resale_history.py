@@ -1,19 +1,26 @@
 """Resale follows the events as they happened: a tenant pays retail only for an
 event that took place while a retail price applied, at that price, and only
 if the number served that tenant at that moment (a renewal at its period's
-start, a call at its start, an assignment when it was made)."""
+start, a call at its start, an assignment when it was made). And recording a
+resold event is insert-or-nothing, so a sweep racing a request never turns
+into an error."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from conftest import Acct, ledger_ok, search_numbers
 from didhub import clock
-from didhub.billing import renewals
+from didhub.api.app import create_app
+from didhub.billing import ledger, renewals, resale
+from didhub.billing.models import ResaleCharge
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
@@ -204,4 +211,65 @@ def test_c_a_price_change_does_not_reprice_earlier_events(
         ("Dental", "2030-03"): ("3.03", "1.01"),
         ("Dental", "2030-04"): ("4.00", "1.00"),
     }
+    assert ledger_ok(db)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DIDHUB_DATABASE_URL", "").startswith("postgresql"),
+    reason="two transactions at once need PostgreSQL's row locks (SQLite has one writer)",
+)
+@pytest.mark.parametrize("request_kind", ["patch", "assign"])
+def test_d_the_sweep_racing_an_assignment_never_answers_500(
+    request_kind: str,
+    partner: Acct,
+    make_tenant: Callable[..., Acct],
+    db: Database,
+    carrier: SandboxCarrier,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = TestClient(create_app(settings, db, carrier), raise_server_exceptions=False)
+    at(2030, 1, 10)
+    dental = make_tenant("Dental", partner.id, balance="50.00")
+    set_price(client, partner)
+    number = buy_one(client, partner)
+
+    # The sweep resells the assignment after the request has looked for what
+    # is due and before it records it: exactly once, on its first wallet step.
+    ensure_wallet = ledger.ensure_wallet
+    raced: list[bool] = []
+
+    def sweep_first(session: Any, owner_id: str, currency: str) -> str:
+        if owner_id == dental.id and not raced:
+            raced.append(True)
+            resale.bill_tenants(db, settings)
+        return ensure_wallet(session, owner_id, currency)
+
+    monkeypatch.setattr(ledger, "ensure_wallet", sweep_first)
+    headers = {**partner.headers, "Idempotency-Key": f"race-{request_kind}"}
+    if request_kind == "patch":
+        url, body = f"/telephony/numbers/{number['id']}", {"tenant_id": dental.id}
+        send = lambda: client.patch(url, json=body, headers=headers)  # noqa: E731
+    else:
+        agent = client.post(
+            "/agents", json={"tenant_id": dental.id, "name": "Desk"}, headers=partner.headers
+        ).json()["data"]
+        url = "/telephony/numbers/assign"
+        body = {"number_id": number["id"], "agent_id": agent["id"], "assignment_type": "inbound"}
+        send = lambda: client.post(url, json=body, headers=headers)  # noqa: E731
+    first = send()
+    assert raced, "the sweep did not run inside the request"
+    assert first.status_code == 200, first.text
+    monkeypatch.setattr(ledger, "ensure_wallet", ensure_wallet)
+
+    assert balance(client, dental) == "42.00"  # setup + first month, once
+    assert balance(client, partner) == "106.00"  # 100 - 2.00 wholesale + 8.00 retail
+    with db.session() as session:
+        charges = session.scalar(select(func.count()).select_from(ResaleCharge))
+    assert charges == 1
+    again = send()
+    assert again.status_code == first.status_code and again.json() == first.json()
+    assert balance(client, dental) == "42.00"
+    got = client.get(f"/telephony/numbers/{number['id']}", headers=partner.headers).json()["data"]
+    assert got["tenant_id"] == dental.id
     assert ledger_ok(db)

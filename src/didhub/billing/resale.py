@@ -18,9 +18,11 @@ The moment is when the assignment was made, the 00:00 UTC start of a renewal's
 period, a call's start. Who a number served comes from its history
 (``number_events``: ``tenant.assigned`` / ``tenant.unassigned``).
 
-Each resold event is a ``ResaleCharge`` with a unique ``source``, so a sweep can
-run any number of times and resell nothing twice. A tenant's wallet may go below
-zero for these charges: that is what it owes its partner.
+Each resold event is a ``ResaleCharge`` with a unique ``source``, inserted
+with ``ON CONFLICT (source) DO NOTHING``: a sweep and a request may both find
+the same event due, and whichever records it second records, and charges,
+nothing. A tenant's wallet may go below zero for these charges: that is what
+it owes its partner.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, String, cast, exists, literal, select
+from sqlalchemy import ColumnElement, String, Table, cast, exists, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from didhub import clock
@@ -428,6 +431,18 @@ def _candidates(
     return due
 
 
+def _insert_new(session: Session, rows: list[dict[str, object]]) -> list[tuple[int, Decimal]]:
+    """Insert the charges no one recorded yet, skip the rest: ``(id, retail)``
+    of the rows actually inserted. A concurrent writer's row wins silently."""
+    table: Table = ResaleCharge.__table__  # type: ignore[assignment]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    statement = insert.on_conflict_do_nothing(index_elements=[table.c.source]).returning(
+        table.c.id, table.c.retail
+    )
+    return [(row_id, retail) for row_id, retail in session.execute(statement, rows).tuples()]
+
+
 def bill_tenants(
     db: Database,
     settings: Settings,
@@ -436,7 +451,8 @@ def bill_tenants(
 ) -> Decimal:
     """Charge tenants retail for every resold event not charged yet (or, with
     ``calls``, for those usage records only); one ledger transaction per
-    tenant. Returns the total retail charged."""
+    tenant, for exactly the charges it inserted. Safe to run beside itself:
+    returns the total retail this call charged."""
     with db.session() as session:
         due = _candidates(session, partner_id, calls)
     by_tenant: dict[tuple[str, str], list[_Due]] = defaultdict(list)
@@ -445,44 +461,49 @@ def bill_tenants(
     total = Decimal("0")
     for (partner, tenant), items in by_tenant.items():
         with db.session() as session:
-            fresh = set(
-                session.scalars(
-                    select(ResaleCharge.source).where(
-                        ResaleCharge.source.in_([i.source for i in items])
-                    )
-                )
+            tenant_wallet = ledger.ensure_wallet(session, tenant, settings.currency)
+            partner_wallet = ledger.ensure_wallet(session, partner, settings.currency)
+            # The lock order's first level, before any write: a sweep and a
+            # request billing the same tenant take turns here.
+            ledger.lock_wallets(session, [tenant, partner], settings.currency)
+            now = clock.now()
+            inserted = _insert_new(
+                session,
+                [
+                    {
+                        "source": i.source,
+                        "kind": i.kind,
+                        "partner_id": i.partner_id,
+                        "tenant_id": i.tenant_id,
+                        "number_id": i.number_id,
+                        "retail": i.retail,
+                        "wholesale": i.wholesale,
+                        "currency": i.currency,
+                        "occurred_on": i.occurred_on,
+                        "ledger_transaction_id": None,
+                        "created_at": now,
+                    }
+                    for i in items
+                ],
             )
-            items = [i for i in items if i.source not in fresh]
-            amount = sum((i.retail for i in items), Decimal("0"))
-            txn_id = None
+            amount = sum((retail for _, retail in inserted), Decimal("0"))
             if amount:
                 txn = ledger.transfer(
                     session,
                     kind="resale",
-                    description=f"Your provider's charges: {len(items)} item(s)",
-                    debit=ledger.ensure_wallet(session, tenant, settings.currency),
-                    credit=ledger.ensure_wallet(session, partner, settings.currency),
+                    description=f"Your provider's charges: {len(inserted)} item(s)",
+                    debit=tenant_wallet,
+                    credit=partner_wallet,
                     amount=amount,
                     reference=f"resale:{tenant}",
                 )
-                txn_id = txn.id
-            now = clock.now()
-            session.add_all(
-                ResaleCharge(
-                    source=i.source,
-                    kind=i.kind,
-                    partner_id=i.partner_id,
-                    tenant_id=i.tenant_id,
-                    number_id=i.number_id,
-                    retail=i.retail,
-                    wholesale=i.wholesale,
-                    currency=i.currency,
-                    occurred_on=i.occurred_on,
-                    ledger_transaction_id=txn_id,
-                    created_at=now,
-                )
-                for i in items
-            )
+                ids = [row_id for row_id, _ in inserted]
+                for start in range(0, len(ids), _CHUNK):
+                    session.execute(
+                        update(ResaleCharge)
+                        .where(ResaleCharge.id.in_(ids[start : start + _CHUNK]))
+                        .values(ledger_transaction_id=txn.id)
+                    )
             total += amount
     return total
 
