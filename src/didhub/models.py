@@ -12,6 +12,7 @@ from didhub.billing.models import (
     Renewal,
     ResaleCharge,
     RetailPrice,
+    RetailPriceVersion,
     UsageRecord,
 )
 from didhub.carriers.sandbox import SandboxAllocation
@@ -40,6 +41,7 @@ __all__ = [
     "RoutingGeneration",
     "ResaleCharge",
     "RetailPrice",
+    "RetailPriceVersion",
     "SandboxCharge",
     "UsageRecord",
     "Account",

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from didhub.db import Base, Money, UtcDateTime
@@ -188,6 +188,34 @@ class RetailPrice(Base):
     per_minute_inbound: Mapped[Decimal] = mapped_column(Money())
     per_minute_outbound: Mapped[Decimal] = mapped_column(Money())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class RetailPriceVersion(Base):
+    """A retail price as it was set, in force from ``valid_from`` until the next
+    version of the same (partner, applies_to, number type). Rows are only ever
+    added, so the price an event happened under never changes afterwards;
+    ``retail_prices`` holds the latest version of each, for reading and listing."""
+
+    __tablename__ = "retail_price_versions"
+    __table_args__ = (
+        Index(
+            "ix_retail_price_versions_key",
+            "partner_id",
+            "applies_to",
+            "phone_number_type",
+            "valid_from",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    applies_to: Mapped[str] = mapped_column(String(40))
+    phone_number_type: Mapped[str] = mapped_column(String(16))
+    monthly: Mapped[Decimal] = mapped_column(Money())
+    setup: Mapped[Decimal] = mapped_column(Money())
+    per_minute_inbound: Mapped[Decimal] = mapped_column(Money())
+    per_minute_outbound: Mapped[Decimal] = mapped_column(Money())
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ResaleCharge(Base):

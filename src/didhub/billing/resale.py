@@ -11,20 +11,31 @@ wallet retail for the same event:
 | a monthly renewal | monthly fee | retail monthly |
 | a call | per-minute rate | retail per-minute rate |
 
-Each resold event is a ``ResaleCharge`` with a unique ``source``, so a sweep can
-run any number of times and resell nothing twice. A tenant's wallet may go below
-zero for these charges: that is what it owes its partner.
+An event is resold as it happened, whenever the charge is written: to the
+tenant the number served at the event's moment, at the retail price in force
+then (``retail_price_versions``), and not at all if no retail price applied.
+The moment is when the assignment was made, the 00:00 UTC start of a renewal's
+period, a call's start. Who a number served comes from its history
+(``number_events``: ``tenant.assigned`` / ``tenant.unassigned``).
+
+Each resold event is a ``ResaleCharge`` with a unique ``source``, inserted
+with ``ON CONFLICT (source) DO NOTHING``: a sweep and a request may both find
+the same event due, and whichever records it second records, and charges,
+nothing. A tenant's wallet may go below zero for these charges: that is what
+it owes its partner.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, String, cast, exists, literal, select
+from sqlalchemy import ColumnElement, String, Table, cast, exists, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from didhub import clock
@@ -32,16 +43,25 @@ from didhub.accounts import service as accounts
 from didhub.accounts.models import Account
 from didhub.accounts.service import Scope
 from didhub.billing import ledger
-from didhub.billing.models import Renewal, ResaleCharge, RetailPrice, UsageRecord
+from didhub.billing.models import (
+    Renewal,
+    ResaleCharge,
+    RetailPrice,
+    RetailPriceVersion,
+    UsageRecord,
+)
 from didhub.billing.usage import charge_for
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.errors import Forbidden, ValidationFailed
 from didhub.numbers.lifecycle import ACTIVE
-from didhub.numbers.models import PhoneNumber
+from didhub.numbers.models import NumberEvent, PhoneNumber
 
 DEFAULT = "default"
 NUMBER_TYPES = ("local", "toll-free", "mobile")
+TENANT_ASSIGNED = "tenant.assigned"
+TENANT_UNASSIGNED = "tenant.unassigned"
+_CHUNK = 5000  # ids per IN list: well under SQLite's bound-parameter limit
 
 
 def _amount(value: Decimal, field: str, places: str) -> Decimal:
@@ -64,6 +84,8 @@ def set_retail_price(
     per_minute_inbound: Decimal,
     per_minute_outbound: Decimal,
 ) -> RetailPrice:
+    """Set a retail price from now on. Events before now keep the price they
+    happened under (or none): a new version is added, none is changed."""
     if scope.kind != accounts.PARTNER:
         raise Forbidden("only a partner sets retail prices for its tenants")
     if phone_number_type not in NUMBER_TYPES:
@@ -75,6 +97,10 @@ def set_retail_price(
         if tenant.parent_id != scope.account_id:
             raise Forbidden("retail prices are for your own tenants")
     applies_to = tenant_id or DEFAULT
+    monthly = _amount(monthly, "monthly", "0.01")
+    setup = _amount(setup, "setup", "0.01")
+    per_minute_inbound = _amount(per_minute_inbound, "per_minute_inbound", "0.0001")
+    per_minute_outbound = _amount(per_minute_outbound, "per_minute_outbound", "0.0001")
     price = session.scalars(
         select(RetailPrice).where(
             RetailPrice.partner_id == scope.account_id,
@@ -89,11 +115,24 @@ def set_retail_price(
             phone_number_type=phone_number_type,
         )
         session.add(price)
-    price.monthly = _amount(monthly, "monthly", "0.01")
-    price.setup = _amount(setup, "setup", "0.01")
-    price.per_minute_inbound = _amount(per_minute_inbound, "per_minute_inbound", "0.0001")
-    price.per_minute_outbound = _amount(per_minute_outbound, "per_minute_outbound", "0.0001")
-    price.updated_at = clock.now()
+    now = clock.now()
+    price.monthly = monthly
+    price.setup = setup
+    price.per_minute_inbound = per_minute_inbound
+    price.per_minute_outbound = per_minute_outbound
+    price.updated_at = now
+    session.add(
+        RetailPriceVersion(
+            partner_id=scope.account_id,
+            applies_to=applies_to,
+            phone_number_type=phone_number_type,
+            monthly=monthly,
+            setup=setup,
+            per_minute_inbound=per_minute_inbound,
+            per_minute_outbound=per_minute_outbound,
+            valid_from=now,
+        )
+    )
     session.flush()
     return price
 
@@ -108,15 +147,93 @@ def retail_prices(session: Session, scope: Scope) -> list[RetailPrice]:
     )
 
 
-def _price_book(session: Session, partner_ids: set[str]) -> dict[tuple[str, str, str], RetailPrice]:
-    rows = session.scalars(select(RetailPrice).where(RetailPrice.partner_id.in_(partner_ids)))
-    return {(r.partner_id, r.applies_to, r.phone_number_type): r for r in rows}
+class _PriceBook:
+    """Every version of the retail prices of the partners that resell: which
+    price applied to a tenant's number of a type at a moment."""
+
+    def __init__(self, versions: Iterable[RetailPriceVersion]) -> None:
+        by_key: dict[tuple[str, str, str], list[RetailPriceVersion]] = defaultdict(list)
+        for v in sorted(versions, key=lambda v: (v.valid_from, v.id)):
+            by_key[(v.partner_id, v.applies_to, v.phone_number_type)].append(v)
+        self._versions = dict(by_key)
+        self._starts = {k: [v.valid_from for v in vs] for k, vs in by_key.items()}
+        self.partners = {partner for partner, _, _ in by_key}
+        # Nothing before a partner's first price is ever resold: the lower bound
+        # of every event query.
+        self.since = min((vs[0].valid_from for vs in by_key.values()), default=None)
+
+    @classmethod
+    def load(cls, session: Session, partner_id: str | None) -> _PriceBook:
+        query = select(RetailPriceVersion)
+        if partner_id is not None:
+            query = query.where(RetailPriceVersion.partner_id == partner_id)
+        return cls(session.scalars(query))
+
+    def _version(self, key: tuple[str, str, str], moment: datetime) -> RetailPriceVersion | None:
+        starts = self._starts.get(key)
+        if not starts:
+            return None
+        # The last version set at or before the moment (ties: the later one set).
+        index = bisect.bisect_right(starts, moment)
+        return self._versions[key][index - 1] if index else None
+
+    def at(
+        self, partner: str, tenant: str, kind: str, moment: datetime
+    ) -> RetailPriceVersion | None:
+        """The tenant's own price in force at ``moment``, else the default's."""
+        return self._version((partner, tenant, kind), moment) or self._version(
+            (partner, DEFAULT, kind), moment
+        )
 
 
-def _retail(
-    book: dict[tuple[str, str, str], RetailPrice], partner: str, tenant: str, kind: str
-) -> RetailPrice | None:
-    return book.get((partner, tenant, kind)) or book.get((partner, DEFAULT, kind))
+class _Tenancies:
+    """Who each number served when, from its tenant events. A number with none
+    still serves whom it was created for (a tenant that bought it, or nobody)."""
+
+    def __init__(
+        self, initial: dict[str, str | None], changes: dict[str, list[tuple[datetime, str | None]]]
+    ) -> None:
+        self._initial = initial
+        self._changes = changes
+        self._starts = {k: [when for when, _ in v] for k, v in changes.items()}
+
+    @classmethod
+    def load(cls, session: Session, numbers: Iterable[PhoneNumber]) -> _Tenancies:
+        by_id = {n.id: n for n in numbers}
+        changes: dict[str, list[tuple[datetime, str | None]]] = defaultdict(list)
+        first: dict[str, str | None] = {}
+        ids = sorted(by_id)
+        for start in range(0, len(ids), _CHUNK):
+            for number_id, created_at, data in session.execute(
+                select(NumberEvent.number_id, NumberEvent.created_at, NumberEvent.data)
+                .where(
+                    NumberEvent.number_id.in_(ids[start : start + _CHUNK]),
+                    NumberEvent.kind.in_((TENANT_ASSIGNED, TENANT_UNASSIGNED)),
+                )
+                .order_by(NumberEvent.number_id, NumberEvent.created_at, NumberEvent.id)
+            ).tuples():
+                if number_id not in first:
+                    before = data.get("previous_tenant_id")
+                    first[number_id] = before if isinstance(before, str) else None
+                after = data.get("tenant_id")
+                changes[number_id].append((created_at, after if isinstance(after, str) else None))
+        initial = {
+            number_id: first.get(number_id, number.tenant_id) for number_id, number in by_id.items()
+        }
+        return cls(initial, dict(changes))
+
+    def at(self, number_id: str, moment: datetime) -> str | None:
+        starts = self._starts.get(number_id)
+        if starts:
+            # A change made at the very moment counts: an assignment is at its own time.
+            index = bisect.bisect_right(starts, moment)
+            if index:
+                return self._changes[number_id][index - 1][1]
+        return self._initial.get(number_id)
+
+    def tenants(self) -> set[str]:
+        named = {t for v in self._changes.values() for _, t in v if t is not None}
+        return named | {t for t in self._initial.values() if t is not None}
 
 
 @dataclass(frozen=True)
@@ -132,119 +249,198 @@ class _Due:
     occurred_on: date
 
 
-def _candidates(
-    session: Session, partner_id: str | None, calls: Sequence[int] | None = None
-) -> list[_Due]:
-    """Events of numbers serving a partner's tenant that have no resale charge
-    yet, found with anti-joins on the unique ``source`` (no history in memory).
-    With ``calls``, only those usage records (a batch just rated)."""
-    partners = set(session.scalars(select(RetailPrice.partner_id).distinct()))
-    if partner_id is not None:
-        partners &= {partner_id}
-    if not partners:
-        return []  # nobody resells: nothing to look at
-    book = _price_book(session, partners)
+def _unsold(source: ColumnElement[str]) -> ColumnElement[bool]:
+    return ~exists().where(ResaleCharge.source == source)
+
+
+def _ever_served(number: type[PhoneNumber]) -> ColumnElement[bool]:
+    """A partner's number never given to a tenant has nothing to resell."""
+    return exists().where(NumberEvent.number_id == number.id, NumberEvent.kind == TENANT_ASSIGNED)
+
+
+def _assignments(session: Session, book: _PriceBook, since: datetime) -> list[_Due]:
+    """Each tenant pays setup + first month once per number, for the first
+    assignment of it made while a retail price applied (the number active)."""
     tenant = aliased(Account)
-    serving = (
-        select(PhoneNumber, tenant.id)
-        .join(tenant, tenant.id == PhoneNumber.tenant_id)
+    assigned_to = NumberEvent.data["tenant_id"].as_string()
+    source = literal("assign:") + PhoneNumber.id + literal(":") + assigned_to
+    rows = session.execute(
+        select(NumberEvent.created_at, tenant.id, PhoneNumber)
+        .join(PhoneNumber, PhoneNumber.id == NumberEvent.number_id)
+        .join(tenant, tenant.id == assigned_to)
         .where(
+            NumberEvent.kind == TENANT_ASSIGNED,
+            NumberEvent.created_at >= since,
             tenant.parent_id == PhoneNumber.owner_id,
-            PhoneNumber.owner_id.in_(partners),
+            PhoneNumber.owner_id.in_(book.partners),
             PhoneNumber.is_managed.is_(True),
+            PhoneNumber.status == ACTIVE,
+            _unsold(source),
         )
-    )
+        .order_by(NumberEvent.created_at, NumberEvent.id)
+    ).tuples()
+    due: dict[str, _Due] = {}
+    for moment, tenant_id, number in rows:
+        key = f"assign:{number.id}:{tenant_id}"
+        price = book.at(number.owner_id, tenant_id, number.phone_number_type, moment)
+        if price is None or key in due:
+            continue
+        due[key] = _Due(
+            key,
+            "setup",
+            number.owner_id,
+            tenant_id,
+            number.id,
+            price.setup + price.monthly,
+            # what the partner paid at purchase for the same setup + month
+            number.upfront_cost + number.monthly_cost,
+            number.currency,
+            moment.date(),
+        )
+    return list(due.values())
 
-    def unsold(source: ColumnElement[str]) -> ColumnElement[bool]:
-        return ~exists().where(ResaleCharge.source == source)
 
+def _served_by(
+    book: _PriceBook,
+    tenancies: _Tenancies,
+    parents: dict[str, str | None],
+    number: PhoneNumber,
+    moment: datetime,
+) -> tuple[str, RetailPriceVersion] | None:
+    """The partner's tenant the number served at ``moment`` and the retail
+    price that applied to it then; None if either is missing."""
+    tenant_id = tenancies.at(number.id, moment)
+    if tenant_id is None or parents.get(tenant_id) != number.owner_id:
+        return None
+    price = book.at(number.owner_id, tenant_id, number.phone_number_type, moment)
+    return (tenant_id, price) if price is not None else None
+
+
+def _renewals(session: Session, book: _PriceBook, since: datetime) -> list[_Due]:
+    renewed = literal("renewal:") + cast(Renewal.id, String)
+    rows = session.execute(
+        select(Renewal, PhoneNumber)
+        .join(PhoneNumber, PhoneNumber.id == Renewal.number_id)
+        .where(
+            PhoneNumber.owner_id.in_(book.partners),
+            PhoneNumber.is_managed.is_(True),
+            Renewal.period_start >= since.date(),
+            _ever_served(PhoneNumber),
+            _unsold(renewed),
+        )
+    ).tuples()
+    found = list(rows)
+    tenancies = _Tenancies.load(session, {n.id: n for _, n in found}.values())
+    parents = _parents(session, tenancies)
     due: list[_Due] = []
-    if calls is None:
-        assigned = literal("assign:") + PhoneNumber.id + literal(":") + tenant.id
-        for number, tenant_id in session.execute(
-            serving.where(PhoneNumber.status == ACTIVE, unsold(assigned))
-        ).tuples():
-            price = _retail(book, number.owner_id, tenant_id, number.phone_number_type)
-            if price is not None:
-                due.append(
-                    _Due(
-                        f"assign:{number.id}:{tenant_id}",
-                        "setup",
-                        number.owner_id,
-                        tenant_id,
-                        number.id,
-                        price.setup + price.monthly,
-                        # what the partner paid at purchase for the same setup + month
-                        number.upfront_cost + number.monthly_cost,
-                        number.currency,
-                        clock.now().date(),
-                    )
-                )
-        renewed = literal("renewal:") + cast(Renewal.id, String)
-        for renewal, number, tenant_id in session.execute(
-            select(Renewal, PhoneNumber, tenant.id)
-            .join(PhoneNumber, PhoneNumber.id == Renewal.number_id)
-            .join(tenant, tenant.id == PhoneNumber.tenant_id)
-            .where(
-                tenant.parent_id == PhoneNumber.owner_id,
-                PhoneNumber.owner_id.in_(partners),
-                PhoneNumber.is_managed.is_(True),
-                unsold(renewed),
+    for renewal, number in found:
+        # A month is the tenant's who was served when it began.
+        moment = datetime.combine(renewal.period_start, time(), UTC)
+        served = _served_by(book, tenancies, parents, number, moment)
+        if served is None:
+            continue
+        tenant_id, price = served
+        due.append(
+            _Due(
+                f"renewal:{renewal.id}",
+                "monthly",
+                number.owner_id,
+                tenant_id,
+                number.id,
+                price.monthly,
+                renewal.amount,
+                renewal.currency,
+                renewal.period_start,
             )
-        ).tuples():
-            price = _retail(book, number.owner_id, tenant_id, number.phone_number_type)
-            if price is not None:
-                due.append(
-                    _Due(
-                        f"renewal:{renewal.id}",
-                        "monthly",
-                        number.owner_id,
-                        tenant_id,
-                        number.id,
-                        price.monthly,
-                        renewal.amount,
-                        renewal.currency,
-                        renewal.period_start,
-                    )
-                )
+        )
+    return due
+
+
+def _calls(
+    session: Session, book: _PriceBook, since: datetime, calls: Sequence[int] | None
+) -> list[_Due]:
     called = literal("usage:") + cast(UsageRecord.id, String)
-    usage_rows = (
+    query = (
         select(UsageRecord, PhoneNumber)
         .join(PhoneNumber, PhoneNumber.id == UsageRecord.number_id)
-        .join(tenant, tenant.id == UsageRecord.tenant_id)
         .where(
-            tenant.parent_id == PhoneNumber.owner_id,
-            PhoneNumber.owner_id.in_(partners),
+            PhoneNumber.owner_id.in_(book.partners),
             PhoneNumber.is_managed.is_(True),
             UsageRecord.posted_at.is_not(None),
-            unsold(called),
+            UsageRecord.started_at >= since,
+            _ever_served(PhoneNumber),
+            _unsold(called),
         )
     )
     if calls is not None:
-        usage_rows = usage_rows.where(UsageRecord.id.in_(calls))
-    for call, number in session.execute(usage_rows).tuples():
-        assert call.tenant_id is not None
-        price = _retail(book, number.owner_id, call.tenant_id, number.phone_number_type)
-        if price is not None:
-            rate = (
-                price.per_minute_inbound
-                if call.direction == "inbound"
-                else price.per_minute_outbound
+        query = query.where(UsageRecord.id.in_(calls))
+    found = list(session.execute(query).tuples())
+    tenancies = _Tenancies.load(session, {n.id: n for _, n in found}.values())
+    parents = _parents(session, tenancies)
+    due: list[_Due] = []
+    for call, number in found:
+        # The tenant served when the call began, not when it was rated.
+        served = _served_by(book, tenancies, parents, number, call.started_at)
+        if served is None:
+            continue
+        tenant_id, price = served
+        inbound = call.direction == "inbound"
+        rate = price.per_minute_inbound if inbound else price.per_minute_outbound
+        due.append(
+            _Due(
+                f"usage:{call.id}",
+                "usage",
+                number.owner_id,
+                tenant_id,
+                number.id,
+                charge_for(rate, call.billable_seconds),
+                call.amount,
+                call.currency,
+                call.started_at.date(),
             )
-            due.append(
-                _Due(
-                    f"usage:{call.id}",
-                    "usage",
-                    number.owner_id,
-                    call.tenant_id,
-                    number.id,
-                    charge_for(rate, call.billable_seconds),
-                    call.amount,
-                    call.currency,
-                    call.started_at.date(),
-                )
-            )
+        )
     return due
+
+
+def _parents(session: Session, tenancies: _Tenancies) -> dict[str, str | None]:
+    ids = sorted(tenancies.tenants())
+    parents: dict[str, str | None] = {}
+    for start in range(0, len(ids), _CHUNK):
+        rows = session.execute(
+            select(Account.id, Account.parent_id).where(Account.id.in_(ids[start : start + _CHUNK]))
+        ).tuples()
+        parents.update({tenant_id: parent_id for tenant_id, parent_id in rows})
+    return parents
+
+
+def _candidates(
+    session: Session, partner_id: str | None, calls: Sequence[int] | None = None
+) -> list[_Due]:
+    """Events of partners' numbers that happened while they served a tenant
+    under a retail price and have no resale charge yet (anti-joins on the
+    unique ``source``). With ``calls``, only those usage records (a batch just
+    rated)."""
+    book = _PriceBook.load(session, partner_id)
+    if book.since is None:
+        return []  # nobody resells: nothing to look at
+    due: list[_Due] = []
+    if calls is None:
+        due += _assignments(session, book, book.since)
+        due += _renewals(session, book, book.since)
+    due += _calls(session, book, book.since, calls)
+    return due
+
+
+def _insert_new(session: Session, rows: list[dict[str, object]]) -> list[tuple[int, Decimal]]:
+    """Insert the charges no one recorded yet, skip the rest: ``(id, retail)``
+    of the rows actually inserted. A concurrent writer's row wins silently."""
+    table: Table = ResaleCharge.__table__  # type: ignore[assignment]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    statement = insert.on_conflict_do_nothing(index_elements=[table.c.source]).returning(
+        table.c.id, table.c.retail
+    )
+    return [(row_id, retail) for row_id, retail in session.execute(statement, rows).tuples()]
 
 
 def bill_tenants(
@@ -255,7 +451,8 @@ def bill_tenants(
 ) -> Decimal:
     """Charge tenants retail for every resold event not charged yet (or, with
     ``calls``, for those usage records only); one ledger transaction per
-    tenant. Returns the total retail charged."""
+    tenant, for exactly the charges it inserted. Safe to run beside itself:
+    returns the total retail this call charged."""
     with db.session() as session:
         due = _candidates(session, partner_id, calls)
     by_tenant: dict[tuple[str, str], list[_Due]] = defaultdict(list)
@@ -264,44 +461,49 @@ def bill_tenants(
     total = Decimal("0")
     for (partner, tenant), items in by_tenant.items():
         with db.session() as session:
-            fresh = set(
-                session.scalars(
-                    select(ResaleCharge.source).where(
-                        ResaleCharge.source.in_([i.source for i in items])
-                    )
-                )
+            tenant_wallet = ledger.ensure_wallet(session, tenant, settings.currency)
+            partner_wallet = ledger.ensure_wallet(session, partner, settings.currency)
+            # The lock order's first level, before any write: a sweep and a
+            # request billing the same tenant take turns here.
+            ledger.lock_wallets(session, [tenant, partner], settings.currency)
+            now = clock.now()
+            inserted = _insert_new(
+                session,
+                [
+                    {
+                        "source": i.source,
+                        "kind": i.kind,
+                        "partner_id": i.partner_id,
+                        "tenant_id": i.tenant_id,
+                        "number_id": i.number_id,
+                        "retail": i.retail,
+                        "wholesale": i.wholesale,
+                        "currency": i.currency,
+                        "occurred_on": i.occurred_on,
+                        "ledger_transaction_id": None,
+                        "created_at": now,
+                    }
+                    for i in items
+                ],
             )
-            items = [i for i in items if i.source not in fresh]
-            amount = sum((i.retail for i in items), Decimal("0"))
-            txn_id = None
+            amount = sum((retail for _, retail in inserted), Decimal("0"))
             if amount:
                 txn = ledger.transfer(
                     session,
                     kind="resale",
-                    description=f"Your provider's charges: {len(items)} item(s)",
-                    debit=ledger.ensure_wallet(session, tenant, settings.currency),
-                    credit=ledger.ensure_wallet(session, partner, settings.currency),
+                    description=f"Your provider's charges: {len(inserted)} item(s)",
+                    debit=tenant_wallet,
+                    credit=partner_wallet,
                     amount=amount,
                     reference=f"resale:{tenant}",
                 )
-                txn_id = txn.id
-            now = clock.now()
-            session.add_all(
-                ResaleCharge(
-                    source=i.source,
-                    kind=i.kind,
-                    partner_id=i.partner_id,
-                    tenant_id=i.tenant_id,
-                    number_id=i.number_id,
-                    retail=i.retail,
-                    wholesale=i.wholesale,
-                    currency=i.currency,
-                    occurred_on=i.occurred_on,
-                    ledger_transaction_id=txn_id,
-                    created_at=now,
-                )
-                for i in items
-            )
+                ids = [row_id for row_id, _ in inserted]
+                for start in range(0, len(ids), _CHUNK):
+                    session.execute(
+                        update(ResaleCharge)
+                        .where(ResaleCharge.id.in_(ids[start : start + _CHUNK]))
+                        .values(ledger_transaction_id=txn.id)
+                    )
             total += amount
     return total
 
