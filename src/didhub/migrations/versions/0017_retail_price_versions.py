@@ -1,7 +1,7 @@
 """retail_price_versions: every retail price as set, from when it applied
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0016
 
 A tenant pays retail only for an event that happened while a retail price
 applied, at that price: resale looks the price up by the event's time. Each
@@ -17,7 +17,7 @@ from alembic import op
 import didhub.db
 
 revision = "0017"
-down_revision = "0014"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
