@@ -65,3 +65,16 @@ class PaymentPending(DidhubError):
 
     status_code = 502
     code = "payment_outcome_unknown"
+
+
+class TooManyRequests(DidhubError):
+    """Slow down: ``retry_after`` seconds until it is worth trying again."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(
+        self, message: str, *, retry_after: int, field: str | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message, field=field, code=code)
+        self.retry_after = retry_after

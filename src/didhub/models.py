@@ -1,6 +1,8 @@
 """Imports every model so ``Base.metadata`` knows every table (Alembic, tests)."""
 
 from didhub.accounts.models import Account, AccountSettings, Agent, ApiKey, User
+from didhub.accounts.sessions import DashboardSession
+from didhub.accounts.throttle import SignInFailures
 from didhub.billing.models import (
     AccountEvent,
     BillingProfile,
@@ -69,4 +71,6 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "User",
+    "DashboardSession",
+    "SignInFailures",
 ]
