@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -224,11 +225,39 @@ def _snapshot(number: PhoneNumber, row: NumberE911) -> Provisioning:
     return Provisioning(number.id, number.e164, row.address_id, row.status, row.reason)
 
 
+def serving_account(number: PhoneNumber) -> str:
+    """The account whose address a number's 911 calls must carry: the tenant
+    it serves, else (not given to a tenant) the account that owns it."""
+    return number.tenant_id or number.owner_id
+
+
+def _require_serving_account(number: PhoneNumber, address: E911Address) -> None:
+    serves = serving_account(number)
+    if address.account_id == serves:
+        return
+    if number.tenant_id is not None and address.account_id == number.owner_id:
+        # The partner's own office: a 911 call from the tenant's phone would
+        # send help to the partner's building.
+        message = (
+            f"E911 address {address.id} is the partner's own; {number.e164} serves tenant "
+            f"{number.tenant_id}, so its E911 address must be the tenant's (create one "
+            f"with tenant_id {number.tenant_id})"
+        )
+    else:
+        message = (
+            f"E911 address {address.id} belongs to another account than the one "
+            f"{number.e164} serves ({serves}); its E911 address must be that account's"
+        )
+    raise Conflict(message, field="address_id", code="tenant_mismatch")
+
+
 def attach(
     db: Database, carrier: Carrier, scope: Scope, number_id: str, address_id: str
 ) -> Provisioning:
     """``PUT /telephony/numbers/{id}/e911``: give an active number a validated
-    address of the tenant it serves (or of its owner) and push it to the carrier.
+    address of the account it serves (:func:`serving_account`: its tenant, else
+    its owner; a partner's own address never goes on a tenant's number) and
+    push it to the carrier.
     The number is ``pending`` in one transaction, the carrier is asked, and the
     answer is written in a second: ``provisioned``, or ``failed`` (then
     CarrierError, 502; ``retry`` pushes again). An unknown outcome stays
@@ -248,13 +277,7 @@ def attach(
                 "accept the carrier's suggestion first",
                 field="address_id",
             )
-        if address.account_id not in (number.tenant_id, number.owner_id):
-            raise Conflict(
-                f"E911 address {address.id} belongs to another account than the one "
-                f"{number.e164} serves",
-                field="address_id",
-                code="tenant_mismatch",
-            )
+        _require_serving_account(number, address)
         row = session.get(NumberE911, number.id, with_for_update=True)
         now = clock.now()
         if row is None:
@@ -458,14 +481,28 @@ def delete_location(session: Session, scope: Scope, location_id: str) -> None:
 # ---------------------------------------------------------------- compliance
 
 
+# Why a number is in the compliance report.
+NO_ADDRESS = "no_address"
+NOT_PROVISIONED = "not_provisioned"  # pending or failed at the carrier
+OTHER_ACCOUNTS_ADDRESS = "address_of_another_account"
+
+
+class NumberGap(NamedTuple):
+    number: PhoneNumber
+    e911: NumberE911 | None
+    problem: str  # NO_ADDRESS | NOT_PROVISIONED | OTHER_ACCOUNTS_ADDRESS
+
+
 @dataclass
 class ComplianceReport:
     """``locations``: sites with no active number whose provisioned E911
     address is the site's address (Kari's Law / RAY BAUM'S Act want one per
-    site); ``numbers``: active numbers with no provisioned E911 address."""
+    site); ``numbers``: active numbers with no provisioned E911 address of the
+    account they serve (none, not provisioned, or, for a number given to
+    another tenant since, still the previous tenant's or the partner's)."""
 
     locations: list[tuple[Location, E911Address]] = field(default_factory=list)
-    numbers: list[tuple[PhoneNumber, NumberE911 | None]] = field(default_factory=list)
+    numbers: list[NumberGap] = field(default_factory=list)
 
     @property
     def compliant(self) -> bool:
@@ -508,15 +545,31 @@ def compliance_report(session: Session, scope: Scope) -> ComplianceReport:
         )
     ]
     visible = or_(scope.owns(PhoneNumber.owner_id), scope.owns(PhoneNumber.tenant_id))
-    missing: list[tuple[PhoneNumber, NumberE911 | None]] = [
-        (number, row)
+    serves = func.coalesce(PhoneNumber.tenant_id, PhoneNumber.owner_id)
+    missing = [
+        NumberGap(
+            number,
+            row,
+            NO_ADDRESS
+            if row is None
+            else NOT_PROVISIONED
+            if row.status != PROVISIONED
+            else OTHER_ACCOUNTS_ADDRESS,
+        )
         for number, row in session.execute(
             select(PhoneNumber, NumberE911)
             .outerjoin(NumberE911, NumberE911.number_id == PhoneNumber.id)
+            .outerjoin(E911Address, E911Address.id == NumberE911.address_id)
             .where(
                 visible,
                 PhoneNumber.status == lifecycle.ACTIVE,
-                or_(NumberE911.status.is_(None), NumberE911.status != PROVISIONED),
+                or_(
+                    NumberE911.status.is_(None),
+                    NumberE911.status != PROVISIONED,
+                    # Given to another tenant since (or back to its owner):
+                    # its 911 calls still carry the previous account's address.
+                    E911Address.account_id != serves,
+                ),
             )
             .order_by(PhoneNumber.id)
         )
