@@ -24,6 +24,7 @@ from didhub.carriers.base import (
     CarrierOutcomeUnknown,
     E911AddressData,
 )
+from didhub.carriers.registry import carrier_for, served_carrier_names
 from didhub.db import Database, new_id
 from didhub.e911 import normalize as norm
 from didhub.e911.models import E911Address, Location, NumberE911
@@ -257,7 +258,7 @@ def attach(
     """``PUT /telephony/numbers/{id}/e911``: give an active number a validated
     address of the account it serves (:func:`serving_account`: its tenant, else
     its owner; a partner's own address never goes on a tenant's number) and
-    push it to the carrier.
+    push it to the number's own carrier.
     The number is ``pending`` in one transaction, the carrier is asked, and the
     answer is written in a second: ``provisioned``, or ``failed`` (then
     CarrierError, 502; ``retry`` pushes again). An unknown outcome stays
@@ -322,6 +323,13 @@ def retry(db: Database, carrier: Carrier, scope: Scope, number_id: str) -> Provi
     return _push(db, carrier, number_id, attempt, scope.account_id)
 
 
+def _holding(carrier: Carrier, managed: bool, holder: str) -> Carrier:
+    """Where a number's E911 address is set: the carrier that holds it. An
+    imported number is not held by any platform carrier; it goes to the
+    configured one, as it always has."""
+    return carrier_for(carrier, holder) if managed else carrier
+
+
 def _push(
     db: Database, carrier: Carrier, number_id: str, attempt: int, account_id: str | None
 ) -> Provisioning:
@@ -329,10 +337,10 @@ def _push(
         number = session.get_one(PhoneNumber, number_id)
         row = session.get_one(NumberE911, number_id)
         data = _data(session.get_one(E911Address, row.address_id))
-        e164 = number.e164
+        e164, managed, holder = number.e164, number.is_managed, number.carrier
     reason: str | None = None
     try:
-        carrier.provision_e911(e164, data)
+        _holding(carrier, managed, holder).provision_e911(e164, data)
         outcome = PROVISIONED
     except CarrierFailure as exc:
         outcome, reason = FAILED, str(exc) or "the carrier refused the E911 address"
@@ -373,9 +381,9 @@ def detach(db: Database, carrier: Carrier, scope: Scope, number_id: str) -> None
         number = numbers.lock_number(session, scope, number_id)
         if session.get(NumberE911, number.id) is None:
             raise NotFound(f"{number.e164} has no E911 address", field="number_id")
-        e164 = number.e164
+        e164, managed, holder = number.e164, number.is_managed, number.carrier
     try:
-        carrier.remove_e911(e164)
+        _holding(carrier, managed, holder).remove_e911(e164)
     except (CarrierFailure, CarrierOutcomeUnknown) as exc:
         raise CarrierError(
             f"the carrier did not remove the E911 address of {e164}: {exc}", field="number_id"
@@ -406,7 +414,7 @@ def repush_pending(
                 .where(
                     NumberE911.status == PENDING,
                     NumberE911.updated_at <= cutoff,
-                    PhoneNumber.carrier == carrier.name,
+                    PhoneNumber.carrier.in_(served_carrier_names(carrier)),
                 )
                 .order_by(NumberE911.number_id)
             )

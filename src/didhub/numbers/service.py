@@ -38,6 +38,7 @@ from didhub.carriers.base import (
     searches_by_postal_code,
 )
 from didhub.carriers.multi import SearchResults
+from didhub.carriers.registry import carrier_for, served_carrier_names
 from didhub.config import Price, Settings
 from didhub.db import Database, new_id
 from didhub.errors import (
@@ -296,13 +297,18 @@ def purchase(
     """The purchase saga (see docs/architecture.md):
 
     1. validate and price; 2. one transaction: lock the wallet, check funds,
-    debit, insert the numbers as ``provisioning`` under a new order id;
-    3. order from the carrier with that id; 4. settle: ``active``, or ``failed``
-    with an exact refund; an unknown outcome stays ``provisioning`` for
-    ``reconcile``.
+    debit, insert the numbers as ``provisioning`` under a new order id, each
+    with the carrier that offered it (under ``multi``, one of its carriers);
+    3. order each carrier's numbers from it with that id; 4. settle what each
+    carrier answered: ``active``, or ``failed`` with an exact refund; numbers
+    whose carrier's outcome is unknown stay ``provisioning`` for ``reconcile``
+    (or the carrier's webhook).
     """
     numbers = validate_numbers(phone_numbers, field_name)
     lines = [_line(settings, info) for info in _describe(carrier, numbers, field_name)]
+    # Who holds each number is decided once, here, and recorded: every later
+    # call about it goes to that carrier (registry.carrier_for).
+    routes = {line.number.phone_number: line.number.carrier or carrier.name for line in lines}
     total = sum((line.total for line in lines), Decimal("0.00"))
     order_id = new_id("ord")
     with db.session() as session:
@@ -359,7 +365,7 @@ def purchase(
                     features=list(line.number.features),
                     status=PROVISIONING,
                     is_managed=True,
-                    carrier=carrier.name,
+                    carrier=routes[line.number.phone_number],
                     order_id=order_id,
                     owner_id=scope.account_id,
                     tenant_id=tenant_id,
@@ -385,22 +391,31 @@ def purchase(
             "a number was just bought by someone else", field=field_name
         ) from None
 
-    try:
-        results = carrier.order(order_id, numbers)
-    except CarrierFailure as exc:
-        results = [
-            NumberOrderResult(n, "failed", str(exc) or "carrier refused the order") for n in numbers
-        ]
-    except CarrierOutcomeUnknown:
-        with db.session() as session:
-            pending = list(
-                session.scalars(select(PhoneNumber).where(PhoneNumber.order_id == order_id))
-            )
-        pending.sort(key=lambda n: numbers.index(n.e164))
-        return PurchaseResult(order_id, pending, charged=total, outcome_known=False)
-
-    settled = settle_order(db, carrier, settings, order_id, results, authoritative=True)
+    results: list[NumberOrderResult] = []
+    answered: set[str] = set()
+    for name in dict.fromkeys(routes[n] for n in numbers):
+        group = [n for n in numbers if routes[n] == name]
+        try:
+            results.extend(carrier_for(carrier, name).order(order_id, group))
+        except CarrierFailure as exc:
+            reason = str(exc) or "carrier refused the order"
+            results.extend(NumberOrderResult(n, "failed", reason) for n in group)
+        except CarrierOutcomeUnknown:
+            continue  # this carrier's numbers stay provisioning
+        answered.add(name)
+    settled = settle_order(
+        db,
+        carrier,
+        settings,
+        order_id,
+        results,
+        authoritative=True,
+        answered_by=frozenset(answered),
+    )
     settled.numbers.sort(key=lambda n: numbers.index(n.e164))  # the order asked for
+    if len(answered) < len(set(routes.values())):
+        settled.outcome_known = False
+        return settled
     billing_wallet.recharge_below_threshold(db, gateway, settings, scope.account_id, order_id)
     if all(n.status == FAILED for n in settled.numbers):
         reasons = "; ".join(f"{k}: {v}" for k, v in settled.errors.items())
@@ -419,10 +434,17 @@ def settle_order(
     order_id: str,
     results: Sequence[NumberOrderResult],
     authoritative: bool,
+    answered_by: frozenset[str] | None = None,
 ) -> PurchaseResult:
-    """Apply the carrier's answer for an order. Only ``provisioning`` numbers
+    """Apply carriers' answers for an order. Only ``provisioning`` numbers
     change, so settling twice refunds nothing twice. With ``authoritative``,
-    a number the answer doesn't mention failed (the carrier never took it)."""
+    a number the answer doesn't mention failed (the carrier never took it).
+
+    ``answered_by`` names the carriers whose answer ``results`` is: only the
+    numbers recorded as theirs (``phone_numbers.carrier``) change, so one
+    carrier's answer about an order split across carriers (a Telnyx webhook,
+    say) never fails the numbers another carrier filled. ``None``: every
+    number of the order (the order went to one carrier)."""
     by_number = {r.phone_number: r for r in results}
     with db.session() as session:
         order = session.scalars(
@@ -440,17 +462,21 @@ def settle_order(
         now = clock.now()
         refund = Decimal("0.00")
         errors: dict[str, str] = {}
-        orphans: list[str] = []
+        orphans: list[tuple[str, str]] = []
         to_list: list[str] = []
         for row in rows:
+            if answered_by is not None and row.carrier not in answered_by:
+                continue  # another carrier's number: its own answer settles it
             result = by_number.get(row.e164)
             if row.status == FAILED and result is not None and result.status == "active":
                 # Failed (and refunded) by a reconcile while the carrier was still
                 # filling the order: the carrier now holds a number nobody pays for.
-                orphans.append(row.e164)
+                orphans.append((row.e164, result.carrier or row.carrier))
             if row.status != PROVISIONING:
                 continue
             if result is not None and result.status == "active":
+                if result.carrier is not None:
+                    row.carrier = result.carrier  # a number recorded as "multi"
                 lifecycle.transition(session, row, ACTIVE, order.account_id, order_id=order_id)
                 row.purchased_at = now
                 row.renews_on = add_months(now.date(), 1)
@@ -485,9 +511,9 @@ def settle_order(
         settled = PurchaseResult(
             order_id, rows, charged=order.total, refunded=refund, outcome_known=True, errors=errors
         )
-    for e164 in orphans:
+    for e164, holder in orphans:
         with contextlib.suppress(CarrierFailure, CarrierOutcomeUnknown):
-            carrier.release(e164)
+            carrier_for(carrier, holder).release(e164)
     cnam.push(db, carrier, to_list, settled.numbers[0].owner_id if settled.numbers else None)
     return settled
 
@@ -876,12 +902,14 @@ def _finish_release(
     reason: str,
     refund_policy: str = "none",
 ) -> PhoneNumber:
+    """Ask the number's own carrier to release it, then settle: ``released``,
+    back as it was on a refusal, still ``releasing`` when the answer is lost."""
     with db.session() as session:
-        e164 = session.get_one(PhoneNumber, number_pk).e164
-        managed = session.get_one(PhoneNumber, number_pk).is_managed
+        number = session.get_one(PhoneNumber, number_pk)
+        e164, managed, holder = number.e164, number.is_managed, number.carrier
     try:
         if managed:
-            carrier.release(e164)
+            carrier_for(carrier, holder).release(e164)
     except CarrierFailure as exc:
         with db.session() as session:
             number = session.get_one(PhoneNumber, number_pk, with_for_update=True)
@@ -953,11 +981,12 @@ def reconcile(
     db: Database, carrier: Carrier, settings: Settings, min_age: timedelta = timedelta(seconds=60)
 ) -> ReconcileReport:
     """Settle what a carrier call left open: orders whose outcome we don't know
-    (asked by our order id) and releases the carrier didn't confirm. Orders
-    younger than ``min_age`` are left alone: their purchase may still be talking
-    to the carrier."""
+    (each carrier asked by our order id about the numbers ordered from it) and
+    releases the carrier didn't confirm. Orders younger than ``min_age`` are
+    left alone: their purchase may still be talking to the carrier."""
     report = ReconcileReport()
     cutoff = clock.now() - min_age
+    served = served_carrier_names(carrier)
     with db.session() as session:
         report.holds_expired = expire_holds(session)
         order_ids = list(
@@ -965,7 +994,7 @@ def reconcile(
                 select(NumberOrder.id)
                 .where(
                     NumberOrder.status == "pending",
-                    NumberOrder.carrier == carrier.name,
+                    NumberOrder.carrier.in_(served),
                     NumberOrder.created_at <= cutoff,
                 )
                 .order_by(NumberOrder.id)
@@ -974,24 +1003,13 @@ def reconcile(
         releasing = list(
             session.scalars(
                 select(PhoneNumber.id).where(
-                    PhoneNumber.status == lifecycle.RELEASING, PhoneNumber.carrier == carrier.name
+                    PhoneNumber.status == lifecycle.RELEASING, PhoneNumber.carrier.in_(served)
                 )
             )
         )
     for order_id in order_ids:
         report.orders_checked += 1
-        try:
-            results = carrier.order_status(order_id)
-        except (CarrierFailure, CarrierOutcomeUnknown):
-            report.still_pending.append(order_id)
-            continue
-        settled = settle_order(db, carrier, settings, order_id, results, authoritative=True)
-        report.refunded += settled.refunded
-        for row in settled.numbers:
-            if row.status == ACTIVE and any(r.phone_number == row.e164 for r in results):
-                report.activated.append(row.e164)
-            elif row.status == FAILED and row.e164 in settled.errors:
-                report.failed.append(row.e164)
+        _reconcile_order(db, carrier, settings, order_id, report)
     for number_pk in releasing:
         try:
             number = _finish_release(
@@ -1003,6 +1021,53 @@ def reconcile(
             report.released.append(number.e164)
     compare_inventory(db, carrier, report)
     return report
+
+
+def _reconcile_order(
+    db: Database, carrier: Carrier, settings: Settings, order_id: str, report: ReconcileReport
+) -> None:
+    """Ask each carrier the order's open numbers were ordered from; settle what
+    those that answered say. A carrier that can't be asked leaves its numbers
+    ``provisioning`` (a partial answer must not fail what it may have filled)."""
+    with db.session() as session:
+        open_numbers = {
+            e164: holder
+            for e164, holder in session.execute(
+                select(PhoneNumber.e164, PhoneNumber.carrier).where(
+                    PhoneNumber.order_id == order_id, PhoneNumber.status == PROVISIONING
+                )
+            )
+        }
+    asked = sorted(set(open_numbers.values()))
+    results: list[NumberOrderResult] = []
+    answered: set[str] = set()
+    for name in asked:
+        try:
+            results.extend(carrier_for(carrier, name).order_status(order_id))
+        except (CarrierFailure, CarrierOutcomeUnknown):
+            continue
+        answered.add(name)
+    if len(answered) < len(asked):
+        report.still_pending.append(order_id)
+    if asked and not answered:
+        return
+    settled = settle_order(
+        db,
+        carrier,
+        settings,
+        order_id,
+        results,
+        authoritative=True,
+        answered_by=frozenset(answered),
+    )
+    report.refunded += settled.refunded
+    for row in settled.numbers:
+        if row.e164 not in open_numbers:
+            continue
+        if row.status == ACTIVE:
+            report.activated.append(row.e164)
+        elif row.status == FAILED:
+            report.failed.append(row.e164)
 
 
 def compare_inventory(db: Database, carrier: Carrier, report: ReconcileReport) -> None:
@@ -1021,7 +1086,7 @@ def compare_inventory(db: Database, carrier: Carrier, report: ReconcileReport) -
             session.scalars(
                 select(PhoneNumber)
                 .where(
-                    PhoneNumber.carrier == carrier.name,
+                    PhoneNumber.carrier.in_(served_carrier_names(carrier)),
                     PhoneNumber.is_managed.is_(True),
                     PhoneNumber.status.in_(lifecycle.LIVE_STATUSES),
                 )
