@@ -447,10 +447,17 @@ def settle_order(
     number of the order (the order went to one carrier)."""
     by_number = {r.phone_number: r for r in results}
     with db.session() as session:
-        order = session.scalars(
-            select(NumberOrder).where(NumberOrder.id == order_id).with_for_update()
+        account_id, currency = session.execute(
+            select(NumberOrder.account_id, NumberOrder.currency).where(NumberOrder.id == order_id)
         ).one()
-        wallet = ledger.lock_wallet(session, order.account_id, order.currency)
+        # The documented lock order: the wallet, then the order, then its numbers by id.
+        wallet = ledger.lock_wallet(session, account_id, currency)
+        order = session.scalars(
+            select(NumberOrder)
+            .where(NumberOrder.id == order_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
         rows = list(
             session.scalars(
                 select(PhoneNumber)
@@ -902,11 +909,14 @@ def _finish_release(
     reason: str,
     refund_policy: str = "none",
 ) -> PhoneNumber:
-    """Ask the number's own carrier to release it, then settle: ``released``,
-    back as it was on a refusal, still ``releasing`` when the answer is lost."""
+    """Ask the number's own carrier to release it, then settle: ``released``
+    (with ``refund_policy``'s refund), back as it was on a refusal, still
+    ``releasing`` when the answer is lost."""
     with db.session() as session:
         number = session.get_one(PhoneNumber, number_pk)
         e164, managed, holder = number.e164, number.is_managed, number.carrier
+        owner_id, currency = number.owner_id, number.currency
+    refunds = managed and refund_policy == "prorated"
     try:
         if managed:
             carrier_for(carrier, holder).release(e164)
@@ -922,12 +932,14 @@ def _finish_release(
         with db.session() as session:
             return session.get_one(PhoneNumber, number_pk)
     with db.session() as session:
+        if refunds:  # the documented lock order: the wallet before the number
+            ledger.lock_wallet(session, owner_id, currency)
         number = session.get_one(PhoneNumber, number_pk, with_for_update=True)
         if number.status == lifecycle.RELEASING:
             lifecycle.transition(session, number, RELEASED, account_id)
             _end_assignments(session, number, account_id, reason)
             number.released_at = clock.now()
-            if refund_policy == "prorated":
+            if refunds:
                 _refund_unused_days(session, number)
             number.renews_on = None
         return number
@@ -1070,34 +1082,79 @@ def _reconcile_order(
             report.failed.append(row.e164)
 
 
-def compare_inventory(db: Database, carrier: Carrier, report: ReconcileReport) -> None:
-    """What the carrier says we hold against our live managed numbers. A number
-    it no longer lists is flagged (``carrier_missing_since``, an event for its
-    owner) and renewals skip it; one it lists again is cleared and billed again.
-    Numbers it lists that we don't sell are reported for an operator."""
-    try:
-        theirs = set(carrier.owned_numbers())
-    except (CarrierFailure, CarrierOutcomeUnknown):
-        return  # can't tell: flag nothing
-    now = clock.now()
-    report.missing_at_carrier, report.not_ours = [], []
-    with db.session() as session:
-        ours = list(
-            session.scalars(
-                select(PhoneNumber)
-                .where(
-                    PhoneNumber.carrier.in_(served_carrier_names(carrier)),
-                    PhoneNumber.is_managed.is_(True),
-                    PhoneNumber.status.in_(lifecycle.LIVE_STATUSES),
-                )
-                .order_by(PhoneNumber.e164)
-                .with_for_update()
-            )
+def _inventories(carrier: Carrier) -> dict[str, set[str] | None]:
+    """Each carrier's list of the numbers it says we hold, by the name numbers
+    record (None: it couldn't list them). Numbers recorded as ``multi`` are
+    compared with every carrier's list together, when every carrier listed."""
+    names = served_carrier_names(carrier)
+    lists: dict[str, set[str] | None] = {}
+    for name in names:
+        if name == carrier.name and len(names) > 1:
+            continue  # multi itself: the union below
+        try:
+            lists[name] = set(carrier_for(carrier, name).owned_numbers())
+        except (CarrierFailure, CarrierOutcomeUnknown):
+            lists[name] = None
+    if len(names) > 1:
+        parts = list(lists.values())
+        lists[carrier.name] = (
+            set().union(*(p for p in parts if p is not None)) if None not in parts else None
         )
-        for number in ours:
-            listed = number.e164 in theirs
-            if number.status == lifecycle.PROVISIONING:
-                continue  # an order still settling
+    return lists
+
+
+def compare_inventory(db: Database, carrier: Carrier, report: ReconcileReport) -> None:
+    """What each carrier says we hold against our live managed numbers recorded
+    as its. A number it no longer lists is flagged (``carrier_missing_since``,
+    an event for its owner) and renewals skip it; one it lists again is
+    cleared and billed again. Numbers a carrier lists that we don't sell are
+    reported for an operator.
+
+    Our own snapshot is read before any carrier is asked: a number that settles
+    while a carrier's list is read was still ``provisioning`` in the snapshot,
+    so a list read before the carrier filled it can't flag it. Only the
+    numbers that change are locked, one per transaction, in id order, and
+    re-checked under the lock; a billing run locking the same numbers (wallets,
+    then numbers by id) therefore never deadlocks with this."""
+    served = served_carrier_names(carrier)
+    with db.read_session() as session:
+        snapshot = session.execute(
+            select(
+                PhoneNumber.id,
+                PhoneNumber.e164,
+                PhoneNumber.carrier,
+                PhoneNumber.status,
+                PhoneNumber.carrier_missing_since,
+            )
+            .where(
+                PhoneNumber.carrier.in_(served),
+                PhoneNumber.is_managed.is_(True),
+                PhoneNumber.status.in_(lifecycle.LIVE_STATUSES),
+            )
+            .order_by(PhoneNumber.id)
+        ).all()
+    lists = _inventories(carrier)
+    if all(theirs is None for theirs in lists.values()):
+        return  # can't tell: flag nothing
+    missing: list[str] = []
+    changes: list[tuple[str, str, bool]] = []  # number id, its carrier, listed
+    for number_id, e164, holder, status, missing_since in snapshot:
+        theirs = lists.get(holder)
+        if theirs is None or status == PROVISIONING:
+            continue  # that carrier couldn't list, or an order still settling
+        listed = e164 in theirs
+        if listed == (missing_since is not None):
+            changes.append((number_id, holder, listed))
+        elif missing_since is not None:
+            missing.append(e164)  # flagged before, still not listed
+    now = clock.now()
+    for number_id, holder, listed in changes:
+        with db.session() as session:
+            number = session.get_one(PhoneNumber, number_id, with_for_update=True)
+            if number.status not in lifecycle.LIVE_STATUSES or number.status == PROVISIONING:
+                continue
+            if number.carrier != holder:
+                continue  # re-recorded meanwhile (a "multi" row settled): next time
             if not listed and number.carrier_missing_since is None:
                 number.carrier_missing_since = now
                 lifecycle.record(session, number, "carrier.missing")
@@ -1114,6 +1171,19 @@ def compare_inventory(db: Database, carrier: Carrier, report: ReconcileReport) -
                 lifecycle.record(session, number, "carrier.found")
                 report.found_again.append(number.e164)
             if number.carrier_missing_since is not None:
-                report.missing_at_carrier.append(number.e164)
-        sold = {n.e164 for n in ours}
-        report.not_ours = sorted(theirs - sold)
+                missing.append(number.e164)
+    report.missing_at_carrier = sorted(missing)
+    listed_anywhere = set().union(*(t for t in lists.values() if t is not None))
+    unknown = listed_anywhere - {e164 for _, e164, *_ in snapshot}
+    if unknown:
+        # Bought while the carriers were listing: ours, not a discrepancy.
+        with db.read_session() as session:
+            unknown -= set(
+                session.scalars(
+                    select(PhoneNumber.e164).where(
+                        PhoneNumber.e164.in_(sorted(unknown)),
+                        PhoneNumber.status.in_(lifecycle.LIVE_STATUSES),
+                    )
+                )
+            )
+    report.not_ours = sorted(unknown)
