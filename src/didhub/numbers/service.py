@@ -52,7 +52,13 @@ from didhub.errors import (
 )
 from didhub.numbers import cnam, lifecycle
 from didhub.numbers.lifecycle import ACTIVE, FAILED, LIVE_STATUSES, PROVISIONING, RELEASED
-from didhub.numbers.models import NumberAssignment, NumberHold, NumberOrder, PhoneNumber
+from didhub.numbers.models import (
+    NumberAssignment,
+    NumberEvent,
+    NumberHold,
+    NumberOrder,
+    PhoneNumber,
+)
 from didhub.payments.base import PaymentGateway
 
 ASSIGNMENT_TYPES = ("inbound", "outbound")
@@ -901,6 +907,29 @@ def _begin_release(
     lifecycle.transition(session, number, lifecycle.RELEASING, account_id, reason=reason)
 
 
+NONPAYMENT_RELEASE = "released for non-payment"
+
+
+def release_refund_policy(configured: str, reason: str) -> str:
+    """What a release gives back, decided here only (docs/billing.md): a release
+    for non-payment never refunds; any other follows ``release_refund``
+    (``configured``). Every path that finishes a release asks this: the
+    owner's release, the billing run's, and reconcile finishing either one
+    after the carrier's answer was lost."""
+    return "none" if reason == NONPAYMENT_RELEASE else configured
+
+
+def _release_reason(session: Session, number: PhoneNumber) -> str:
+    """Why the number's current release began (its last ``status.releasing``)."""
+    begun = session.scalars(
+        select(NumberEvent)
+        .where(NumberEvent.number_id == number.id, NumberEvent.kind == "status.releasing")
+        .order_by(NumberEvent.id.desc())
+    ).first()
+    reason = begun.data.get("reason") if begun is not None else None
+    return reason if isinstance(reason, str) else "released"
+
+
 def _finish_release(
     db: Database,
     carrier: Carrier,
@@ -910,13 +939,13 @@ def _finish_release(
     refund_policy: str = "none",
 ) -> PhoneNumber:
     """Ask the number's own carrier to release it, then settle: ``released``
-    (with ``refund_policy``'s refund), back as it was on a refusal, still
-    ``releasing`` when the answer is lost."""
+    (with :func:`release_refund_policy`'s refund for ``reason``), back as it
+    was on a refusal, still ``releasing`` when the answer is lost."""
     with db.session() as session:
         number = session.get_one(PhoneNumber, number_pk)
         e164, managed, holder = number.e164, number.is_managed, number.carrier
         owner_id, currency = number.owner_id, number.currency
-    refunds = managed and refund_policy == "prorated"
+    refunds = managed and release_refund_policy(refund_policy, reason) == "prorated"
     try:
         if managed:
             carrier_for(carrier, holder).release(e164)
@@ -1012,21 +1041,22 @@ def reconcile(
                 .order_by(NumberOrder.id)
             )
         )
-        releasing = list(
-            session.scalars(
-                select(PhoneNumber.id).where(
-                    PhoneNumber.status == lifecycle.RELEASING, PhoneNumber.carrier.in_(served)
-                )
+        releasing = [
+            (number.id, _release_reason(session, number))
+            for number in session.scalars(
+                select(PhoneNumber)
+                .where(PhoneNumber.status == lifecycle.RELEASING, PhoneNumber.carrier.in_(served))
+                .order_by(PhoneNumber.id)
             )
-        )
+        ]
     for order_id in order_ids:
         report.orders_checked += 1
         _reconcile_order(db, carrier, settings, order_id, report)
-    for number_pk in releasing:
+    for number_pk, reason in releasing:
         try:
-            number = _finish_release(
-                db, carrier, number_pk, None, "released", settings.release_refund
-            )
+            # The reason the release began with decides its refund, as it
+            # would have had the carrier answered at once.
+            number = _finish_release(db, carrier, number_pk, None, reason, settings.release_refund)
         except CarrierError:
             continue
         if number.status == RELEASED:
