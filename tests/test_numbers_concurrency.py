@@ -15,12 +15,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from conftest import Acct, ledger_ok, search_numbers
 from didhub import clock
@@ -57,17 +58,16 @@ def _until(condition: Callable[[], bool], what: str, seconds: float = 20.0) -> N
         time.sleep(0.01)
 
 
-def _active_number(
-    session_add: Callable[[PhoneNumber], None], number_id: str, e164: str, owner: str, now: datetime
-) -> None:
+def _due_number(session: Session, number_id: str, e164: str, owner: str, now: datetime) -> None:
+    """An active number bought a month ago whose renewal was due yesterday."""
     bought = now - timedelta(days=31)
-    session_add(
+    session.add(
         PhoneNumber(
             id=number_id, e164=e164, country_code="US", phone_number_type="local",
             features=["voice"], status="active", is_managed=True, carrier="sandbox",
             owner_id=owner, monthly_cost=Decimal("1.00"), upfront_cost=Decimal("1.00"),
             currency="USD", created_at=bought, purchased_at=bought,
-            renews_on=date.fromordinal(now.date().toordinal() - 1), billed_periods=1,
+            renews_on=now.date() - timedelta(days=1), billed_periods=1,
         )
     )  # fmt: skip
 
@@ -105,14 +105,14 @@ def test_inventory_comparison_racing_a_billing_run_does_not_deadlock(
     carrier: SandboxCarrier,
     blocker: RowLock,
 ) -> None:
-    # Two due numbers the carrier no longer lists. Ids and E.164 sort in
-    # opposite orders: the billing run locks by id, today's comparison locked
-    # by E.164, all at once.
+    # Two due numbers the carrier no longer lists, whose ids and E.164s sort in
+    # opposite orders: the billing run locks them by id; the comparison used to
+    # lock them all by E.164 (the first's lock held, the second's awaited).
     now = clock.now()
     first, second = "num_00000000000000000000000001", "num_00000000000000000000000002"
     with db.session() as session:
-        _active_number(session.add, first, "+15125550199", partner.id, now)
-        _active_number(session.add, second, "+15125550100", partner.id, now)
+        _due_number(session, first, "+15125550199", partner.id, now)
+        _due_number(session, second, "+15125550100", partner.id, now)
     blocker.hold(first)  # both runs meet at the first number's lock
 
     errors: list[BaseException] = []
