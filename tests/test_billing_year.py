@@ -8,13 +8,16 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from conftest import Acct, ledger_ok, search_numbers
 from didhub import clock
+from didhub.accounts import service as accounts
 from didhub.billing import ledger, renewals
 from didhub.billing.models import Renewal
+from didhub.carriers.base import CarrierOutcomeUnknown
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
@@ -230,4 +233,86 @@ def test_release_refund_policy_none_keeps_the_month_prorated_returns_unused_days
     refund = [line for line in lines if line["kind"] == "refund"]
     assert [r["amount"] for r in refund] == ["0.64"]
     assert "18 of 28" in refund[0]["description"]
+    assert ledger_ok(db)
+
+
+def test_reconcile_finishes_a_release_under_the_policy_of_the_release_it_finishes(
+    make_partner: Callable[..., Acct],
+    db: Database,
+    carrier: SandboxCarrier,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A release whose carrier answer was lost is finished by reconcile with
+    the refund the release itself would have given: none for a release for
+    non-payment, the configured policy (here prorated) for the owner's own."""
+    from didhub.api.app import create_app
+    from didhub.numbers import service as numbers
+
+    prorated = settings.model_copy(
+        update={"release_refund": "prorated", "grace_days": 0, "release_after_days": 0}
+    )
+    client = TestClient(create_app(prorated, db, carrier))
+    acct = make_partner("Lapsed", balance="4.00")
+
+    def balance() -> Decimal:
+        with db.session() as session:
+            return ledger.wallet_balance(session, acct.id, "USD")
+
+    def buy(number: str) -> str:
+        r = client.post(
+            "/telephony/numbers/purchase", json={"phone_number": number}, headers=acct.headers
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["data"]["id"])
+
+    def status(number_id: str) -> str:
+        shown = client.get(f"/telephony/numbers/{number_id}", headers=acct.headers).json()
+        return str(shown["data"]["status"])
+
+    real_release = carrier.release
+
+    def answer_lost_for(e164: str) -> None:
+        def release(phone_number: str) -> None:
+            if phone_number == e164:
+                raise CarrierOutcomeUnknown("sandbox: the answer was lost")
+            real_release(phone_number)
+
+        monkeypatch.setattr(carrier, "release", release)
+
+    found = [n["phone_number"] for n in search_numbers(client, acct, area_code="512", page_size=3)]
+    at(date(2027, 1, 1))
+    first = buy(found[0])
+    at(date(2027, 1, 20))  # paid through Feb 20
+    later = buy(found[1])
+    assert balance() == Decimal("0.00")
+    at(date(2027, 2, 1))  # the first number's renewal can't be paid: past due, suspended
+    renewals.run(db, carrier, None, prorated)
+    assert status(later) == "suspended"
+    at(date(2027, 2, 2))  # released for non-payment; the later number's answer is lost
+    answer_lost_for(found[1])
+    renewals.run(db, carrier, None, prorated)
+    assert (status(first), status(later)) == ("released", "releasing")
+
+    monkeypatch.setattr(carrier, "release", real_release)
+    report = numbers.reconcile(db, carrier, prorated, min_age=timedelta(0))
+    assert report.released == [found[1]] and status(later) == "released"
+    assert balance() == Decimal("0.00")  # non-payment: its 18 paid days are not refunded
+
+    # The owner's own release, finished by reconcile: prorated, as release does.
+    with db.session() as session:
+        accounts.fund_wallet(session, acct.id, Decimal("2.00"), "USD", "test")
+    third = buy(found[2])  # Feb 2: paid through Mar 2 (28 days)
+    at(date(2027, 2, 12))
+    answer_lost_for(found[2])
+    lost = client.post(
+        "/telephony/numbers/release", json={"number_id": third}, headers=acct.headers
+    )
+    assert lost.status_code == 202 and status(third) == "releasing"
+    monkeypatch.setattr(carrier, "release", real_release)
+    numbers.reconcile(db, carrier, prorated, min_age=timedelta(0))
+    assert status(third) == "released"
+    assert balance() == Decimal("0.64")  # 18 of 28 unused days of 1.00, rounded down
+    lines = client.get("/billing/transactions", headers=acct.headers).json()["data"]
+    assert [line["amount"] for line in lines if line["kind"] == "refund"] == ["0.64"]
     assert ledger_ok(db)

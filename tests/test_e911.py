@@ -525,3 +525,65 @@ def test_number_answers_carry_their_e911_state_in_one_query_for_the_list(
     assert by_id[bare["id"]] is None
     one = client.get(f"/telephony/numbers/{provisioned['id']}", headers=tenant.headers).json()
     assert one["data"]["e911"]["status"] == "provisioned"
+
+
+def test_a_partners_own_address_is_refused_on_a_number_serving_its_tenant(
+    cli_env: None, client: TestClient, partner: Acct, tenant: Acct
+) -> None:
+    """911 help goes to the address on the number: a tenant's number must carry
+    the tenant's address, never its partner's office (docs/e911.md)."""
+    number = a_number(client, partner)
+    give_to(client, partner, number["id"], tenant)
+    office = add_address(client, partner)  # the partner's own
+    refused = attach(client, partner, number["id"], office["id"])
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["field"] == "address_id"
+    assert tenant.id in error["message"] and "tenant" in error["message"]
+    on_cli = CliRunner().invoke(
+        app, ["e911", "attach", number["id"], office["id"], "--key", partner.key]
+    )
+    assert on_cli.exit_code == 1 and "(address_id)" in on_cli.output
+    assert client.get(
+        f"/telephony/numbers/{number['id']}/e911", headers=partner.headers
+    ).json() == {"data": None}
+
+    theirs = add_address(client, partner, tenant_id=tenant.id)
+    assert attach(client, partner, number["id"], theirs["id"]).status_code == 200
+    # An unassigned number serves its owner: the partner's office is right there.
+    spare = a_number(client, partner)
+    assert attach(client, partner, spare["id"], office["id"]).status_code == 200
+    assert client.get("/compliance/e911", headers=partner.headers).json()["data"]["compliant"]
+
+
+def test_compliance_reports_a_number_given_to_another_tenant_with_the_old_address(
+    client: TestClient, partner: Acct, tenant: Acct, make_tenant: Callable[..., Acct]
+) -> None:
+    number = a_number(client, partner)
+    give_to(client, partner, number["id"], tenant)
+    address = add_address(client, tenant)
+    assert attach(client, tenant, number["id"], address["id"]).status_code == 200
+    assert client.get("/compliance/e911", headers=partner.headers).json()["data"]["compliant"]
+
+    clinic = make_tenant("Clinic", partner_id=partner.id)
+    give_to(client, partner, number["id"], clinic)
+    for viewer in (partner, clinic):
+        report = client.get("/compliance/e911", headers=viewer.headers).json()["data"]
+        assert report["compliant"] is False
+        assert report["numbers_without_e911"] == [
+            {
+                "number_id": number["id"],
+                "phone_number": number["phone_number"],
+                "tenant_id": clinic.id,
+                "owner_id": partner.id,
+                "address_id": address["id"],
+                "e911_status": "provisioned",
+                "e911_reason": None,
+                "e911_problem": "address_of_another_account",
+            }
+        ]
+    assert client.get("/compliance/e911", headers=tenant.headers).json()["data"]["compliant"]
+
+    clinics = add_address(client, clinic, street="9 Elm Boulevard", unit=None)
+    assert attach(client, clinic, number["id"], clinics["id"]).status_code == 200
+    assert client.get("/compliance/e911", headers=partner.headers).json()["data"]["compliant"]

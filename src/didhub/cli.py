@@ -1463,6 +1463,8 @@ def compliance_e911(key: KeyOpt, as_json: JsonOpt = False) -> None:
             )
         for num in report["numbers_without_e911"]:
             state = num["e911_status"] or "no address"
+            if num["e911_problem"] == e911.OTHER_ACCOUNTS_ADDRESS:
+                state = f"address {num['address_id']} is another account's, not the one it serves"
             console.print(f"[yellow]number[/yellow] {num['phone_number']}: E911 {state}")
     if not report["compliant"]:
         raise typer.Exit(1)

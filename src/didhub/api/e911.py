@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from didhub.api import presenters
 from didhub.api.deps import Caller, Ctx
 from didhub.e911 import service as e911
-from didhub.e911.models import E911Address, Location, NumberE911
+from didhub.e911.models import E911Address, Location
 from didhub.e911.schemas import AddressRequest, AttachRequest, LocationRequest
 from didhub.numbers.models import PhoneNumber
 
@@ -66,11 +66,12 @@ def compliance_shape(report: e911.ComplianceReport) -> dict[str, Any]:
         "locations_without_e911": [
             location_shape(location, address) for location, address in report.locations
         ],
-        "numbers_without_e911": [_number_gap(number, row) for number, row in report.numbers],
+        "numbers_without_e911": [_number_gap(gap) for gap in report.numbers],
     }
 
 
-def _number_gap(number: PhoneNumber, row: NumberE911 | None) -> dict[str, Any]:
+def _number_gap(gap: e911.NumberGap) -> dict[str, Any]:
+    number, row = gap.number, gap.e911
     return {
         "number_id": number.id,
         "phone_number": number.e164,
@@ -79,6 +80,7 @@ def _number_gap(number: PhoneNumber, row: NumberE911 | None) -> dict[str, Any]:
         "address_id": row.address_id if row else None,
         "e911_status": row.status if row else None,
         "e911_reason": row.reason if row else None,
+        "e911_problem": gap.problem,
     }
 
 

@@ -47,6 +47,9 @@ class AvailableNumber:
     administrative_area: str | None
     rate_center: str | None
     features: tuple[str, ...] = ("voice", "sms")
+    # The carrier that offers it, when several are asked (``multi``): the one a
+    # purchase orders it from and records as holding it. None: the carrier asked.
+    carrier: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class NumberOrderResult:
     phone_number: str
     status: OrderStatus
     reason: str | None = None
+    # The carrier that answered for the number, when several were asked
+    # (``multi``). None: the carrier asked.
+    carrier: str | None = None
 
 
 class CarrierFailure(Exception):
@@ -102,6 +108,13 @@ class Carrier(Protocol):
     def owned_numbers(self) -> Iterator[str]:
         """Every number (E.164) the carrier says this platform holds now, for
         reconciliation. Raises CarrierFailure when it can't list them."""
+        ...
+
+    def holds(self, phone_number: str) -> bool:
+        """Whether the platform's account at the carrier holds the number now.
+        ``multi`` asks it for a number recorded before each number kept its own
+        carrier (``phone_numbers.carrier`` = ``multi``). Raises CarrierFailure
+        when the carrier can't say."""
         ...
 
     def release(self, phone_number: str) -> None:

@@ -8,16 +8,21 @@
   ``meta.partial``); when every carrier failed the search raises CarrierFailure.
 * lookup / reserve / order: a number goes to the carrier that offered it (kept
   from search and lookup in a bounded in-memory map; otherwise the carriers are
-  asked in preference order).
+  asked in preference order). ``lookup`` names that carrier in
+  ``AvailableNumber.carrier``: the purchase records it as the number's carrier
+  (``phone_numbers.carrier``) and orders the number from it directly, and
+  every later call about the number goes to it (``registry.carrier_for``).
+  ``order`` and ``order_status`` name in each result the carrier that answered.
 * order_status: every carrier is asked by our order id (each keeps it as its
   customer reference); if any can't answer, the outcome is unknown, since a
-  partial answer would fail numbers another carrier did provide.
-* release: the carrier that holds the number releases it; carriers are asked
-  ``holds`` in preference order, so nothing but the carriers' own records is
-  needed to route it.
-* set_cnam / provision_e911 / remove_e911: routed the same way, to the carrier
-  that holds the number. A carrier that can't say whether it holds it makes the
-  outcome unknown (the CNAM and E911 sweeps push again later).
+  partial answer would fail numbers another carrier did provide. (Reconcile
+  asks only the carriers its numbers were ordered from; this is for numbers
+  recorded as ``multi``.)
+* release / set_cnam / provision_e911 / remove_e911, for a number recorded as
+  ``multi`` (bought before each number kept its own carrier): the carrier that
+  holds it, asked ``holds`` in preference order. A carrier that can't say
+  whether it holds it makes the outcome unknown (the CNAM and E911 sweeps push
+  again later).
 * validate_e911_address: asked of the first carrier, in preference order, that
   is enabled for US numbers and validates E911 addresses (not one refusing
   CNAM/E911 as a whole; one that only accepts the address as given, like
@@ -32,7 +37,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from didhub.carriers.base import (
     AvailableNumber,
@@ -175,7 +180,7 @@ class MultiCarrier:
         for carrier in carriers:  # preference order decides duplicates
             for number in answers.get(carrier.name, []):
                 if number.phone_number not in merged:
-                    merged[number.phone_number] = number
+                    merged[number.phone_number] = replace(number, carrier=carrier.name)
                     self._remember(number.phone_number, carrier.name)
         return SearchResults(sorted(merged.values(), key=lambda n: n.phone_number), failed)
 
@@ -189,7 +194,7 @@ class MultiCarrier:
                 continue
             if found is not None:
                 self._remember(phone_number, carrier.name)
-                return found
+                return replace(found, carrier=carrier.name)
         if errors:
             # "Not found" must not be said when a carrier couldn't be asked.
             raise CarrierFailure("; ".join(errors))
@@ -219,7 +224,7 @@ class MultiCarrier:
                 continue
             try:
                 for result in self.by_name[name].order(order_id, numbers):
-                    results[result.phone_number] = result
+                    results[result.phone_number] = replace(result, carrier=name)
             except CarrierFailure as exc:
                 for e164 in numbers:
                     results[e164] = NumberOrderResult(e164, "failed", str(exc))
@@ -237,9 +242,10 @@ class MultiCarrier:
         results: list[NumberOrderResult] = []
         for carrier in self.carriers:
             try:
-                results.extend(carrier.order_status(order_id))
+                answer = carrier.order_status(order_id)
             except (CarrierFailure, CarrierOutcomeUnknown) as exc:
                 raise CarrierOutcomeUnknown(f"{carrier.name} could not be asked: {exc}") from None
+            results.extend(replace(r, carrier=carrier.name) for r in answer)
         return results
 
     def owned_numbers(self) -> Iterator[str]:
@@ -254,13 +260,11 @@ class MultiCarrier:
 
     def holder(self, phone_number: str) -> Carrier | None:
         """The carrier that holds ``phone_number`` (asked in preference order,
-        the one that offered it first), or None. A carrier without ``holds``
-        (the sandbox) is taken at its word. Raises CarrierOutcomeUnknown when a
-        carrier can't say."""
+        the one that offered it first), or None. Raises CarrierOutcomeUnknown
+        when a carrier can't say."""
         for carrier in self._in_preference(phone_number):
-            holds = getattr(carrier, "holds", None)
             try:
-                held = holds(phone_number) if callable(holds) else True
+                held = carrier.holds(phone_number)
             except CarrierFailure as exc:
                 raise CarrierOutcomeUnknown(
                     f"{carrier.name} could not say whether it holds {phone_number}: {exc}"
@@ -268,6 +272,9 @@ class MultiCarrier:
             if held:
                 return carrier
         return None
+
+    def holds(self, phone_number: str) -> bool:
+        return self.holder(phone_number) is not None
 
     def release(self, phone_number: str) -> None:
         carrier = self.holder(phone_number)

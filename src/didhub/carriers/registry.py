@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import httpx
 
-from didhub.carriers.base import Carrier
+from didhub.carriers.base import Carrier, CarrierFailure
+from didhub.carriers.multi import MultiCarrier
 from didhub.config import Settings
 from didhub.db import Database
 
@@ -73,7 +74,7 @@ def make_one(name: str, settings: Settings, db: Database) -> Carrier:
 
 def make_carrier(settings: Settings, db: Database) -> Carrier:
     if settings.carrier == "multi":
-        from didhub.carriers.multi import CarrierScope, MultiCarrier
+        from didhub.carriers.multi import CarrierScope
 
         names = settings.carriers
         if not names or "multi" in names:
@@ -94,3 +95,29 @@ def make_carrier(settings: Settings, db: Database) -> Carrier:
             f"unknown carrier {settings.carrier!r} (DIDHUB_CARRIER); known: {', '.join(KNOWN)}"
         )
     return make_one(settings.carrier, settings, db)
+
+
+def carrier_for(configured: Carrier, recorded: str) -> Carrier:
+    """The carrier to ask about a number recorded as held by ``recorded``
+    (``phone_numbers.carrier``): the configured carrier itself, or the one of
+    ``multi``'s carriers with that name. A number recorded as ``multi`` (bought
+    before each number kept its own carrier) gets the multi carrier, which asks
+    its carriers who holds it. Raises CarrierFailure for a carrier this
+    deployment doesn't configure: refused with a reason, never sent to
+    another carrier that doesn't hold the number."""
+    if recorded == configured.name:
+        return configured
+    if isinstance(configured, MultiCarrier) and recorded in configured.by_name:
+        return configured.by_name[recorded]
+    raise CarrierFailure(
+        f"{recorded} is not a configured carrier (DIDHUB_CARRIER / DIDHUB_CARRIERS); "
+        "numbers it holds can't be changed there from here"
+    )
+
+
+def served_carrier_names(configured: Carrier) -> tuple[str, ...]:
+    """The ``phone_numbers.carrier`` / ``number_orders.carrier`` values this
+    deployment's carrier answers for (:func:`carrier_for` finds each one)."""
+    if isinstance(configured, MultiCarrier):
+        return (configured.name, *configured.by_name)
+    return (configured.name,)

@@ -399,6 +399,12 @@ class SandboxCarrier:
             )
         yield from held
 
+    def holds(self, phone_number: str) -> bool:
+        """Whether the number is allocated to this account now."""
+        with self.db.session() as s:
+            row = s.get(SandboxAllocation, phone_number)
+            return row is not None and row.status == "active"
+
     def lose(self, phone_number: str) -> None:
         """Test hook: the carrier stops holding a number for us (ported away,
         reclaimed) without our asking."""

@@ -6,6 +6,11 @@ Telnyx signs each webhook with the account's Ed25519 key: the signature
 A webhook that isn't signed by the configured public key, or is older than the
 tolerance, is refused. Telnyx delivers at least once: a duplicate settles
 nothing twice, because settling only moves numbers still ``provisioning``.
+
+An order split across carriers (``multi``) settles only its numbers recorded
+as Telnyx's: the others are another carrier's to answer for (its own answer,
+or reconcile asking it). Numbers recorded as ``multi`` (before each number
+kept its carrier) are left to reconcile, which asks every carrier.
 """
 
 from __future__ import annotations
@@ -73,10 +78,22 @@ def handle(db: Database, carrier: Carrier, settings: Settings, body: bytes) -> W
         open_numbers = session.scalar(
             select(func.count())
             .select_from(PhoneNumber)
-            .where(PhoneNumber.order_id == order_id, PhoneNumber.status == PROVISIONING)
+            .where(
+                PhoneNumber.order_id == order_id,
+                PhoneNumber.status == PROVISIONING,
+                PhoneNumber.carrier == TelnyxCarrier.name,
+            )
         )
     results = TelnyxCarrier._results(payload, None)
     if not open_numbers or any(r.status == "unknown" for r in results):
         return WebhookOutcome(event_type, order_id, False)  # a duplicate, or not final
-    numbers.settle_order(db, carrier, settings, order_id, results, authoritative=True)
+    numbers.settle_order(
+        db,
+        carrier,
+        settings,
+        order_id,
+        results,
+        authoritative=True,
+        answered_by=frozenset({TelnyxCarrier.name}),
+    )
     return WebhookOutcome(event_type, order_id, True)

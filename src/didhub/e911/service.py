@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -23,6 +24,7 @@ from didhub.carriers.base import (
     CarrierOutcomeUnknown,
     E911AddressData,
 )
+from didhub.carriers.registry import carrier_for, served_carrier_names
 from didhub.db import Database, new_id
 from didhub.e911 import normalize as norm
 from didhub.e911.models import E911Address, Location, NumberE911
@@ -224,11 +226,39 @@ def _snapshot(number: PhoneNumber, row: NumberE911) -> Provisioning:
     return Provisioning(number.id, number.e164, row.address_id, row.status, row.reason)
 
 
+def serving_account(number: PhoneNumber) -> str:
+    """The account whose address a number's 911 calls must carry: the tenant
+    it serves, else (not given to a tenant) the account that owns it."""
+    return number.tenant_id or number.owner_id
+
+
+def _require_serving_account(number: PhoneNumber, address: E911Address) -> None:
+    serves = serving_account(number)
+    if address.account_id == serves:
+        return
+    if number.tenant_id is not None and address.account_id == number.owner_id:
+        # The partner's own office: a 911 call from the tenant's phone would
+        # send help to the partner's building.
+        message = (
+            f"E911 address {address.id} is the partner's own; {number.e164} serves tenant "
+            f"{number.tenant_id}, so its E911 address must be the tenant's (create one "
+            f"with tenant_id {number.tenant_id})"
+        )
+    else:
+        message = (
+            f"E911 address {address.id} belongs to another account than the one "
+            f"{number.e164} serves ({serves}); its E911 address must be that account's"
+        )
+    raise Conflict(message, field="address_id", code="tenant_mismatch")
+
+
 def attach(
     db: Database, carrier: Carrier, scope: Scope, number_id: str, address_id: str
 ) -> Provisioning:
     """``PUT /telephony/numbers/{id}/e911``: give an active number a validated
-    address of the tenant it serves (or of its owner) and push it to the carrier.
+    address of the account it serves (:func:`serving_account`: its tenant, else
+    its owner; a partner's own address never goes on a tenant's number) and
+    push it to the number's own carrier.
     The number is ``pending`` in one transaction, the carrier is asked, and the
     answer is written in a second: ``provisioned``, or ``failed`` (then
     CarrierError, 502; ``retry`` pushes again). An unknown outcome stays
@@ -248,13 +278,7 @@ def attach(
                 "accept the carrier's suggestion first",
                 field="address_id",
             )
-        if address.account_id not in (number.tenant_id, number.owner_id):
-            raise Conflict(
-                f"E911 address {address.id} belongs to another account than the one "
-                f"{number.e164} serves",
-                field="address_id",
-                code="tenant_mismatch",
-            )
+        _require_serving_account(number, address)
         row = session.get(NumberE911, number.id, with_for_update=True)
         now = clock.now()
         if row is None:
@@ -299,6 +323,13 @@ def retry(db: Database, carrier: Carrier, scope: Scope, number_id: str) -> Provi
     return _push(db, carrier, number_id, attempt, scope.account_id)
 
 
+def _holding(carrier: Carrier, managed: bool, holder: str) -> Carrier:
+    """Where a number's E911 address is set: the carrier that holds it. An
+    imported number is not held by any platform carrier; it goes to the
+    configured one, as it always has."""
+    return carrier_for(carrier, holder) if managed else carrier
+
+
 def _push(
     db: Database, carrier: Carrier, number_id: str, attempt: int, account_id: str | None
 ) -> Provisioning:
@@ -306,10 +337,10 @@ def _push(
         number = session.get_one(PhoneNumber, number_id)
         row = session.get_one(NumberE911, number_id)
         data = _data(session.get_one(E911Address, row.address_id))
-        e164 = number.e164
+        e164, managed, holder = number.e164, number.is_managed, number.carrier
     reason: str | None = None
     try:
-        carrier.provision_e911(e164, data)
+        _holding(carrier, managed, holder).provision_e911(e164, data)
         outcome = PROVISIONED
     except CarrierFailure as exc:
         outcome, reason = FAILED, str(exc) or "the carrier refused the E911 address"
@@ -350,9 +381,9 @@ def detach(db: Database, carrier: Carrier, scope: Scope, number_id: str) -> None
         number = numbers.lock_number(session, scope, number_id)
         if session.get(NumberE911, number.id) is None:
             raise NotFound(f"{number.e164} has no E911 address", field="number_id")
-        e164 = number.e164
+        e164, managed, holder = number.e164, number.is_managed, number.carrier
     try:
-        carrier.remove_e911(e164)
+        _holding(carrier, managed, holder).remove_e911(e164)
     except (CarrierFailure, CarrierOutcomeUnknown) as exc:
         raise CarrierError(
             f"the carrier did not remove the E911 address of {e164}: {exc}", field="number_id"
@@ -383,7 +414,7 @@ def repush_pending(
                 .where(
                     NumberE911.status == PENDING,
                     NumberE911.updated_at <= cutoff,
-                    PhoneNumber.carrier == carrier.name,
+                    PhoneNumber.carrier.in_(served_carrier_names(carrier)),
                 )
                 .order_by(NumberE911.number_id)
             )
@@ -458,14 +489,28 @@ def delete_location(session: Session, scope: Scope, location_id: str) -> None:
 # ---------------------------------------------------------------- compliance
 
 
+# Why a number is in the compliance report.
+NO_ADDRESS = "no_address"
+NOT_PROVISIONED = "not_provisioned"  # pending or failed at the carrier
+OTHER_ACCOUNTS_ADDRESS = "address_of_another_account"
+
+
+class NumberGap(NamedTuple):
+    number: PhoneNumber
+    e911: NumberE911 | None
+    problem: str  # NO_ADDRESS | NOT_PROVISIONED | OTHER_ACCOUNTS_ADDRESS
+
+
 @dataclass
 class ComplianceReport:
     """``locations``: sites with no active number whose provisioned E911
     address is the site's address (Kari's Law / RAY BAUM'S Act want one per
-    site); ``numbers``: active numbers with no provisioned E911 address."""
+    site); ``numbers``: active numbers with no provisioned E911 address of the
+    account they serve (none, not provisioned, or, for a number given to
+    another tenant since, still the previous tenant's or the partner's)."""
 
     locations: list[tuple[Location, E911Address]] = field(default_factory=list)
-    numbers: list[tuple[PhoneNumber, NumberE911 | None]] = field(default_factory=list)
+    numbers: list[NumberGap] = field(default_factory=list)
 
     @property
     def compliant(self) -> bool:
@@ -508,15 +553,31 @@ def compliance_report(session: Session, scope: Scope) -> ComplianceReport:
         )
     ]
     visible = or_(scope.owns(PhoneNumber.owner_id), scope.owns(PhoneNumber.tenant_id))
-    missing: list[tuple[PhoneNumber, NumberE911 | None]] = [
-        (number, row)
+    serves = func.coalesce(PhoneNumber.tenant_id, PhoneNumber.owner_id)
+    missing = [
+        NumberGap(
+            number,
+            row,
+            NO_ADDRESS
+            if row is None
+            else NOT_PROVISIONED
+            if row.status != PROVISIONED
+            else OTHER_ACCOUNTS_ADDRESS,
+        )
         for number, row in session.execute(
             select(PhoneNumber, NumberE911)
             .outerjoin(NumberE911, NumberE911.number_id == PhoneNumber.id)
+            .outerjoin(E911Address, E911Address.id == NumberE911.address_id)
             .where(
                 visible,
                 PhoneNumber.status == lifecycle.ACTIVE,
-                or_(NumberE911.status.is_(None), NumberE911.status != PROVISIONED),
+                or_(
+                    NumberE911.status.is_(None),
+                    NumberE911.status != PROVISIONED,
+                    # Given to another tenant since (or back to its owner):
+                    # its 911 calls still carry the previous account's address.
+                    E911Address.account_id != serves,
+                ),
             )
             .order_by(PhoneNumber.id)
         )

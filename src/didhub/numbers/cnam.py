@@ -31,6 +31,7 @@ from didhub.accounts import settings as account_settings
 from didhub.accounts.models import Account
 from didhub.accounts.service import Scope
 from didhub.carriers.base import Carrier, CarrierFailure, CarrierOutcomeUnknown
+from didhub.carriers.registry import carrier_for, served_carrier_names
 from didhub.db import Database
 from didhub.errors import Conflict
 from didhub.numbers import lifecycle
@@ -253,8 +254,9 @@ def relist_inheriting(session: Session, account_id: str, acting: str | None) -> 
 
 
 def push(db: Database, carrier: Carrier, number_ids: Sequence[str], account_id: str | None) -> None:
-    """List each number's pending name at the carrier, one number at a time,
-    each carrier call outside any transaction."""
+    """List each number's pending name at the number's own carrier
+    (``registry.carrier_for``), one number at a time, each carrier call outside
+    any transaction."""
     for number_id in number_ids:
         with db.session() as session:
             row = session.get(CnamListing, number_id)
@@ -262,14 +264,11 @@ def push(db: Database, carrier: Carrier, number_ids: Sequence[str], account_id: 
             if row is None or number is None or row.status != PENDING:
                 continue
             e164, name, revision = number.e164, row.listed_name, row.revision
-            managed, other_carrier = number.is_managed, number.carrier != carrier.name
-            number_carrier = number.carrier
+            managed, holder = number.is_managed, number.carrier
         status, reason = LISTED, None
         try:
-            if managed and other_carrier:
-                raise CarrierFailure(f"{number_carrier} is not the configured carrier")
-            if managed:
-                carrier.set_cnam(e164, name)
+            if managed:  # listed where the number is held, never elsewhere
+                carrier_for(carrier, holder).set_cnam(e164, name)
         except CarrierFailure as exc:
             status, reason = FAILED, str(exc)
         except CarrierOutcomeUnknown:
@@ -307,7 +306,7 @@ def repush_pending(
             .where(
                 CnamListing.status == PENDING,
                 CnamListing.pushed_at <= cutoff,
-                PhoneNumber.carrier == carrier.name,
+                PhoneNumber.carrier.in_(served_carrier_names(carrier)),
             )
             .order_by(CnamListing.number_id)
             .with_for_update(of=CnamListing, skip_locked=True)

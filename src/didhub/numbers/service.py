@@ -39,6 +39,7 @@ from didhub.carriers.base import (
     searches_by_postal_code,
 )
 from didhub.carriers.multi import SearchResults
+from didhub.carriers.registry import carrier_for, served_carrier_names
 from didhub.config import Price, Settings
 from didhub.db import Database, new_id
 from didhub.errors import (
@@ -52,7 +53,13 @@ from didhub.errors import (
 )
 from didhub.numbers import cnam, lifecycle
 from didhub.numbers.lifecycle import ACTIVE, FAILED, LIVE_STATUSES, PROVISIONING, RELEASED
-from didhub.numbers.models import NumberAssignment, NumberHold, NumberOrder, PhoneNumber
+from didhub.numbers.models import (
+    NumberAssignment,
+    NumberEvent,
+    NumberHold,
+    NumberOrder,
+    PhoneNumber,
+)
 from didhub.payments.base import PaymentGateway
 
 ASSIGNMENT_TYPES = ("inbound", "outbound")
@@ -395,13 +402,18 @@ def purchase(
     """The purchase saga (see docs/architecture.md):
 
     1. validate and price; 2. one transaction: lock the wallet, check funds,
-    debit, insert the numbers as ``provisioning`` under a new order id;
-    3. order from the carrier with that id; 4. settle: ``active``, or ``failed``
-    with an exact refund; an unknown outcome stays ``provisioning`` for
-    ``reconcile``.
+    debit, insert the numbers as ``provisioning`` under a new order id, each
+    with the carrier that offered it (under ``multi``, one of its carriers);
+    3. order each carrier's numbers from it with that id; 4. settle what each
+    carrier answered: ``active``, or ``failed`` with an exact refund; numbers
+    whose carrier's outcome is unknown stay ``provisioning`` for ``reconcile``
+    (or the carrier's webhook).
     """
     numbers = validate_numbers(phone_numbers, field_name)
     lines = [_line(settings, info) for info in _describe(carrier, numbers, field_name)]
+    # Who holds each number is decided once, here, and recorded: every later
+    # call about it goes to that carrier (registry.carrier_for).
+    routes = {line.number.phone_number: line.number.carrier or carrier.name for line in lines}
     total = sum((line.total for line in lines), Decimal("0.00"))
     order_id = new_id("ord")
     with db.session() as session:
@@ -458,7 +470,7 @@ def purchase(
                     features=list(line.number.features),
                     status=PROVISIONING,
                     is_managed=True,
-                    carrier=carrier.name,
+                    carrier=routes[line.number.phone_number],
                     order_id=order_id,
                     owner_id=scope.account_id,
                     tenant_id=tenant_id,
@@ -484,22 +496,31 @@ def purchase(
             "a number was just bought by someone else", field=field_name
         ) from None
 
-    try:
-        results = carrier.order(order_id, numbers)
-    except CarrierFailure as exc:
-        results = [
-            NumberOrderResult(n, "failed", str(exc) or "carrier refused the order") for n in numbers
-        ]
-    except CarrierOutcomeUnknown:
-        with db.session() as session:
-            pending = list(
-                session.scalars(select(PhoneNumber).where(PhoneNumber.order_id == order_id))
-            )
-        pending.sort(key=lambda n: numbers.index(n.e164))
-        return PurchaseResult(order_id, pending, charged=total, outcome_known=False)
-
-    settled = settle_order(db, carrier, settings, order_id, results, authoritative=True)
+    results: list[NumberOrderResult] = []
+    answered: set[str] = set()
+    for name in dict.fromkeys(routes[n] for n in numbers):
+        group = [n for n in numbers if routes[n] == name]
+        try:
+            results.extend(carrier_for(carrier, name).order(order_id, group))
+        except CarrierFailure as exc:
+            reason = str(exc) or "carrier refused the order"
+            results.extend(NumberOrderResult(n, "failed", reason) for n in group)
+        except CarrierOutcomeUnknown:
+            continue  # this carrier's numbers stay provisioning
+        answered.add(name)
+    settled = settle_order(
+        db,
+        carrier,
+        settings,
+        order_id,
+        results,
+        authoritative=True,
+        answered_by=frozenset(answered),
+    )
     settled.numbers.sort(key=lambda n: numbers.index(n.e164))  # the order asked for
+    if len(answered) < len(set(routes.values())):
+        settled.outcome_known = False
+        return settled
     billing_wallet.recharge_below_threshold(db, gateway, settings, scope.account_id, order_id)
     if all(n.status == FAILED for n in settled.numbers):
         reasons = "; ".join(f"{k}: {v}" for k, v in settled.errors.items())
@@ -518,16 +539,30 @@ def settle_order(
     order_id: str,
     results: Sequence[NumberOrderResult],
     authoritative: bool,
+    answered_by: frozenset[str] | None = None,
 ) -> PurchaseResult:
-    """Apply the carrier's answer for an order. Only ``provisioning`` numbers
+    """Apply carriers' answers for an order. Only ``provisioning`` numbers
     change, so settling twice refunds nothing twice. With ``authoritative``,
-    a number the answer doesn't mention failed (the carrier never took it)."""
+    a number the answer doesn't mention failed (the carrier never took it).
+
+    ``answered_by`` names the carriers whose answer ``results`` is: only the
+    numbers recorded as theirs (``phone_numbers.carrier``) change, so one
+    carrier's answer about an order split across carriers (a Telnyx webhook,
+    say) never fails the numbers another carrier filled. ``None``: every
+    number of the order (the order went to one carrier)."""
     by_number = {r.phone_number: r for r in results}
     with db.session() as session:
-        order = session.scalars(
-            select(NumberOrder).where(NumberOrder.id == order_id).with_for_update()
+        account_id, currency = session.execute(
+            select(NumberOrder.account_id, NumberOrder.currency).where(NumberOrder.id == order_id)
         ).one()
-        wallet = ledger.lock_wallet(session, order.account_id, order.currency)
+        # The documented lock order: the wallet, then the order, then its numbers by id.
+        wallet = ledger.lock_wallet(session, account_id, currency)
+        order = session.scalars(
+            select(NumberOrder)
+            .where(NumberOrder.id == order_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
         rows = list(
             session.scalars(
                 select(PhoneNumber)
@@ -539,17 +574,21 @@ def settle_order(
         now = clock.now()
         refund = Decimal("0.00")
         errors: dict[str, str] = {}
-        orphans: list[str] = []
+        orphans: list[tuple[str, str]] = []
         to_list: list[str] = []
         for row in rows:
+            if answered_by is not None and row.carrier not in answered_by:
+                continue  # another carrier's number: its own answer settles it
             result = by_number.get(row.e164)
             if row.status == FAILED and result is not None and result.status == "active":
                 # Failed (and refunded) by a reconcile while the carrier was still
                 # filling the order: the carrier now holds a number nobody pays for.
-                orphans.append(row.e164)
+                orphans.append((row.e164, result.carrier or row.carrier))
             if row.status != PROVISIONING:
                 continue
             if result is not None and result.status == "active":
+                if result.carrier is not None:
+                    row.carrier = result.carrier  # a number recorded as "multi"
                 lifecycle.transition(session, row, ACTIVE, order.account_id, order_id=order_id)
                 row.purchased_at = now
                 row.renews_on = add_months(now.date(), 1)
@@ -584,9 +623,9 @@ def settle_order(
         settled = PurchaseResult(
             order_id, rows, charged=order.total, refunded=refund, outcome_known=True, errors=errors
         )
-    for e164 in orphans:
+    for e164, holder in orphans:
         with contextlib.suppress(CarrierFailure, CarrierOutcomeUnknown):
-            carrier.release(e164)
+            carrier_for(carrier, holder).release(e164)
     cnam.push(db, carrier, to_list, settled.numbers[0].owner_id if settled.numbers else None)
     return settled
 
@@ -967,6 +1006,29 @@ def _begin_release(
     lifecycle.transition(session, number, lifecycle.RELEASING, account_id, reason=reason)
 
 
+NONPAYMENT_RELEASE = "released for non-payment"
+
+
+def release_refund_policy(configured: str, reason: str) -> str:
+    """What a release gives back, decided here only (docs/billing.md): a release
+    for non-payment never refunds; any other follows ``release_refund``
+    (``configured``). Every path that finishes a release asks this: the
+    owner's release, the billing run's, and reconcile finishing either one
+    after the carrier's answer was lost."""
+    return "none" if reason == NONPAYMENT_RELEASE else configured
+
+
+def _release_reason(session: Session, number: PhoneNumber) -> str:
+    """Why the number's current release began (its last ``status.releasing``)."""
+    begun = session.scalars(
+        select(NumberEvent)
+        .where(NumberEvent.number_id == number.id, NumberEvent.kind == "status.releasing")
+        .order_by(NumberEvent.id.desc())
+    ).first()
+    reason = begun.data.get("reason") if begun is not None else None
+    return reason if isinstance(reason, str) else "released"
+
+
 def _finish_release(
     db: Database,
     carrier: Carrier,
@@ -975,12 +1037,17 @@ def _finish_release(
     reason: str,
     refund_policy: str = "none",
 ) -> PhoneNumber:
+    """Ask the number's own carrier to release it, then settle: ``released``
+    (with :func:`release_refund_policy`'s refund for ``reason``), back as it
+    was on a refusal, still ``releasing`` when the answer is lost."""
     with db.session() as session:
-        e164 = session.get_one(PhoneNumber, number_pk).e164
-        managed = session.get_one(PhoneNumber, number_pk).is_managed
+        number = session.get_one(PhoneNumber, number_pk)
+        e164, managed, holder = number.e164, number.is_managed, number.carrier
+        owner_id, currency = number.owner_id, number.currency
+    refunds = managed and release_refund_policy(refund_policy, reason) == "prorated"
     try:
         if managed:
-            carrier.release(e164)
+            carrier_for(carrier, holder).release(e164)
     except CarrierFailure as exc:
         with db.session() as session:
             number = session.get_one(PhoneNumber, number_pk, with_for_update=True)
@@ -993,12 +1060,14 @@ def _finish_release(
         with db.session() as session:
             return session.get_one(PhoneNumber, number_pk)
     with db.session() as session:
+        if refunds:  # the documented lock order: the wallet before the number
+            ledger.lock_wallet(session, owner_id, currency)
         number = session.get_one(PhoneNumber, number_pk, with_for_update=True)
         if number.status == lifecycle.RELEASING:
             lifecycle.transition(session, number, RELEASED, account_id)
             _end_assignments(session, number, account_id, reason)
             number.released_at = clock.now()
-            if refund_policy == "prorated":
+            if refunds:
                 _refund_unused_days(session, number)
             number.renews_on = None
         return number
@@ -1052,11 +1121,12 @@ def reconcile(
     db: Database, carrier: Carrier, settings: Settings, min_age: timedelta = timedelta(seconds=60)
 ) -> ReconcileReport:
     """Settle what a carrier call left open: orders whose outcome we don't know
-    (asked by our order id) and releases the carrier didn't confirm. Orders
-    younger than ``min_age`` are left alone: their purchase may still be talking
-    to the carrier."""
+    (each carrier asked by our order id about the numbers ordered from it) and
+    releases the carrier didn't confirm. Orders younger than ``min_age`` are
+    left alone: their purchase may still be talking to the carrier."""
     report = ReconcileReport()
     cutoff = clock.now() - min_age
+    served = served_carrier_names(carrier)
     with db.session() as session:
         report.holds_expired = expire_holds(session, settings)
         order_ids = list(
@@ -1064,38 +1134,28 @@ def reconcile(
                 select(NumberOrder.id)
                 .where(
                     NumberOrder.status == "pending",
-                    NumberOrder.carrier == carrier.name,
+                    NumberOrder.carrier.in_(served),
                     NumberOrder.created_at <= cutoff,
                 )
                 .order_by(NumberOrder.id)
             )
         )
-        releasing = list(
-            session.scalars(
-                select(PhoneNumber.id).where(
-                    PhoneNumber.status == lifecycle.RELEASING, PhoneNumber.carrier == carrier.name
-                )
+        releasing = [
+            (number.id, _release_reason(session, number))
+            for number in session.scalars(
+                select(PhoneNumber)
+                .where(PhoneNumber.status == lifecycle.RELEASING, PhoneNumber.carrier.in_(served))
+                .order_by(PhoneNumber.id)
             )
-        )
+        ]
     for order_id in order_ids:
         report.orders_checked += 1
+        _reconcile_order(db, carrier, settings, order_id, report)
+    for number_pk, reason in releasing:
         try:
-            results = carrier.order_status(order_id)
-        except (CarrierFailure, CarrierOutcomeUnknown):
-            report.still_pending.append(order_id)
-            continue
-        settled = settle_order(db, carrier, settings, order_id, results, authoritative=True)
-        report.refunded += settled.refunded
-        for row in settled.numbers:
-            if row.status == ACTIVE and any(r.phone_number == row.e164 for r in results):
-                report.activated.append(row.e164)
-            elif row.status == FAILED and row.e164 in settled.errors:
-                report.failed.append(row.e164)
-    for number_pk in releasing:
-        try:
-            number = _finish_release(
-                db, carrier, number_pk, None, "released", settings.release_refund
-            )
+            # The reason the release began with decides its refund, as it
+            # would have had the carrier answered at once.
+            number = _finish_release(db, carrier, number_pk, None, reason, settings.release_refund)
         except CarrierError:
             continue
         if number.status == RELEASED:
@@ -1104,34 +1164,126 @@ def reconcile(
     return report
 
 
-def compare_inventory(db: Database, carrier: Carrier, report: ReconcileReport) -> None:
-    """What the carrier says we hold against our live managed numbers. A number
-    it no longer lists is flagged (``carrier_missing_since``, an event for its
-    owner) and renewals skip it; one it lists again is cleared and billed again.
-    Numbers it lists that we don't sell are reported for an operator."""
-    try:
-        theirs = set(carrier.owned_numbers())
-    except (CarrierFailure, CarrierOutcomeUnknown):
-        return  # can't tell: flag nothing
-    now = clock.now()
-    report.missing_at_carrier, report.not_ours = [], []
+def _reconcile_order(
+    db: Database, carrier: Carrier, settings: Settings, order_id: str, report: ReconcileReport
+) -> None:
+    """Ask each carrier the order's open numbers were ordered from; settle what
+    those that answered say. A carrier that can't be asked leaves its numbers
+    ``provisioning`` (a partial answer must not fail what it may have filled)."""
     with db.session() as session:
-        ours = list(
-            session.scalars(
-                select(PhoneNumber)
-                .where(
-                    PhoneNumber.carrier == carrier.name,
-                    PhoneNumber.is_managed.is_(True),
-                    PhoneNumber.status.in_(lifecycle.LIVE_STATUSES),
+        open_numbers = {
+            e164: holder
+            for e164, holder in session.execute(
+                select(PhoneNumber.e164, PhoneNumber.carrier).where(
+                    PhoneNumber.order_id == order_id, PhoneNumber.status == PROVISIONING
                 )
-                .order_by(PhoneNumber.e164)
-                .with_for_update()
             )
+        }
+    asked = sorted(set(open_numbers.values()))
+    results: list[NumberOrderResult] = []
+    answered: set[str] = set()
+    for name in asked:
+        try:
+            results.extend(carrier_for(carrier, name).order_status(order_id))
+        except (CarrierFailure, CarrierOutcomeUnknown):
+            continue
+        answered.add(name)
+    if len(answered) < len(asked):
+        report.still_pending.append(order_id)
+    if asked and not answered:
+        return
+    settled = settle_order(
+        db,
+        carrier,
+        settings,
+        order_id,
+        results,
+        authoritative=True,
+        answered_by=frozenset(answered),
+    )
+    report.refunded += settled.refunded
+    for row in settled.numbers:
+        if row.e164 not in open_numbers:
+            continue
+        if row.status == ACTIVE:
+            report.activated.append(row.e164)
+        elif row.status == FAILED:
+            report.failed.append(row.e164)
+
+
+def _inventories(carrier: Carrier) -> dict[str, set[str] | None]:
+    """Each carrier's list of the numbers it says we hold, by the name numbers
+    record (None: it couldn't list them). Numbers recorded as ``multi`` are
+    compared with every carrier's list together, when every carrier listed."""
+    names = served_carrier_names(carrier)
+    lists: dict[str, set[str] | None] = {}
+    for name in names:
+        if name == carrier.name and len(names) > 1:
+            continue  # multi itself: the union below
+        try:
+            lists[name] = set(carrier_for(carrier, name).owned_numbers())
+        except (CarrierFailure, CarrierOutcomeUnknown):
+            lists[name] = None
+    if len(names) > 1:
+        parts = list(lists.values())
+        lists[carrier.name] = (
+            set().union(*(p for p in parts if p is not None)) if None not in parts else None
         )
-        for number in ours:
-            listed = number.e164 in theirs
-            if number.status == lifecycle.PROVISIONING:
-                continue  # an order still settling
+    return lists
+
+
+def compare_inventory(db: Database, carrier: Carrier, report: ReconcileReport) -> None:
+    """What each carrier says we hold against our live managed numbers recorded
+    as its. A number it no longer lists is flagged (``carrier_missing_since``,
+    an event for its owner) and renewals skip it; one it lists again is
+    cleared and billed again. Numbers a carrier lists that we don't sell are
+    reported for an operator.
+
+    Our own snapshot is read before any carrier is asked: a number that settles
+    while a carrier's list is read was still ``provisioning`` in the snapshot,
+    so a list read before the carrier filled it can't flag it. Only the
+    numbers that change are locked, one per transaction, in id order, and
+    re-checked under the lock; a billing run locking the same numbers (wallets,
+    then numbers by id) therefore never deadlocks with this."""
+    served = served_carrier_names(carrier)
+    with db.read_session() as session:
+        snapshot = session.execute(
+            select(
+                PhoneNumber.id,
+                PhoneNumber.e164,
+                PhoneNumber.carrier,
+                PhoneNumber.status,
+                PhoneNumber.carrier_missing_since,
+            )
+            .where(
+                PhoneNumber.carrier.in_(served),
+                PhoneNumber.is_managed.is_(True),
+                PhoneNumber.status.in_(lifecycle.LIVE_STATUSES),
+            )
+            .order_by(PhoneNumber.id)
+        ).all()
+    lists = _inventories(carrier)
+    if all(theirs is None for theirs in lists.values()):
+        return  # can't tell: flag nothing
+    missing: list[str] = []
+    changes: list[tuple[str, str, bool]] = []  # number id, its carrier, listed
+    for number_id, e164, holder, status, missing_since in snapshot:
+        theirs = lists.get(holder)
+        if theirs is None or status == PROVISIONING:
+            continue  # that carrier couldn't list, or an order still settling
+        listed = e164 in theirs
+        if listed == (missing_since is not None):
+            changes.append((number_id, holder, listed))
+        elif missing_since is not None:
+            missing.append(e164)  # flagged before, still not listed
+    now = clock.now()
+    for number_id, holder, listed in changes:
+        with db.session() as session:
+            number = session.get_one(PhoneNumber, number_id, with_for_update=True)
+            if number.status not in lifecycle.LIVE_STATUSES or number.status == PROVISIONING:
+                continue
+            if number.carrier != holder:
+                continue  # re-recorded meanwhile (a "multi" row settled): next time
             if not listed and number.carrier_missing_since is None:
                 number.carrier_missing_since = now
                 lifecycle.record(session, number, "carrier.missing")
@@ -1148,6 +1300,19 @@ def compare_inventory(db: Database, carrier: Carrier, report: ReconcileReport) -
                 lifecycle.record(session, number, "carrier.found")
                 report.found_again.append(number.e164)
             if number.carrier_missing_since is not None:
-                report.missing_at_carrier.append(number.e164)
-        sold = {n.e164 for n in ours}
-        report.not_ours = sorted(theirs - sold)
+                missing.append(number.e164)
+    report.missing_at_carrier = sorted(missing)
+    listed_anywhere = set().union(*(t for t in lists.values() if t is not None))
+    unknown = listed_anywhere - {e164 for _, e164, *_ in snapshot}
+    if unknown:
+        # Bought while the carriers were listing: ours, not a discrepancy.
+        with db.read_session() as session:
+            unknown -= set(
+                session.scalars(
+                    select(PhoneNumber.e164).where(
+                        PhoneNumber.e164.in_(sorted(unknown)),
+                        PhoneNumber.status.in_(lifecycle.LIVE_STATUSES),
+                    )
+                )
+            )
+    report.not_ours = sorted(unknown)

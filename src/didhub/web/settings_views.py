@@ -194,13 +194,13 @@ def load_did(session: Session, scope: Scope, number_id: str) -> dict[str, Any]:
     shaped = presenters.phone_numbers(session, [number])[0]
     view = cnam.describe(session, [number])[number.id]
     state = e911.number_states(session, [number.id]).get(number.id)
-    serves = {number.tenant_id or number.owner_id}
+    serves = e911.serving_account(number)
     addresses = [
         a
         for a in e911.list_addresses(session, scope)
-        if a.account_id in serves and a.status == e911.VALIDATED
+        if a.account_id == serves and a.status == e911.VALIDATED
     ]
-    holder = session.get_one(Account, number.tenant_id or number.owner_id)
+    holder = session.get_one(Account, serves)
     form = DidForm(cnam=view.own_name or "", caller_name=holder.name[:32])
     return {
         "number": shaped,
@@ -223,7 +223,7 @@ def save_did(ctx: Context, scope: Scope, number_id: str, form: DidForm) -> DidSa
         own = cnam.describe(db_session, [number])[number.id].own_name
         # The address belongs to the account the number serves (its tenant, else
         # its owner, e.g. a tenant's own purchase seen by its partner).
-        holder = number.tenant_id or number.owner_id
+        holder = e911.serving_account(number)
         tenant_id = holder if holder != scope.account_id else None
         e164 = number.e164
     name = form.cnam.strip() or None
