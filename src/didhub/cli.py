@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from didhub.accounts import service as accounts
 from didhub.accounts import settings as account_settings
@@ -29,7 +33,7 @@ from didhub.carriers import byo as byo_providers
 from didhub.carriers.base import Carrier
 from didhub.carriers.registry import make_carrier
 from didhub.carriers.stock import import_csv
-from didhub.config import Settings, get_settings
+from didhub.config import Settings, describe, get_settings
 from didhub.db import Database
 from didhub.e911 import service as e911
 from didhub.errors import DidhubError, NotFound, ValidationFailed
@@ -97,13 +101,34 @@ KeyOpt = Annotated[
 
 
 def _settings() -> Settings:
-    return get_settings()
+    """The settings, or one line naming what's wrong and exit code 1 (every
+    command, ``serve`` too, starts here)."""
+    try:
+        return get_settings()
+    except (ValidationError, SettingsError) as exc:
+        err.print(f"[red]error[/red] {escape(describe(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _check_currency(db: Database, currency: str) -> None:
+    """Refuse to run in a currency other than the ledger's (docs/billing.md)."""
+    try:
+        with db.session() as session:
+            problem = ledger.currency_problem(session, currency)
+    except (OperationalError, ProgrammingError):
+        return  # not migrated yet: no books to compare
+    if problem is not None:
+        err.print(f"[red]error[/red] {escape(problem)}", soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @contextmanager
-def _database() -> Iterator[Database]:
-    db = Database(_settings().database_url)
+def _database(*, check_currency: bool = True) -> Iterator[Database]:
+    settings = _settings()
+    db = Database(settings.database_url)
     try:
+        if check_currency:
+            _check_currency(db, settings.currency)
         yield db
     finally:
         db.dispose()
@@ -154,7 +179,7 @@ def migrate() -> None:
     """Apply the database migrations."""
     from didhub.migrate import upgrade
 
-    with _database() as db:
+    with _database(check_currency=False) as db:
         upgrade(db)
     console.print("database is up to date")
 
@@ -964,12 +989,16 @@ def billing_run(
         "suspended": report.suspended,
         "released": report.released,
         "restored": report.restored,
+        # account -> why it couldn't be billed (the others were)
+        "failed": report.failed,
     }
     if as_json:
         _print_json(out)
-        return
-    for name, value in out.items():
-        console.print(f"{name}: {value}")
+    else:
+        for name, value in out.items():
+            console.print(f"{name}: {value}")
+    if report.failed:
+        raise typer.Exit(1)
 
 
 @billing_app.command("import-cdrs")

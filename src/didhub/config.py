@@ -7,17 +7,29 @@ for a number each month and once at setup.
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 
 class Price(BaseModel):
     monthly: Decimal
     setup: Decimal
+
+
+def _price_problem(value: Decimal) -> str | None:
+    """Why an amount can't be a price (in whole cents, free allowed), or None."""
+    if not value.is_finite():
+        return "must be a number"
+    if value < 0:
+        return "must be zero or more"
+    if value != value.quantize(Decimal("0.01")):
+        return "must have at most 2 decimal places"
+    return None
 
 
 def _default_prices() -> dict[str, Price]:
@@ -169,6 +181,18 @@ class Settings(BaseSettings):
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
     secure_cookies: bool = False
 
+    @field_validator("prices")
+    @classmethod
+    def _whole_cents(cls, prices: dict[str, Price]) -> dict[str, Price]:
+        # Checked at start: a negative price would credit wallets every month,
+        # and a fraction of a cent can't be posted to the ledger.
+        for number_type, price in prices.items():
+            for part in ("monthly", "setup"):
+                problem = _price_problem(getattr(price, part))
+                if problem is not None:
+                    raise ValueError(f"DIDHUB_PRICES: {number_type}.{part} {problem}")
+        return prices
+
     @field_validator("carriers", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -182,3 +206,21 @@ class Settings(BaseSettings):
 @cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def describe(error: ValidationError | SettingsError) -> str:
+    """A settings error in one line an operator can act on, naming the
+    variable: ``DIDHUB_PRICES: toll-free.monthly must be zero or more``."""
+    if isinstance(error, SettingsError):  # a value that isn't even JSON
+        field = re.search(r'field "(\w+)"', str(error))
+        name = f"DIDHUB_{field.group(1).upper()}" if field else "settings"
+        return f"{name}: can't be read ({error})"
+    lines = []
+    for item in error.errors():
+        if item["type"] == "value_error" and str(item["ctx"]["error"]).startswith("DIDHUB_"):
+            lines.append(str(item["ctx"]["error"]))
+            continue
+        name, *rest = [str(part) for part in item["loc"]] or ["settings"]
+        where = f" {'.'.join(rest)}:" if rest else ""
+        lines.append(f"DIDHUB_{name.upper()}:{where} {item['msg']}")
+    return "; ".join(lines)

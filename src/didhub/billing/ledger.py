@@ -7,7 +7,10 @@ never locked, so they don't become a hot row every purchase queues on; their
 balance is the sum of their entries.
 
 Lock order, to avoid deadlocks: a wallet before any number row; several wallets
-in ascending id order.
+in ascending id order (the whole order is in docs/architecture.md).
+
+One currency per book: a wallet keeps the currency it was created in, and a
+transaction moves money only between books of one currency (``CurrencyMismatch``).
 """
 
 from __future__ import annotations
@@ -24,12 +27,19 @@ from sqlalchemy.orm import Session
 from didhub import clock
 from didhub.billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from didhub.db import Money, insert_rows, new_id
+from didhub.errors import Conflict
 
 CENTS = Decimal("0.01")
 
 WALLET = "wallet"
 REVENUE = "revenue"
 FUNDING = "funding"
+
+
+class CurrencyMismatch(Conflict):
+    """Money in one currency asked to go into a book of another."""
+
+    code = "currency_mismatch"
 
 
 def wallet_id(owner_id: str, currency: str) -> str:
@@ -60,9 +70,46 @@ def _ensure_book(session: Session, book_id: str, owner_id: str | None, kind: str
 
 
 def ensure_wallet(session: Session, owner_id: str, currency: str) -> str:
+    """The account's wallet in ``currency``, created on first use, unless the
+    account already has a wallet in another currency: then ``CurrencyMismatch``
+    (its money stays where it is instead of a second, empty wallet opening)."""
     book_id = wallet_id(owner_id, currency)
-    _ensure_book(session, book_id, owner_id, WALLET, currency)
+    if session.get(LedgerAccount, book_id) is None:
+        held = session.scalars(
+            select(LedgerAccount.currency).where(
+                LedgerAccount.owner_id == owner_id,
+                LedgerAccount.kind == WALLET,
+                LedgerAccount.currency != currency,
+            )
+        ).first()
+        if held is not None:
+            raise CurrencyMismatch(
+                f"account {owner_id}'s wallet is in {held}, not {currency}: a wallet keeps "
+                "the currency it was created in (was DIDHUB_CURRENCY changed?)",
+                field="currency",
+            )
+        _ensure_book(session, book_id, owner_id, WALLET, currency)
     return book_id
+
+
+def currency_problem(session: Session, currency: str) -> str | None:
+    """Why the platform can't run in ``currency`` (its books are in another), or
+    None. Prices carry no currency: they are in DIDHUB_CURRENCY, so changing it
+    after launch would bill the old wallets in the new money."""
+    others = sorted(
+        set(
+            session.scalars(
+                select(LedgerAccount.currency).where(LedgerAccount.currency != currency).distinct()
+            )
+        )
+    )
+    if not others:
+        return None
+    return (
+        f"DIDHUB_CURRENCY is {currency}, but the ledger's books are in {', '.join(others)}: "
+        "a wallet keeps the currency it was created in, so the platform currency can't "
+        "change after launch (see docs/billing.md)"
+    )
 
 
 def ensure_platform_book(session: Session, kind: str, currency: str) -> str:
@@ -84,11 +131,18 @@ def lock_wallet(session: Session, owner_id: str, currency: str) -> LedgerAccount
 
 
 def lock_wallets(
-    session: Session, owner_ids: Sequence[str], currency: str
+    session: Session, owner_ids: Sequence[str], currency: str, *, create: bool = False
 ) -> dict[str, LedgerAccount]:
-    """Lock the existing wallets of many accounts at once, in the ledger's lock
-    order (ascending id), for a batch job; owner id -> wallet. An account that
-    never had a wallet is absent (no wallet is created)."""
+    """Lock the wallets of many accounts at once, in the ledger's lock order
+    (ascending id), for a batch job; owner id -> wallet. Without ``create``, an
+    account that never had a wallet is absent; with it, its wallet is created
+    first, so that every lock is still taken in one ascending statement."""
+    if create:
+        ids = [wallet_id(o, currency) for o in owner_ids]
+        found = set(session.scalars(select(LedgerAccount.id).where(LedgerAccount.id.in_(ids))))
+        for owner in sorted(set(owner_ids)):
+            if wallet_id(owner, currency) not in found:
+                ensure_wallet(session, owner, currency)
     return {
         book.owner_id: book
         for book in session.scalars(
@@ -113,6 +167,26 @@ class Posting:
     amount: Decimal
 
 
+def _one_currency(kind: str, books: dict[str, str], currency: str | None) -> None:
+    """Refuse a transaction whose books (id -> currency) aren't all in one
+    currency, or not in ``currency`` (the amounts') when it is given."""
+    held = set(books.values()) | ({currency} if currency is not None else set())
+    if len(held) <= 1:
+        return
+    by_currency: dict[str, list[str]] = defaultdict(list)
+    for book, cur in sorted(books.items()):
+        by_currency[cur].append(book)
+    named = "; ".join(
+        f"{cur}: {', '.join(ids[:3])}{' …' if len(ids) > 3 else ''}"
+        for cur, ids in sorted(by_currency.items())
+    )
+    amounts = f" of amounts in {currency}" if currency is not None else ""
+    raise CurrencyMismatch(
+        f"{kind}: refused a transaction{amounts} between books of different currencies ({named})",
+        field="currency",
+    )
+
+
 def post(
     session: Session,
     *,
@@ -120,11 +194,22 @@ def post(
     description: str,
     postings: Sequence[Posting],
     reference: str | None = None,
+    currency: str | None = None,
 ) -> LedgerTransaction:
     """Write one balanced transaction. Wallet books are locked (ascending id)
-    and their cached balance moves with the entry."""
+    and their cached balance moves with the entry. Every book must be in one
+    currency, ``currency`` (the amounts') when given."""
     if sum((p.amount for p in postings), Decimal("0")) != 0:
         raise ValueError(f"unbalanced ledger transaction {kind}: {postings}")
+    books: dict[str, str] = {}
+    for posting in postings:
+        if posting.amount == 0:
+            continue
+        found = session.get(LedgerAccount, posting.book_id)
+        if found is None:
+            raise ValueError(f"unknown ledger book {posting.book_id}")
+        books[found.id] = found.currency
+    _one_currency(kind, books, currency)
     txn = LedgerTransaction(
         id=new_id("txn"),
         kind=kind,
@@ -164,14 +249,17 @@ def transfer(
     credit: str,
     amount: Decimal,
     reference: str | None = None,
+    currency: str | None = None,
 ) -> LedgerTransaction:
-    """Move ``amount`` from book ``debit`` to book ``credit``."""
+    """Move ``amount`` (in ``currency``, when given) from book ``debit`` to book
+    ``credit``."""
     return post(
         session,
         kind=kind,
         description=description,
         reference=reference,
         postings=[Posting(debit, -amount), Posting(credit, amount)],
+        currency=currency,
     )
 
 
@@ -185,16 +273,33 @@ class Transfer:
 
 
 def transfer_many(
-    session: Session, *, kind: str, transfers: Sequence[Transfer], reference: str | None = None
+    session: Session,
+    *,
+    kind: str,
+    transfers: Sequence[Transfer],
+    reference: str | None = None,
+    currency: str | None = None,
 ) -> list[str]:
     """Write one balanced two-entry transaction per transfer, set-based; returns
     their ids in order. For a batch job whose caller already holds the row lock
     of every wallet involved (ascending id order): wallet balances move by one
-    UPDATE per wallet, and the rows go in with a few bulk statements."""
+    UPDATE per wallet, and the rows go in with a few bulk statements. Every
+    book must be in one currency, ``currency`` when given."""
     if not transfers:
         return []
     if any(t.amount <= 0 for t in transfers):
         raise ValueError(f"{kind}: transfer amounts must be positive")
+    involved = {t.debit for t in transfers} | {t.credit for t in transfers}
+    found = session.execute(
+        select(LedgerAccount.id, LedgerAccount.owner_id, LedgerAccount.currency).where(
+            LedgerAccount.id.in_(involved)
+        )
+    ).all()
+    if len(found) != len(involved):
+        missing = sorted(involved - {book_id for book_id, _, _ in found})
+        raise ValueError(f"unknown ledger book(s) {missing}")
+    _one_currency(kind, {book_id: cur for book_id, _, cur in found}, currency)
+    owned = {book_id for book_id, owner, _ in found if owner is not None}
     now = clock.now()
     ids = [new_id("txn") for _ in transfers]
     insert_rows(
@@ -219,13 +324,6 @@ def transfer_many(
         moves[t.debit] -= t.amount
         moves[t.credit] += t.amount
     insert_rows(session, LedgerEntry.__table__, entries)  # type: ignore[arg-type]
-    owned = set(
-        session.scalars(
-            select(LedgerAccount.id).where(
-                LedgerAccount.id.in_(moves), LedgerAccount.owner_id.is_not(None)
-            )
-        )
-    )
     books: Table = LedgerAccount.__table__  # type: ignore[assignment]
     session.execute(
         update(books)
@@ -238,7 +336,7 @@ def transfer_many(
 
 @dataclass(frozen=True)
 class LedgerProblem:
-    kind: str  # unbalanced_transaction | wallet_mismatch | renewal_mismatch
+    kind: str  # unbalanced_transaction | wallet_mismatch | mixed_currencies | renewal_mismatch
     subject: str
     detail: str
 
@@ -270,6 +368,16 @@ def check(session: Session) -> list[LedgerProblem]:
             problems.append(
                 LedgerProblem("wallet_mismatch", book_id, f"cached {cached} != entries {summed}")
             )
+    mixed = session.execute(
+        select(LedgerEntry.transaction_id)
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.ledger_account_id)
+        .group_by(LedgerEntry.transaction_id)
+        .having(func.count(func.distinct(LedgerAccount.currency)) > 1)
+    ).scalars()
+    for txn_id in mixed:
+        problems.append(
+            LedgerProblem("mixed_currencies", txn_id, "entries in books of different currencies")
+        )
     problems.extend(_check_renewals(session))
     return problems
 
@@ -282,6 +390,7 @@ def _check_renewals(session: Session) -> list[LedgerProblem]:
 
     rows = (
         select(Renewal.ledger_transaction_id, func.sum(Renewal.amount).label("total"))
+        .where(Renewal.ledger_transaction_id.is_not(None))
         .group_by(Renewal.ledger_transaction_id)
         .subquery()
     )
@@ -312,6 +421,16 @@ def _check_renewals(session: Session) -> list[LedgerProblem]:
     ):
         problems.append(
             LedgerProblem("renewal_mismatch", txn_id, f"{debited} paid for no renewal rows")
+        )
+    # A free month (a 0.00 price) is a renewal row with no transaction; any
+    # other amount must have been paid.
+    for renewal_id, amount in session.execute(
+        select(Renewal.id, Renewal.amount).where(
+            Renewal.ledger_transaction_id.is_(None), Renewal.amount != 0
+        )
+    ):
+        problems.append(
+            LedgerProblem("renewal_mismatch", str(renewal_id), f"{amount} due but never paid")
         )
     from didhub.numbers.models import PhoneNumber
 

@@ -128,8 +128,9 @@ class Renewal(Base):
     period_end: Mapped[date] = mapped_column(Date)
     amount: Mapped[Decimal] = mapped_column(Money())
     currency: Mapped[str] = mapped_column(String(3))
-    # Invoices explain a renewal ledger transaction by its rows.
-    ledger_transaction_id: Mapped[str] = mapped_column(String(40), index=True)
+    # Invoices explain a renewal ledger transaction by its rows. None: a free
+    # month (a 0.00 price), which moves no money and so posts nothing.
+    ledger_transaction_id: Mapped[str | None] = mapped_column(String(40), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

@@ -4,7 +4,8 @@ Each managed number renews on its purchase anniversary (the 31st becomes the
 month's last day, and comes back to the 31st the month after). A billing run
 charges every period that is due on ``as_of`` once: the unique (number, period)
 renewal row, written in the same transaction as the ledger debit under the
-wallet's lock, is what makes a re-run bill nothing.
+wallet's lock, is what makes a re-run bill nothing. A free month (a 0.00 price)
+is a renewal row and posts nothing.
 
 When the wallet can't pay: the card is charged if auto-recharge is on; else the
 account goes ``past_due`` and keeps service for ``grace_days``; then its numbers
@@ -12,11 +13,18 @@ are ``suspended`` (routing answers the suspension) and, ``release_after_days``
 later, released. Paying (a top-up, or a later run that succeeds) brings a
 past-due or suspended account back to good standing and its numbers back to
 active. Every step is a ledger entry or an account event.
+
+Standing moves only through ``billing/standing.py``'s guarded transitions, each
+decided under the account's wallet lock, then its billing profile's, then its
+numbers' (ascending id): the lock order of docs/architecture.md. One account
+that fails is reported in ``RunReport.failed``; the others are billed.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -26,17 +34,19 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.billing import ledger, resale, wallet
+from didhub.billing import ledger, resale, standing, wallet
 from didhub.billing.models import BillingProfile, Renewal
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database, insert_rows
-from didhub.errors import CarrierError, PaymentDeclined, PaymentPending
+from didhub.errors import PaymentDeclined, PaymentPending, ValidationFailed
 from didhub.numbers import lifecycle
 from didhub.numbers.lifecycle import ACTIVE, SUSPENDED
 from didhub.numbers.models import PhoneNumber
 from didhub.numbers.service import add_months, release_for_nonpayment
 from didhub.payments.base import PaymentGateway
+
+log = logging.getLogger("didhub.billing.renewals")
 
 BILLABLE = (ACTIVE, SUSPENDED)
 # A billing.renewal_charged event lists at most this many renewed number-months
@@ -58,6 +68,9 @@ class RunReport:
     suspended: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
+    # Accounts this run could not bill or move along, and why (logged too);
+    # nothing of theirs changed in the step that failed.
+    failed: dict[str, str] = field(default_factory=dict)
 
     def merge(self, other: RunReport) -> None:
         self.accounts += other.accounts
@@ -66,6 +79,12 @@ class RunReport:
         self.recharged += other.recharged
         for name in ("past_due", "suspended", "released", "restored"):
             getattr(self, name).extend(getattr(other, name))
+        self.failed.update(other.failed)
+
+
+def _failed(report: RunReport, account_id: str, exc: Exception) -> None:
+    log.error("billing account %s failed", account_id, exc_info=exc)
+    report.failed[account_id] = f"{type(exc).__name__}: {exc}"
 
 
 def _due_accounts(session: Session, as_of: date) -> list[str]:
@@ -88,7 +107,12 @@ def _due_accounts(session: Session, as_of: date) -> list[str]:
 class _Collected:
     renewals: int
     charged: Decimal
-    shortfall: Decimal  # what the next unpaid period costs beyond the balance
+    shortfall: Decimal  # what the wallet lacks to pay every period due
+    owed: Decimal = Decimal("0.00")  # what the due periods it didn't pay cost
+    first_unpaid: str | None = None  # "number id:period start" of the first of them
+    auto_recharge: bool = False
+    restored: bool = False
+    past_due: bool = False
 
 
 # Accounts billed per database transaction by a run. Larger batches mean fewer
@@ -96,110 +120,180 @@ class _Collected:
 BATCH_ACCOUNTS = 200
 
 
-def _collect(db: Database, settings: Settings, account_id: str, as_of: date) -> _Collected:
-    """Charge every due period one account's wallet can pay, oldest first."""
-    collected, _ = _collect_many(db, settings, [account_id], as_of, partial=True)
-    return collected.get(account_id, _Collected(0, Decimal("0.00"), Decimal("0.00")))
+def _due_rows(numbers: Iterable[PhoneNumber], as_of: date) -> list[_Due]:
+    """The numbers (of one account) a run bills on ``as_of``, oldest first."""
+    due = [
+        (
+            n.owner_id,
+            n.id,
+            n.monthly_cost,
+            n.currency,
+            n.renews_on,
+            n.purchased_at,
+            n.billed_periods,
+        )
+        for n in numbers
+        if n.status in BILLABLE
+        and n.is_managed
+        and n.carrier_missing_since is None
+        and n.renews_on is not None
+        and n.renews_on <= as_of
+    ]
+    return sorted(due, key=lambda row: (row[4], row[1]))
+
+
+def _lock_numbers(session: Session, account_id: str) -> list[PhoneNumber]:
+    """Lock one account's active and suspended numbers, in ascending id."""
+    return list(
+        session.scalars(
+            select(PhoneNumber)
+            .where(PhoneNumber.owner_id == account_id, PhoneNumber.status.in_(BILLABLE))
+            .order_by(PhoneNumber.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
 
 
 def _collect_many(
-    db: Database, settings: Settings, account_ids: list[str], as_of: date, *, partial: bool
+    db: Database,
+    settings: Settings,
+    account_ids: Sequence[str],
+    as_of: date,
+    *,
+    settling: bool,
+    may_fall_past_due: bool = False,
 ) -> tuple[dict[str, _Collected], list[str]]:
     """Bill the due periods of many accounts in one database transaction: one
     ledger transaction per account, oldest period first.
 
-    With ``partial``, an account pays what its balance covers and the rest is
-    its shortfall. Without, an account whose wallet can't pay everything due is
-    left untouched and returned in the second list, for :func:`settle_account`
-    (card recharge, past due), so the common case, every wallet paying, stays
-    a handful of statements per batch: due numbers are read as plain rows and
-    written back set-based, because a run touches every number once a month
-    (see docs/performance.md). The renewal rows are the numbers' billing
-    history; each account gets one event.
+    A batch (``settling`` off) bills only accounts in good standing that can
+    pay everything due; the others are left untouched and returned in the
+    second list, for :func:`settle_account` (card recharge, past due), so the
+    common case, every wallet paying, stays a handful of statements per batch:
+    due numbers are read as plain rows and written back set-based, because a
+    run touches every number once a month (see docs/performance.md).
+
+    Settling (one account), the account pays what its balance covers, and its
+    standing is decided in the same transaction, under its locks: good again
+    when nothing due is left unpaid, past due (with ``may_fall_past_due``)
+    when something is. Locks: wallets, billing profiles, then numbers, each in
+    ascending id. The renewal rows are the numbers' billing history; each
+    account gets one event.
     """
     collected: dict[str, _Collected] = {}
     unpaid: list[str] = []
+    currency = settings.currency
     with db.session() as session:
-        if partial:  # one account, settling: an account never debited gets its wallet
-            for account_id in account_ids:
-                ledger.ensure_wallet(session, account_id, settings.currency)
-        books = ledger.lock_wallets(session, account_ids, settings.currency)
-        missing = [a for a in account_ids if a not in books]
-        if missing:  # never debited before: an empty wallet, which pays nothing
-            unpaid.extend(missing)
-            account_ids = [a for a in account_ids if a in books]
-        due = session.execute(
-            select(
-                PhoneNumber.owner_id,
-                PhoneNumber.id,
-                PhoneNumber.e164,
-                PhoneNumber.monthly_cost,
-                PhoneNumber.currency,
-                PhoneNumber.renews_on,
-                PhoneNumber.purchased_at,
-                PhoneNumber.billed_periods,
-            )
-            .where(
-                PhoneNumber.owner_id.in_(account_ids),
-                PhoneNumber.status.in_(BILLABLE),
-                PhoneNumber.is_managed.is_(True),
-                PhoneNumber.carrier_missing_since.is_(None),
-                PhoneNumber.renews_on <= as_of,
-            )
-            .order_by(PhoneNumber.owner_id, PhoneNumber.renews_on, PhoneNumber.id)
-            .with_for_update()
-        ).tuples()
-        by_account: dict[str, list[_Due]] = defaultdict(list)
+        books = ledger.lock_wallets(session, account_ids, currency, create=settling)
+        unpaid.extend(a for a in account_ids if a not in books)  # never debited: pays nothing
+        account_ids = [a for a in account_ids if a in books]
         e164s: dict[str, str] = {}
-        for owner, number_id, e164, *rest in due:
-            by_account[owner].append((owner, number_id, *rest))  # type: ignore[arg-type]
-            e164s[number_id] = e164
+        by_account: dict[str, list[_Due]] = defaultdict(list)
+        numbers: dict[str, list[PhoneNumber]] = {}
+        if settling:
+            profiles = {a: standing.lock_profile(session, a) for a in sorted(account_ids)}
+            for account_id in account_ids:
+                numbers[account_id] = _lock_numbers(session, account_id)
+                by_account[account_id] = _due_rows(numbers[account_id], as_of)
+                e164s.update((n.id, n.e164) for n in numbers[account_id])
+        else:
+            profiles = standing.lock_profiles(session, account_ids)
+            behind = {a for a, p in profiles.items() if p.standing != standing.GOOD}
+            unpaid.extend(a for a in account_ids if a in behind)
+            account_ids = [a for a in account_ids if a not in behind]
+            due = session.execute(
+                select(
+                    PhoneNumber.owner_id,
+                    PhoneNumber.id,
+                    PhoneNumber.e164,
+                    PhoneNumber.monthly_cost,
+                    PhoneNumber.currency,
+                    PhoneNumber.renews_on,
+                    PhoneNumber.purchased_at,
+                    PhoneNumber.billed_periods,
+                )
+                .where(
+                    PhoneNumber.owner_id.in_(account_ids),
+                    PhoneNumber.status.in_(BILLABLE),
+                    PhoneNumber.is_managed.is_(True),
+                    PhoneNumber.carrier_missing_since.is_(None),
+                    PhoneNumber.renews_on <= as_of,
+                )
+                # Locked in id order (the lock order), billed oldest first.
+                .order_by(PhoneNumber.id)
+                .with_for_update()
+            ).tuples()
+            for owner, number_id, e164, *rest in due:
+                by_account[owner].append((owner, number_id, *rest))  # type: ignore[arg-type]
+                e164s[number_id] = e164
+            for rows in by_account.values():
+                rows.sort(key=lambda row: (row[4], row[1]))
         renewed: list[dict[str, object]] = []
         advanced: list[dict[str, object]] = []
         charges: list[tuple[str, Decimal, list[dict[str, object]]]] = []
-        for account_id, rows in by_account.items():
-            lines, moves, total, shortfall = _periods(rows, books[account_id].balance, as_of)
-            if shortfall and not partial:
+        for account_id in account_ids:
+            rows = by_account.get(account_id, [])
+            for row in rows:
+                if row[3] != books[account_id].currency:
+                    raise ledger.CurrencyMismatch(
+                        f"{e164s[row[1]]} is billed in {row[3]} but account {account_id}'s "
+                        f"wallet is in {books[account_id].currency}",
+                        field="currency",
+                    )
+            bill = _periods(rows, books[account_id].balance, as_of)
+            if bill.shortfall and not settling:
                 unpaid.append(account_id)
                 continue
-            collected[account_id] = _Collected(len(lines), total, shortfall)
-            if lines:
-                charges.append((account_id, total, lines))
-                renewed.extend(lines)
-                advanced.extend(moves)
-        if not charges:
-            return collected, unpaid
-        revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
-        txn_ids = ledger.transfer_many(
-            session,
-            kind="renewal",
-            reference=f"renewals:{as_of}",
-            transfers=[
-                ledger.Transfer(
-                    books[account_id].id,
-                    revenue,
-                    total,
-                    f"Monthly fees: {len(lines)} number-month(s) due by {as_of}",
-                )
-                for account_id, total, lines in charges
-            ],
-        )
+            profile = profiles.get(account_id)
+            collected[account_id] = _Collected(
+                len(bill.lines),
+                bill.total,
+                bill.shortfall,
+                bill.owed,
+                bill.first_unpaid,
+                auto_recharge=bool(profile and profile.auto_recharge_enabled),
+            )
+            if bill.lines:
+                charges.append((account_id, bill.total, bill.lines))
+                renewed.extend(bill.lines)
+                advanced.extend(bill.moves)
+        paying = [c for c in charges if c[1] > 0]  # a free month posts nothing
+        txn_ids: dict[str, str] = {}
+        if paying:
+            revenue = ledger.ensure_platform_book(session, ledger.REVENUE, currency)
+            posted = ledger.transfer_many(
+                session,
+                kind="renewal",
+                reference=f"renewals:{as_of}",
+                currency=currency,
+                transfers=[
+                    ledger.Transfer(
+                        books[account_id].id,
+                        revenue,
+                        total,
+                        f"Monthly fees: {len(lines)} number-month(s) due by {as_of}",
+                    )
+                    for account_id, total, lines in paying
+                ],
+            )
+            txn_ids = {c[0]: txn_id for c, txn_id in zip(paying, posted, strict=True)}
         now = clock.now()
-        for (account_id, total, lines), txn_id in zip(charges, txn_ids, strict=True):
+        for account_id, total, lines in charges:
             for line in lines:
                 line["account_id"] = account_id
-                line["ledger_transaction_id"] = txn_id
+                line["ledger_transaction_id"] = txn_ids.get(account_id) if line["amount"] else None
                 line["created_at"] = now
             wallet.event(
                 session,
                 account_id,
                 "renewal.charged",
-                f"Monthly fees of {total:.2f} {settings.currency} for {len(lines)} number-month(s)",
+                f"Monthly fees of {total:.2f} {currency} for {len(lines)} number-month(s)",
                 amount=f"{total:.2f}",
                 periods=len(lines),
                 published={
                     "as_of": as_of.isoformat(),
-                    "currency": settings.currency,
+                    "currency": currency,
                     "numbers": [
                         {
                             "number_id": line["number_id"],
@@ -214,46 +308,66 @@ def _collect_many(
                 },
             )
         _advance(session, advanced)
-        insert_rows(session, Renewal.__table__, renewed)  # type: ignore[arg-type]
+        if renewed:
+            insert_rows(session, Renewal.__table__, renewed)  # type: ignore[arg-type]
+        if settling:
+            for account_id, done in collected.items():
+                if not done.shortfall:
+                    done.restored = _restore(session, account_id, numbers[account_id])
+                elif may_fall_past_due:
+                    done.past_due = _fall_past_due(session, settings, account_id, as_of, done)
     return collected, unpaid
 
 
-def _periods(
-    rows: list[_Due], available: Decimal, as_of: date
-) -> tuple[list[dict[str, object]], list[dict[str, object]], Decimal, Decimal]:
-    """The periods a balance pays for, oldest first: renewal lines, number moves,
-    their total, and the shortfall of the first period it can't pay."""
-    renewed: list[dict[str, object]] = []
-    advanced: list[dict[str, object]] = []
-    total = Decimal("0.00")
-    shortfall = Decimal("0.00")
+@dataclass
+class _Bill:
+    lines: list[dict[str, object]] = field(default_factory=list)  # renewal rows
+    moves: list[dict[str, object]] = field(default_factory=list)  # numbers' next renewal
+    total: Decimal = Decimal("0.00")  # what the lines cost
+    owed: Decimal = Decimal("0.00")  # what the due periods not paid cost
+    shortfall: Decimal = Decimal("0.00")  # owed beyond what is left of the balance
+    first_unpaid: str | None = None
+
+
+def _periods(rows: list[_Due], available: Decimal, as_of: date) -> _Bill:
+    """The periods a balance pays for, oldest first: renewal lines, number
+    moves and their total; from the first period it can't pay on, nothing more
+    is paid and the rest is owed."""
+    bill = _Bill()
     for _, number_id, monthly, currency, renews_on, purchased_at, billed in rows:
         assert renews_on is not None and purchased_at is not None  # billable rows have both
         anchor = purchased_at.date()
-        periods = billed
-        while renews_on <= as_of:
-            if available < monthly:
-                shortfall = monthly - available
-                break
+        periods, start, paid = billed, renews_on, 0
+        while start <= as_of:
+            end = add_months(anchor, periods + 1)
+            # A free month is never unpaid, even by a wallet below zero.
+            if bill.first_unpaid is None and monthly > 0 and available < monthly:
+                bill.first_unpaid = f"{number_id}:{start}"
+            if bill.first_unpaid is not None:
+                bill.owed += monthly
+            else:
+                paid += 1
+                bill.lines.append(
+                    {
+                        "number_id": number_id,
+                        "period_start": start,
+                        "period_end": end,
+                        "amount": monthly,
+                        "currency": currency,
+                    }
+                )
+                available -= monthly
+                bill.total += monthly
+                renews_on = end
             periods += 1
-            next_on = add_months(anchor, periods)
-            renewed.append(
-                {
-                    "number_id": number_id,
-                    "period_start": renews_on,
-                    "period_end": next_on,
-                    "amount": monthly,
-                    "currency": currency,
-                }
+            start = end
+        if paid:
+            bill.moves.append(
+                {"id": number_id, "billed_periods": billed + paid, "renews_on": renews_on}
             )
-            available -= monthly
-            total += monthly
-            renews_on = next_on
-        if periods != billed:
-            advanced.append({"id": number_id, "billed_periods": periods, "renews_on": renews_on})
-        if shortfall:
-            break
-    return renewed, advanced, total, shortfall
+    if bill.owed:
+        bill.shortfall = bill.owed - available
+    return bill
 
 
 def _advance(session: Session, advanced: list[dict[str, object]]) -> None:
@@ -277,21 +391,44 @@ def _advance(session: Session, advanced: list[dict[str, object]]) -> None:
         session.execute(update(PhoneNumber), advanced)
 
 
-def _restore(session: Session, account_id: str, billing: BillingProfile, report: RunReport) -> None:
-    if billing.standing == "good":
-        return
-    for number in session.scalars(
-        select(PhoneNumber)
-        .where(PhoneNumber.owner_id == account_id, PhoneNumber.status == SUSPENDED)
-        .with_for_update()
-    ):
-        lifecycle.transition(session, number, ACTIVE, account_id, reason="paid")
-    billing.standing = "good"
-    billing.past_due_since = None
-    billing.suspended_since = None
-    billing.updated_at = clock.now()
+def _restore(session: Session, account_id: str, numbers: Sequence[PhoneNumber]) -> bool:
+    """Past due or suspended → good, its suspended numbers active again. The
+    caller holds the wallet, the profile and ``numbers`` (all the account's
+    active and suspended ones) locked."""
+    if not standing.restore(session, account_id):
+        return False
+    for number in numbers:
+        if number.status == SUSPENDED:
+            lifecycle.transition(session, number, ACTIVE, account_id, reason="paid")
     wallet.event(session, account_id, "account.good_standing", "Paid up: service restored")
-    report.restored.append(account_id)
+    return True
+
+
+def _fall_past_due(
+    session: Session, settings: Settings, account_id: str, as_of: date, done: _Collected
+) -> bool:
+    if not standing.fall_past_due(session, account_id, as_of):
+        return False
+    grace_end = as_of + timedelta(days=settings.grace_days)
+    wallet.event(
+        session,
+        account_id,
+        "account.past_due",
+        f"A monthly fee couldn't be paid ({done.shortfall:.2f} "
+        f"{settings.currency} short). Top up by {grace_end} to keep your numbers.",
+        shortfall=f"{done.shortfall:.2f}",
+        grace_ends=grace_end.isoformat(),
+    )
+    return True
+
+
+def _settle(
+    db: Database, settings: Settings, account_id: str, as_of: date, *, may_fall_past_due: bool
+) -> _Collected:
+    collected, _ = _collect_many(
+        db, settings, [account_id], as_of, settling=True, may_fall_past_due=may_fall_past_due
+    )
+    return collected.get(account_id, _Collected(0, Decimal("0.00"), Decimal("0.00")))
 
 
 def settle_account(
@@ -303,48 +440,47 @@ def settle_account(
     report: RunReport,
 ) -> None:
     """Bill what's due for one account, recharge the card if allowed, and move
-    its standing: good when everything due is paid, past due when not."""
-    collected = _collect(db, settings, account_id, as_of)
-    if collected.shortfall and gateway is not None:
+    its standing: good when everything due is paid, past due when not.
+
+    Auto-recharge charges what the wallet lacks for everything due, in one
+    charge rounded up to a multiple of the recharge amount (``wallet.cover``).
+    Its idempotency key names the account, the day, the first unpaid period,
+    the amount and the card: a retry of the same step (the gateway's answer
+    was lost) asks again with the same key and can't charge twice, while a
+    later run the same day that still finds something due (a new card, say)
+    charges again."""
+    with db.session() as session:
+        recharge = gateway is not None and wallet.auto_recharge_on(session, account_id)
+    done = _settle(db, settings, account_id, as_of, may_fall_past_due=not recharge)
+    if done.shortfall and recharge:
         try:
-            recharged = wallet.cover(
+            charge = wallet.cover(
                 db,
                 gateway,
                 settings,
                 account_id,
-                collected.shortfall + _balance(db, settings, account_id),
-                f"renewal:{account_id}:{as_of}",
+                done.owed,
+                f"renewal:{account_id}:{as_of}:{done.first_unpaid}",
             )
-        except (PaymentDeclined, PaymentPending):
-            recharged = False  # the card failed: past due below
-        if recharged:
-            report.recharged += collected.shortfall
-            more = _collect(db, settings, account_id, as_of)
-            collected = _Collected(
-                collected.renewals + more.renewals, collected.charged + more.charged, more.shortfall
-            )
-    report.renewals += collected.renewals
-    report.charged += collected.charged
-    with db.session() as session:
-        billing = wallet.profile(session, account_id)
-        if not collected.shortfall:
-            _restore(session, account_id, billing, report)
-        elif billing.standing == "good":
-            billing.standing = "past_due"
-            billing.past_due_since = as_of
-            billing.updated_at = clock.now()
-            grace_end = as_of + timedelta(days=settings.grace_days)
-            wallet.event(
-                session,
-                account_id,
-                "account.past_due",
-                f"A monthly fee couldn't be paid ({collected.shortfall:.2f} "
-                f"{settings.currency} short). Top up by {grace_end} to keep your numbers.",
-                shortfall=f"{collected.shortfall:.2f}",
-                grace_ends=grace_end.isoformat(),
-            )
-            report.past_due.append(account_id)
-    if collected.charged:
+        except (PaymentDeclined, PaymentPending, ValidationFailed):
+            charge = None  # the card failed (or is gone): past due below
+        if charge is not None:
+            report.recharged += charge.amount
+        more = _settle(db, settings, account_id, as_of, may_fall_past_due=True)
+        done = _Collected(
+            done.renewals + more.renewals,
+            done.charged + more.charged,
+            more.shortfall,
+            restored=more.restored,
+            past_due=more.past_due,
+        )
+    report.renewals += done.renewals
+    report.charged += done.charged
+    if done.restored:
+        report.restored.append(account_id)
+    if done.past_due:
+        report.past_due.append(account_id)
+    if done.charged:
         wallet.recharge_below_threshold(
             db, gateway, settings, account_id, f"renewal:{account_id}:{as_of}"
         )
@@ -358,78 +494,133 @@ def _balance(db: Database, settings: Settings, account_id: str) -> Decimal:
 def _progress(
     db: Database, carrier: Carrier, settings: Settings, as_of: date, report: RunReport
 ) -> None:
-    """Past due past its grace → suspended; suspended past its period → released."""
+    """Past due past its grace → suspended; suspended past its period → released.
+    The list is only who to look at: each step decides again under the
+    account's locks."""
     with db.session() as session:
-        profiles = list(
+        listed = session.execute(
+            select(
+                BillingProfile.account_id,
+                BillingProfile.standing,
+                BillingProfile.past_due_since,
+                BillingProfile.suspended_since,
+            )
+            .where(BillingProfile.standing.in_((standing.PAST_DUE, standing.SUSPENDED)))
+            .order_by(BillingProfile.account_id)
+        ).all()
+    for account_id, state, past_due_since, suspended_since in listed:
+        try:
+            if (
+                state == standing.PAST_DUE
+                and past_due_since is not None
+                and as_of >= past_due_since + timedelta(days=settings.grace_days)
+            ):
+                _suspend(db, settings, account_id, as_of, report)
+            elif (
+                state == standing.SUSPENDED
+                and suspended_since is not None
+                and as_of >= suspended_since + timedelta(days=settings.release_after_days)
+            ):
+                _release_unpaid(db, carrier, settings, account_id, as_of, report)
+        except Exception as exc:  # noqa: BLE001 - one account must not stop the others
+            _failed(report, account_id, exc)
+
+
+@dataclass
+class _Locked:
+    profile: BillingProfile
+    numbers: list[PhoneNumber]  # the account's active and suspended ones
+    owes: bool | None  # the wallet lacks money for what is due now; None: nothing is due
+
+
+def _lock_account(session: Session, settings: Settings, account_id: str, as_of: date) -> _Locked:
+    """Take one account's locks in the lock order (its wallet, its billing
+    profile, its numbers by id) and decide, under them, whether it still owes:
+    a top-up credits the wallet under the same lock, so this sees every
+    top-up committed before it and none that is half done."""
+    book = ledger.lock_wallets(session, [account_id], settings.currency).get(account_id)
+    profile = standing.lock_profile(session, account_id)
+    numbers = _lock_numbers(session, account_id)
+    rows = _due_rows(numbers, as_of)
+    if not rows:
+        return _Locked(profile, numbers, None)
+    available = book.balance if book is not None else Decimal("0")
+    return _Locked(profile, numbers, _periods(rows, available, as_of).owed > 0)
+
+
+def _suspend(
+    db: Database, settings: Settings, account_id: str, as_of: date, report: RunReport
+) -> None:
+    """past_due → suspended, if it still is and still can't pay: a top-up
+    committed before this transaction locked the wallet is seen here (and its
+    own settling restores the account); one after it restores the account."""
+    with db.session() as session:
+        locked = _lock_account(session, settings, account_id, as_of)
+        if locked.owes is None:  # nothing left to pay for (its numbers were released)
+            if _restore(session, account_id, locked.numbers):
+                report.restored.append(account_id)
+            return
+        if not locked.owes:
+            return
+        if not standing.suspend(session, account_id, as_of, settings.grace_days):
+            return
+        for number in locked.numbers:
+            if number.status == ACTIVE:
+                lifecycle.transition(session, number, SUSPENDED, account_id, reason="unpaid")
+        release_on = as_of + timedelta(days=settings.release_after_days)
+        wallet.event(
+            session,
+            account_id,
+            "account.suspended",
+            f"Numbers suspended for non-payment; they will be released on {release_on} "
+            "unless the balance is paid.",
+            release_on=release_on.isoformat(),
+        )
+    report.suspended.append(account_id)
+
+
+def _release_unpaid(
+    db: Database,
+    carrier: Carrier,
+    settings: Settings,
+    account_id: str,
+    as_of: date,
+    report: RunReport,
+) -> None:
+    """Release a suspended account's numbers, if it still is suspended, long
+    enough, and still unpaid when the release begins; then, its numbers gone,
+    it is back in good standing (billing stops)."""
+
+    def may_release(session: Session) -> bool:
+        locked = _lock_account(session, settings, account_id, as_of)
+        return locked.owes is True and standing.release_due(
+            locked.profile, as_of, settings.release_after_days
+        )
+
+    with db.session() as session:
+        ids = list(
             session.scalars(
-                select(BillingProfile).where(BillingProfile.standing.in_(("past_due", "suspended")))
+                select(PhoneNumber.id).where(
+                    PhoneNumber.owner_id == account_id, PhoneNumber.status == SUSPENDED
+                )
             )
         )
-    for billing in profiles:
-        account_id = billing.account_id
-        if (
-            billing.standing == "past_due"
-            and billing.past_due_since is not None
-            and as_of >= billing.past_due_since + timedelta(days=settings.grace_days)
-        ):
-            with db.session() as session:
-                fresh = wallet.profile(session, account_id)
-                for number in session.scalars(
-                    select(PhoneNumber)
-                    .where(PhoneNumber.owner_id == account_id, PhoneNumber.status == ACTIVE)
-                    .with_for_update()
-                ):
-                    lifecycle.transition(session, number, SUSPENDED, account_id, reason="unpaid")
-                fresh.standing = "suspended"
-                fresh.suspended_since = as_of
-                fresh.updated_at = clock.now()
-                release_on = as_of + timedelta(days=settings.release_after_days)
-                wallet.event(
-                    session,
-                    account_id,
-                    "account.suspended",
-                    f"Numbers suspended for non-payment; they will be released on {release_on} "
-                    "unless the balance is paid.",
-                    release_on=release_on.isoformat(),
-                )
-            report.suspended.append(account_id)
-        elif (
-            billing.standing == "suspended"
-            and billing.suspended_since is not None
-            and as_of >= billing.suspended_since + timedelta(days=settings.release_after_days)
-        ):
-            with db.session() as session:
-                ids = list(
-                    session.scalars(
-                        select(PhoneNumber.id).where(
-                            PhoneNumber.owner_id == account_id, PhoneNumber.status == SUSPENDED
-                        )
-                    )
-                )
-            for number_id in ids:
-                try:
-                    number = release_for_nonpayment(db, carrier, number_id)
-                except CarrierError:
-                    continue  # stays suspended; the next run tries again
-                report.released.append(number.e164)
-            with db.session() as session:
-                remaining = session.scalars(
-                    select(PhoneNumber.id).where(
-                        PhoneNumber.owner_id == account_id, PhoneNumber.status == SUSPENDED
-                    )
-                ).first()
-                fresh = wallet.profile(session, account_id)
-                if remaining is None:
-                    fresh.standing = "good"
-                    fresh.past_due_since = None
-                    fresh.suspended_since = None
-                    fresh.updated_at = clock.now()
-                    wallet.event(
-                        session,
-                        account_id,
-                        "numbers.released_for_nonpayment",
-                        f"{len(ids)} number(s) released for non-payment",
-                    )
+    released = release_for_nonpayment(db, carrier, ids, may_release) if ids else []
+    report.released.extend(number.e164 for number in released)
+    with db.session() as session:
+        locked = _lock_account(session, settings, account_id, as_of)
+        if any(n.status == SUSPENDED for n in locked.numbers):
+            if locked.owes is None and _restore(session, account_id, locked.numbers):
+                report.restored.append(account_id)  # what is left is never billed
+        elif standing.release_due(
+            locked.profile, as_of, settings.release_after_days
+        ) and standing.close_released(session, account_id):
+            wallet.event(
+                session,
+                account_id,
+                "numbers.released_for_nonpayment",
+                f"{len(released)} number(s) released for non-payment",
+            )
 
 
 def after_payment(
@@ -470,7 +661,8 @@ def run(
     settings: Settings,
     as_of: date | None = None,
 ) -> RunReport:
-    """Bill every due number once per period, then move past-due accounts along."""
+    """Bill every due number once per period, then move past-due accounts along.
+    An account that fails is in ``failed`` (and the log); the rest is billed."""
     as_of = as_of or clock.now().date()
     report = RunReport(as_of)
     with db.session() as session:
@@ -498,26 +690,33 @@ def _run_batch(
     as_of: date,
 ) -> RunReport:
     report = RunReport(as_of)
-    with db.session() as session:
-        profiles = {
-            p.account_id: (p.standing, p.auto_recharge_enabled)
-            for p in session.scalars(
-                select(BillingProfile).where(BillingProfile.account_id.in_(batch))
-            )
-        }
     # Accounts in good standing pay together; the rest (and any the batch
-    # finds short) go one by one through recharge, past due and restore.
-    paying = [a for a in batch if profiles.get(a, ("good", False))[0] == "good"]
-    collected, _ = _collect_many(db, settings, paying, as_of, partial=False)
+    # finds short) go one by one through recharge, past due and restore. If
+    # the batch's transaction fails, every account in it goes one by one, so
+    # only the account that fails again is left unbilled.
+    try:
+        collected, rest = _collect_many(db, settings, batch, as_of, settling=False)
+    except Exception:  # noqa: BLE001 - isolated below, account by account
+        log.exception(
+            "a renewal batch of %d account(s) failed; billing them one by one", len(batch)
+        )
+        collected, rest = {}, list(batch)
     for account_id, done in collected.items():
         report.accounts += 1
         report.renewals += done.renewals
         report.charged += done.charged
-        if done.charged and profiles.get(account_id, ("good", False))[1]:
-            wallet.recharge_below_threshold(
-                db, gateway, settings, account_id, f"renewal:{account_id}:{as_of}"
-            )
-    for account_id in [a for a in batch if a not in collected]:
+        if done.charged and done.auto_recharge:
+            try:
+                wallet.recharge_below_threshold(
+                    db, gateway, settings, account_id, f"renewal:{account_id}:{as_of}"
+                )
+            except Exception as exc:  # noqa: BLE001 - the renewal is paid; reported
+                _failed(report, account_id, exc)
+    one_by_one = set(rest)
+    for account_id in [a for a in batch if a in one_by_one]:
         report.accounts += 1
-        settle_account(db, gateway, settings, account_id, as_of, report)
+        try:
+            settle_account(db, gateway, settings, account_id, as_of, report)
+        except Exception as exc:  # noqa: BLE001 - one account must not stop the others
+            _failed(report, account_id, exc)
     return report

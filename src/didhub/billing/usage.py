@@ -206,13 +206,14 @@ def _post(session: Session, settings: Settings, accounts: Collection[str] | None
     owners = sorted(set(session.scalars(owners_query)))
     if not owners:
         return Decimal("0")
+    # An account never charged before gets its wallet first, so that every
+    # wallet is locked in one ascending statement (the lock order).
     books = {
         owner: book.id
-        for owner, book in ledger.lock_wallets(session, owners, settings.currency).items()
+        for owner, book in ledger.lock_wallets(
+            session, owners, settings.currency, create=True
+        ).items()
     }
-    for account_id in owners:
-        if account_id not in books:  # never charged before
-            books[account_id] = ledger.lock_wallet(session, account_id, settings.currency).id
     pending = session.execute(
         select(
             UsageRecord.id,
@@ -236,6 +237,7 @@ def _post(session: Session, settings: Settings, accounts: Collection[str] | None
     txn_ids = ledger.transfer_many(
         session,
         kind="usage",
+        currency=settings.currency,
         transfers=[
             ledger.Transfer(
                 books[a],

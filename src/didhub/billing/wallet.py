@@ -9,16 +9,16 @@ asks again with the same key, which can't charge twice.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_UP, Decimal
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.billing import ledger
+from didhub.billing import ledger, standing
 from didhub.billing.models import AccountEvent, BillingProfile, CardCharge, PaymentCard
 from didhub.config import Settings
 from didhub.db import Database, new_id
@@ -39,23 +39,7 @@ MAX_TOPUP = Decimal("10000.00")
 
 def profile(session: Session, account_id: str) -> BillingProfile:
     """The account's billing profile (created on first use)."""
-    found = session.get(BillingProfile, account_id)
-    if found is not None:
-        return found
-    try:
-        with session.begin_nested():
-            found = BillingProfile(
-                account_id=account_id,
-                auto_recharge_enabled=False,
-                auto_recharge_threshold=Decimal("0"),
-                auto_recharge_amount=Decimal("0"),
-                standing="good",
-                updated_at=clock.now(),
-            )
-            session.add(found)
-    except IntegrityError:
-        found = session.get_one(BillingProfile, account_id)
-    return found
+    return standing.ensure_profile(session, account_id)
 
 
 def event(
@@ -208,6 +192,9 @@ def charge_card(
             raise ValidationFailed("there is no card on file", field="card")
         details = _card_details(card)
         if charge is None:
+            # Refused here, before the card is charged, if the account's wallet
+            # is in another currency: that money would have nowhere to go.
+            ledger.ensure_wallet(session, account_id, settings.currency)
             charge = CardCharge(
                 id=new_id("chg"),
                 account_id=account_id,
@@ -220,12 +207,12 @@ def charge_card(
                 created_at=clock.now(),
             )
             session.add(charge)
-        charge_pk, amount = charge.id, charge.amount
+        charge_pk, amount, currency = charge.id, charge.amount, charge.currency
     try:
         result = gateway.charge(
             card=details,
             amount=amount,
-            currency=settings.currency,
+            currency=currency,
             idempotency_key=idempotency_key,
             description=f"didhub wallet {purpose}",
         )
@@ -235,23 +222,28 @@ def charge_card(
             session.get_one(CardCharge, charge_pk).message = str(exc)
         return ChargeOutcome(charge_pk, "unknown", amount, str(exc))
     with db.session() as session:
+        # The lock order: the wallet before the charge row.
+        wallet = ledger.lock_wallet(session, account_id, currency)
         charge = session.scalars(
-            select(CardCharge).where(CardCharge.id == charge_pk).with_for_update()
+            select(CardCharge)
+            .where(CardCharge.id == charge_pk)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         ).one()
         if charge.status in ("succeeded", "declined"):  # settled meanwhile by a retry
             return ChargeOutcome(charge.id, charge.status, charge.amount, charge.message)
         charge.gateway_charge_id = result.charge_id
         if result.status == "succeeded":
-            clearing = ledger.ensure_platform_book(session, CARD_CLEARING, charge.currency)
-            wallet = ledger.ensure_wallet(session, account_id, charge.currency)
+            clearing = ledger.ensure_platform_book(session, CARD_CLEARING, currency)
             txn = ledger.transfer(
                 session,
                 kind="card_topup" if purpose == "topup" else "auto_recharge",
                 description=f"Card {details.brand} ending {details.last4}: {purpose}",
                 debit=clearing,
-                credit=wallet,
+                credit=wallet.id,
                 amount=charge.amount,
                 reference=charge.id,
+                currency=currency,
             )
             charge.status = "succeeded"
             charge.ledger_transaction_id = txn.id
@@ -296,6 +288,17 @@ def topup(
     return outcome
 
 
+def recharge_amount(step: Decimal, missing: Decimal) -> Decimal:
+    """What auto-recharge charges when the wallet lacks ``missing``: one charge,
+    rounded up to a whole multiple of the configured amount ``step`` (at least
+    one step), so it covers everything due in one gateway call."""
+    missing = missing.quantize(ledger.CENTS, rounding=ROUND_UP)
+    if step <= 0:
+        return missing
+    steps = max(Decimal(1), (missing / step).to_integral_value(rounding=ROUND_CEILING))
+    return (step * steps).quantize(ledger.CENTS)
+
+
 def cover(
     db: Database,
     gateway: PaymentGateway | None,
@@ -303,26 +306,43 @@ def cover(
     account_id: str,
     needed: Decimal,
     reference: str,
-) -> bool:
+) -> ChargeOutcome | None:
     """If the wallet can't cover ``needed`` and auto-recharge is on, charge the
-    card for what's missing (at least the recharge amount) and say so. A decline
-    is 402 ``payment_declined`` and nothing else changes. Without auto-recharge
-    nothing happens: the caller's own funds check answers."""
+    card for what's missing, rounded up to a multiple of the recharge amount
+    (:func:`recharge_amount`), and return the charge. A decline is 402
+    ``payment_declined`` and nothing else changes. Without auto-recharge
+    nothing happens: the caller's own funds check answers.
+
+    The idempotency key is ``reference`` with the amount and the card: asked
+    again for the same step (same shortfall, same card), the gateway is asked
+    with the same key and can't charge twice; another card, or another
+    shortfall, is another charge."""
     with db.session() as session:
         balance = ledger.wallet_balance(session, account_id, settings.currency)
         billing = session.get(BillingProfile, account_id)
-        has_card = session.get(PaymentCard, account_id) is not None
-    if balance >= needed or gateway is None or billing is None:
-        return False
-    if not billing.auto_recharge_enabled or not has_card:
-        return False
-    shortfall = (needed - balance).quantize(ledger.CENTS, rounding=ROUND_UP)
-    amount = max(billing.auto_recharge_amount, shortfall)
+        card = session.get(PaymentCard, account_id)
+        token = card.token if card is not None else None
+    if balance >= needed or gateway is None or billing is None or token is None:
+        return None
+    if not billing.auto_recharge_enabled:
+        return None
+    amount = recharge_amount(billing.auto_recharge_amount, needed - balance)
+    tag = hashlib.sha256(f"{token}|{amount}".encode()).hexdigest()[:16]
     outcome = charge_card(
-        db, gateway, settings, account_id, amount, "auto_recharge", f"auto:{reference}"
+        db, gateway, settings, account_id, amount, "auto_recharge", f"auto:{reference}:{tag}"
     )
     _raise_unless_paid(outcome, "wallet")
-    return True
+    return outcome
+
+
+def auto_recharge_on(session: Session, account_id: str) -> bool:
+    """Whether a shortfall would be charged to the account's card."""
+    billing = session.get(BillingProfile, account_id)
+    return (
+        billing is not None
+        and billing.auto_recharge_enabled
+        and session.get(PaymentCard, account_id) is not None
+    )
 
 
 def require_good_standing(session: Session, account_id: str) -> None:

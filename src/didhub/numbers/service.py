@@ -13,7 +13,7 @@ import calendar
 import contextlib
 import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -984,12 +984,42 @@ def release(
     )
 
 
-def release_for_nonpayment(db: Database, carrier: Carrier, number_id: str) -> PhoneNumber:
-    """The billing rules' last step for a suspended number nobody paid for."""
+def release_for_nonpayment(
+    db: Database,
+    carrier: Carrier,
+    number_ids: Sequence[str],
+    may_release: Callable[[Session], bool],
+) -> list[PhoneNumber]:
+    """The billing rules' last step: release one account's suspended numbers
+    nobody paid for. ``may_release`` runs first in the transaction that begins
+    the releases: it takes the account's billing locks (its wallet, then its
+    billing profile: before any number, in the lock order) and says whether
+    the account is still suspended, long enough, and unpaid. Only then are the
+    numbers locked (ascending id), and only those still ``suspended`` begin
+    their release. Returns those the carrier released (or may have: unknown
+    outcomes are ``releasing`` for reconcile); one it refuses stays suspended
+    for the next run."""
+    reason = "released for non-payment"
     with db.session() as session:
-        number = session.get_one(PhoneNumber, number_id, with_for_update=True)
-        _begin_release(session, number, None, "released for non-payment")
-    return _finish_release(db, carrier, number_id, None, "released for non-payment")
+        if not may_release(session):
+            return []
+        begun = []
+        for number in session.scalars(
+            select(PhoneNumber)
+            .where(PhoneNumber.id.in_(number_ids), PhoneNumber.status == lifecycle.SUSPENDED)
+            .order_by(PhoneNumber.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ):
+            _begin_release(session, number, None, reason)
+            begun.append(number.id)
+    released = []
+    for number_pk in begun:
+        try:
+            released.append(_finish_release(db, carrier, number_pk, None, reason))
+        except CarrierError:
+            continue  # back to suspended: the next run tries again
+    return released
 
 
 def _begin_release(
