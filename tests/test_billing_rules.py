@@ -381,3 +381,75 @@ def test_one_failing_account_costs_no_other_account_its_renewals(
         assert balance(db, acct.id) == expected, acct
         assert standing(client, acct) == "good"
     assert ledger_ok(db)
+
+
+# ------------------------------------------------------------------ runs for other days
+
+
+def test_a_run_for_an_earlier_day_does_not_undo_a_later_days_past_due(
+    client: TestClient,
+    make_partner: Callable[..., Acct],
+    db: Database,
+    carrier: SandboxCarrier,
+    settings: Settings,
+) -> None:
+    """An operator bills ahead (`didhub billing run --as-of` a later date) and
+    the account can't pay: the server's own run for today finds nothing due
+    yet, but the account is not paid up and stays past due. Paying restores it,
+    paying the months that made it past due."""
+    gateway = SandboxGateway(db)
+    acct = make_partner("Ahead", balance="2.00")
+    at(BOUGHT)
+    number = search_numbers(client, acct, area_code="501", page_size=1)[0]["phone_number"]
+    buy(client, acct, number)
+    assert balance(db, acct.id) == Decimal("0.00")  # first month + setup
+    ahead = renewals.run(db, carrier, gateway, settings, RENEWS)
+    assert ahead.past_due == [acct.id] and standing(client, acct) == "past_due"
+    today = renewals.run(db, carrier, gateway, settings, BOUGHT)
+    assert today.restored == [] and standing(client, acct) == "past_due"
+    with db.session() as session:
+        from didhub.accounts import service as accounts
+
+        accounts.fund_wallet(session, acct.id, Decimal("5.00"), "USD", "operator credit")
+    paid = renewals.after_payment(db, gateway, settings, acct.id)
+    assert paid.renewals == 1 and paid.restored == [acct.id]
+    assert standing(client, acct) == "good" and balance(db, acct.id) == Decimal("4.00")
+    assert ledger_ok(db)
+
+
+def test_settling_unanswered_charges_leaves_one_still_being_made_alone(
+    client: TestClient, make_partner: Callable[..., Acct], db: Database, settings: Settings
+) -> None:
+    """The card-charge job asks the gateway again about charges it never
+    answered; a top-up still waiting for its answer is not one of them (asking
+    beside it raced it: the sandbox refused the same key twice at once)."""
+    import threading
+
+    from didhub.billing import wallet
+
+    acct = make_partner("In flight", balance="0")
+    saved = client.put("/billing/card", json={"card_token": "tok_visa"}, headers=acct.headers)
+    assert saved.status_code == 200
+    entered, go_on = threading.Event(), threading.Event()
+    asked: list[str] = []
+
+    class SlowGateway(SandboxGateway):
+        def charge(self, **kw: object) -> object:  # type: ignore[override]
+            asked.append(str(kw["idempotency_key"]))
+            entered.set()
+            assert go_on.wait(10)
+            return super().charge(**kw)  # type: ignore[arg-type]
+
+    slow = SlowGateway(db)
+    done: list[object] = []
+    topping = threading.Thread(
+        target=lambda: done.append(wallet.topup(db, slow, settings, acct.id, Decimal("5.00"), "k1"))
+    )
+    topping.start()
+    assert entered.wait(10)
+    assert wallet.reconcile_charges(db, SandboxGateway(db), settings) == []
+    go_on.set()
+    topping.join(10)
+    assert len(asked) == 1 and balance(db, acct.id) == Decimal("5.00")
+    assert succeeded_charges(db, acct.id) == [Decimal("5.00")]
+    assert ledger_ok(db)

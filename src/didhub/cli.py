@@ -14,12 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from didhub.accounts import service as accounts
 from didhub.accounts import settings as account_settings
@@ -33,7 +29,8 @@ from didhub.carriers import byo as byo_providers
 from didhub.carriers.base import Carrier
 from didhub.carriers.registry import make_carrier
 from didhub.carriers.stock import import_csv
-from didhub.config import Settings, describe, get_settings
+from didhub.cli_common import check_currency, settings_or_exit
+from didhub.config import Settings
 from didhub.db import Database
 from didhub.e911 import service as e911
 from didhub.errors import DidhubError, NotFound, ValidationFailed
@@ -101,25 +98,11 @@ KeyOpt = Annotated[
 
 
 def _settings() -> Settings:
-    """The settings, or one line naming what's wrong and exit code 1 (every
-    command, ``serve`` too, starts here)."""
-    try:
-        return get_settings()
-    except (ValidationError, SettingsError) as exc:
-        err.print(f"[red]error[/red] {escape(describe(exc))}", soft_wrap=True)
-        raise typer.Exit(1) from None
+    return settings_or_exit()
 
 
 def _check_currency(db: Database, currency: str) -> None:
-    """Refuse to run in a currency other than the ledger's (docs/billing.md)."""
-    try:
-        with db.session() as session:
-            problem = ledger.currency_problem(session, currency)
-    except (OperationalError, ProgrammingError):
-        return  # not migrated yet: no books to compare
-    if problem is not None:
-        err.print(f"[red]error[/red] {escape(problem)}", soft_wrap=True)
-        raise typer.Exit(1)
+    check_currency(db, currency)
 
 
 @contextmanager
@@ -202,6 +185,7 @@ def serve(
     db = Database(settings.database_url)
     if db.is_sqlite or is_empty(db):
         upgrade(db)
+    _check_currency(db, settings.currency)
     console.print(f"didhub on http://{host}:{port} ({settings.database_url}, {settings.carrier})")
     app = create_app(settings, db, jobs=True)
     # What start-up built (settings, metadata, routes) lives as long as the
@@ -934,7 +918,9 @@ def reconcile(
         report = _run(
             lambda: numbers.reconcile(db, _carrier(db), settings, timedelta(seconds=min_age))
         )
-        charges = billing_wallet.reconcile_charges(db, _gateway(db), settings)
+        charges = billing_wallet.reconcile_charges(
+            db, _gateway(db), settings, timedelta(seconds=min_age)
+        )
         listed = cnam.repush_pending(db, _carrier(db), timedelta(seconds=min_age))
     out = {
         "orders_checked": report.orders_checked,

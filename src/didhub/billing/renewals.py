@@ -191,11 +191,13 @@ def _collect_many(
         e164s: dict[str, str] = {}
         by_account: dict[str, list[_Due]] = defaultdict(list)
         numbers: dict[str, list[PhoneNumber]] = {}
+        due_by: dict[str, date] = {}
         if settling:
             profiles = {a: standing.lock_profile(session, a) for a in sorted(account_ids)}
             for account_id in account_ids:
+                due_by[account_id] = _due_by(profiles[account_id], as_of)
                 numbers[account_id] = _lock_numbers(session, account_id)
-                by_account[account_id] = _due_rows(numbers[account_id], as_of)
+                by_account[account_id] = _due_rows(numbers[account_id], due_by[account_id])
                 e164s.update((n.id, n.e164) for n in numbers[account_id])
         else:
             profiles = standing.lock_profiles(session, account_ids)
@@ -241,7 +243,7 @@ def _collect_many(
                         f"wallet is in {books[account_id].currency}",
                         field="currency",
                     )
-            bill = _periods(rows, books[account_id].balance, as_of)
+            bill = _periods(rows, books[account_id].balance, due_by.get(account_id, as_of))
             if bill.shortfall and not settling:
                 unpaid.append(account_id)
                 continue
@@ -420,6 +422,18 @@ def _fall_past_due(
         grace_ends=grace_end.isoformat(),
     )
     return True
+
+
+def _due_by(profile: BillingProfile, as_of: date) -> date:
+    """The date an account's dues are counted to when it is settled: ``as_of``,
+    or, for an account past due since a later date (a run for a later date, an
+    operator's ``--as-of``), that date: a run for an earlier day mustn't find
+    "nothing due yet" and call the account paid up while the months that made
+    it past due are still unpaid."""
+    since = profile.past_due_since
+    if profile.standing != standing.GOOD and since is not None and since > as_of:
+        return since
+    return as_of
 
 
 def _settle(

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_CEILING, ROUND_UP, Decimal
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from didhub import clock
@@ -386,9 +387,16 @@ def recharge_below_threshold(
 
 
 def reconcile_charges(
-    db: Database, gateway: PaymentGateway, settings: Settings
+    db: Database,
+    gateway: PaymentGateway,
+    settings: Settings,
+    min_age: timedelta = timedelta(seconds=60),
 ) -> list[ChargeOutcome]:
-    """Ask the gateway again, with the same keys, about charges it didn't answer."""
+    """Ask the gateway again, with the same keys, about charges it didn't
+    answer. A ``pending`` charge younger than ``min_age`` is left alone: its
+    request may still be waiting for the gateway, and asking beside it would
+    race it (an ``unknown`` one's request has ended)."""
+    cutoff = clock.now() - min_age
     with db.session() as session:
         pending = session.execute(
             select(
@@ -398,7 +406,11 @@ def reconcile_charges(
                 CardCharge.idempotency_key,
             )
             .where(
-                CardCharge.status.in_(("unknown", "pending")), CardCharge.gateway == gateway.name
+                or_(
+                    CardCharge.status == "unknown",
+                    (CardCharge.status == "pending") & (CardCharge.created_at <= cutoff),
+                ),
+                CardCharge.gateway == gateway.name,
             )
             .order_by(CardCharge.id)
         ).all()

@@ -13,7 +13,7 @@ from rich.table import Table
 from sqlalchemy import text
 
 from didhub.carriers.registry import make_carrier
-from didhub.config import get_settings
+from didhub.cli_common import check_currency, settings_or_exit
 from didhub.db import Database
 from didhub.jobs.base import Runtime, cron_for
 from didhub.jobs.registry import BY_NAME, JOBS, run_round
@@ -27,8 +27,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 
 def _runtime() -> Runtime:
-    settings = get_settings()
+    settings = settings_or_exit()
     db = Database(settings.database_url)
+    check_currency(db, settings.currency)
     return Runtime(db, make_carrier(settings, db), make_gateway(settings, db), settings)
 
 
@@ -77,7 +78,7 @@ def worker(
 @app.command("list")
 def jobs_list(as_json: JsonOpt = False) -> None:
     """The periodic jobs and their schedules."""
-    settings = get_settings()
+    settings = settings_or_exit()
     sqlite = settings.database_url.startswith("sqlite")
     rows = [
         {
@@ -123,7 +124,7 @@ def jobs_run(
 def jobs_status(as_json: JsonOpt = False) -> None:
     """What the job queue ran lately (PostgreSQL): per job, runs by outcome in
     the last hour and when it last finished."""
-    settings = get_settings()
+    settings = settings_or_exit()
     db = Database(settings.database_url)
     try:
         if db.is_sqlite:

@@ -984,6 +984,9 @@ def release(
     )
 
 
+NONPAYMENT_RELEASE = "released for non-payment"
+
+
 def release_for_nonpayment(
     db: Database,
     carrier: Carrier,
@@ -999,7 +1002,7 @@ def release_for_nonpayment(
     their release. Returns those the carrier released (or may have: unknown
     outcomes are ``releasing`` for reconcile); one it refuses stays suspended
     for the next run."""
-    reason = "released for non-payment"
+    reason = NONPAYMENT_RELEASE
     with db.session() as session:
         if not may_release(session):
             return []
@@ -1034,9 +1037,6 @@ def _begin_release(
     # Assignments end only once the carrier confirms: a refused release must
     # leave the number routing exactly as before.
     lifecycle.transition(session, number, lifecycle.RELEASING, account_id, reason=reason)
-
-
-NONPAYMENT_RELEASE = "released for non-payment"
 
 
 def release_refund_policy(configured: str, reason: str) -> str:

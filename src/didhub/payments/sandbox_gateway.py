@@ -18,6 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import String
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from didhub import clock
@@ -86,6 +87,23 @@ class SandboxGateway:
         description: str,
     ) -> ChargeResult:
         behaviour = _CARDS.get(card.token, ("card_declined", "", ""))[0]
+        try:
+            return self._charge(card, amount, currency, idempotency_key, behaviour)
+        except IntegrityError:
+            # Stripe answers 409 idempotency_key_in_use to a request made while
+            # another with its key is under way: we can't tell the outcome yet.
+            raise PaymentOutcomeUnknown(
+                "sandbox: a charge with this idempotency key is still in progress"
+            ) from None
+
+    def _charge(
+        self,
+        card: CardDetails,
+        amount: Decimal,
+        currency: str,
+        idempotency_key: str,
+        behaviour: str,
+    ) -> ChargeResult:
         with self.db.session() as session:
             charge = session.get(SandboxCharge, idempotency_key)
             first_time = charge is None

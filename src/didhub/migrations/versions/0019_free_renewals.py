@@ -1,7 +1,7 @@
 """renewals.ledger_transaction_id may be empty: a free month posts nothing
 
-Revision ID: 0016
-Revises: 0014
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-02 10:00:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0014"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
