@@ -188,3 +188,27 @@ def _usage_for(db: Database, number_id: str, wait: float = 10) -> UsageRecord:
             assert found is not None, "the edge reported no usage for the call"
             return found
         time.sleep(0.2)
+
+
+def test_repeat_calls_to_a_number_didhub_does_not_hold_are_404_without_cfg_errors(
+    client: TestClient, database_url: str, tmp_path: Path
+) -> None:
+    """The second call is answered from the edge's routing cache (a cached 404):
+    it must still be a 404, and the cfg must not fail on the cached value."""
+    with (
+        didhub_server(database_url, tmp_path) as server,
+        kamailio(server.url, tmp_path) as edge,
+    ):
+        for attempt in ("first", "again"):
+            call = sipp_call(edge, "+15125550177", tmp_path, f"unknown-{attempt}", expect=404)
+            assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+        log = edge.log.read_text(errors="replace")
+    # One lookup reached didhub; the repeat came from the cache.
+    asked = [
+        line
+        for line in (tmp_path / "didhub.log").read_text().splitlines()
+        if "/routing/inbound/" in line and "15125550177" in line
+    ]
+    assert len(asked) == 1, asked
+    assert "out of range" not in log, log[-3000:]
+    assert " ERROR: " not in log, log[-3000:]
