@@ -174,7 +174,7 @@ def list_numbers(
             f"status must be one of {', '.join(STATUSES)} or all", field="status"
         )
     filters = numbers.InventoryFilter(status, tenant_id, assigned, phone_number_type, q)
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         page = numbers.list_numbers(session, scope, filters, limit, cursor)
         data = presenters.phone_numbers(session, page.data)
     return {"data": data, "meta": {"next_cursor": page.next_cursor, "count": len(data)}}
@@ -182,7 +182,7 @@ def list_numbers(
 
 @router.get("/numbers/{number_id}")
 def get_number(number_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         number = numbers.get_number(session, scope, number_id)
         return {"data": presenters.phone_numbers(session, [number])[0]}
 

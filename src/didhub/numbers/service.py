@@ -118,7 +118,7 @@ def search(
             "city or rate center",
             field="postal_code",
         )
-    with db.session() as session:
+    with db.read_session() as session:
         exclude = _held_by_others(session, scope, clock.now())
     start = (page - 1) * page_size
     try:

@@ -307,7 +307,7 @@ def _filters(f: InventoryQuery) -> numbers.InventoryFilter:
 def _inventory_rows(
     ctx: Ctx, viewer: session.Viewer, f: InventoryQuery, page_size: int
 ) -> dict[str, Any]:
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         tenants = accounts.list_tenants(db_session, viewer.scope) if viewer.is_partner else []
         try:
             page = numbers.list_numbers(
@@ -359,7 +359,7 @@ def dids(
 
 
 def _number(ctx: Ctx, viewer: session.Viewer, number_id: str) -> dict[str, Any]:
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         number = numbers.get_number(db_session, viewer.scope, number_id)
         return presenters.phone_numbers(db_session, [number])[0]
 
@@ -368,7 +368,7 @@ def _number(ctx: Ctx, viewer: session.Viewer, number_id: str) -> dict[str, Any]:
 def assign_form(
     request: Request, ctx: Ctx, viewer: Who, number_id: str, next: str = ""
 ) -> HTMLResponse:
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         tenants = accounts.list_tenants(db_session, viewer.scope)
     return render(
         request,
@@ -469,7 +469,7 @@ def release(
 
 def _route_context(ctx: Ctx, viewer: session.Viewer, number_id: str) -> dict[str, Any]:
     number = _number(ctx, viewer, number_id)
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         agents: list[Agent] = accounts.list_agents(
             db_session, viewer.scope, number["tenant_id"] or None
         )

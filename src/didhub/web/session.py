@@ -162,7 +162,7 @@ def viewer(request: Request, db: Database, settings: Settings) -> Viewer:
     if not isinstance(started, int) or time.time() - started > settings.session_hours * 3600:
         sign_out(request)
         raise LoginRequired
-    with db.session() as session:
+    with db.read_session() as session:
         try:
             home, who = _signed_in_as(session, data)
         except Unauthorized:

@@ -289,7 +289,7 @@ def _edit_modal(
     suggested: E911Address | None = None,
     notes: Sequence[tuple[str, str]] = (),
 ) -> HTMLResponse:
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         context = load_did(db_session, viewer.scope, number_id)
     if form is not None:
         context["form"] = form
@@ -518,7 +518,7 @@ def _settings_page(
     """The account, who may sign in, and the settings of the account acted as
     or (a partner) of one of its tenants. ``submitted`` re-shows a form that
     failed."""
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         home = db_session.get_one(Account, viewer.home.account_id)
         users = accounts.list_users(db_session, viewer.home.account_id)
         keys = accounts.list_api_keys(db_session, viewer.home.account_id)
