@@ -1,4 +1,6 @@
-"""Reading is cheap: a GET never queues behind a writer (SQLite's write lock)."""
+"""Reading is cheap: a GET never queues behind a writer (SQLite's write lock),
+and a page of numbers costs the same few SQL statements however many tenants,
+agents, caller names and E911 addresses it shows."""
 
 from __future__ import annotations
 
@@ -6,16 +8,23 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from conftest import Acct, buy, search_numbers
 from didhub import clock
 from didhub.accounts import service as accounts
+from didhub.accounts.models import AccountSettings
+from didhub.accounts.service import PARTNER, Scope
 from didhub.db import Database
+from didhub.e911.models import NumberE911
+from didhub.numbers import cnam
+from didhub.numbers import service as numbers
+from didhub.web import numbers_views
 from test_web import PASSWORD, sign_in
 
 ON_SQLITE = not os.environ.get("DIDHUB_DATABASE_URL", "").startswith("postgresql")
@@ -135,3 +144,122 @@ def test_a_write_in_a_read_session_is_refused_before_it_reaches_the_database(
         session.execute(text("UPDATE accounts SET name = 'x'"))
     with db.session() as session:
         assert accounts.find_key(session, partner.key).account_id == partner.id
+
+
+# ------------------------------------------------------------------ statements per page
+
+
+@contextmanager
+def counted(db: Database) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        if args[2] != "BEGIN":  # SQLite's, sent by db.py; PostgreSQL's goes unseen
+            statements.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+def _fifty_numbers_serving_fifty_tenants(
+    client: TestClient, db: Database, partner: Acct
+) -> list[str]:
+    found = search_numbers(client, partner, area_code="720", page_size=50)
+    assert len(found) == 50
+    bought = buy(client, partner, *[f["phone_number"] for f in found])["data"]
+    address = client.post(
+        "/e911/addresses",
+        json={
+            "street": "123 North Main Street",
+            "city": "Little Rock",
+            "state": "AR",
+            "postal_code": "72201",
+            "caller_name": "Acme",
+        },
+        headers=partner.headers,
+    )
+    assert address.status_code == 201, address.text
+    scope = Scope(partner.id, PARTNER)
+    with db.session() as session:
+        for i, number in enumerate(bought):
+            tenant = accounts.create_tenant(session, f"Tenant {i}", "USD", partner.id)
+            if i % 2:  # half inherit their tenant's caller name, half the partner's
+                session.add(
+                    AccountSettings(
+                        account_id=tenant.id, default_cnam=f"TENANT {i}", updated_at=clock.now()
+                    )
+                )
+            numbers.set_tenant(session, scope, number["id"], tenant.id)
+            agent = accounts.create_agent(session, scope, tenant.id, f"Agent {i}", None)
+            numbers.assign_agent(session, scope, number["id"], agent.id, "inbound")
+            numbers.assign_agent(session, scope, number["id"], agent.id, "outbound")
+            if i % 3 == 0:
+                cnam.set_own_name(session, scope, number["id"], f"OWN {i}")
+            session.add(
+                NumberE911(
+                    number_id=number["id"],
+                    address_id=address.json()["data"]["id"],
+                    status="provisioned",
+                    updated_at=clock.now(),
+                )
+            )
+        session.add(
+            AccountSettings(account_id=partner.id, default_cnam="ACME", updated_at=clock.now())
+        )
+    return [n["id"] for n in bought]
+
+
+def test_a_page_of_numbers_costs_the_same_few_statements_at_any_size(
+    client: TestClient, db: Database, partner: Acct
+) -> None:
+    ids = _fifty_numbers_serving_fifty_tenants(client, db, partner)
+    costs = {}
+    for limit in (10, 50):
+        with counted(db) as statements:
+            page = client.get(
+                "/telephony/numbers", params={"limit": limit}, headers=partner.headers
+            )
+        assert page.status_code == 200
+        data = page.json()["data"]
+        assert len(data) == limit
+        costs[limit] = len(statements)
+        # What the page shows is each number's own: its tenant, agents, name, address.
+        for shown in data:
+            assert shown["tenant_name"].startswith("Tenant ")
+            assert shown["assignments"]["inbound"]["agent_name"].startswith("Agent ")
+            assert shown["e911"]["status"] == "provisioned"
+            i = int(shown["tenant_name"].split()[1])
+            expected = f"OWN {i}" if i % 3 == 0 else f"TENANT {i}" if i % 2 else "ACME"
+            assert shown["cnam"]["name"] == expected
+    # The key and its account; the page; its assignments, tenants, agents, caller-name
+    # listings, inherited names (accounts, their settings) and E911 states.
+    assert costs[10] == costs[50] <= 10, costs
+    assert sorted(
+        n["id"]
+        for n in client.get(
+            "/telephony/numbers", params={"limit": 50}, headers=partner.headers
+        ).json()["data"]
+    ) == sorted(ids)
+
+
+def test_the_dashboard_inventory_costs_the_same_few_statements_at_any_size(
+    client: TestClient, db: Database, partner: Acct, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    _fifty_numbers_serving_fifty_tenants(client, db, partner)
+    with db.session() as session:
+        accounts.create_user(session, partner.id, "ops@acme.example", PASSWORD)
+    sign_in(client, email="ops@acme.example", password=PASSWORD)
+    costs = {}
+    for limit in (10, 50):
+        monkeypatch.setattr(numbers_views, "INVENTORY_PAGE", limit)
+        with counted(db) as statements:
+            page = client.get("/dashboard/numbers/inventory")
+        assert page.status_code == 200
+        assert page.text.count("Tenant ") >= limit
+        costs[limit] = len(statements)
+    # As the API's page, with the viewer and the tenant picker.
+    assert costs[10] == costs[50] <= 13, costs

@@ -16,6 +16,7 @@ from didhub.accounts.models import Account, Agent
 from didhub.api import presenters
 from didhub.api.deps import Ctx
 from didhub.billing import service as billing
+from didhub.e911 import service as e911
 from didhub.errors import CarrierError, DidhubError, Forbidden, ValidationFailed
 from didhub.idempotency import run_once
 from didhub.numbers import service as numbers
@@ -315,8 +316,9 @@ def _inventory_rows(
             )
         except DidhubError as exc:
             return {"rows": [], "tenants": tenants, "error": error_text(exc), "next_cursor": None}
-        rows = presenters.phone_numbers(db_session, page.data)
-        features = settings_views.did_features(db_session, rows)
+        states = e911.number_states(db_session, [n.id for n in page.data])
+        rows = presenters.phone_numbers(db_session, page.data, states)
+        features = settings_views.did_features(db_session, rows, states)
         routing = settings_views.unassigned_behaviour(
             db_session, ctx.settings, viewer.scope.account_id
         )
