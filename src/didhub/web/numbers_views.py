@@ -234,10 +234,7 @@ def purchase(
     wanted = phone_numbers or []
     scope = viewer.scope
 
-    def work() -> tuple[int, Any]:
-        result = numbers.purchase(
-            ctx.db, ctx.carrier, ctx.settings, scope, wanted, gateway=ctx.gateway
-        )
+    def shaped(result: numbers.PurchaseResult) -> tuple[int, Any]:
         return (200 if result.outcome_known else 202), {
             "order_id": result.order_id,
             "numbers": {n.e164: n.status for n in result.numbers},
@@ -246,11 +243,28 @@ def purchase(
             "errors": result.errors,
         }
 
+    def work() -> tuple[int, Any]:
+        return shaped(
+            numbers.purchase(ctx.db, ctx.carrier, ctx.settings, scope, wanted, gateway=ctx.gateway)
+        )
+
+    def current(stored: tuple[int, Any]) -> tuple[int, Any]:
+        # A second click after an unknown outcome: the order as it stands now.
+        result = numbers.order_outcome(ctx.db, stored[1]["order_id"], wanted)
+        numbers.refuse_if_none_provided(result, ctx.settings, "phone_numbers")
+        return shaped(result)
+
     key = f"dashboard:{quote_id}" if quote_id else None
     try:
         _buyer(viewer)
         status, answer = run_once(
-            ctx.db, scope.account_id, key, "dashboard:purchase", {"phone_numbers": wanted}, work
+            ctx.db,
+            scope.account_id,
+            key,
+            "dashboard:purchase",
+            {"phone_numbers": wanted},
+            work,
+            current,
         )
     except DidhubError as exc:
         return message(request, "error", _not_charged(exc), exc.status_code)
