@@ -156,12 +156,14 @@ def test_a_replayed_unknown_purchase_answers_what_reconcile_settled(
     assert ledger_ok(db)
 
 
-def test_a_replayed_unconfirmed_release_answers_the_release_once_done(
+@pytest.mark.parametrize("carrier_then", ["released", "refused"])
+def test_a_replayed_unconfirmed_release_answers_what_reconcile_found(
     client: TestClient,
     partner: Acct,
     carrier: SandboxCarrier,
     db: Database,
     settings: Settings,
+    carrier_then: str,
 ) -> None:
     number_id = buy(client, partner, one_number(client, partner, "720"))["data"][0]["id"]
     headers = {**partner.headers, "Idempotency-Key": "release-1"}
@@ -169,10 +171,21 @@ def test_a_replayed_unconfirmed_release_answers_the_release_once_done(
     carrier.inject_fault("timeout")
     first = client.post("/telephony/numbers/release", json=body, headers=headers)
     assert first.status_code == 202 and first.json()["data"]["status"] == "releasing"
+    if carrier_then == "refused":
+        carrier.inject_fault("fail")
     numbers.reconcile(db, carrier, settings, min_age=timedelta(0))
     replay = client.post("/telephony/numbers/release", json=body, headers=headers)
-    assert replay.status_code == 200, replay.text
-    assert replay.json()["data"]["status"] == "released"
+    if carrier_then == "released":
+        assert replay.status_code == 200, replay.text
+        assert replay.json()["data"]["status"] == "released"
+        return
+    # As a fresh release the carrier refused: 502, the number still ours, the key free.
+    assert replay.status_code == 502, replay.text
+    assert replay.json()["error"]["code"] == "carrier_error"
+    shown = client.get(f"/telephony/numbers/{number_id}", headers=partner.headers).json()
+    assert shown["data"]["status"] == "active"
+    retried = client.post("/telephony/numbers/release", json=body, headers=headers)
+    assert retried.status_code == 200 and retried.json()["data"]["status"] == "released"
 
 
 def test_a_replayed_pending_caller_name_answers_the_listing_once_done(

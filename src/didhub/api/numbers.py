@@ -11,9 +11,9 @@ from didhub.api import presenters
 from didhub.api.deps import Caller, Ctx, IdempotencyKey
 from didhub.billing import resale
 from didhub.e911 import service as e911
-from didhub.errors import ValidationFailed
+from didhub.errors import CarrierError, ValidationFailed
 from didhub.idempotency import run_once
-from didhub.numbers import byo, cnam
+from didhub.numbers import byo, cnam, lifecycle
 from didhub.numbers import service as numbers
 from didhub.numbers.lifecycle import STATUSES
 from didhub.numbers.models import PhoneNumber
@@ -318,6 +318,13 @@ def release(
         # A replay while the carrier hadn't confirmed: the number as it is now.
         with ctx.db.read_session() as session:
             number = numbers.get_number(session, scope, body.number_id)
+        if number.status not in (lifecycle.RELEASING, lifecycle.RELEASED):
+            # Reconcile asked again and the carrier refused: the number is back,
+            # as a fresh request would have answered (which frees the key).
+            raise CarrierError(
+                f"the carrier refused to release {number.e164}; it is {number.status} again",
+                field="number_id",
+            )
         return shaped(number)
 
     status, answer = run_once(
