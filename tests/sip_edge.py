@@ -208,11 +208,39 @@ Content-Length: 0
 """
 
 
-def sipp_uas(workdir: Path, name: str) -> tuple[subprocess.Popen[bytes], int]:
+# The phone answers, then vanishes (power cut, network gone): no BYE, and
+# nothing answers at its address any more.
+PHONE_THEN_GONE = PHONE[: PHONE.index('  <recv request="BYE"/>')] + "</scenario>\n"
+
+# Answering the edge's keepalive (an in-dialog OPTIONS): still in the call.
+ANSWER_KEEPALIVE = """  <recv request="OPTIONS"/>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
+# The phone answers one keepalive during the call, then gets the carrier's BYE.
+PHONE_ANSWERING_KEEPALIVE = PHONE.replace(
+    '  <recv request="BYE"/>', ANSWER_KEEPALIVE + '  <recv request="BYE"/>'
+)
+
+
+def sipp_uas(
+    workdir: Path, name: str, scenario_text: str = PHONE
+) -> tuple[subprocess.Popen[bytes], int]:
     """An agent's phone: answers one call, waits for the BYE, exits 0."""
     port = free_port()
     scenario = workdir / f"{name}.xml"
-    scenario.write_text(PHONE)
+    scenario.write_text(scenario_text)
     process = subprocess.Popen(
         [
             "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-m", "1",
@@ -322,6 +350,16 @@ Content-Length: 0
 """
 
 
+# The carrier's side of a call that is answered and then lost: no BYE ever.
+ANSWERED_THEN_GONE = ANSWERED_CALL[: ANSWERED_CALL.index("  <pause/>")] + "</scenario>\n"
+
+# The carrier answers the edge's first keepalive, then hangs up 2 s later (the
+# phone gets its keepalive at the same moment).
+ANSWERED_UNTIL_A_KEEPALIVE = ANSWERED_CALL.replace(
+    "  <pause/>", ANSWER_KEEPALIVE + '  <pause milliseconds="2000"/>'
+)
+
+
 def sipp_call(
     edge: Edge,
     number: str,
@@ -330,16 +368,17 @@ def sipp_call(
     expect: int | None = None,
     seconds: float = 0,
     timeout: float = 30,
+    scenario_text: str = ANSWERED_CALL,
 ) -> subprocess.CompletedProcess[bytes]:
     """The carrier calls ``number`` through the edge. With ``expect``, the call
     must end with that final response; without, it must be answered, last
-    ``seconds`` and be hung up with a BYE."""
+    ``seconds`` and be hung up with a BYE (or go as ``scenario_text`` says)."""
     args = ["sipp", edge.address, "-s", number, "-i", "127.0.0.1", "-p", str(free_port())]
     args += ["-m", "1", "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error"]
     args += ["-trace_msg", "-message_file", str(workdir / f"{name}-messages.log")]
     scenario = workdir / f"{name}.xml"
     if expect is None:
-        scenario.write_text(ANSWERED_CALL)
+        scenario.write_text(scenario_text)
         args += ["-d", str(int(seconds * 1000))]
     else:
         scenario.write_text(EXPECT_FINAL.format(code=expect))

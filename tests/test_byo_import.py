@@ -482,7 +482,7 @@ def test_tenancy_routing_and_no_renewal(
                 {
                     "phone_number": A,
                     "direction": "outbound",
-                    "started_at": "2030-01-01T10:00:00Z",
+                    "started_at": clock.now().isoformat(),
                     "duration_seconds": 60,
                     "call_id": "byo-1",
                 }

@@ -55,7 +55,7 @@ def test_invoices_itemise_and_add_up(
     call = {
         "phone_number": toll["phone_number"],
         "direction": "inbound",
-        "started_at": "2030-03-09T15:00:00Z",
+        "started_at": "2030-03-09T11:00:00Z",  # before noon, the clock's now
         "duration_seconds": 125,
         "call_id": "inv-1",
     }

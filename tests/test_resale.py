@@ -73,6 +73,7 @@ def test_tenants_pay_retail_partner_pays_wholesale(
     assert balance(client, partner) == "110.00"  # 106.50 - 2.00 + 3.00 + 2.50
 
     # A 60 s outbound call from Dental's number: 0.01 wholesale, 0.03 retail.
+    clock.set_clock(lambda: datetime(2030, 4, 11, 12, tzinfo=UTC))
     call = {
         "phone_number": bought[0]["phone_number"],
         "direction": "outbound",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -23,7 +24,18 @@ from didhub.billing.models import UsageRecord
 from didhub.db import Database
 from didhub.numbers import lifecycle
 from didhub.numbers.models import PhoneNumber
-from sip_edge import DIDHUB, didhub_server, kamailio, require_sip_tools, sipp_call, sipp_uas
+from sip_edge import (
+    ANSWERED_THEN_GONE,
+    ANSWERED_UNTIL_A_KEEPALIVE,
+    DIDHUB,
+    PHONE_ANSWERING_KEEPALIVE,
+    PHONE_THEN_GONE,
+    didhub_server,
+    kamailio,
+    require_sip_tools,
+    sipp_call,
+    sipp_uas,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -188,3 +200,95 @@ def _usage_for(db: Database, number_id: str, wait: float = 10) -> UsageRecord:
             assert found is not None, "the edge reported no usage for the call"
             return found
         time.sleep(0.2)
+
+
+def test_repeat_calls_to_a_number_didhub_does_not_hold_are_404_without_cfg_errors(
+    client: TestClient, database_url: str, tmp_path: Path
+) -> None:
+    """The second call is answered from the edge's routing cache (a cached 404):
+    it must still be a 404, and the cfg must not fail on the cached value."""
+    with (
+        didhub_server(database_url, tmp_path) as server,
+        kamailio(server.url, tmp_path) as edge,
+    ):
+        for attempt in ("first", "again"):
+            call = sipp_call(edge, "+15125550177", tmp_path, f"unknown-{attempt}", expect=404)
+            assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+        log = edge.log.read_text(errors="replace")
+    # One lookup reached didhub; the repeat came from the cache.
+    asked = [
+        line
+        for line in (tmp_path / "didhub.log").read_text().splitlines()
+        if "/routing/inbound/" in line and "15125550177" in line
+    ]
+    assert len(asked) == 1, asked
+    assert "out of range" not in log, log[-3000:]
+    assert " ERROR: " not in log, log[-3000:]
+
+
+def test_keepalives_end_a_call_whose_ends_vanished_and_bill_it_to_its_last_sign_of_life(
+    client: TestClient,
+    make_partner: Callable[..., Acct],
+    make_tenant: Callable[..., Acct],
+    database_url: str,
+    db: Database,
+    tmp_path: Path,
+) -> None:
+    """Two calls at once. In one, the carrier and the agent's phone both
+    disappear right after the answer: no BYE ever reaches the edge. The edge's
+    keepalives find it dead and end it within a minute or so (not at the 4-hour
+    maximum), billed for the time it was known alive, not for how long that
+    took. The other answers its keepalive and goes on until the carrier hangs
+    up: it is billed for its real length."""
+    partner = make_partner("Edge Co", balance="100.00")
+    tenant = make_tenant("Clinic", partner_id=partner.id)
+    dead, alive = _numbers(client, partner, phone_number_type="toll-free", page_size=2)
+    gone_phone, gone_port = sipp_uas(tmp_path, "gone-phone", PHONE_THEN_GONE)
+    live_phone, live_port = sipp_uas(tmp_path, "live-phone", PHONE_ANSWERING_KEEPALIVE)
+    try:
+        for number, port in ((dead, gone_port), (alive, live_port)):
+            agent = _agent(client, partner, tenant, "Desk", f"sip:desk@127.0.0.1:{port}")
+            _assign(client, partner, number["id"], agent)
+        with (
+            didhub_server(database_url, tmp_path) as server,
+            # The shortest keepalive interval the dialog module takes.
+            kamailio(server.url, tmp_path, "KEEPALIVE_SECONDS=30") as edge,
+        ):
+            live: list[subprocess.CompletedProcess[bytes]] = []
+            talking = threading.Thread(
+                target=lambda: live.append(
+                    sipp_call(
+                        edge, alive["phone_number"], tmp_path, "live", timeout=90,
+                        scenario_text=ANSWERED_UNTIL_A_KEEPALIVE,
+                    )
+                )
+            )  # fmt: skip
+            talking.start()
+            answered = time.monotonic()
+            call = sipp_call(
+                edge, dead["phone_number"], tmp_path, "gone", scenario_text=ANSWERED_THEN_GONE
+            )
+            assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+            assert gone_phone.wait(timeout=20) == 0
+            # The first keepalive within 30-40 s, unanswered for 5 s, the call
+            # ended 10 s later: well inside two minutes.
+            lost = _usage_for(db, dead["id"], wait=120)
+            ended_after = time.monotonic() - answered
+            talking.join(timeout=120)
+            assert live and live[0].returncode == 0, live and live[0].stdout[-2000:]
+            assert live_phone.wait(timeout=20) == 0
+            kept = _usage_for(db, alive["id"])
+            log = edge.log.read_text(errors="replace")
+        assert ended_after < 120
+        assert "ended by the edge" in log, log[-3000:]
+        # Nothing showed the lost call alive after its answer (it would have been
+        # billed 4 hours without keepalives, or the minute the edge took to
+        # notice without its last sign of life).
+        assert lost.duration_seconds <= 2, lost.duration_seconds
+        # The kept call lasted until its first keepalive (30-40 s), and 2 s more.
+        assert 30 <= kept.duration_seconds <= 50, kept.duration_seconds
+        assert kept.ledger_transaction_id is not None
+    finally:
+        for phone in (gone_phone, live_phone):
+            if phone.poll() is None:
+                phone.kill()

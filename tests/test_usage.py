@@ -4,7 +4,9 @@ a 6-second minimum, duplicates ignored, posted to the wallet in one transaction.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,10 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import Acct, ledger_ok, search_numbers
+from didhub import clock
 from didhub.billing.usage import billable_seconds, charge_for
 from didhub.cli import app
-from didhub.config import get_settings
+from didhub.config import Settings, get_settings
 from didhub.db import Database
 
 
@@ -34,11 +37,18 @@ def buy(client: TestClient, acct: Acct, **search: Any) -> str:
     return number
 
 
-def call(number: str, call_id: str, seconds: int, direction: str = "inbound") -> dict[str, Any]:
+def call(
+    number: str,
+    call_id: str,
+    seconds: int,
+    direction: str = "inbound",
+    started: datetime | None = None,
+) -> dict[str, Any]:
+    """A call record; by default the call starts now (after the number was bought)."""
     return {
         "phone_number": number,
         "direction": direction,
-        "started_at": "2030-01-01T10:00:00Z",
+        "started_at": (started or clock.now()).isoformat(),
         "duration_seconds": seconds,
         "call_id": call_id,
     }
@@ -139,11 +149,12 @@ def test_cdr_csv_import(
 ) -> None:
     toll = buy(client, partner, phone_number_type="toll-free")
     csv_file = tmp_path / "cdrs.csv"
+    start = clock.now().isoformat()
     csv_file.write_text(
         "number,direction,start,duration,call_id\n"
-        f"{toll},inbound,2030-01-01T10:00:00+00:00,65,k1\n"
-        f"{toll},inbound,2030-01-01T11:00:00+00:00,6,k2\n"
-        f"{toll},inbound,2030-01-01T11:00:00+00:00,6,k2\n"
+        f"{toll},inbound,{start},65,k1\n"
+        f"{toll},inbound,{start},6,k2\n"
+        f"{toll},inbound,{start},6,k2\n"
     )
     result = CliRunner().invoke(app, ["billing", "import-cdrs", str(csv_file), "--json"])
     assert result.exit_code == 0, result.output
@@ -154,3 +165,79 @@ def test_cdr_csv_import(
     result = CliRunner().invoke(app, ["billing", "import-cdrs", str(broken)])
     assert result.exit_code == 1 and "line 2" in result.output
     assert ledger_ok(db)
+
+
+def test_calls_that_cannot_have_happened_are_reported_not_charged(
+    client: TestClient, partner: Acct, db: Database
+) -> None:
+    """A record starting in the future (past the edge's clock skew) or longer
+    than the edge lets a call last is reported back, field named; the rest of
+    the batch is rated."""
+    toll = buy(client, partner, phone_number_type="toll-free")
+    before = Decimal(wallet(client, partner))
+    longest = 4 * 3600  # DIDHUB_MAX_CALL_SECONDS, by default
+    now = clock.now()
+    records = [
+        call(toll, "future", 60, started=now + timedelta(hours=1)),
+        call(toll, "too-long", longest + 1),
+        call(toll, "a-week", 8 * 24 * 3600),
+        call(
+            toll, "skewed", 60, started=now + timedelta(minutes=4)
+        ),  # the edge's clock a bit ahead
+        call(toll, "longest", longest),
+    ]
+    response = client.post("/billing/usage", json={"records": records})
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert {(r["call_id"], r["field"]) for r in data["rejected"]} == {
+        ("future", "started_at"),
+        ("too-long", "duration_seconds"),
+        ("a-week", "duration_seconds"),
+    }
+    assert data["accepted"] == 2
+    # Only the two possible calls are charged: 60 s and the longest call, toll-free inbound.
+    expected = charge_for(Decimal("0.0250"), 60) + charge_for(Decimal("0.0250"), longest)
+    assert Decimal(data["charged"]) == expected
+    assert Decimal(wallet(client, partner)) == before - expected
+    # Reported back, not stored: once fixed, the same call ids are rated.
+    fixed = client.post("/billing/usage", json={"records": [call(toll, "future", 60)]})
+    assert fixed.json()["data"]["accepted"] == 1
+    assert ledger_ok(db)
+
+
+def test_the_transaction_and_the_invoice_count_minutes_the_same_way(
+    client: TestClient, partner: Acct
+) -> None:
+    toll = buy(client, partner, phone_number_type="toll-free")
+    local = buy(client, partner, area_code="501")
+    records = [
+        call(toll, "m1", 30),
+        call(toll, "m2", 65),
+        call(local, "m3", 30, "outbound"),
+    ]
+    assert client.post("/billing/usage", json={"records": records}).status_code == 200
+    [txn] = [
+        t
+        for t in client.get("/billing/transactions", headers=partner.headers).json()["data"]
+        if t["kind"] == "usage"
+    ]
+    said = int(txn["description"].split("call(s), ")[1].split(" billable")[0])
+    month = clock.now().strftime("%Y-%m")
+    invoice = client.get(f"/billing/invoices/{month}", headers=partner.headers).json()["data"]
+    shown = [line["minutes"] for line in invoice["lines"] if line["kind"] == "usage"]
+    assert len(shown) == 2  # one line per number
+    assert sum(shown) == said
+
+
+def test_the_edge_ends_a_call_where_billing_stops() -> None:
+    """Kamailio's dialog timeout (deploy/kamailio/kamailio.cfg) is didhub's longest
+    billed call, never reset by in-dialog requests, and dead calls are found by
+    keepalives: a call whose BYE never comes is not billed to the maximum."""
+    cfg = (Path(__file__).resolve().parent.parent / "deploy/kamailio/kamailio.cfg").read_text()
+    default = re.search(r"^#!trydef MAX_CALL_SECONDS (\d+)$", cfg, re.MULTILINE)
+    assert default is not None
+    assert int(default.group(1)) == Settings.model_fields["max_call_seconds"].default
+    assert 'modparam("dialog", "default_timeout", MAX_CALL_SECONDS)' in cfg
+    assert 'modparam("dialog", "timeout_noreset", 1)' in cfg
+    assert 'modparam("dialog", "ka_interval", KEEPALIVE_SECONDS)' in cfg
+    assert 'dlg_set_property("ka-src")' in cfg and 'dlg_set_property("ka-dst")' in cfg

@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     # Calls are billed in increments of this many seconds, with a minimum.
     usage_increment_seconds: int = Field(default=6, ge=1)
     usage_minimum_seconds: int = Field(default=6, ge=0)
+    # The longest call billed: the SIP edge ends a call at this length (Kamailio's
+    # dialog timeout, MAX_CALL_SECONDS in deploy/kamailio/kamailio.cfg, must be the
+    # same), and a longer usage record is reported back, not charged. 4 hours,
+    # as carriers cap calls by default.
+    max_call_seconds: int = Field(default=14_400, ge=60, le=7 * 24 * 3600)
     # The platform's SIP edge (e.g. sip:edge.example.com): where an imported
     # number's provider route (connection, trunk, SIP peer) must send calls.
     sip_edge_uri: str | None = None

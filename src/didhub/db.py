@@ -101,10 +101,10 @@ _BUMP = (
 )
 
 
-def _watch_routing_writes(engine: Engine) -> None:
-    """Mark a connection's transaction once it writes a routing table: every
-    statement SQLAlchemy sends passes here, the ORM's flushes and bulk
-    statements alike."""
+def _watch_writes(engine: Engine) -> None:
+    """Mark a connection's transaction once it writes a routing table, and
+    refuse writes in read-only sessions: every statement SQLAlchemy sends
+    passes here, the ORM's flushes and bulk statements alike."""
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
@@ -115,7 +115,14 @@ def _watch_routing_writes(engine: Engine) -> None:
         conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
     ) -> None:
         written = _WRITE.match(statement)
-        if written is not None and written.group(1).lower() in ROUTING_TABLES:
+        if written is None:
+            return
+        if conn.get_execution_options().get("didhub_read_only", False):
+            # On SQLite the write would have to take the lock the read session
+            # skipped, and could fail as busy under load: refuse it every time
+            # instead, so a read path that starts writing is found by its tests.
+            raise RuntimeError(f"a write in a read-only session: {statement[:80]}")
+        if written.group(1).lower() in ROUTING_TABLES:
             conn.info[_ROUTING_WRITTEN] = True
 
 
@@ -149,10 +156,10 @@ def make_engine(url: str) -> Engine:
             read_only = conn.get_execution_options().get("didhub_read_only", False)
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
-        _watch_routing_writes(engine)
+        _watch_writes(engine)
         return engine
     engine = create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
-    _watch_routing_writes(engine)
+    _watch_writes(engine)
     return engine
 
 
@@ -200,10 +207,11 @@ class Database:
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
-        """A session for reading only (hot read paths such as the SIP edge's
-        routing lookup and searches): on SQLite it doesn't wait for the write
-        lock. Don't write with it: a write would have to wait for that lock
-        after all, and could then fail as busy."""
+        """A session for reading only: authentication, every GET, the SIP
+        edge's routing lookup, searches. On SQLite it doesn't wait for the write
+        lock, so a read never queues behind a writer. A write in it (an INSERT,
+        UPDATE or DELETE) raises ``RuntimeError`` before it reaches the
+        database."""
         with self.read_sessionmaker() as session, session.begin():
             yield session
 

@@ -1,23 +1,30 @@
-"""``Idempotency-Key`` for purchase, assign, unassign and release.
+"""``Idempotency-Key`` for purchase, tenant PATCH, assign, unassign, release and
+top-up (the rules: docs/idempotency.md).
 
 The first request with a key claims it; its answer is stored and every replay
 gets that same answer without running again (so nothing is charged twice). A
 request that ends in a didhub error releases the key (those change nothing, so
-a retry after fixing the cause must be able to run); a crash leaves the key
-"in progress" for a five-minute lease, so a blind retry can't race the first
-attempt, and then lets a retry run. Reusing a key for a different
-request is refused.
+a retry after fixing the cause must be able to run). While the first request
+runs, its claim is a lease that a heartbeat renews, so a retry during a long
+carrier wait is 409 ``idempotency_in_progress``; only a request that died (a
+crash) stops renewing it, and once it lapses a retry may run. A stored 202 (the
+outcome was unknown) is not replayed as it was: the replay answers the current
+state, as a fresh request would. Reusing a key for a different request is
+refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, String, delete
+from sqlalchemy import JSON, String, delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,8 +32,17 @@ from didhub import clock
 from didhub.db import Base, Database, UtcDateTime
 from didhub.errors import Conflict, DidhubError, ValidationFailed
 
+log = logging.getLogger("didhub.idempotency")
+
 HEADER = "Idempotency-Key"
 LEASE = timedelta(minutes=5)
+# How often (in real seconds) a running request renews its lease: a third of it,
+# so two renewals may go missing (a busy database) before the lease lapses.
+HEARTBEAT_SECONDS = LEASE.total_seconds() / 3
+# The status of an answer whose outcome wasn't known yet (a carrier that didn't say).
+PENDING_STATUS = 202
+
+Answer = tuple[int, Any]
 
 
 class IdempotencyRecord(Base):
@@ -39,6 +55,8 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int | None] = mapped_column(default=None)
     response: Mapped[Any] = mapped_column(JSON, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # While in progress: until when the claim holds (renewed by the heartbeat).
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
 
 
 def fingerprint(operation: str, request: Any) -> str:
@@ -46,7 +64,12 @@ def fingerprint(operation: str, request: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _existing(db: Database, account_id: str, key: str, fp: str) -> tuple[int, Any] | None:
+def _lease_over(record: IdempotencyRecord) -> bool:
+    expires = record.lease_expires_at or record.created_at + LEASE
+    return clock.now() >= expires
+
+
+def _existing(db: Database, account_id: str, key: str, fp: str) -> Answer | None:
     """The stored answer for a claimed key, or None when the key is free again."""
     with db.session() as session:
         record = session.get(IdempotencyRecord, (account_id, key))
@@ -61,9 +84,9 @@ def _existing(db: Database, account_id: str, key: str, fp: str) -> tuple[int, An
         if record.state == "done":
             assert record.status_code is not None
             return record.status_code, record.response
-        if clock.now() - record.created_at > LEASE:
-            # The first attempt died mid-way (a crash, an unexpected error): after
-            # the lease a retry may run. Its own guards (the live-number index,
+        if _lease_over(record):
+            # The first attempt died mid-way (a crash): nothing renewed its
+            # lease, so a retry may run. Its own guards (the live-number index,
             # orders settled only once) keep it from charging twice.
             session.delete(record)
             return None
@@ -74,21 +97,99 @@ def _existing(db: Database, account_id: str, key: str, fp: str) -> tuple[int, An
         )
 
 
+def _free(db: Database, account_id: str, key: str) -> None:
+    with db.session() as session:
+        session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.account_id == account_id, IdempotencyRecord.key == key
+            )
+        )
+
+
+def _renew(db: Database, account_id: str, key: str) -> None:
+    with db.session() as session:
+        session.execute(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.account_id == account_id,
+                IdempotencyRecord.key == key,
+                IdempotencyRecord.state == "in_progress",
+            )
+            .values(lease_expires_at=clock.now() + LEASE)
+        )
+
+
+@contextmanager
+def _lease_kept(db: Database, account_id: str, key: str) -> Iterator[None]:
+    """Renew the claim's lease every ``HEARTBEAT_SECONDS`` while the body runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            try:
+                _renew(db, account_id, key)
+            except Exception:  # a missed renewal is retried; two more fit in the lease
+                log.exception("renewing the Idempotency-Key lease %s failed", key)
+
+    heartbeat = threading.Thread(target=beat, name="idempotency-lease", daemon=True)
+    heartbeat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        heartbeat.join()
+
+
+def _store(db: Database, account_id: str, key: str, answer: Answer) -> None:
+    with db.session() as session:
+        record = session.get(IdempotencyRecord, (account_id, key))
+        if record is not None:
+            record.state = "done"
+            record.status_code, record.response = answer
+            record.lease_expires_at = None
+
+
+def _replay(
+    db: Database,
+    account_id: str,
+    key: str,
+    stored: Answer,
+    current: Callable[[Answer], Answer] | None,
+) -> Answer:
+    """A stored answer, or, for an outcome that wasn't known (202), what a fresh
+    request would answer now: once known, that is stored (an answer) or frees
+    the key (a didhub error, as it would have on the first request)."""
+    if stored[0] != PENDING_STATUS or current is None:
+        return stored
+    try:
+        answer = current(stored)
+    except DidhubError:
+        _free(db, account_id, key)
+        raise
+    if answer[0] != PENDING_STATUS:
+        _store(db, account_id, key, answer)
+    return answer
+
+
 def run_once(
     db: Database,
     account_id: str,
     key: str | None,
     operation: str,
     request: Any,
-    work: Callable[[], tuple[int, Any]],
-) -> tuple[int, Any]:
-    """Run ``work`` (returning ``(status_code, json_body)``) at most once per key."""
+    work: Callable[[], Answer],
+    current: Callable[[Answer], Answer] | None = None,
+) -> Answer:
+    """Run ``work`` (returning ``(status_code, json_body)``) at most once per key.
+    ``current`` answers a replay of a stored 202 from that answer (which names
+    what to re-read, e.g. the order id) with the state as it is now."""
     if key is None:
         return work()
     key = key.strip()
     if not key or len(key) > 255:
         raise ValidationFailed("Idempotency-Key must be 1 to 255 characters", field=HEADER)
     fp = fingerprint(operation, request)
+    now = clock.now()
     try:
         with db.session() as session:
             session.add(
@@ -97,29 +198,21 @@ def run_once(
                     key=key,
                     fingerprint=fp,
                     state="in_progress",
-                    created_at=clock.now(),
+                    created_at=now,
+                    lease_expires_at=now + LEASE,
                 )
             )
     except IntegrityError:
         replay = _existing(db, account_id, key, fp)
         if replay is None:  # freed (a failed or lapsed first attempt): claim it again
-            return run_once(db, account_id, key, operation, request, work)
-        return replay
+            return run_once(db, account_id, key, operation, request, work, current)
+        return _replay(db, account_id, key, replay, current)
     try:
-        status_code, body = work()
+        with _lease_kept(db, account_id, key):
+            answer = work()
     except DidhubError:
         # Our errors leave nothing changed (or exactly refunded): free the key.
-        with db.session() as session:
-            session.execute(
-                delete(IdempotencyRecord).where(
-                    IdempotencyRecord.account_id == account_id, IdempotencyRecord.key == key
-                )
-            )
+        _free(db, account_id, key)
         raise
-    with db.session() as session:
-        record = session.get(IdempotencyRecord, (account_id, key))
-        if record is not None:
-            record.state = "done"
-            record.status_code = status_code
-            record.response = body
-    return status_code, body
+    _store(db, account_id, key, answer)
+    return answer

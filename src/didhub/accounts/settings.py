@@ -11,10 +11,12 @@ commits first, then the carrier is asked, outside any transaction.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from didhub import clock, numbering
@@ -177,14 +179,22 @@ def levels(session: Session, owner_id: str, tenant_id: str | None) -> list[Accou
     """The accounts whose settings apply to a number, nearest first: its tenant
     (or its owner when the owner is a tenant), then that tenant's partner (or
     the owner when a partner holds it unassigned)."""
-    owner = session.get_one(Account, owner_id)
-    tenant = session.get(Account, tenant_id) if tenant_id is not None else None
+    return _levels(lambda account_id: session.get(Account, account_id), owner_id, tenant_id)
+
+
+def _levels(
+    account: Callable[[str], Account | None], owner_id: str, tenant_id: str | None
+) -> list[Account]:
+    owner = account(owner_id)
+    if owner is None:
+        raise NotFound(f"account {owner_id} not found", field="account_id")
+    tenant = account(tenant_id) if tenant_id is not None else None
     if tenant is None and owner.kind == TENANT:
         tenant = owner
     chain: list[Account] = []
     if tenant is not None:
         chain.append(tenant)
-        partner = session.get(Account, tenant.parent_id) if tenant.parent_id else None
+        partner = account(tenant.parent_id) if tenant.parent_id else None
     else:
         partner = owner if owner.kind == PARTNER else None
     if partner is not None:
@@ -201,11 +211,45 @@ def _chain_of(session: Session, account: Account) -> list[Account]:
 
 def resolve_cnam(session: Session, chain: list[Account]) -> Inherited:
     """The first default CNAM along ``chain`` (see :func:`levels`)."""
+    return _first_cnam(chain, lambda account_id: session.get(AccountSettings, account_id))
+
+
+def _first_cnam(
+    chain: list[Account], settings_of: Callable[[str], AccountSettings | None]
+) -> Inherited:
     for account in chain:
-        row = session.get(AccountSettings, account.id)
+        row = settings_of(account.id)
         if row is not None and row.default_cnam is not None:
             return Inherited(row.default_cnam, account.kind)
     return Inherited(None, "none")
+
+
+def inherited_cnams(
+    session: Session, holders: Collection[tuple[str, str | None]]
+) -> dict[tuple[str, str | None], Inherited]:
+    """:func:`resolve_cnam` along :func:`levels` for many ``(owner_id,
+    tenant_id)`` pairs (a page of numbers) in at most three queries: the
+    accounts, their partners, their settings. One at a time, a settings row
+    that doesn't exist is asked for again for every pair."""
+    if not holders:
+        return {}
+    accounts: dict[str, Account] = {}
+
+    def load(ids: set[str]) -> None:
+        missing = ids - accounts.keys()
+        if missing:
+            found = session.scalars(select(Account).where(Account.id.in_(missing)))
+            accounts.update((a.id, a) for a in found)
+
+    load({owner for owner, _ in holders} | {tenant for _, tenant in holders if tenant})
+    load({a.parent_id for a in list(accounts.values()) if a.parent_id})
+    settings = {
+        row.account_id: row
+        for row in session.scalars(
+            select(AccountSettings).where(AccountSettings.account_id.in_(list(accounts)))
+        )
+    }
+    return {pair: _first_cnam(_levels(accounts.get, *pair), settings.get) for pair in set(holders)}
 
 
 def resolve_unassigned(session: Session, config: Config, chain: list[Account]) -> Inherited:

@@ -21,7 +21,7 @@ def create_tenant(body: TenantCreate, ctx: Ctx, scope: Caller) -> dict[str, Any]
 
 @router.get("/tenants")
 def list_tenants(ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         return {"data": [presenters.account(t) for t in accounts.list_tenants(session, scope)]}
 
 
@@ -43,6 +43,6 @@ def update_agent(agent_id: str, body: AgentUpdate, ctx: Ctx, scope: Caller) -> d
 
 @router.get("/agents")
 def list_agents(ctx: Ctx, scope: Caller, tenant_id: str | None = Query(None)) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         agents = accounts.list_agents(session, scope, tenant_id)
         return {"data": [presenters.agent(a) for a in agents]}

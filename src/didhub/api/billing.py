@@ -49,7 +49,7 @@ def _auto(profile: BillingProfile | None) -> dict[str, Any]:
 
 @router.get("/wallet")
 def wallet(ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         summary = billing.wallet_summary(session, scope.account_id, ctx.settings.currency)
     profile = summary.profile
     return {
@@ -92,7 +92,7 @@ def topup(
 
 @router.get("/card")
 def get_card(ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         card = session.get(PaymentCard, scope.account_id)
         if card is None:
             raise NotFound("there is no card on file", field="card")
@@ -123,7 +123,7 @@ def put_auto_recharge(body: AutoRechargeRequest, ctx: Ctx, scope: Caller) -> dic
 
 @router.get("/events")
 def events(ctx: Ctx, scope: Caller, limit: int = Query(50, ge=1, le=200)) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         rows = billing.events(session, scope.account_id, limit)
         return {
             "data": [
@@ -146,7 +146,7 @@ def transactions(
     limit: int = Query(50, ge=1, le=200),
     before: int | None = Query(None, ge=1, description="entry id: lines older than it"),
 ) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         lines = billing.transactions(session, scope, ctx.settings.currency, limit + 1, before)
     page = lines[:limit]
     return {
@@ -219,14 +219,14 @@ def put_retail_price(body: RetailPriceRequest, ctx: Ctx, scope: Caller) -> dict[
 
 @router.get("/retail-prices")
 def get_retail_prices(ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         return {"data": [_retail(p) for p in resales.retail_prices(session, scope)]}
 
 
 @router.get("/margin")
 def margin(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     """Retail − wholesale by tenant and month."""
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         lines = resales.margin_report(session, scope)
     return {
         "data": [
@@ -280,7 +280,7 @@ def _invoice(inv: invoices.Invoice) -> dict[str, Any]:
 
 @router.get("/invoices")
 def list_invoices(ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         found = [
             invoices.build(session, ctx.settings, scope.account_id, month)
             for month in invoices.months(session, scope.account_id, ctx.settings.currency)
@@ -295,7 +295,7 @@ def get_invoice(
     scope: Caller,
     format: Literal["json", "html"] = Query("json"),
 ) -> dict[str, Any] | HTMLResponse:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         inv = invoices.build(session, ctx.settings, scope.account_id, month)
     if format == "html":
         return HTMLResponse(invoices.render_html(inv))

@@ -49,7 +49,7 @@ def get_scope(
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Scope:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         return accounts.authenticate(session, _bearer(authorization, x_api_key))
 
 

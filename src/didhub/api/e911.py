@@ -95,14 +95,14 @@ def create_address(body: AddressRequest, ctx: Ctx, scope: Caller) -> dict[str, A
 
 @router.get("/e911/addresses")
 def list_addresses(ctx: Ctx, scope: Caller, tenant_id: str | None = None) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         rows = e911.list_addresses(session, scope, tenant_id)
         return {"data": [address_shape(row) for row in rows]}
 
 
 @router.get("/e911/addresses/{address_id}")
 def get_address(address_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         return {"data": address_shape(e911.get_address(session, scope, address_id))}
 
 
@@ -124,7 +124,7 @@ def delete_address(address_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
 
 @router.get("/telephony/numbers/{number_id}/e911")
 def get_number_e911(number_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         row = e911.get_number_e911(session, scope, number_id)
         if row is None:
             return {"data": None}
@@ -178,7 +178,7 @@ def create_location(body: LocationRequest, ctx: Ctx, scope: Caller) -> dict[str,
 
 @router.get("/e911/locations")
 def list_locations(ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         rows = e911.list_locations(session, scope)
         return {"data": [location_shape(row) for row in rows]}
 
@@ -195,5 +195,5 @@ def delete_location(location_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]
 
 @router.get("/compliance/e911")
 def compliance(ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         return {"data": compliance_shape(e911.compliance_report(session, scope))}

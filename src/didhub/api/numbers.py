@@ -11,11 +11,12 @@ from didhub.api import presenters
 from didhub.api.deps import Caller, Ctx, IdempotencyKey
 from didhub.billing import resale
 from didhub.e911 import service as e911
-from didhub.errors import ValidationFailed
+from didhub.errors import CarrierError, ValidationFailed
 from didhub.idempotency import run_once
-from didhub.numbers import byo, cnam
+from didhub.numbers import byo, cnam, lifecycle
 from didhub.numbers import service as numbers
 from didhub.numbers.lifecycle import STATUSES
+from didhub.numbers.models import PhoneNumber
 from didhub.numbers.schemas import (
     AssignRequest,
     ImportRequest,
@@ -104,11 +105,8 @@ def purchase(
     wanted = [body.phone_number] if body.phone_number is not None else body.phone_numbers or []
     field = "phone_number" if single else "phone_numbers"
 
-    def work() -> tuple[int, Any]:
-        result = numbers.purchase(
-            ctx.db, ctx.carrier, ctx.settings, scope, wanted, field, gateway=ctx.gateway
-        )
-        with ctx.db.session() as session:
+    def answer(result: numbers.PurchaseResult) -> tuple[int, Any]:
+        with ctx.db.read_session() as session:
             shaped = presenters.phone_numbers(session, result.numbers)
         meta = {
             "order_id": result.order_id,
@@ -123,10 +121,24 @@ def purchase(
             "meta": meta,
         }
 
-    status, answer = run_once(
-        ctx.db, scope.account_id, idempotency_key, "purchase", body.model_dump(), work
+    def work() -> tuple[int, Any]:
+        return answer(
+            numbers.purchase(
+                ctx.db, ctx.carrier, ctx.settings, scope, wanted, field, gateway=ctx.gateway
+            )
+        )
+
+    def current(stored: tuple[int, Any]) -> tuple[int, Any]:
+        # A replay of a 202: the order as it stands now, answered as a fresh
+        # purchase would have been (200, or 502 when none could be provided).
+        result = numbers.order_outcome(ctx.db, stored[1]["meta"]["order_id"], wanted)
+        numbers.refuse_if_none_provided(result, ctx.settings, field)
+        return answer(result)
+
+    status, body_out = run_once(
+        ctx.db, scope.account_id, idempotency_key, "purchase", body.model_dump(), work, current
     )
-    return JSONResponse(answer, status_code=status)
+    return JSONResponse(body_out, status_code=status)
 
 
 @router.post("/numbers/import", status_code=201)
@@ -176,7 +188,7 @@ def list_numbers(
             f"status must be one of {', '.join(STATUSES)} or all", field="status"
         )
     filters = numbers.InventoryFilter(status, tenant_id, assigned, phone_number_type, q)
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         page = numbers.list_numbers(session, scope, filters, limit, cursor)
         data = presenters.phone_numbers(session, page.data)
     return {"data": data, "meta": {"next_cursor": page.next_cursor, "count": len(data)}}
@@ -184,7 +196,7 @@ def list_numbers(
 
 @router.get("/numbers/{number_id}")
 def get_number(number_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         number = numbers.get_number(session, scope, number_id)
         return {"data": presenters.phone_numbers(session, [number])[0]}
 
@@ -207,13 +219,22 @@ def patch_number(
                 number, _ = cnam.set_own_name(session, scope, number_id, body.cnam)
         # Both changes may have left the caller name pending at the carrier.
         cnam.push(ctx.db, ctx.carrier, [number.id], scope.account_id)
-        with ctx.db.session() as session:
+        if "tenant_id" in fields:
+            resale.bill_tenants(ctx.db, ctx.settings, number.owner_id)
+        return shaped(number)
+
+    def shaped(number: PhoneNumber) -> tuple[int, Any]:
+        with ctx.db.read_session() as session:
             answer: dict[str, Any] = {"data": presenters.phone_numbers(session, [number])[0]}
         if "cnam" in fields:
             answer["meta"] = {"notice": cnam.CACHE_NOTICE}
-        if "tenant_id" in fields:
-            resale.bill_tenants(ctx.db, ctx.settings, number.owner_id)
         return _cnam_status(answer), answer
+
+    def current(stored: tuple[int, Any]) -> tuple[int, Any]:
+        # A replay while the caller name was pending: the listing as it is now.
+        with ctx.db.read_session() as session:
+            number = numbers.get_number(session, scope, number_id)
+        return shaped(number)
 
     status, answer = run_once(
         ctx.db,
@@ -222,6 +243,7 @@ def patch_number(
         f"patch:{number_id}",
         body.model_dump(exclude_unset=True),
         work,
+        current,
     )
     return JSONResponse(answer, status_code=status)
 
@@ -286,13 +308,28 @@ def unassign(
 def release(
     body: ReleaseRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
 ) -> JSONResponse:
+    def shaped(number: PhoneNumber) -> tuple[int, Any]:
+        with ctx.db.read_session() as session:
+            data = presenters.phone_numbers(session, [number])[0]
+        return (200 if number.status == "released" else 202), {"data": data}
+
     def work() -> tuple[int, Any]:
-        number = numbers.release(ctx.db, ctx.carrier, scope, body.number_id, ctx.settings)
-        with ctx.db.session() as session:
-            shaped = presenters.phone_numbers(session, [number])[0]
-        return (200 if number.status == "released" else 202), {"data": shaped}
+        return shaped(numbers.release(ctx.db, ctx.carrier, scope, body.number_id, ctx.settings))
+
+    def current(stored: tuple[int, Any]) -> tuple[int, Any]:
+        # A replay while the carrier hadn't confirmed: the number as it is now.
+        with ctx.db.read_session() as session:
+            number = numbers.get_number(session, scope, body.number_id)
+        if number.status not in (lifecycle.RELEASING, lifecycle.RELEASED):
+            # Reconcile asked again and the carrier refused: the number is back,
+            # as a fresh request would have answered (which frees the key).
+            raise CarrierError(
+                f"the carrier refused to release {number.e164}; it is {number.status} again",
+                field="number_id",
+            )
+        return shaped(number)
 
     status, answer = run_once(
-        ctx.db, scope.account_id, idempotency_key, "release", body.model_dump(), work
+        ctx.db, scope.account_id, idempotency_key, "release", body.model_dump(), work, current
     )
     return JSONResponse(answer, status_code=status)

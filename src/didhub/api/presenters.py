@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -103,16 +104,22 @@ def assignment(item: NumberAssignment, agent_name: str | None = None) -> dict[st
     }
 
 
-def phone_numbers(session: Session, rows: list[PhoneNumber]) -> list[dict[str, Any]]:
+def phone_numbers(
+    session: Session,
+    rows: list[PhoneNumber],
+    e911_states: Mapping[str, tuple[NumberE911, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Numbers with their tenant, live agent assignments, CNAM listing and E911
-    state, a few queries for the whole list."""
+    state: the same few queries for a page of any size (``e911_states``: from
+    ``e911.number_states``, when the caller needed them too)."""
     live = numbers.live_assignments(session, [r.id for r in rows])
     tenant_ids = {r.tenant_id for r in rows if r.tenant_id}
     agent_ids = {a.agent_id for by_type in live.values() for a in by_type.values()}
     tenants = {t.id: t.name for t in _get_all(session, Account, tenant_ids)}
     agents = {a.id: a.name for a in _get_all(session, Agent, agent_ids)}
     listings = cnam.describe(session, rows)
-    e911_states = e911.number_states(session, [r.id for r in rows])
+    if e911_states is None:
+        e911_states = e911.number_states(session, [r.id for r in rows])
     out = []
     for row in rows:
         by_type = live.get(row.id, {})

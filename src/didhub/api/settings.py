@@ -42,7 +42,7 @@ def _answer(view: account_settings.AccountSettingsView, body: SettingsPatch) -> 
 
 @router.get("/settings")
 def get_own_settings(ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         view = account_settings.get_settings(session, ctx.settings, scope, scope.account_id)
     return {"data": presenters.account_settings(view)}
 
@@ -57,7 +57,7 @@ def patch_own_settings(body: SettingsPatch, ctx: Ctx, scope: Caller) -> dict[str
 
 @router.get("/tenants/{tenant_id}/settings")
 def get_tenant_settings(tenant_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         view = account_settings.get_settings(session, ctx.settings, scope, tenant_id, TENANT)
     return {"data": presenters.account_settings(view)}
 

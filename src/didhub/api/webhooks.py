@@ -54,7 +54,7 @@ def create_webhook(body: EndpointRequest, ctx: Ctx, scope: Caller) -> dict[str, 
 
 @router.get("/webhooks")
 def list_webhooks(ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         return {
             "data": [
                 presenters.webhook_endpoint(e) for e in webhooks.list_endpoints(session, scope)
@@ -64,7 +64,7 @@ def list_webhooks(ctx: Ctx, scope: Caller) -> dict[str, Any]:
 
 @router.get("/webhooks/{webhook_id}")
 def get_webhook(webhook_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         return {
             "data": presenters.webhook_endpoint(webhooks.get_endpoint(session, scope, webhook_id))
         }
@@ -104,7 +104,7 @@ def list_deliveries(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """The endpoint's deliveries, newest first."""
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         page = webhooks.list_deliveries(session, scope, webhook_id, status, limit, cursor)
         data = [presenters.webhook_delivery(row) for row in page.data]
     return {"data": data, "meta": {"next_cursor": page.next_cursor, "count": len(data)}}
@@ -113,7 +113,7 @@ def list_deliveries(
 @router.get("/webhooks/deliveries/{delivery_id}")
 def get_delivery(delivery_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     """One delivery with every attempt's status code, error and duration."""
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         row = webhooks.get_delivery(session, scope, delivery_id)
         tried = webhooks.attempts(session, delivery_id)
         return {
@@ -146,7 +146,7 @@ def list_events(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """The events your webhooks receive, newest first, in the webhook payload's shape."""
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         page = webhooks.list_events(session, scope, type, number_id, limit, cursor)
         data = [payload(e) for e in page.data]
     return {"data": data, "meta": {"next_cursor": page.next_cursor, "count": len(data)}}
@@ -154,5 +154,5 @@ def list_events(
 
 @router.get("/events/{event_id}", tags=["events"])
 def get_event(event_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    with ctx.db.session() as session:
+    with ctx.db.read_session() as session:
         return {"data": payload(webhooks.get_event(session, scope, event_id))}

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from didhub.accounts.models import Account
-from didhub.billing import ledger
+from didhub.billing import ledger, usage
 from didhub.billing.models import (
     LedgerEntry,
     LedgerTransaction,
@@ -182,18 +182,19 @@ def _explain(
                 )
             )
     elif txn.kind == "usage":
-        per_number: dict[str, list[Decimal | int]] = defaultdict(lambda: [Decimal("0"), 0])
+        amounts: dict[str, Decimal] = defaultdict(Decimal)
+        seconds: dict[str, list[int]] = defaultdict(list)
         for u, e164 in session.execute(
             select(UsageRecord, PhoneNumber.e164)
             .join(PhoneNumber, PhoneNumber.id == UsageRecord.number_id)
             .where(UsageRecord.ledger_transaction_id == txn.id)
         ).tuples():
-            acc = per_number[e164]
-            acc[0] = Decimal(acc[0]) + u.amount
-            acc[1] = int(acc[1]) + u.billable_seconds
-        for e164, (amount, seconds) in sorted(per_number.items()):
-            minutes = -(-int(seconds) // 60)
-            lines.append(InvoiceLine(day, "usage", "Calls", Decimal(amount), e164, minutes=minutes))
+            amounts[e164] += u.amount
+            seconds[e164].append(u.billable_seconds)
+        for e164, amount in sorted(amounts.items()):
+            # Counted as the transaction's description counts them (usage.py).
+            minutes = usage.billable_minutes(seconds[e164])
+            lines.append(InvoiceLine(day, "usage", "Calls", amount, e164, minutes=minutes))
     elif txn.kind == "resale":
         for c, e164 in session.execute(
             select(ResaleCharge, PhoneNumber.e164)

@@ -3,7 +3,10 @@ number type and direction from the price list, and posted to wallets in batches.
 
 Rating rounds a call up to the billing increment (default 6 s) with a minimum
 (default 6 s); a call that wasn't answered (0 s) costs nothing. A record whose
-``call_id`` was seen before is ignored, so the edge may resend freely.
+``call_id`` was seen before is ignored, so the edge may resend freely. A record
+that can't be a real call (it starts in the future, or lasts longer than the
+SIP edge lets a call last) or is for a number we didn't hold is reported back
+in ``rejected`` and charged nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import csv
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_UP, Decimal
 from pathlib import Path
 
@@ -29,8 +32,9 @@ from didhub.errors import ValidationFailed
 from didhub.numbers.models import PhoneNumber
 
 DIRECTIONS = ("inbound", "outbound")
-MAX_CALL_SECONDS = 7 * 24 * 3600
 RATE_PLACES = Decimal("0.0001")
+# How far the edge's clock may run ahead of ours before a call "starts in the future".
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,14 @@ def billable_seconds(duration: int, increment: int, minimum: int) -> int:
     return -(-seconds // increment) * increment
 
 
+def billable_minutes(billable: Iterable[int]) -> int:
+    """The minutes a set of calls is shown as, given each call's billable
+    seconds: each call's whole minutes, a started minute counting (66 s is 2).
+    Counted per call, so the minutes of a usage transaction are the sum of the
+    minutes its invoice lines show; the charge itself is per billable second."""
+    return sum(-(-seconds // 60) for seconds in billable)
+
+
 def rate_for(settings: Settings, number_type: str, direction: str) -> Decimal:
     return settings.usage_rates.get(number_type, {}).get(direction, Decimal("0"))
 
@@ -78,10 +90,8 @@ def validate(records: Sequence[CallRecord], prefix: str = "records") -> list[Cal
         e164 = numbering.parse_e164(r.phone_number, field=f"{where}.phone_number")
         if r.direction not in DIRECTIONS:
             raise ValidationFailed("must be inbound or outbound", field=f"{where}.direction")
-        if not 0 <= r.duration_seconds <= MAX_CALL_SECONDS:
-            raise ValidationFailed(
-                f"must be 0 to {MAX_CALL_SECONDS} seconds", field=f"{where}.duration_seconds"
-            )
+        if r.duration_seconds < 0:
+            raise ValidationFailed("must be 0 or more", field=f"{where}.duration_seconds")
         if r.started_at.tzinfo is None:
             raise ValidationFailed(
                 "needs a time zone, e.g. 2026-11-23T10:15:00Z", field=f"{where}.started_at"
@@ -99,6 +109,18 @@ def _number_at(rows: Iterable[PhoneNumber], moment: datetime) -> PhoneNumber | N
         began = row.purchased_at or row.created_at
         if began <= moment and (row.released_at is None or row.released_at > moment):
             return row
+    return None
+
+
+def _impossible(settings: Settings, r: CallRecord, now: datetime) -> tuple[str, str] | None:
+    """Why a well-formed record can't be a real call, as ``(field, message)``."""
+    if r.started_at > now + CLOCK_SKEW:
+        return "started_at", f"the call starts in the future ({r.started_at.isoformat()})"
+    if r.duration_seconds > settings.max_call_seconds:
+        return "duration_seconds", (
+            f"{r.duration_seconds} s is longer than the longest call "
+            f"({settings.max_call_seconds} s, DIDHUB_MAX_CALL_SECONDS)"
+        )
     return None
 
 
@@ -127,6 +149,13 @@ def record(db: Database, settings: Settings, records: Sequence[CallRecord]) -> U
         for index, r in enumerate(clean):
             if r.call_id in known or r.call_id in seen:
                 report.duplicates += 1
+                continue
+            problem = _impossible(settings, r, now)
+            if problem is not None:
+                where, why = problem
+                report.rejected.append(
+                    {"index": index, "call_id": r.call_id, "field": where, "message": why}
+                )
                 continue
             number = _number_at(candidates.get(r.phone_number, []), r.started_at)
             if number is None:
@@ -227,11 +256,11 @@ def _post(session: Session, settings: Settings, accounts: Collection[str] | None
     ).tuples()
     calls: dict[str, list[int]] = defaultdict(list)
     owed: dict[str, Decimal] = defaultdict(Decimal)
-    seconds: dict[str, int] = defaultdict(int)
+    seconds: dict[str, list[int]] = defaultdict(list)
     for record_id, account_id, amount, billable in pending:
         calls[account_id].append(record_id)
         owed[account_id] += amount
-        seconds[account_id] += billable
+        seconds[account_id].append(billable)
     charged = [a for a in calls if owed[a]]
     revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
     txn_ids = ledger.transfer_many(
@@ -243,7 +272,8 @@ def _post(session: Session, settings: Settings, accounts: Collection[str] | None
                 books[a],
                 revenue,
                 owed[a],
-                f"Calls: {len(calls[a])} call(s), {seconds[a] // 60} billable minute(s)",
+                f"Calls: {len(calls[a])} call(s), "
+                f"{billable_minutes(seconds[a])} billable minute(s)",
                 reference=f"usage:{calls[a][0]}-{calls[a][-1]}",
             )
             for a in charged

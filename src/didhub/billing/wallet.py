@@ -274,6 +274,39 @@ def _raise_unless_paid(outcome: ChargeOutcome, field: str) -> None:
         )
 
 
+def _topup_attempt_key(db: Database, account_id: str, idempotency_key: str | None) -> str:
+    """The gateway's idempotency key for this top-up. A declined attempt frees
+    the request's Idempotency-Key (nothing changed), so a retry with it after
+    the card was fixed is a new attempt, and the gateway, which answers a key
+    it has seen with its first answer, must see a new key: ``…#2``, ``…#3``.
+    An attempt still unknown (or paid) is asked about again with its own key,
+    so it is never charged twice."""
+    if not idempotency_key:
+        return new_id("topup")
+    first = f"topup:{account_id}:{idempotency_key}"
+    if len(first) > 240:  # the column holds 255, with room for "#n"
+        first = f"topup:{account_id}:sha256:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+    with db.read_session() as session:
+        tried = dict(
+            session.execute(
+                select(CardCharge.idempotency_key, CardCharge.status).where(
+                    CardCharge.account_id == account_id,
+                    or_(
+                        CardCharge.idempotency_key == first,
+                        CardCharge.idempotency_key.startswith(f"{first}#", autoescape=True),
+                    ),
+                )
+            ).all()
+        )
+    attempts = {1: first} | {
+        int(n): key for key in tried if (n := key.removeprefix(f"{first}#")) != key and n.isdigit()
+    }
+    last = max(attempts)
+    if tried.get(attempts[last]) == "declined":
+        return f"{first}#{last + 1}"
+    return attempts[last]
+
+
 def topup(
     db: Database,
     gateway: PaymentGateway,
@@ -283,7 +316,7 @@ def topup(
     idempotency_key: str | None,
 ) -> ChargeOutcome:
     check_amount(amount, "amount")
-    key = f"topup:{account_id}:{idempotency_key}" if idempotency_key else new_id("topup")
+    key = _topup_attempt_key(db, account_id, idempotency_key)
     outcome = charge_card(db, gateway, settings, account_id, amount, "topup", key)
     _raise_unless_paid(outcome, "amount")
     return outcome

@@ -86,8 +86,8 @@ def effective_cnam(
 
 
 def describe(session: Session, numbers: Sequence[PhoneNumber]) -> dict[str, CnamView]:
-    """``cnam`` for each number's representation (one query for the listings;
-    accounts and settings come from the session's identity map)."""
+    """``cnam`` for each number's representation, in a few queries for the whole
+    page: the listings, then the defaults inherited by the numbers without one."""
     ids = [n.id for n in numbers]
     rows = (
         {
@@ -97,10 +97,10 @@ def describe(session: Session, numbers: Sequence[PhoneNumber]) -> dict[str, Cnam
         if ids
         else {}
     )
+    inherited = account_settings.inherited_cnams(
+        session, {(n.owner_id, n.tenant_id) for n in numbers if n.id not in rows}
+    )
     out: dict[str, CnamView] = {}
-    # A page of numbers shares a few (owner, tenant) pairs; a missing settings
-    # row is not in the identity map, so resolve each pair once.
-    inherited: dict[tuple[str, str | None], EffectiveCnam] = {}
     for number in numbers:
         row = rows.get(number.id)
         if row is not None:
@@ -108,11 +108,9 @@ def describe(session: Session, numbers: Sequence[PhoneNumber]) -> dict[str, Cnam
                 row.listed_name, row.source, row.status, row.reason, row.updated_at, row.name
             )
             continue
-        pair = (number.owner_id, number.tenant_id)
-        if pair not in inherited:
-            inherited[pair] = effective_cnam(session, number)
-        wanted = inherited[pair]
-        out[number.id] = CnamView(wanted.name, wanted.source, None, None, None, None)
+        wanted = inherited[(number.owner_id, number.tenant_id)]
+        name = wanted.value if isinstance(wanted.value, str) else None
+        out[number.id] = CnamView(name, wanted.source, None, None, None, None)
     return out
 
 

@@ -126,7 +126,7 @@ def search(
             "city or rate center",
             field="postal_code",
         )
-    with db.session() as session:
+    with db.read_session() as session:
         exclude = _held_by_others(session, scope, clock.now())
     start = (page - 1) * page_size
     try:
@@ -522,14 +522,40 @@ def purchase(
         settled.outcome_known = False
         return settled
     billing_wallet.recharge_below_threshold(db, gateway, settings, scope.account_id, order_id)
-    if all(n.status == FAILED for n in settled.numbers):
-        reasons = "; ".join(f"{k}: {v}" for k, v in settled.errors.items())
+    refuse_if_none_provided(settled, settings, field_name)
+    return settled
+
+
+def refuse_if_none_provided(result: PurchaseResult, settings: Settings, field_name: str) -> None:
+    """A settled order the carrier provided none of is a 502 naming the refund."""
+    if result.outcome_known and all(n.status == FAILED for n in result.numbers):
+        reasons = "; ".join(f"{k}: {v}" for k, v in result.errors.items())
         raise CarrierError(
             f"the carrier could not provide the number(s) ({reasons}); "
-            f"{settled.refunded:.2f} {settings.currency} was refunded to the wallet",
+            f"{result.refunded:.2f} {settings.currency} was refunded to the wallet",
             field=field_name,
         )
-    return settled
+
+
+def order_outcome(db: Database, order_id: str, requested: Sequence[str]) -> PurchaseResult:
+    """An order as it stands now, as :func:`purchase` answers it (the numbers in
+    ``requested`` order): what a replayed purchase whose carrier outcome wasn't
+    known answers once ``reconcile`` (or the carrier's webhook) settled it."""
+    with db.read_session() as session:
+        order = session.get_one(NumberOrder, order_id)
+        rows = list(session.scalars(select(PhoneNumber).where(PhoneNumber.order_id == order_id)))
+    place = {e164: i for i, e164 in enumerate(requested)}
+    rows.sort(key=lambda n: place.get(n.e164, len(place)))
+    failed = [n for n in rows if n.status == FAILED]
+    return PurchaseResult(
+        order_id,
+        rows,
+        charged=order.total,
+        # settle_order refunds exactly a failed number's monthly and setup.
+        refunded=sum((n.monthly_cost + n.upfront_cost for n in failed), Decimal("0.00")),
+        outcome_known=order.status == "settled",
+        errors={n.e164: n.failure_reason or "failed" for n in failed},
+    )
 
 
 def settle_order(

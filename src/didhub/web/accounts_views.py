@@ -20,7 +20,7 @@ router = make_router()
 def _tenants_page(
     request: Request, ctx: Ctx, viewer: session.Viewer, status_code: int = 200, **extra: object
 ) -> HTMLResponse:
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         tenants = accounts.list_tenants(db_session, viewer.scope)
         counts = numbers.count_by_tenant(db_session, viewer.scope)
     return render(
@@ -61,7 +61,7 @@ def create_tenant(
 def _agents_page(
     request: Request, ctx: Ctx, viewer: session.Viewer, status_code: int = 200, **extra: object
 ) -> HTMLResponse:
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         agents = accounts.list_agents(db_session, viewer.scope)
         tenants = accounts.list_tenants(db_session, viewer.scope)
     names = {t.id: t.name for t in tenants}

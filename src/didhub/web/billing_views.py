@@ -42,7 +42,7 @@ def _page(
     **extra: Any,
 ) -> HTMLResponse:
     account_id, currency = viewer.scope.account_id, ctx.settings.currency
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         summary = billing.wallet_summary(db_session, account_id, currency)
         lines = billing.transactions(
             db_session, viewer.scope, currency, TRANSACTIONS_PAGE + 1, before
@@ -185,7 +185,7 @@ def auto_recharge(
 
 @router.get("/billing/invoices/{month}", response_class=HTMLResponse)
 def invoice(ctx: Ctx, viewer: Who, month: str) -> HTMLResponse:
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         statement = invoices.build(db_session, ctx.settings, viewer.scope.account_id, month)
     return HTMLResponse(
         invoices.render_html(statement), headers={"Content-Security-Policy": INVOICE_CSP}

@@ -16,6 +16,7 @@ from didhub.accounts.models import Account, Agent
 from didhub.api import presenters
 from didhub.api.deps import Ctx
 from didhub.billing import service as billing
+from didhub.e911 import service as e911
 from didhub.errors import CarrierError, DidhubError, Forbidden, ValidationFailed
 from didhub.idempotency import run_once
 from didhub.numbers import service as numbers
@@ -233,10 +234,7 @@ def purchase(
     wanted = phone_numbers or []
     scope = viewer.scope
 
-    def work() -> tuple[int, Any]:
-        result = numbers.purchase(
-            ctx.db, ctx.carrier, ctx.settings, scope, wanted, gateway=ctx.gateway
-        )
+    def shaped(result: numbers.PurchaseResult) -> tuple[int, Any]:
         return (200 if result.outcome_known else 202), {
             "order_id": result.order_id,
             "numbers": {n.e164: n.status for n in result.numbers},
@@ -245,11 +243,28 @@ def purchase(
             "errors": result.errors,
         }
 
+    def work() -> tuple[int, Any]:
+        return shaped(
+            numbers.purchase(ctx.db, ctx.carrier, ctx.settings, scope, wanted, gateway=ctx.gateway)
+        )
+
+    def current(stored: tuple[int, Any]) -> tuple[int, Any]:
+        # A second click after an unknown outcome: the order as it stands now.
+        result = numbers.order_outcome(ctx.db, stored[1]["order_id"], wanted)
+        numbers.refuse_if_none_provided(result, ctx.settings, "phone_numbers")
+        return shaped(result)
+
     key = f"dashboard:{quote_id}" if quote_id else None
     try:
         _buyer(viewer)
         status, answer = run_once(
-            ctx.db, scope.account_id, key, "dashboard:purchase", {"phone_numbers": wanted}, work
+            ctx.db,
+            scope.account_id,
+            key,
+            "dashboard:purchase",
+            {"phone_numbers": wanted},
+            work,
+            current,
         )
     except DidhubError as exc:
         return message(request, "error", _not_charged(exc), exc.status_code)
@@ -307,7 +322,7 @@ def _filters(f: InventoryQuery) -> numbers.InventoryFilter:
 def _inventory_rows(
     ctx: Ctx, viewer: session.Viewer, f: InventoryQuery, page_size: int
 ) -> dict[str, Any]:
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         tenants = accounts.list_tenants(db_session, viewer.scope) if viewer.is_partner else []
         try:
             page = numbers.list_numbers(
@@ -315,8 +330,9 @@ def _inventory_rows(
             )
         except DidhubError as exc:
             return {"rows": [], "tenants": tenants, "error": error_text(exc), "next_cursor": None}
-        rows = presenters.phone_numbers(db_session, page.data)
-        features = settings_views.did_features(db_session, rows)
+        states = e911.number_states(db_session, [n.id for n in page.data])
+        rows = presenters.phone_numbers(db_session, page.data, states)
+        features = settings_views.did_features(db_session, rows, states)
         routing = settings_views.unassigned_behaviour(
             db_session, ctx.settings, viewer.scope.account_id
         )
@@ -359,7 +375,7 @@ def dids(
 
 
 def _number(ctx: Ctx, viewer: session.Viewer, number_id: str) -> dict[str, Any]:
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         number = numbers.get_number(db_session, viewer.scope, number_id)
         return presenters.phone_numbers(db_session, [number])[0]
 
@@ -368,7 +384,7 @@ def _number(ctx: Ctx, viewer: session.Viewer, number_id: str) -> dict[str, Any]:
 def assign_form(
     request: Request, ctx: Ctx, viewer: Who, number_id: str, next: str = ""
 ) -> HTMLResponse:
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         tenants = accounts.list_tenants(db_session, viewer.scope)
     return render(
         request,
@@ -469,7 +485,7 @@ def release(
 
 def _route_context(ctx: Ctx, viewer: session.Viewer, number_id: str) -> dict[str, Any]:
     number = _number(ctx, viewer, number_id)
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         agents: list[Agent] = accounts.list_agents(
             db_session, viewer.scope, number["tenant_id"] or None
         )

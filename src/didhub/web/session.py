@@ -146,13 +146,23 @@ class Viewer:
         return self.scope != self.home
 
 
-def _signed_in_as(session: Session, data: dict[str, Any]) -> tuple[Scope, str]:
+def _signed_in_as(session: Session, data: dict[str, Any]) -> tuple[Scope, str, Account | None]:
+    """The signed-in scope, who it is in words, and its account row. The rows
+    are held while the scope is checked, so the check finds them in the session
+    (its identity map keeps only rows someone references) instead of reading
+    them again."""
     if isinstance(data.get("uid"), str):
+        user = session.get(User, data["uid"])
+        account = session.get(Account, user.account_id) if user is not None else None
         scope = accounts.user_scope(session, data["uid"])
-        return scope, session.get_one(User, data["uid"]).email
+        assert user is not None  # user_scope refused a missing user
+        return scope, user.email, account
     if isinstance(data.get("kid"), str):
+        key = session.get(ApiKey, data["kid"])
+        account = session.get(Account, key.account_id) if key is not None else None
         scope = accounts.key_scope(session, data["kid"])
-        return scope, f"API key {session.get_one(ApiKey, data['kid']).prefix}…"
+        assert key is not None
+        return scope, f"API key {key.prefix}…", account
     raise LoginRequired
 
 
@@ -162,27 +172,23 @@ def viewer(request: Request, db: Database, settings: Settings) -> Viewer:
     if not isinstance(started, int) or time.time() - started > settings.session_hours * 3600:
         sign_out(request)
         raise LoginRequired
-    with db.session() as session:
+    with db.read_session() as session:
         try:
-            home, who = _signed_in_as(session, data)
+            home, who, home_account = _signed_in_as(session, data)
         except Unauthorized:
             sign_out(request)
             raise LoginRequired from None
-        scope = home
+        scope, acting = home, home_account
         tenant_id = data.get("as_tenant")
         if isinstance(tenant_id, str):
             try:
                 tenant = accounts.get_tenant(session, home, tenant_id)
                 if tenant.id != home.account_id:
-                    scope = Scope(tenant.id, accounts.TENANT)
+                    scope, acting = Scope(tenant.id, accounts.TENANT), tenant
             except NotFound:
                 data.pop("as_tenant", None)
-        names = {
-            a.id: a.name
-            for a in (session.get(Account, home.account_id), session.get(Account, scope.account_id))
-            if a is not None
-        }
-    return Viewer(scope, home, names[scope.account_id], names[home.account_id], who)
+        assert home_account is not None and acting is not None  # the scope check found them
+    return Viewer(scope, home, acting.name, home_account.name, who)
 
 
 def switch_to(request: Request, db: Database, home: Scope, tenant_id: str | None) -> str | None:

@@ -10,7 +10,7 @@ Nothing here stores anything of its own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -27,7 +27,7 @@ from didhub.api import presenters
 from didhub.api.deps import Context, Ctx
 from didhub.config import Settings
 from didhub.e911 import service as e911
-from didhub.e911.models import E911Address
+from didhub.e911.models import E911Address, NumberE911
 from didhub.errors import DidhubError
 from didhub.numbers import cnam
 from didhub.numbers import service as numbers
@@ -110,11 +110,16 @@ class DidFeatures:
     e911_reason: str | None
 
 
-def did_features(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, DidFeatures]:
+def did_features(
+    session: Session,
+    rows: Sequence[dict[str, Any]],
+    states: Mapping[str, tuple[NumberE911, E911Address]] | None = None,
+) -> dict[str, DidFeatures]:
     """CNAM and E911 of a page of numbers shaped by ``presenters.phone_numbers``
-    (whose ``cnam`` comes from ``cnam.describe``, one query for the page), plus
-    one query for their E911 states and addresses."""
-    states = e911.number_states(session, [r["id"] for r in rows])
+    (whose ``cnam`` comes from ``cnam.describe``), plus their E911 states and
+    addresses (``states``, else one query for the page)."""
+    if states is None:
+        states = e911.number_states(session, [r["id"] for r in rows])
     out = {}
     for row in rows:
         view = row["cnam"]
@@ -289,7 +294,7 @@ def _edit_modal(
     suggested: E911Address | None = None,
     notes: Sequence[tuple[str, str]] = (),
 ) -> HTMLResponse:
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         context = load_did(db_session, viewer.scope, number_id)
     if form is not None:
         context["form"] = form
@@ -518,7 +523,7 @@ def _settings_page(
     """The account, who may sign in, and the settings of the account acted as
     or (a partner) of one of its tenants. ``submitted`` re-shows a form that
     failed."""
-    with ctx.db.session() as db_session:
+    with ctx.db.read_session() as db_session:
         home = db_session.get_one(Account, viewer.home.account_id)
         users = accounts.list_users(db_session, viewer.home.account_id)
         keys = accounts.list_api_keys(db_session, viewer.home.account_id)

@@ -1,0 +1,265 @@
+"""Reading is cheap: a GET never queues behind a writer (SQLite's write lock),
+and a page of numbers costs the same few SQL statements however many tenants,
+agents, caller names and E911 addresses it shows."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event, text
+
+from conftest import Acct, buy, search_numbers
+from didhub import clock
+from didhub.accounts import service as accounts
+from didhub.accounts.models import AccountSettings
+from didhub.accounts.service import PARTNER, Scope
+from didhub.db import Database
+from didhub.e911.models import NumberE911
+from didhub.numbers import cnam
+from didhub.numbers import service as numbers
+from didhub.web import numbers_views
+from test_web import PASSWORD, sign_in
+
+ON_SQLITE = not os.environ.get("DIDHUB_DATABASE_URL", "").startswith("postgresql")
+
+
+@contextmanager
+def writer_holding_the_lock(db: Database) -> Iterator[None]:
+    """Another request in the middle of a write transaction (on SQLite: it holds
+    the database's one write lock until it ends)."""
+    with db.session() as session:
+        session.connection()  # BEGIN IMMEDIATE happens here
+        yield
+
+
+def answered_beside_a_writer(db: Database, request: Callable[[], httpx.Response]) -> int:
+    """The status of ``request`` made while a writer holds the lock; fails if it
+    had to wait for the writer (it answers only once the writer ends)."""
+    answer: list[httpx.Response] = []
+    worker = threading.Thread(target=lambda: answer.append(request()), daemon=True)
+    with writer_holding_the_lock(db):
+        worker.start()
+        worker.join(timeout=5)
+        waited = worker.is_alive()
+    worker.join(timeout=70)
+    assert not waited, "the read waited for the writer's lock"
+    return answer[0].status_code
+
+
+def _setup_account(client: TestClient, partner: Acct, make_tenant: Callable[..., Acct]) -> str:
+    tenant = make_tenant("Clinic", partner.id)
+    found = search_numbers(client, partner, area_code="512", page_size=2)
+    bought = buy(client, partner, *[f["phone_number"] for f in found])["data"]
+    agent = client.post(
+        "/agents", json={"tenant_id": tenant.id, "name": "Desk"}, headers=partner.headers
+    ).json()["data"]
+    assigned = client.post(
+        "/telephony/numbers/assign",
+        json={"number_id": bought[0]["id"], "agent_id": agent["id"], "assignment_type": "inbound"},
+        headers=partner.headers,
+    )
+    assert assigned.status_code == 200, assigned.text
+    number_id: str = bought[0]["id"]
+    return number_id
+
+
+@pytest.mark.skipif(not ON_SQLITE, reason="SQLite's write lock; PostgreSQL reads never wait")
+def test_api_reads_do_not_wait_for_a_writer(
+    client: TestClient, db: Database, partner: Acct, make_tenant: Callable[..., Acct]
+) -> None:
+    number_id = _setup_account(client, partner, make_tenant)
+    month = clock.now().strftime("%Y-%m")
+    paths = [
+        "/telephony/numbers",
+        f"/telephony/numbers/{number_id}",
+        f"/telephony/numbers/{number_id}/e911",
+        "/billing/wallet",
+        "/billing/card",
+        "/billing/events",
+        "/billing/transactions",
+        "/billing/invoices",
+        f"/billing/invoices/{month}",
+        "/billing/retail-prices",
+        "/billing/margin",
+        "/tenants",
+        "/agents",
+        "/settings",
+        "/webhooks",
+        "/events",
+        "/e911/addresses",
+        "/e911/locations",
+        "/compliance/e911",
+    ]
+    for path in paths:
+        status = answered_beside_a_writer(
+            db, lambda path=path: client.get(path, headers=partner.headers)
+        )
+        assert status == (404 if path == "/billing/card" else 200), path
+    # A revoked key is refused just as quickly.
+    with db.session() as session:
+        key = accounts.find_key(session, partner.key)
+        accounts.revoke_api_key(session, key.id)
+    assert (
+        answered_beside_a_writer(db, lambda: client.get("/billing/wallet", headers=partner.headers))
+        == 401
+    )
+
+
+@pytest.mark.skipif(not ON_SQLITE, reason="SQLite's write lock; PostgreSQL reads never wait")
+def test_dashboard_pages_do_not_wait_for_a_writer(
+    client: TestClient, db: Database, partner: Acct, make_tenant: Callable[..., Acct]
+) -> None:
+    number_id = _setup_account(client, partner, make_tenant)
+    with db.session() as session:
+        accounts.create_user(session, partner.id, "ops@acme.example", PASSWORD)
+    sign_in(client, email="ops@acme.example", password=PASSWORD)
+    for path in (
+        "/dashboard/numbers/inventory",
+        "/dashboard/dids",
+        "/dashboard/tenants",
+        "/dashboard/agents",
+        "/dashboard/billing",
+        "/dashboard/settings",
+        f"/dashboard/numbers/{number_id}/assign",
+        f"/dashboard/numbers/{number_id}/release",
+        f"/dashboard/numbers/{number_id}/route",
+        f"/dashboard/numbers/{number_id}/edit",
+    ):
+        status = answered_beside_a_writer(db, lambda path=path: client.get(path))
+        assert status == 200, path
+
+
+def test_a_write_in_a_read_session_is_refused_before_it_reaches_the_database(
+    db: Database, partner: Acct
+) -> None:
+    """So no read path can quietly start needing the write lock again."""
+    with pytest.raises(RuntimeError, match="read-only session"), db.read_session() as session:
+        session.execute(text("UPDATE accounts SET name = 'x'"))
+    with db.session() as session:
+        assert accounts.find_key(session, partner.key).account_id == partner.id
+
+
+# ------------------------------------------------------------------ statements per page
+
+
+@contextmanager
+def counted(db: Database) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        if args[2] != "BEGIN":  # SQLite's, sent by db.py; PostgreSQL's goes unseen
+            statements.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+def _fifty_numbers_serving_fifty_tenants(
+    client: TestClient, db: Database, partner: Acct
+) -> list[str]:
+    found = search_numbers(client, partner, area_code="720", page_size=50)
+    assert len(found) == 50
+    bought = buy(client, partner, *[f["phone_number"] for f in found])["data"]
+    address = client.post(
+        "/e911/addresses",
+        json={
+            "street": "123 North Main Street",
+            "city": "Little Rock",
+            "state": "AR",
+            "postal_code": "72201",
+            "caller_name": "Acme",
+        },
+        headers=partner.headers,
+    )
+    assert address.status_code == 201, address.text
+    scope = Scope(partner.id, PARTNER)
+    with db.session() as session:
+        for i, number in enumerate(bought):
+            tenant = accounts.create_tenant(session, f"Tenant {i}", "USD", partner.id)
+            if i % 2:  # half inherit their tenant's caller name, half the partner's
+                session.add(
+                    AccountSettings(
+                        account_id=tenant.id, default_cnam=f"TENANT {i}", updated_at=clock.now()
+                    )
+                )
+            numbers.set_tenant(session, scope, number["id"], tenant.id)
+            agent = accounts.create_agent(session, scope, tenant.id, f"Agent {i}", None)
+            numbers.assign_agent(session, scope, number["id"], agent.id, "inbound")
+            numbers.assign_agent(session, scope, number["id"], agent.id, "outbound")
+            if i % 3 == 0:
+                cnam.set_own_name(session, scope, number["id"], f"OWN {i}")
+            session.add(
+                NumberE911(
+                    number_id=number["id"],
+                    address_id=address.json()["data"]["id"],
+                    status="provisioned",
+                    updated_at=clock.now(),
+                )
+            )
+        session.add(
+            AccountSettings(account_id=partner.id, default_cnam="ACME", updated_at=clock.now())
+        )
+    return [n["id"] for n in bought]
+
+
+def test_a_page_of_numbers_costs_the_same_few_statements_at_any_size(
+    client: TestClient, db: Database, partner: Acct
+) -> None:
+    ids = _fifty_numbers_serving_fifty_tenants(client, db, partner)
+    costs = {}
+    for limit in (10, 50):
+        with counted(db) as statements:
+            page = client.get(
+                "/telephony/numbers", params={"limit": limit}, headers=partner.headers
+            )
+        assert page.status_code == 200
+        data = page.json()["data"]
+        assert len(data) == limit
+        costs[limit] = len(statements)
+        # What the page shows is each number's own: its tenant, agents, name, address.
+        for shown in data:
+            assert shown["tenant_name"].startswith("Tenant ")
+            assert shown["assignments"]["inbound"]["agent_name"].startswith("Agent ")
+            assert shown["e911"]["status"] == "provisioned"
+            i = int(shown["tenant_name"].split()[1])
+            expected = f"OWN {i}" if i % 3 == 0 else f"TENANT {i}" if i % 2 else "ACME"
+            assert shown["cnam"]["name"] == expected
+    # The key and its account; the page; its assignments, tenants, agents, caller-name
+    # listings, inherited names (accounts, their settings) and E911 states.
+    assert costs[10] == costs[50] <= 10, costs
+    assert sorted(
+        n["id"]
+        for n in client.get(
+            "/telephony/numbers", params={"limit": 50}, headers=partner.headers
+        ).json()["data"]
+    ) == sorted(ids)
+
+
+def test_the_dashboard_inventory_costs_the_same_few_statements_at_any_size(
+    client: TestClient, db: Database, partner: Acct, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    _fifty_numbers_serving_fifty_tenants(client, db, partner)
+    with db.session() as session:
+        accounts.create_user(session, partner.id, "ops@acme.example", PASSWORD)
+    sign_in(client, email="ops@acme.example", password=PASSWORD)
+    costs = {}
+    for limit in (10, 50):
+        monkeypatch.setattr(numbers_views, "INVENTORY_PAGE", limit)
+        with counted(db) as statements:
+            page = client.get("/dashboard/numbers/inventory")
+        assert page.status_code == 200
+        assert page.text.count("Tenant ") >= limit
+        costs[limit] = len(statements)
+    # As the API's page, with the viewer and the tenant picker.
+    assert costs[10] == costs[50] <= 13, costs
