@@ -101,7 +101,7 @@ def test_a_first_retail_price_bills_nothing_from_before_it(
     for month in (2, 3, 4):
         at(2030, month, 10)
         renewals.run(db, carrier, gateway, settings, date(2030, month, 10))
-    call(client, number, "2030-04-15T09:00:00Z", "before-price")  # 0.01 wholesale
+    call(client, number, "2030-04-10T09:00:00Z", "before-price")  # 0.01 wholesale
     assert balance(client, partner) == "94.99"
 
     # Months later the partner starts reselling; the sweep runs.
