@@ -35,17 +35,17 @@ def test_a_user_signs_in_with_the_right_password_only(db: Database, partner: Acc
         stored = session.get_one(User, user.id)
         assert stored.password_hash.startswith("$argon2id$")
         assert "correct horse" not in stored.password_hash
-        assert accounts.sign_in(session, "OPS@acme.example", "correct horse 1").id == user.id
         scope = accounts.user_scope(session, user.id)
+    signed_in = accounts.sign_in_throttled(db, "OPS@acme.example", "correct horse 1", None)
+    assert signed_in == user.id
     assert scope.account_id == partner.id and scope.kind == accounts.PARTNER
-    with db.session() as session:
-        for email, password in [
-            ("ops@acme.example", "wrong password"),
-            ("nobody@acme.example", "correct horse 1"),
-        ]:
-            with pytest.raises(Unauthorized) as caught:
-                accounts.sign_in(session, email, password)
-            assert caught.value.message == "the email or password is not right"
+    for email, password in [
+        ("ops@acme.example", "wrong password"),
+        ("nobody@acme.example", "correct horse 1"),
+    ]:
+        with pytest.raises(Unauthorized) as caught:
+            accounts.sign_in_throttled(db, email, password, None)
+        assert caught.value.message == "the email or password is not right"
 
 
 def test_user_email_is_unique_and_checked(db: Database, partner: Acct) -> None:
@@ -88,8 +88,7 @@ def test_cli_creates_lists_and_resets_users(cli_env: None, db: Database, partner
         ["user", "set-password", "--email", "ops@acme.example", "--password", "second password"],
     )
     assert reset.exit_code == 0, reset.output
-    with db.session() as session:
-        assert accounts.sign_in(session, "ops@acme.example", "second password")
+    assert accounts.sign_in_throttled(db, "ops@acme.example", "second password", None)
     duplicate = runner.invoke(
         app,
         ["user", "create", "--account", partner.id, "--email", "ops@acme.example"]

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from didhub.accounts import service as accounts
 from didhub.api.deps import Ctx
-from didhub.errors import DidhubError, Unauthorized
+from didhub.errors import DidhubError, TooManyRequests, Unauthorized
 from didhub.web import session
 from didhub.web.common import (
     PREFIX,
@@ -47,17 +47,19 @@ def login(
     next: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        with ctx.db.session() as db_session:
-            if method == "api_key":
+        if method == "api_key":
+            with ctx.db.session() as db_session:
                 key = accounts.find_key(db_session, api_key.strip())
-                session.sign_in(request, key_id=key.id)
-            else:
-                if not email.strip() or not password:
-                    raise Unauthorized("enter your email and password")
-                user = accounts.sign_in(db_session, email, password)
-                session.sign_in(request, user_id=user.id)
+                session.sign_in(request, db_session, key_id=key.id)
+        else:
+            if not email.strip() or not password:
+                raise Unauthorized("enter your email and password")
+            address = request.client.host if request.client else None
+            user_id = accounts.sign_in_throttled(ctx.db, email, password, address)
+            with ctx.db.session() as db_session:
+                session.sign_in(request, db_session, user_id=user_id)
     except DidhubError as exc:
-        return render(
+        response = render(
             request,
             "login.html",
             status_code=exc.status_code,
@@ -66,13 +68,16 @@ def login(
             email=email,
             next=safe_next(next, ""),
         )
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     viewer = session.viewer(request, ctx.db, ctx.settings)
     return go(request, safe_next(next, home_url(viewer)))
 
 
 @router.post("/logout", response_model=None)
-def logout(request: Request) -> Response:
-    session.sign_out(request)
+def logout(request: Request, ctx: Ctx) -> Response:
+    session.sign_out(request, ctx.db)
     session.flash(request, "info", "You signed out.")
     return go(request, f"{PREFIX}/login")
 

@@ -21,6 +21,7 @@ from fastapi import Request
 from sqlalchemy.orm import Session
 
 from didhub.accounts import service as accounts
+from didhub.accounts import sessions
 from didhub.accounts.models import Account, ApiKey, User
 from didhub.accounts.service import Scope
 from didhub.config import Settings
@@ -99,21 +100,31 @@ async def check_csrf(request: Request) -> None:
         raise CsrfFailed
 
 
-def sign_in(request: Request, *, user_id: str | None = None, key_id: str | None = None) -> None:
+def sign_in(
+    request: Request, db_session: Session, *, user_id: str | None = None, key_id: str | None = None
+) -> None:
     """A fresh session (a new CSRF token too), so a session id planted before
-    sign-in is worth nothing after it."""
+    sign-in is worth nothing after it. The session is also recorded on the
+    server (``accounts.sessions``): signing out ends it there, so a copy of
+    the cookie is worth nothing after that either."""
     data = _data(request)
     data.clear()
     if user_id is not None:
         data["uid"] = user_id
     if key_id is not None:
         data["kid"] = key_id
+    data["sid"] = sessions.start(db_session, user_id=user_id, key_id=key_id)
     data["at"] = int(time.time())
     csrf_token(request)
 
 
-def sign_out(request: Request) -> None:
-    _data(request).clear()
+def sign_out(request: Request, db: Database | None = None) -> None:
+    """Forget the cookie's session; with ``db``, end it on the server too."""
+    data = _data(request)
+    if db is not None and data.get("sid") is not None:
+        with db.session() as db_session:
+            sessions.end(db_session, data.get("sid"))
+    data.clear()
 
 
 def flash(request: Request, kind: str, text: str) -> None:
@@ -173,6 +184,9 @@ def viewer(request: Request, db: Database, settings: Settings) -> Viewer:
         sign_out(request)
         raise LoginRequired
     with db.read_session() as session:
+        if not sessions.is_live(session, data.get("sid")):
+            sign_out(request)  # signed out elsewhere (or a cookie from before sessions)
+            raise LoginRequired
         try:
             home, who, home_account = _signed_in_as(session, data)
         except Unauthorized:
