@@ -351,3 +351,66 @@ def test_a_suspension_waits_for_a_top_up_holding_the_wallet_and_sees_its_money(
     assert not ever_suspended(db, number_id) and route(client, e164) != "suspended"
     assert balance(db, acct.id) == Decimal("4.00")
     assert ledger_ok(db)
+
+
+@postgres_only
+def test_calls_posted_while_the_run_renews_their_number_never_deadlock(
+    client: TestClient,
+    make_partner: Callable[..., Acct],
+    db: Database,
+    carrier: SandboxCarrier,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by bench/soak.py: storing a call takes a key-share lock on its
+    number (the foreign key), so posting calls must lock the owner's wallet
+    before that, or a renewal holding the wallet and locking the number waits
+    for the call while the call waits for the wallet."""
+    from didhub.billing import usage
+
+    acct = make_partner("Calls", balance="10.00")
+    at(BOUGHT)
+    number = search_numbers(client, acct, area_code="512", page_size=1)[0]["phone_number"]
+    buy(client, acct, number)
+    at(RENEWS)
+    stored, run_done = threading.Event(), threading.Event()
+    post = usage._post
+
+    def post_after_the_run_waits(session: Session, *args: Any, **kwargs: Any) -> Any:
+        stored.set()  # the call row is written: its number is key-share locked
+        wait_for_a_lock_waiter(db, run_done, limit=10)
+        return post(session, *args, **kwargs)
+
+    monkeypatch.setattr(usage, "_post", post_after_the_run_waits)
+    errors: list[BaseException] = []
+    report: list[renewals.RunReport] = []
+
+    def run() -> None:
+        assert stored.wait(30)
+        try:
+            report.append(renewals.run(db, carrier, None, settings, RENEWS))
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+        finally:
+            run_done.set()
+
+    caplog.set_level(logging.ERROR)
+    thread = threading.Thread(target=run)
+    thread.start()
+    call = usage.CallRecord(number, "outbound", clock.now() - timedelta(hours=1), 120, "c-1")
+    try:
+        posted = usage.record(db, settings, [call])
+    except BaseException as exc:  # noqa: BLE001 - asserted below
+        errors.append(exc)
+        posted = None
+    finally:
+        run_done.set()
+        thread.join(60)
+    assert errors == []
+    assert posted is not None and posted.accepted == 1
+    assert report and report[0].renewals == 1 and report[0].failed == {}
+    # Not even a batch lost to a deadlock and billed again account by account.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert balance(db, acct.id) == Decimal("10.00") - 2 - 1 - Decimal("0.02")
+    assert ledger_ok(db)

@@ -191,6 +191,13 @@ def record(db: Database, settings: Settings, records: Sequence[CallRecord]) -> U
                     created_at=now,
                 )
             )
+        # The lock order: the owners' wallets before anything that touches a
+        # number row. Inserting a call takes a key-share lock on its number
+        # (the foreign key), which a renewal or purchase holding the wallet
+        # and locking the number would wait for: a deadlock.
+        ledger.lock_wallets(
+            session, sorted({item.account_id for item in fresh}), settings.currency, create=True
+        )
         stored: list[UsageRecord] = []
         try:
             with session.begin_nested():
