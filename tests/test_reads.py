@@ -262,4 +262,4 @@ def test_the_dashboard_inventory_costs_the_same_few_statements_at_any_size(
         assert page.text.count("Tenant ") >= limit
         costs[limit] = len(statements)
     # As the API's page, with the viewer and the tenant picker.
-    assert costs[10] == costs[50] <= 13, costs
+    assert costs[10] == costs[50] <= 14, costs  # 14: the session is checked open on the server too

@@ -108,7 +108,7 @@ def _check_currency(db: Database, currency: str) -> None:
 @contextmanager
 def _database(*, check_currency: bool = True) -> Iterator[Database]:
     settings = _settings()
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     try:
         if check_currency:
             _check_currency(db, settings.currency)
@@ -182,7 +182,7 @@ def serve(
     from didhub.migrate import is_empty, upgrade
 
     settings = _settings()
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     if db.is_sqlite or is_empty(db):
         upgrade(db)
     _check_currency(db, settings.currency)

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite:///./didhub.db"
+    # Connections one process keeps (pool) and may open beyond (overflow). A
+    # server runs at most this many requests at once in its threads, so a
+    # request never waits on the pool; size PostgreSQL's max_connections for
+    # every process (docs/operations.md, "Sizing").
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
     # sandbox | stock | telnyx | twilio | bandwidth | multi (= every carrier of `carriers`).
     carrier: str = "sandbox"
     # The carriers a multi-carrier deployment searches, in order of preference

@@ -16,11 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, Engine, Table, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from didhub.config import Settings
 
 _MONEY_SCALE = Decimal(10000)
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -126,7 +129,7 @@ def _watch_writes(engine: Engine) -> None:
             conn.info[_ROUTING_WRITTEN] = True
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = 10, max_overflow: int = 10) -> Engine:
     if is_sqlite(url):
         # As many pooled connections as for PostgreSQL: a connection opened
         # past the pool is closed again after one use, and opening one (with
@@ -135,8 +138,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 60},
-            pool_size=20,
-            max_overflow=40,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
         )
 
         @event.listens_for(engine, "connect")
@@ -158,7 +161,7 @@ def make_engine(url: str) -> Engine:
 
         _watch_writes(engine)
         return engine
-    engine = create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
     _watch_writes(engine)
     return engine
 
@@ -166,9 +169,15 @@ def make_engine(url: str) -> Engine:
 class Database:
     """One engine and its session factory."""
 
-    def __init__(self, url: str) -> None:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
+
+    def __init__(self, url: str, pool_size: int = 10, max_overflow: int = 10) -> None:
+        """``pool_size`` + ``max_overflow`` is the most connections this
+        process opens (``DIDHUB_DB_POOL_SIZE``, ``DIDHUB_DB_MAX_OVERFLOW``)."""
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool_size, max_overflow)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessionmaker = sessionmaker(
             self.engine.execution_options(didhub_read_only=True), expire_on_commit=False

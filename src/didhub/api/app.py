@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -84,13 +85,17 @@ def create_app(
     jobs: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
-    db = db or Database(settings.database_url)
+    db = db or Database.from_settings(settings)
     carrier = carrier or make_carrier(settings, db)
     gateway = gateway or make_gateway(settings, db)
     runner = _job_runner(Runtime(db, carrier, gateway, settings)) if jobs else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Requests run in threads, at most as many as the database pool has
+        # connections: a request waits for a thread, never on the pool.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = settings.db_pool_size + settings.db_max_overflow
         routes.start()
         if runner is not None:
             runner.start()

@@ -28,7 +28,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 def _runtime() -> Runtime:
     settings = settings_or_exit()
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     check_currency(db, settings.currency)
     return Runtime(db, make_carrier(settings, db), make_gateway(settings, db), settings)
 
@@ -125,7 +125,7 @@ def jobs_status(as_json: JsonOpt = False) -> None:
     """What the job queue ran lately (PostgreSQL): per job, runs by outcome in
     the last hour and when it last finished."""
     settings = settings_or_exit()
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     try:
         if db.is_sqlite:
             err.print(

@@ -84,7 +84,12 @@ def _register(app: procrastinate.App, job: Job, every: float) -> None:
 def make_app(rt: Runtime, jobs: list[Job]) -> procrastinate.App:
     app = procrastinate.App(
         connector=procrastinate.PsycopgConnector(
-            conninfo=conninfo(rt.settings.database_url), min_size=1, max_size=len(jobs) + 4
+            # The queue's own statements are short (fetch, finish, defer, the
+            # heartbeat, and one listening connection); the jobs' work runs on
+            # the Runtime's database pool.
+            conninfo=conninfo(rt.settings.database_url),
+            min_size=1,
+            max_size=4,
         )
     )
     for job in jobs:
