@@ -91,13 +91,19 @@ def seed(url: str, numbers: int) -> list[str]:
 # ------------------------------------------------------------------ API
 
 
+def edge_token(workdir: Path) -> str:
+    """The token the didhub serve running in ``workdir`` generated for the edge."""
+    return (workdir / "didhub-edge.token").read_text().strip()
+
+
 # wrk (Debian's package) sends the lookups: a C client costs the 2-core machine
 # a fraction of what a Python one would, so the figures are the server's. Each
 # request asks for a random number of the seeded ones.
 WRK_SCRIPT = """
 numbers = {%s}
+headers = {["Authorization"] = "Bearer %s"}
 request = function()
-  return wrk.format("GET", "/routing/inbound/" .. numbers[math.random(#numbers)])
+  return wrk.format("GET", "/routing/inbound/" .. numbers[math.random(#numbers)], headers)
 end
 done = function(summary, latency, requests)
   io.write(string.format(
@@ -123,7 +129,7 @@ def bench_api(
     if wrk is None:
         sys.exit("bench_routing needs wrk: apt-get install -y wrk")
     script = workdir / "lookups.lua"
-    script.write_text(WRK_SCRIPT % ", ".join(f'"{n}"' for n in numbers))
+    script.write_text(WRK_SCRIPT % (", ".join(f'"{n}"' for n in numbers), edge_token(workdir)))
     args = [wrk, f"-t{threads}", f"-c{connections}", f"-s{script}", base]
     subprocess.run([*args, "-d2s"], check=True, capture_output=True)  # warm-up
     out = subprocess.run(

@@ -54,6 +54,9 @@ def records(numbers: int, count: int, start: int, rng: random.Random) -> list[di
     ]
 
 
+EDGE_TOKEN = "bench-edge-token-0123456789abcdef"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -73,7 +76,12 @@ def main() -> None:
     # Numbers bought ten days ago (due in twenty): calls in the last hour are theirs.
     seed(db, args.numbers, args.accounts, date.today() + timedelta(days=20))
     workdir = Path(tempfile.mkdtemp(prefix="didhub-bench-"))
-    env = {**os.environ, "DIDHUB_DATABASE_URL": url, "DIDHUB_SWEEP_SECONDS": "0"}
+    env = {
+        **os.environ,
+        "DIDHUB_DATABASE_URL": url,
+        "DIDHUB_SWEEP_SECONDS": "0",
+        "DIDHUB_EDGE_TOKEN": EDGE_TOKEN,
+    }
     port = free_port()
     server = subprocess.Popen(
         [DIDHUB, "serve", "--port", str(port)],
@@ -84,7 +92,11 @@ def main() -> None:
     )
     results: list[dict[str, Any]] = []
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {EDGE_TOKEN}"},
+            timeout=120,
+        ) as client:
             for _ in range(100):
                 try:
                     if client.get("/health").status_code == 200:

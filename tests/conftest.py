@@ -75,6 +75,10 @@ def settings(database_url: str) -> Settings:
         # Webhook receivers in tests listen on loopback (a lab's setting);
         # tests/test_webhook_targets.py checks the production rule.
         webhook_allow_private=True,
+        # The SIP edge's endpoints are asked from the test client without a
+        # token (a lab's setting); tests/test_edge_auth.py checks the token.
+        edge_trust_loopback=True,
+        edge_token="test-edge-token-0123456789",
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -213,7 +213,7 @@ def test_routing_from_another_host_needs_the_edge_token(
 ) -> None:
     remote = TestClient(create_app(settings, db, carrier), client=("203.0.113.9", 5060))
     response = remote.get("/routing/inbound/+14155552671")
-    assert response.status_code == 403
+    assert response.status_code == 401
     secured = settings.model_copy(update={"edge_token": "s3cret"})
     edge = TestClient(create_app(secured, db, carrier), client=("203.0.113.9", 5060))
     assert edge.get("/routing/inbound/+14155552671").status_code == 401

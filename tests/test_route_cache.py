@@ -260,9 +260,11 @@ def test_only_committed_writes_to_routing_tables_move_the_generation(
 def test_the_edge_token_is_checked_on_an_answer_from_memory(
     settings: Settings, db: Database, carrier: SandboxCarrier
 ) -> None:
-    guarded = settings.model_copy(update={"edge_token": "edge-secret"})
+    guarded = settings.model_copy(
+        update={"edge_token": "edge-secret-0123456789", "edge_trust_loopback": False}
+    )
     client = TestClient(create_app(guarded, db, carrier))
-    good = {"Authorization": "Bearer edge-secret"}
+    good = {"Authorization": "Bearer edge-secret-0123456789"}
     url = "/routing/inbound/+14155550123"
     assert client.get(url, headers=good).status_code == 404
     assert client.get(url, headers=good).status_code == 404  # now from memory

@@ -1224,6 +1224,16 @@ def ledger_check(as_json: JsonOpt = False) -> None:
 # ------------------------------------------------------------------ SIP edge
 
 
+@edge_app.command("token")
+def edge_token_command() -> None:
+    """Print the token the SIP edge presents to didhub (Kamailio's EDGE_TOKEN):
+    DIDHUB_EDGE_TOKEN, or the one generated into DIDHUB_EDGE_TOKEN_FILE (now, if
+    there is none yet). Run it where `didhub serve` runs, in the same folder."""
+    from didhub.routing.edge_auth import edge_token
+
+    sys.stdout.write(edge_token(_settings()) + "\n")
+
+
 @edge_app.command("check")
 def edge_check(
     edge: Annotated[

@@ -140,8 +140,14 @@ class Settings(BaseSettings):
     # The platform's SIP edge (e.g. sip:edge.example.com): where an imported
     # number's provider route (connection, trunk, SIP peer) must send calls.
     sip_edge_uri: str | None = None
-    # Shared secret the SIP edge presents on /routing/inbound; unset = open (loopback dev).
-    edge_token: str | None = None
+    # The bearer token the SIP edge presents on /routing/inbound and /billing/usage;
+    # unset, one is generated into edge_token_file on first start (`didhub edge
+    # token` prints it). edge_trust_loopback lets requests from this machine in
+    # without it (labs only: behind a reverse proxy on the host, every request
+    # is local).
+    edge_token: str | None = Field(default=None, min_length=16)
+    edge_token_file: str = "didhub-edge.token"
+    edge_trust_loopback: bool = False
     unassigned_announcement: str = "This number isn't configured"
     # Where the SIP edge sends calls forwarded to a phone number (host[:port]
     # of a PSTN gateway) and calls for voicemail ("sip:{mailbox}@vm.example").

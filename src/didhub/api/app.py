@@ -35,6 +35,7 @@ from didhub.jobs.base import Runtime
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
 from didhub.routing.cache import RouteCache
+from didhub.routing.edge_auth import EdgeAuth
 
 log = logging.getLogger("didhub.api")
 
@@ -112,7 +113,12 @@ def create_app(
     )
     routes: RouteCache[tuple[int, bytes]] = RouteCache(db, settings.routing_cache_seconds)
     app.state.ctx = Context(
-        db=db, carrier=carrier, settings=settings, gateway=gateway, routes=routes
+        db=db,
+        carrier=carrier,
+        settings=settings,
+        gateway=gateway,
+        routes=routes,
+        edge=EdgeAuth(settings),
     )
 
     # The dashboard (under /dashboard) answers errors as pages; the API as JSON.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -13,10 +12,10 @@ from didhub.accounts.service import Scope
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
-from didhub.errors import DidhubError, Forbidden, Unauthorized
 from didhub.idempotency import HEADER
 from didhub.payments.base import PaymentGateway
 from didhub.routing.cache import RouteCache
+from didhub.routing.edge_auth import EdgeAuth
 
 
 @dataclass
@@ -27,6 +26,8 @@ class Context:
     gateway: PaymentGateway
     # Inbound routing answers (HTTP status, JSON body), for the SIP edge.
     routes: RouteCache[tuple[int, bytes]]
+    # Who may use the SIP edge's endpoints.
+    edge: EdgeAuth
 
 
 # Dependencies that neither block nor read the database are ``async``: FastAPI
@@ -64,38 +65,12 @@ Caller = Annotated[Scope, Depends(get_scope)]
 IdempotencyKey = Annotated[str | None, Depends(get_idempotency_key)]
 
 
-# Where the SIP edge runs beside didhub (the embedded default) no token is needed,
-# but then only this machine may ask: routing answers name tenants and agents,
-# and usage records move money.
-LOCAL_CLIENTS = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
-
-
-def edge_refusal(settings: Settings, client: str, authorization: str | None) -> DidhubError | None:
-    """Why a caller may not use the SIP edge's endpoints, or ``None`` if it may:
-    ``DIDHUB_EDGE_TOKEN`` as a bearer token, or, with no token configured, a
-    request from this machine."""
-    token = settings.edge_token
-    if token is None:
-        if client not in LOCAL_CLIENTS:
-            return Forbidden(
-                "requests from other hosts need DIDHUB_EDGE_TOKEN set on the server "
-                "and sent as 'Authorization: Bearer <token>'"
-            )
-        return None
-    presented = (authorization or "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(presented.encode(), token.encode()):
-        return Unauthorized("the SIP edge token is not valid")
-    return None
-
-
 async def require_edge(
     request: Request,
     ctx: Annotated[Context, Depends(get_context)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> None:
-    refusal = edge_refusal(
-        ctx.settings, request.client.host if request.client else "", authorization
-    )
+    refusal = ctx.edge.refusal(request.client.host if request.client else "", authorization)
     if refusal is not None:
         raise refusal
 

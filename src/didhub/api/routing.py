@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from didhub.api import presenters
-from didhub.api.deps import Context, Ctx, Edge, edge_refusal
+from didhub.api.deps import Context, Ctx, Edge
 from didhub.errors import DidhubError, NotFound
 from didhub.routing import service as routing
 
@@ -100,4 +100,4 @@ class FastLookups:
                 authorization = value.decode("latin-1")
                 break
         client = scope.get("client")
-        return edge_refusal(self.ctx.settings, client[0] if client else "", authorization) is None
+        return self.ctx.edge.refusal(client[0] if client else "", authorization) is None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy.orm import Session
 
+from didhub import keyfile
 from didhub.accounts import service as accounts
 from didhub.accounts import sessions
 from didhub.accounts.models import Account, ApiKey, User
@@ -39,23 +39,9 @@ def secret_key(settings: Settings) -> str:
     """``DIDHUB_SECRET_KEY``, or a key generated once into ``secret_key_file``."""
     if settings.secret_key:
         return settings.secret_key
-    path = Path(settings.secret_key_file)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_text().strip()
-        if len(key) < 32:
-            raise RuntimeError(f"{path} holds no usable secret key; delete it or set one") from None
-        return key
-    key = secrets.token_urlsafe(48)
-    with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
-    log.warning(
-        "generated a dashboard secret key into %s; set DIDHUB_SECRET_KEY (the same on "
-        "every worker) in production",
-        path.resolve(),
+    return keyfile.read_or_create(
+        Path(settings.secret_key_file), "a dashboard secret key", "DIDHUB_SECRET_KEY"
     )
-    return key
 
 
 class LoginRequired(Exception):
