@@ -107,7 +107,10 @@ async def buyer(
     deadline: float,
 ) -> None:
     rng = random.Random(n)
-    async with httpx.AsyncClient(timeout=60) as client:
+    # Idle connections are closed before the server's keep-alive (5 s) would
+    # close them under a request in flight.
+    limits = httpx.Limits(keepalive_expiry=1)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         while time.monotonic() < deadline:
             api = servers[rng.randrange(len(servers))]
             acct = accounts[rng.randrange(len(accounts))]
@@ -218,7 +221,7 @@ async def billing_runs(env: dict[str, str], tally: Tally, deadline: float, every
     as_of = date.today()
     while time.monotonic() + every < deadline:
         await asyncio.sleep(every)
-        as_of += timedelta(days=4)
+        as_of += timedelta(days=6)
         process = await asyncio.create_subprocess_exec(
             DIDHUB,
             "billing",
