@@ -57,6 +57,7 @@ class Account:
     tenants: list[str] = field(default_factory=list)
     agents: dict[str, str] = field(default_factory=dict)  # agent id -> tenant id
     numbers: dict[str, str] = field(default_factory=dict)  # number id -> e164
+    thin: bool = False  # a thin wallet and a declining card: goes past due, is suspended
 
     @property
     def headers(self) -> dict[str, str]:
@@ -141,7 +142,7 @@ async def buyer(
                 if bought is not None and bought.status_code == 200:
                     data = bought.json()["data"]
                     acct.numbers[data["id"]] = data["phone_number"]
-            elif roll < 0.45:
+            elif roll < 0.45 and not acct.thin:
                 await call(
                     tally,
                     client,
@@ -177,7 +178,7 @@ async def buyer(
                     },
                     headers=h,
                 )
-            elif roll < 0.75:
+            elif roll < 0.75 and not acct.thin:  # thin accounts keep theirs until released
                 number_id = rng.choice(list(acct.numbers))
                 released = await call(
                     tally,
@@ -221,7 +222,7 @@ async def billing_runs(env: dict[str, str], tally: Tally, deadline: float, every
     as_of = date.today()
     while time.monotonic() + every < deadline:
         await asyncio.sleep(every)
-        as_of += timedelta(days=6)
+        as_of += timedelta(days=8)
         process = await asyncio.create_subprocess_exec(
             DIDHUB,
             "billing",
@@ -344,7 +345,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--partners", type=int, default=16)
-    parser.add_argument("--billing-every", type=float, default=15)
+    parser.add_argument("--billing-every", type=float, default=10)
     args = parser.parse_args()
     if args.database_url.startswith("sqlite"):
         raise SystemExit("the soak runs on PostgreSQL (several servers and a worker)")
@@ -367,7 +368,7 @@ def main() -> None:
         created = cli(
             env, "partner", "create", f"Soak {p}", "--balance", "3.00" if thin else "60.00"
         )
-        acct = Account(created["id"], created["api_key"])
+        acct = Account(created["id"], created["api_key"], thin=p % 4 == 0)
         accounts.append(acct)
     servers: list[subprocess.Popen[bytes]] = []
     urls: list[str] = []
