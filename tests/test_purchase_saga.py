@@ -20,6 +20,7 @@ from didhub.config import Settings
 from didhub.db import Database
 from didhub.errors import CarrierError
 from didhub.numbers import service as numbers
+from didhub.numbers.service import orders
 
 NOW = timedelta(0)
 
@@ -166,7 +167,7 @@ def test_crash_after_carrier_order_before_settling_is_activated_by_reconcile(
     def crash(*args: object, **kwargs: object) -> None:
         raise Crash
 
-    monkeypatch.setattr(numbers, "settle_order", crash)
+    monkeypatch.setattr(orders, "settle_order", crash)
     with pytest.raises(Crash):
         numbers.purchase(db, carrier, settings, Scope(partner.id, PARTNER), [number])
     monkeypatch.undo()

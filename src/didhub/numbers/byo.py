@@ -287,7 +287,7 @@ def release_import(
     number stays active in didhub, routed as it was."""
     with db.session() as session:
         number = numbers.lock_number(session, scope, number_id)
-        numbers._require_owner(session, scope, number, "release")
+        numbers.require_owner(session, scope, number, "release")
         if number.is_managed:
             raise Conflict(
                 f"{number.e164} was bought through didhub, not imported; use /numbers/release",
@@ -296,7 +296,7 @@ def release_import(
             )
         provider = number.carrier
         creds = check_credentials(provider, credentials)
-        numbers._begin_release(session, number, scope.account_id, "import given back")
+        numbers.begin_release(session, number, scope.account_id, "import given back")
         number_pk, e164 = number.id, number.e164
     record = _import_record(db, number_pk)
     previous = record.get("previous_routing")
@@ -322,7 +322,7 @@ def release_import(
     with db.session() as session:
         row = session.get_one(PhoneNumber, number_pk, with_for_update=True)
         lifecycle.transition(session, row, lifecycle.RELEASED, scope.account_id)
-        numbers._end_assignments(session, row, scope.account_id, "import given back")
+        numbers.end_assignments(session, row, scope.account_id, "import given back")
         row.released_at = clock.now()
         row.renews_on = None
         return row

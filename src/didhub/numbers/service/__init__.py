@@ -1,0 +1,114 @@
+"""The number lifecycle's rules, one module per concern:
+
+- ``pricing``: prices and the monthly anniversary;
+- ``search``: search, quote and holds;
+- ``orders``: the purchase saga and its settlement;
+- ``inventory``: a number, a page of numbers, counts;
+- ``assignments``: tenants and agents, per direction;
+- ``release``: giving numbers back, and the one refund policy;
+- ``reconcile``: what a carrier call left open, and the inventory against the carriers'.
+
+Services take a Session (or the Database where a carrier call sits between two
+transactions) and know nothing of HTTP; the API, the dashboard and the CLI all
+call these functions, through this package (``from didhub.numbers import service``).
+"""
+
+from __future__ import annotations
+
+from didhub.numbers.service.assignments import (
+    ASSIGNMENT_TYPES,
+    assign_agent,
+    assign_tenant,
+    assign_to_agent,
+    end_assignments,
+    require_owner,
+    set_tenant,
+    unassign_agent,
+)
+from didhub.numbers.service.inventory import (
+    InventoryFilter,
+    InventoryPage,
+    count_by_tenant,
+    decode_cursor,
+    encode_cursor,
+    get_number,
+    list_numbers,
+    live_assignments,
+    lock_number,
+)
+from didhub.numbers.service.orders import (
+    PurchaseResult,
+    order_outcome,
+    purchase,
+    refuse_if_none_provided,
+    settle_order,
+)
+from didhub.numbers.service.pricing import (
+    add_months,
+    price_for,
+)
+from didhub.numbers.service.reconcile import (
+    ReconcileReport,
+    compare_inventory,
+    reconcile,
+)
+from didhub.numbers.service.release import (
+    NONPAYMENT_RELEASE,
+    begin_release,
+    release,
+    release_for_nonpayment,
+    release_refund_policy,
+)
+from didhub.numbers.service.search import (
+    MAX_NUMBERS_PER_ORDER,
+    Quote,
+    QuoteLine,
+    SearchPage,
+    expire_holds,
+    quote,
+    search,
+    validate_numbers,
+)
+
+__all__ = [
+    "price_for",
+    "add_months",
+    "MAX_NUMBERS_PER_ORDER",
+    "SearchPage",
+    "search",
+    "QuoteLine",
+    "Quote",
+    "validate_numbers",
+    "quote",
+    "expire_holds",
+    "PurchaseResult",
+    "purchase",
+    "refuse_if_none_provided",
+    "order_outcome",
+    "settle_order",
+    "get_number",
+    "lock_number",
+    "InventoryFilter",
+    "InventoryPage",
+    "encode_cursor",
+    "decode_cursor",
+    "list_numbers",
+    "count_by_tenant",
+    "live_assignments",
+    "ASSIGNMENT_TYPES",
+    "require_owner",
+    "end_assignments",
+    "begin_release",
+    "set_tenant",
+    "assign_tenant",
+    "assign_agent",
+    "assign_to_agent",
+    "unassign_agent",
+    "release",
+    "NONPAYMENT_RELEASE",
+    "release_for_nonpayment",
+    "release_refund_policy",
+    "ReconcileReport",
+    "reconcile",
+    "compare_inventory",
+]

@@ -1,0 +1,150 @@
+"""The inventory: a number, a page of numbers, counts."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session
+
+from didhub.accounts import service as accounts
+from didhub.accounts.service import Scope
+from didhub.errors import (
+    NotFound,
+    ValidationFailed,
+)
+from didhub.numbers.lifecycle import LIVE_STATUSES
+from didhub.numbers.models import (
+    NumberAssignment,
+    PhoneNumber,
+)
+
+
+def _visible(scope: Scope) -> ColumnElement[bool]:
+    return or_(scope.owns(PhoneNumber.owner_id), scope.owns(PhoneNumber.tenant_id))
+
+
+def get_number(
+    session: Session, scope: Scope, number_id: str, field: str = "number_id"
+) -> PhoneNumber:
+    number = session.scalars(
+        select(PhoneNumber).where(PhoneNumber.id == number_id, _visible(scope))
+    ).first()
+    if number is None:
+        raise NotFound(f"phone number {number_id} not found", field=field)
+    return number
+
+
+def lock_number(
+    session: Session, scope: Scope, number_id: str, field: str = "number_id"
+) -> PhoneNumber:
+    """A number the scope sees, its row locked (``SELECT … FOR UPDATE``)."""
+    number = get_number(session, scope, number_id, field)
+    return session.scalars(
+        select(PhoneNumber)
+        .where(PhoneNumber.id == number.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+@dataclass(frozen=True)
+class InventoryFilter:
+    status: str | None = None  # a status, "all", or None for live numbers
+    tenant_id: str | None = None
+    assigned: bool | None = None
+    phone_number_type: str | None = None
+    q: str | None = None
+
+
+@dataclass(frozen=True)
+class InventoryPage:
+    data: list[PhoneNumber]
+    next_cursor: str | None
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = base64.urlsafe_b64decode(padded.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("cursor is not one this API gave out", field="cursor") from None
+    if not value.startswith("num_"):
+        raise ValidationFailed("cursor is not one this API gave out", field="cursor")
+    return value
+
+
+def list_numbers(
+    session: Session,
+    scope: Scope,
+    filters: InventoryFilter,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> InventoryPage:
+    query = select(PhoneNumber).where(_visible(scope))
+    if filters.status is None:
+        query = query.where(PhoneNumber.status.in_(LIVE_STATUSES))
+    elif filters.status != "all":
+        query = query.where(PhoneNumber.status == filters.status)
+    if filters.tenant_id is not None:
+        tenant = accounts.get_tenant(session, scope, filters.tenant_id)
+        query = query.where(PhoneNumber.tenant_id == tenant.id)
+    if filters.assigned is True:
+        query = query.where(PhoneNumber.tenant_id.is_not(None))
+    elif filters.assigned is False:
+        query = query.where(PhoneNumber.tenant_id.is_(None))
+    if filters.phone_number_type is not None:
+        query = query.where(PhoneNumber.phone_number_type == filters.phone_number_type)
+    if filters.q:
+        text = filters.q.strip()
+        digits = "".join(ch for ch in text if ch.isdigit())
+        escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{escaped}%"
+        conditions: list[ColumnElement[bool]] = [
+            PhoneNumber.locality.ilike(like, escape="\\"),
+            PhoneNumber.rate_center.ilike(like, escape="\\"),
+            PhoneNumber.administrative_area.ilike(like, escape="\\"),
+        ]
+        if digits:
+            conditions.append(PhoneNumber.e164.contains(digits))
+        query = query.where(or_(*conditions))
+    if cursor is not None:
+        query = query.where(PhoneNumber.id > decode_cursor(cursor))
+    rows = list(session.scalars(query.order_by(PhoneNumber.id).limit(limit + 1)))
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return InventoryPage(rows[:limit], next_cursor)
+
+
+def count_by_tenant(session: Session, scope: Scope) -> dict[str, int]:
+    """Live numbers per tenant, for the tenants the scope sees."""
+    rows = session.execute(
+        select(PhoneNumber.tenant_id, func.count())
+        .where(
+            _visible(scope),
+            PhoneNumber.status.in_(LIVE_STATUSES),
+            PhoneNumber.tenant_id.is_not(None),
+        )
+        .group_by(PhoneNumber.tenant_id)
+    )
+    return {tenant_id: count for tenant_id, count in rows if tenant_id is not None}
+
+
+def live_assignments(
+    session: Session, number_ids: Sequence[str]
+) -> dict[str, dict[str, NumberAssignment]]:
+    out: dict[str, dict[str, NumberAssignment]] = {}
+    if not number_ids:
+        return out
+    for assignment in session.scalars(
+        select(NumberAssignment).where(
+            NumberAssignment.number_id.in_(number_ids), NumberAssignment.ended_at.is_(None)
+        )
+    ):
+        out.setdefault(assignment.number_id, {})[assignment.assignment_type] = assignment
+    return out

@@ -1,0 +1,322 @@
+"""The purchase saga and its settlement (docs/architecture.md, "The purchase saga")."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from didhub import clock
+from didhub.accounts import service as accounts
+from didhub.accounts.service import Scope
+from didhub.billing import ledger
+from didhub.billing import wallet as billing_wallet
+from didhub.carriers.base import (
+    Carrier,
+    CarrierFailure,
+    CarrierOutcomeUnknown,
+    NumberOrderResult,
+)
+from didhub.carriers.registry import carrier_for
+from didhub.config import Settings
+from didhub.db import Database, new_id
+from didhub.errors import (
+    CarrierError,
+    InsufficientFunds,
+    NumberUnavailable,
+)
+from didhub.numbers import cnam, lifecycle
+from didhub.numbers.lifecycle import ACTIVE, FAILED, PROVISIONING
+from didhub.numbers.models import (
+    NumberHold,
+    NumberOrder,
+    PhoneNumber,
+)
+from didhub.numbers.service.pricing import add_months
+from didhub.numbers.service.search import (
+    check_not_taken,
+    describe_numbers,
+    quote_line,
+    validate_numbers,
+)
+from didhub.payments.base import PaymentGateway
+
+
+@dataclass
+class PurchaseResult:
+    order_id: str
+    numbers: list[PhoneNumber]
+    charged: Decimal
+    refunded: Decimal = Decimal("0.00")
+    outcome_known: bool = True
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def purchase(
+    db: Database,
+    carrier: Carrier,
+    settings: Settings,
+    scope: Scope,
+    phone_numbers: Sequence[str],
+    field_name: str = "phone_numbers",
+    gateway: PaymentGateway | None = None,
+) -> PurchaseResult:
+    """The purchase saga (see docs/architecture.md):
+
+    1. validate and price; 2. one transaction: lock the wallet, check funds,
+    debit, insert the numbers as ``provisioning`` under a new order id, each
+    with the carrier that offered it (under ``multi``, one of its carriers);
+    3. order each carrier's numbers from it with that id; 4. settle what each
+    carrier answered: ``active``, or ``failed`` with an exact refund; numbers
+    whose carrier's outcome is unknown stay ``provisioning`` for ``reconcile``
+    (or the carrier's webhook).
+    """
+    numbers = validate_numbers(phone_numbers, field_name)
+    lines = [quote_line(settings, info) for info in describe_numbers(carrier, numbers, field_name)]
+    # Who holds each number is decided once, here, and recorded: every later
+    # call about it goes to that carrier (registry.carrier_for).
+    routes = {line.number.phone_number: line.number.carrier or carrier.name for line in lines}
+    total = sum((line.total for line in lines), Decimal("0.00"))
+    order_id = new_id("ord")
+    with db.session() as session:
+        billing_wallet.require_good_standing(session, scope.account_id)
+    # The partner guide: an empty wallet is charged to the card when
+    # auto-recharge is on. That top-up stays in the wallet whatever follows.
+    billing_wallet.cover(db, gateway, settings, scope.account_id, total, order_id)
+    now = clock.now()
+    try:
+        with db.session() as session:
+            wallet = ledger.lock_wallet(session, scope.account_id, settings.currency)
+            check_not_taken(session, scope, numbers, now, field_name)
+            if wallet.balance < total:
+                raise InsufficientFunds(
+                    f"this purchase costs {total:.2f} {settings.currency} but the wallet "
+                    f"holds {wallet.balance:.2f}; top up and try again",
+                    field="wallet",
+                )
+            revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
+            txn = ledger.transfer(
+                session,
+                kind="purchase",
+                description=f"Purchase of {len(numbers)} number(s): first month and setup",
+                debit=wallet.id,
+                credit=revenue,
+                amount=total,
+                reference=order_id,
+            )
+            session.add(
+                NumberOrder(
+                    id=order_id,
+                    account_id=scope.account_id,
+                    carrier=carrier.name,
+                    status="pending",
+                    total=total,
+                    currency=settings.currency,
+                    ledger_transaction_id=txn.id,
+                    created_at=now,
+                )
+            )
+            session.flush()
+            # A tenant buying for itself owns and serves the number (the
+            # AI-agent seed); a partner's number starts Unassigned.
+            tenant_id = scope.account_id if scope.kind == accounts.TENANT else None
+            rows = [
+                PhoneNumber(
+                    id=new_id("num"),
+                    e164=line.number.phone_number,
+                    country_code=line.number.country_code,
+                    phone_number_type=line.number.phone_number_type,
+                    locality=line.number.locality,
+                    administrative_area=line.number.administrative_area,
+                    rate_center=line.number.rate_center,
+                    features=list(line.number.features),
+                    status=PROVISIONING,
+                    is_managed=True,
+                    carrier=routes[line.number.phone_number],
+                    order_id=order_id,
+                    owner_id=scope.account_id,
+                    tenant_id=tenant_id,
+                    monthly_cost=line.monthly_cost,
+                    upfront_cost=line.upfront_cost,
+                    currency=settings.currency,
+                    created_at=now,
+                )
+                # Inserted in E.164 order, as quote inserts holds: two buyers
+                # of [A, B] and [B, A] then wait for each other, never deadlock.
+                for line in sorted(lines, key=lambda item: item.number.phone_number)
+            ]
+            session.add_all(rows)
+            session.flush()
+            for row in rows:
+                lifecycle.record(
+                    session, row, "status.provisioning", scope.account_id, order_id=order_id
+                )
+            session.execute(delete(NumberHold).where(NumberHold.e164.in_(numbers)))
+    except IntegrityError:
+        # The live-number unique index: someone else's purchase won the race.
+        raise NumberUnavailable(
+            "a number was just bought by someone else", field=field_name
+        ) from None
+
+    results: list[NumberOrderResult] = []
+    answered: set[str] = set()
+    for name in dict.fromkeys(routes[n] for n in numbers):
+        group = [n for n in numbers if routes[n] == name]
+        try:
+            results.extend(carrier_for(carrier, name).order(order_id, group))
+        except CarrierFailure as exc:
+            reason = str(exc) or "carrier refused the order"
+            results.extend(NumberOrderResult(n, "failed", reason) for n in group)
+        except CarrierOutcomeUnknown:
+            continue  # this carrier's numbers stay provisioning
+        answered.add(name)
+    settled = settle_order(
+        db,
+        carrier,
+        settings,
+        order_id,
+        results,
+        authoritative=True,
+        answered_by=frozenset(answered),
+    )
+    settled.numbers.sort(key=lambda n: numbers.index(n.e164))  # the order asked for
+    if len(answered) < len(set(routes.values())):
+        settled.outcome_known = False
+        return settled
+    billing_wallet.recharge_below_threshold(db, gateway, settings, scope.account_id, order_id)
+    refuse_if_none_provided(settled, settings, field_name)
+    return settled
+
+
+def refuse_if_none_provided(result: PurchaseResult, settings: Settings, field_name: str) -> None:
+    """A settled order the carrier provided none of is a 502 naming the refund."""
+    if result.outcome_known and all(n.status == FAILED for n in result.numbers):
+        reasons = "; ".join(f"{k}: {v}" for k, v in result.errors.items())
+        raise CarrierError(
+            f"the carrier could not provide the number(s) ({reasons}); "
+            f"{result.refunded:.2f} {settings.currency} was refunded to the wallet",
+            field=field_name,
+        )
+
+
+def order_outcome(db: Database, order_id: str, requested: Sequence[str]) -> PurchaseResult:
+    """An order as it stands now, as :func:`purchase` answers it (the numbers in
+    ``requested`` order): what a replayed purchase whose carrier outcome wasn't
+    known answers once ``reconcile`` (or the carrier's webhook) settled it."""
+    with db.read_session() as session:
+        order = session.get_one(NumberOrder, order_id)
+        rows = list(session.scalars(select(PhoneNumber).where(PhoneNumber.order_id == order_id)))
+    place = {e164: i for i, e164 in enumerate(requested)}
+    rows.sort(key=lambda n: place.get(n.e164, len(place)))
+    failed = [n for n in rows if n.status == FAILED]
+    return PurchaseResult(
+        order_id,
+        rows,
+        charged=order.total,
+        # settle_order refunds exactly a failed number's monthly and setup.
+        refunded=sum((n.monthly_cost + n.upfront_cost for n in failed), Decimal("0.00")),
+        outcome_known=order.status == "settled",
+        errors={n.e164: n.failure_reason or "failed" for n in failed},
+    )
+
+
+def settle_order(
+    db: Database,
+    carrier: Carrier,
+    settings: Settings,
+    order_id: str,
+    results: Sequence[NumberOrderResult],
+    authoritative: bool,
+    answered_by: frozenset[str] | None = None,
+) -> PurchaseResult:
+    """Apply carriers' answers for an order. Only ``provisioning`` numbers
+    change, so settling twice refunds nothing twice. With ``authoritative``,
+    a number the answer doesn't mention failed (the carrier never took it).
+
+    ``answered_by`` names the carriers whose answer ``results`` is: only the
+    numbers recorded as theirs (``phone_numbers.carrier``) change, so one
+    carrier's answer about an order split across carriers (a Telnyx webhook,
+    say) never fails the numbers another carrier filled. ``None``: every
+    number of the order (the order went to one carrier)."""
+    by_number = {r.phone_number: r for r in results}
+    with db.session() as session:
+        account_id, currency = session.execute(
+            select(NumberOrder.account_id, NumberOrder.currency).where(NumberOrder.id == order_id)
+        ).one()
+        # The documented lock order: the wallet, then the order, then its numbers by id.
+        wallet = ledger.lock_wallet(session, account_id, currency)
+        order = session.scalars(
+            select(NumberOrder)
+            .where(NumberOrder.id == order_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        rows = list(
+            session.scalars(
+                select(PhoneNumber)
+                .where(PhoneNumber.order_id == order_id)
+                .order_by(PhoneNumber.id)
+                .with_for_update()
+            )
+        )
+        now = clock.now()
+        refund = Decimal("0.00")
+        errors: dict[str, str] = {}
+        orphans: list[tuple[str, str]] = []
+        to_list: list[str] = []
+        for row in rows:
+            if answered_by is not None and row.carrier not in answered_by:
+                continue  # another carrier's number: its own answer settles it
+            result = by_number.get(row.e164)
+            if row.status == FAILED and result is not None and result.status == "active":
+                # Failed (and refunded) by a reconcile while the carrier was still
+                # filling the order: the carrier now holds a number nobody pays for.
+                orphans.append((row.e164, result.carrier or row.carrier))
+            if row.status != PROVISIONING:
+                continue
+            if result is not None and result.status == "active":
+                if result.carrier is not None:
+                    row.carrier = result.carrier  # a number recorded as "multi"
+                lifecycle.transition(session, row, ACTIVE, order.account_id, order_id=order_id)
+                row.purchased_at = now
+                row.renews_on = add_months(now.date(), 1)
+                # A partner's (or tenant's) default caller name applies at once.
+                if cnam.mark(session, row, order.account_id):
+                    to_list.append(row.id)
+            elif (result is not None and result.status == "failed") or (
+                result is None and authoritative
+            ):
+                reason = (result.reason if result else None) or "the carrier has no record of it"
+                lifecycle.transition(session, row, FAILED, order.account_id, reason=reason)
+                row.failure_reason = reason
+                errors[row.e164] = reason
+                refund += row.monthly_cost + row.upfront_cost
+        if refund:
+            revenue = ledger.ensure_platform_book(session, ledger.REVENUE, order.currency)
+            ledger.transfer(
+                session,
+                kind="refund",
+                description=f"Refund for {len(errors)} number(s) the carrier could not provide",
+                debit=revenue,
+                credit=wallet.id,
+                amount=refund,
+                reference=order_id,
+            )
+        if all(row.status != PROVISIONING for row in rows):
+            order.status = "settled"
+            order.settled_at = now
+        for row in rows:
+            if row.status == FAILED and row.e164 not in errors:
+                errors[row.e164] = row.failure_reason or "failed"
+        settled = PurchaseResult(
+            order_id, rows, charged=order.total, refunded=refund, outcome_known=True, errors=errors
+        )
+    for e164, holder in orphans:
+        with contextlib.suppress(CarrierFailure, CarrierOutcomeUnknown):
+            carrier_for(carrier, holder).release(e164)
+    cnam.push(db, carrier, to_list, settled.numbers[0].owner_id if settled.numbers else None)
+    return settled
