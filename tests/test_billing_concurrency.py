@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from conftest import Acct, buy, ledger_ok, search_numbers
 from didhub import clock
-from didhub.billing import ledger, renewals, wallet
+from didhub.billing import dunning, ledger, renewals, wallet
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
@@ -201,7 +201,7 @@ def test_a_payment_after_the_run_listed_suspended_numbers_keeps_them(
 
     at(RELEASE_DAY)
     paid: list[int] = []
-    release = renewals.release_for_nonpayment
+    release = dunning.release_for_nonpayment
 
     def pay_first(*args: Any, **kwargs: Any) -> Any:
         if not paid:  # the partner pays just as the release begins
@@ -209,7 +209,7 @@ def test_a_payment_after_the_run_listed_suspended_numbers_keeps_them(
             paid.append(topped.renewals_paid)
         return release(*args, **kwargs)
 
-    monkeypatch.setattr(renewals, "release_for_nonpayment", pay_first)
+    monkeypatch.setattr(dunning, "release_for_nonpayment", pay_first)
     report = renewals.run(db, carrier, gateway, settings, RELEASE_DAY)
 
     assert paid == [2]  # the 4/10 and 5/10 months
