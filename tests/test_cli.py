@@ -145,3 +145,37 @@ def test_cli_cnam_and_settings(cli_env: None, monkeypatch: pytest.MonkeyPatch) -
     assert "platform" in run("settings", "show", "--account", tenant["id"])
     wrong = runner.invoke(app, ["settings", "set", "--account", tenant["id"], "--unassigned", "x"])
     assert wrong.exit_code == 1 and "unassigned.action" in wrong.output
+
+
+def test_tables_never_cut_an_id_and_every_listing_has_json(
+    cli_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Piped (80 columns) a table still prints every id whole; each listing
+    answers --json too."""
+    monkeypatch.setenv("COLUMNS", "80")
+    partner = json.loads(run("partner", "create", "Acme", "--balance", "100.00", "--json"))
+    key = partner["api_key"]
+    found = json.loads(
+        run("numbers", "search", "--key", key, "--area-code", "501", "--page-size", "3", "--json")
+    )
+    run("numbers", "buy", *[f["phone_number"] for f in found], "--key", key)
+    listed = json.loads(run("numbers", "list", "--key", key, "--json"))
+    table = run("numbers", "list", "--key", key)
+    assert len(listed) == 3
+    for number in listed:
+        assert number["id"] in table and number["phone_number"] in table
+    keys = run("key", "list", "--account", partner["id"])
+    assert partner["api_key_id"] in keys
+    listings = [
+        ["key", "list", "--account", partner["id"]],
+        ["user", "list", "--account", partner["id"]],
+        ["numbers", "list", "--key", key],
+        ["numbers", "search", "--key", key, "--area-code", "212"],
+        ["webhooks", "list", "--key", key],
+        ["webhooks", "events", "--key", key],
+        ["e911", "address", "list", "--key", key],
+        ["e911", "location", "list", "--key", key],
+        ["jobs", "list"],
+    ]
+    for args in listings:
+        assert isinstance(json.loads(run(*args, "--json")), list), args
