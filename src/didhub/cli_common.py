@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.orm import Session
 
 from didhub.accounts import service as accounts
 from didhub.accounts.service import Scope
@@ -107,6 +108,20 @@ class Cli:
     def scope(self, key: str) -> Scope:
         with self.db.read_session() as session:
             return accounts.authenticate(session, key)
+
+    @contextmanager
+    def acting(self, key: str) -> Iterator[tuple[Scope, Session]]:
+        """The key's scope and a transaction to act in."""
+        scope = self.scope(key)
+        with self.db.session() as session:
+            yield scope, session
+
+    @contextmanager
+    def reading(self, key: str) -> Iterator[tuple[Scope, Session]]:
+        """The key's scope and a read-only session (no write lock on SQLite)."""
+        scope = self.scope(key)
+        with self.db.read_session() as session:
+            yield scope, session
 
     @property
     def carrier(self) -> Carrier:

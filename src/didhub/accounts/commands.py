@@ -115,8 +115,7 @@ def agent_create(
     ] = None,
 ) -> Shown:
     """Create an agent under a tenant."""
-    scope = cli.scope(key)
-    with cli.db.session() as session:
+    with cli.acting(key) as (scope, session):
         out = presenters.agent(accounts.create_agent(session, scope, tenant_id, name, sip_uri))
     return Shown(out, lines=[f"agent [bold]{out['id']}[/bold] created"])
 

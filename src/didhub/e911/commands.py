@@ -66,8 +66,7 @@ def e911_address_list(
     cli: Cli, key: KeyOpt, tenant: Annotated[str | None, typer.Option("--tenant")] = None
 ) -> Shown:
     """Your E911 addresses (a partner: its tenants' too)."""
-    scope = cli.scope(key)
-    with cli.db.read_session() as session:
+    with cli.reading(key) as (scope, session):
         rows = [address_shape(a) for a in e911.list_addresses(session, scope, tenant)]
     shown = [{**r, "address": _one_line(r)} for r in rows]
     return Shown(
@@ -87,8 +86,7 @@ def e911_address_list(
 @command(address_app, "accept", json_output=False)
 def e911_address_accept(cli: Cli, address_id: str, key: KeyOpt) -> Shown:
     """Accept the carrier's suggested form of an address (it becomes validated)."""
-    scope = cli.scope(key)
-    with cli.db.session() as session:
+    with cli.acting(key) as (scope, session):
         address = e911.accept_suggestion(session, scope, address_id)
         line = f"{address.id} {address.status}"
     return Shown(None, lines=[line])
@@ -97,8 +95,7 @@ def e911_address_accept(cli: Cli, address_id: str, key: KeyOpt) -> Shown:
 @command(address_app, "remove", json_output=False)
 def e911_address_remove(cli: Cli, address_id: str, key: KeyOpt) -> Shown:
     """Delete an address no number or location uses."""
-    scope = cli.scope(key)
-    with cli.db.session() as session:
+    with cli.acting(key) as (scope, session):
         e911.delete_address(session, scope, address_id)
     return Shown(None, lines=[f"{address_id} removed"])
 
@@ -146,8 +143,7 @@ def e911_repush(
 @command(location_app, "add")
 def e911_location_add(cli: Cli, name: str, address_id: str, key: KeyOpt) -> Shown:
     """A physical site, at one of your E911 addresses."""
-    scope = cli.scope(key)
-    with cli.db.session() as session:
+    with cli.acting(key) as (scope, session):
         shaped = location_shape(e911.create_location(session, scope, name, address_id))
     return Shown(shaped, lines=[f"{shaped['id']} {shaped['name']} at {shaped['address_id']}"])
 
@@ -155,8 +151,7 @@ def e911_location_add(cli: Cli, name: str, address_id: str, key: KeyOpt) -> Show
 @command(location_app, "list")
 def e911_location_list(cli: Cli, key: KeyOpt) -> Shown:
     """Your physical locations."""
-    scope = cli.scope(key)
-    with cli.db.read_session() as session:
+    with cli.reading(key) as (scope, session):
         rows = [location_shape(loc) for loc in e911.list_locations(session, scope)]
     return Shown(
         rows,
@@ -175,8 +170,7 @@ def e911_location_list(cli: Cli, key: KeyOpt) -> Shown:
 def compliance_e911(cli: Cli, key: KeyOpt) -> Shown:
     """Locations with no E911-provisioned number (Kari's Law, RAY BAUM'S Act) and
     active numbers with no provisioned E911 address. Exit code 1 when not compliant."""
-    scope = cli.scope(key)
-    with cli.db.read_session() as session:
+    with cli.reading(key) as (scope, session):
         report = compliance_shape(e911.compliance_report(session, scope))
     if report["compliant"]:
         lines = ["E911 compliant: every location has a provisioned number, every number an address"]

@@ -226,8 +226,7 @@ def numbers_import(
 def numbers_release_import(cli: Cli, number_id: str, key: KeyOpt) -> Shown:
     """Give an imported number back: its previous routing at your provider is
     restored, then it leaves didhub. Credentials as for ``numbers import``."""
-    scope = cli.scope(key)
-    with cli.db.read_session() as session:
+    with cli.reading(key) as (scope, session):
         provider = numbers.get_number(session, scope, number_id).carrier
     creds = _byo_credentials(provider)
     number = byo.release_import(cli.db, cli.settings, scope, number_id, creds)

@@ -29,8 +29,7 @@ def webhooks_add(
 ) -> Shown:
     """Register a webhook URL; its signing secret is shown once."""
     wanted = [e for item in events or [] for e in item.split(",") if e.strip()] or None
-    scope = cli.scope(key)
-    with cli.db.session() as session:
+    with cli.acting(key) as (scope, session):
         new = webhooks.create_endpoint(
             session,
             scope,
@@ -52,8 +51,7 @@ def webhooks_add(
 @command(app, "list")
 def webhooks_list(cli: Cli, key: KeyOpt) -> Shown:
     """List your webhook endpoints."""
-    scope = cli.scope(key)
-    with cli.db.read_session() as session:
+    with cli.reading(key) as (scope, session):
         rows = [presenters.webhook_endpoint(e) for e in webhooks.list_endpoints(session, scope)]
     shown = [
         {
@@ -80,8 +78,7 @@ def webhooks_list(cli: Cli, key: KeyOpt) -> Shown:
 @command(app, "remove", json_output=False)
 def webhooks_remove(cli: Cli, webhook_id: str, key: KeyOpt) -> Shown:
     """Remove an endpoint: nothing more is sent to it; queued deliveries fail."""
-    scope = cli.scope(key)
-    with cli.db.session() as session:
+    with cli.acting(key) as (scope, session):
         webhooks.remove_endpoint(session, scope, webhook_id)
     return Shown(None, lines=[f"webhook {webhook_id} removed"])
 
@@ -95,8 +92,7 @@ def webhooks_deliveries(
     limit: int = 50,
 ) -> Shown:
     """An endpoint's deliveries, newest first."""
-    scope = cli.scope(key)
-    with cli.db.read_session() as session:
+    with cli.reading(key) as (scope, session):
         page = webhooks.list_deliveries(session, scope, webhook_id, status, limit)
         rows = [presenters.webhook_delivery(row) for row in page.data]
     shown = [
@@ -125,8 +121,7 @@ def webhooks_deliveries(
 @command(app, "retry", json_output=False)
 def webhooks_retry(cli: Cli, delivery_id: str, key: KeyOpt) -> Shown:
     """Queue a delivery again, due now."""
-    scope = cli.scope(key)
-    with cli.db.session() as session:
+    with cli.acting(key) as (scope, session):
         webhooks.retry_delivery(session, scope, delivery_id)
     return Shown(None, lines=[f"delivery {delivery_id} queued"])
 
@@ -139,8 +134,7 @@ def webhooks_events(
     limit: int = 50,
 ) -> Shown:
     """Your event feed, newest first (what your webhooks receive)."""
-    scope = cli.scope(key)
-    with cli.db.read_session() as session:
+    with cli.reading(key) as (scope, session):
         page = webhooks.list_events(session, scope, event_type, None, limit)
         rows = [webhook_delivery.payload(e) for e in page.data]
     shown = [{**r, "number": (r["data"].get("number") or {}).get("phone_number", "")} for r in rows]
