@@ -9,7 +9,7 @@ function takes a :class:`Cli` first and returns a :class:`Shown`::
     @command(app, "list")
     def numbers_list(cli: Cli, key: KeyOpt, limit: int = 50) -> Shown:
         rows = ...
-        return Shown(rows, table=Table.of(rows, "id", "phone_number", "status"))
+        return Shown(rows, table=Table.of(rows, "id phone_number:number status"))
 """
 
 from __future__ import annotations
@@ -149,12 +149,18 @@ class Table:
     rows: Sequence[Sequence[str]]
 
     @classmethod
-    def of(
-        cls, items: Sequence[Mapping[str, Any]], *columns: str, titles: Sequence[str] = ()
-    ) -> Table:
+    def of(cls, items: Sequence[Mapping[str, Any]], columns: str) -> Table:
+        """``columns``: the fields to show, space-separated, each with an
+        optional ``:title`` (underscores read as spaces; by default the field's
+        name): ``"id phone_number:number renews_on:renews"``."""
+        fields, titles = [], []
+        for spec in columns.split():
+            name, _, title = spec.partition(":")
+            fields.append(name)
+            titles.append((title or name).replace("_", " "))
         return cls(
-            list(titles) or [c.replace("_", " ") for c in columns],
-            [["" if item.get(c) is None else str(item[c]) for c in columns] for item in items],
+            titles,
+            [["" if item.get(c) is None else str(item[c]) for c in fields] for item in items],
         )
 
     def widths(self) -> list[int]:

@@ -157,15 +157,7 @@ def key_list(cli: Cli, account: Annotated[str, typer.Option(help="Account id.")]
         ]
     return Shown(
         rows,
-        table=Table.of(
-            rows,
-            "id",
-            "name",
-            "prefix",
-            "created_at",
-            "revoked_at",
-            titles=("id", "name", "prefix", "created", "revoked"),
-        ),
+        table=Table.of(rows, "id name prefix created_at:created revoked_at:revoked"),
     )
 
 
@@ -217,9 +209,7 @@ def user_list(cli: Cli, account: Annotated[str, typer.Option(help="Account id.")
             {"id": u.id, "email": u.email, "created_at": presenters.when(u.created_at)}
             for u in accounts.list_users(session, account)
         ]
-    return Shown(
-        rows, table=Table.of(rows, "id", "email", "created_at", titles=("id", "email", "created"))
-    )
+    return Shown(rows, table=Table.of(rows, "id email created_at:created"))
 
 
 @command(user_app, "set-password", json_output=False)

@@ -71,15 +71,7 @@ def e911_address_list(
     shown = [{**r, "address": _one_line(r)} for r in rows]
     return Shown(
         rows,
-        table=Table.of(
-            shown,
-            "id",
-            "tenant_id",
-            "address",
-            "caller_name",
-            "status",
-            titles=("id", "tenant", "address", "caller name", "status"),
-        ),
+        table=Table.of(shown, "id tenant_id:tenant address caller_name status"),
     )
 
 
@@ -155,14 +147,7 @@ def e911_location_list(cli: Cli, key: KeyOpt) -> Shown:
         rows = [location_shape(loc) for loc in e911.list_locations(session, scope)]
     return Shown(
         rows,
-        table=Table.of(
-            rows,
-            "id",
-            "tenant_id",
-            "name",
-            "address_id",
-            titles=("id", "tenant", "name", "address"),
-        ),
+        table=Table.of(rows, "id tenant_id:tenant name address_id:address"),
     )
 
 

@@ -75,9 +75,7 @@ def jobs_list(cli: Cli) -> Shown:
     ]
     return Shown(
         rows,
-        table=Table.of(
-            rows, "name", "schedule", "description", titles=("name", "schedule", "what it does")
-        ),
+        table=Table.of(rows, "name schedule description:what_it_does"),
     )
 
 
@@ -145,7 +143,5 @@ def jobs_status(cli: Cli) -> Shown:
     ]
     return Shown(
         out,
-        table=Table.of(
-            shown, "job", "runs", "last_event", titles=("job", "runs (last hour)", "last event")
-        ),
+        table=Table.of(shown, "job runs:runs_(last_hour) last_event"),
     )

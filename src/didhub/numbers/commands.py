@@ -24,6 +24,12 @@ app = typer.Typer(help="Phone numbers.", no_args_is_help=True)
 # Commands at the top level (didhub reconcile), merged into the root app.
 root_app = typer.Typer()
 
+SEARCH_COLUMNS = (
+    "phone_number:number phone_number_type:type locality:city administrative_area:state "
+    "rate_center monthly_cost:monthly upfront_cost:setup"
+)
+INVENTORY_COLUMNS = "id phone_number:number status assigned_to inbound outbound renews_on:renews"
+
 
 @command(app, "search")
 def numbers_search(
@@ -66,17 +72,7 @@ def numbers_search(
     flat = [{**r, **r["cost_information"]} for r in rows]
     return Shown(
         rows,
-        table=Table.of(
-            flat,
-            "phone_number",
-            "phone_number_type",
-            "locality",
-            "administrative_area",
-            "rate_center",
-            "monthly_cost",
-            "upfront_cost",
-            titles=("number", "type", "city", "state", "rate center", "monthly", "setup"),
-        ),
+        table=Table.of(flat, SEARCH_COLUMNS),
     )
 
 
@@ -129,17 +125,7 @@ def numbers_list(
     ]
     return Shown(
         rows,
-        table=Table.of(
-            flat,
-            "id",
-            "phone_number",
-            "status",
-            "assigned_to",
-            "inbound",
-            "outbound",
-            "renews_on",
-            titles=("id", "number", "status", "assigned to", "inbound", "outbound", "renews"),
-        ),
+        table=Table.of(flat, INVENTORY_COLUMNS),
     )
 
 

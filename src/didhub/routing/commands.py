@@ -47,9 +47,7 @@ def edge_check(
         f"{len(report.numbers)} number(s) as didhub does"
     ]
     rows = [{**n.__dict__, "result": n.problem or "ok"} for n in report.numbers]
-    table = Table.of(
-        rows, "phone_number", "didhub", "edge", "result", titles=("number", "didhub", "edge", "")
-    )
+    table = Table.of(rows, "phone_number:number didhub edge result:")
     return Shown(
         data,
         lines=lines,

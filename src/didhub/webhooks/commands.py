@@ -63,15 +63,7 @@ def webhooks_list(cli: Cli, key: KeyOpt) -> Shown:
     ]
     return Shown(
         rows,
-        table=Table.of(
-            shown,
-            "id",
-            "url",
-            "events",
-            "enabled",
-            "created_at",
-            titles=("id", "url", "events", "enabled", "created"),
-        ),
+        table=Table.of(shown, "id url events enabled created_at:created"),
     )
 
 
@@ -107,13 +99,7 @@ def webhooks_deliveries(
         rows,
         table=Table.of(
             shown,
-            "id",
-            "event_type",
-            "status",
-            "attempts",
-            "answer",
-            "next_attempt_at",
-            titles=("id", "event", "status", "attempts", "last answer", "next attempt"),
+            "id event_type:event status attempts answer:last_answer next_attempt_at:next_attempt",
         ),
     )
 
@@ -140,9 +126,7 @@ def webhooks_events(
     shown = [{**r, "number": (r["data"].get("number") or {}).get("phone_number", "")} for r in rows]
     return Shown(
         rows,
-        table=Table.of(
-            shown, "id", "type", "created_at", "number", titles=("id", "type", "created", "number")
-        ),
+        table=Table.of(shown, "id type created_at:created number"),
     )
 
 
