@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 
 from didhub import clock
 from didhub.accounts import service as accounts
-from didhub.accounts.service import PARTNER, Scope
 from didhub.billing import ledger, renewals, usage, wallet
 from didhub.billing.models import CardCharge, Renewal, UsageRecord
 from didhub.carriers.base import SearchQuery
@@ -26,6 +25,7 @@ from didhub.errors import DidhubError
 from didhub.numbers import service as numbers
 from didhub.numbers.models import PhoneNumber
 from didhub.payments.sandbox_gateway import SandboxGateway
+from didhub.tenancy import PARTNER, Scope
 
 actions = st.lists(
     st.one_of(

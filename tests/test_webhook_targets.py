@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from conftest import Acct, buy, search_numbers
-from didhub.accounts.service import Scope
 from didhub.api.app import create_app
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
+from didhub.tenancy import Scope
 from didhub.webhooks import service as webhooks
 from didhub.webhooks.delivery import deliver_due
 from didhub.webhooks.models import WebhookDelivery, WebhookEndpoint

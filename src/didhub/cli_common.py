@@ -34,13 +34,13 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from didhub.accounts import service as accounts
-from didhub.accounts.service import Scope
 from didhub.billing import ledger
 from didhub.carriers.base import Carrier
 from didhub.config import Settings, describe, get_settings
 from didhub.db import Database
 from didhub.errors import DidhubError, ValidationFailed
 from didhub.payments.base import PaymentGateway
+from didhub.tenancy import Scope
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

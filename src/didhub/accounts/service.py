@@ -18,8 +18,8 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import ColumnElement, or_, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from didhub import clock, numbering
 from didhub.accounts import sessions, throttle
@@ -27,38 +27,12 @@ from didhub.accounts.models import Account, Agent, ApiKey, User
 from didhub.billing import ledger
 from didhub.db import Database, new_id
 from didhub.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from didhub.tenancy import PARTNER as PARTNER  # the account kinds
+from didhub.tenancy import TENANT as TENANT
+from didhub.tenancy import Scope
 
-PARTNER = "partner"
-TENANT = "tenant"
 KEY_PREFIX = "dh_"
 MAX_CREDIT = Decimal("1000000000.00")
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What a caller may act on: its own account and, for a partner, its tenants."""
-
-    account_id: str
-    kind: str
-
-    def owns(
-        self, column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None]
-    ) -> ColumnElement[bool]:
-        """SQL: ``column`` names an account inside this scope."""
-        if self.kind != PARTNER:
-            return column == self.account_id
-        tenants = select(Account.id).where(Account.parent_id == self.account_id)
-        return or_(column == self.account_id, column.in_(tenants.scalar_subquery()))
-
-    def can_see(self, session: Session, account_id: str | None) -> bool:
-        if account_id is None:
-            return False
-        if account_id == self.account_id:
-            return True
-        if self.kind != PARTNER:
-            return False
-        account = session.get(Account, account_id)
-        return account is not None and account.parent_id == self.account_id
 
 
 def _clean_name(name: str, field: str = "name") -> str:
@@ -260,10 +234,17 @@ def find_key(session: Session, secret: str | None) -> ApiKey:
 
 
 def _scope_of(session: Session, account_id: str, message: str) -> Scope:
-    account = session.get(Account, account_id)
-    if account is None:
+    """The account's scope with what it may see, in one query: the account
+    and the accounts it is the partner of."""
+    rows = session.scalars(
+        select(Account).where(or_(Account.id == account_id, Account.parent_id == account_id))
+    ).all()
+    own = next((row for row in rows if row.id == account_id), None)
+    if own is None:
         raise Unauthorized(message)
-    return Scope(account_id=account.id, kind=account.kind)
+    tenants = [row.id for row in rows if row.parent_id == account_id]
+    accessible = frozenset({own.id, *tenants}) if own.kind == PARTNER else frozenset({own.id})
+    return Scope(own.id, own.kind, accessible)
 
 
 def authenticate(session: Session, secret: str | None) -> Scope:

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 
 from didhub import clock, numbering
 from didhub.accounts.models import Account, AccountSettings
-from didhub.accounts.service import PARTNER, TENANT, Scope, get_account
 from didhub.accounts.service import UNCHANGED as UNCHANGED  # re-exported: settings changes use it
+from didhub.accounts.service import get_account
 from didhub.config import Settings as Config
 from didhub.errors import NotFound, ValidationFailed
+from didhub.tenancy import PARTNER, TENANT, Scope
 
 if TYPE_CHECKING:
     from didhub.carriers.base import Carrier

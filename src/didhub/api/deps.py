@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from didhub.accounts import service as accounts
-from didhub.accounts.service import Scope
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
@@ -16,6 +15,7 @@ from didhub.idempotency import HEADER
 from didhub.payments.base import PaymentGateway
 from didhub.routing.cache import RouteCache
 from didhub.routing.edge_auth import EdgeAuth
+from didhub.tenancy import Scope
 
 
 @dataclass

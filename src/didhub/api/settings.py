@@ -9,10 +9,10 @@ from fastapi import APIRouter
 
 from didhub.accounts import settings as account_settings
 from didhub.accounts.schemas import SettingsPatch
-from didhub.accounts.service import TENANT
 from didhub.api import presenters
 from didhub.api.deps import Caller, Ctx
 from didhub.numbers.cnam import CACHE_NOTICE
+from didhub.tenancy import TENANT
 
 router = APIRouter(tags=["settings"])
 

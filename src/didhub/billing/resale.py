@@ -41,7 +41,6 @@ from sqlalchemy.orm import Session, aliased
 from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.accounts.models import Account
-from didhub.accounts.service import Scope
 from didhub.billing import ledger
 from didhub.billing.models import (
     Renewal,
@@ -56,6 +55,7 @@ from didhub.db import Database
 from didhub.errors import Forbidden, ValidationFailed
 from didhub.numbers.lifecycle import ACTIVE
 from didhub.numbers.models import NumberEvent, PhoneNumber
+from didhub.tenancy import Scope
 
 DEFAULT = "default"
 NUMBER_TYPES = ("local", "toll-free", "mobile")

@@ -10,7 +10,6 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from didhub.accounts.service import Scope
 from didhub.billing import ledger
 from didhub.billing.models import (
     AccountEvent,
@@ -19,6 +18,7 @@ from didhub.billing.models import (
     LedgerTransaction,
     PaymentCard,
 )
+from didhub.tenancy import Scope
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session, aliased
 
 from didhub import clock
 from didhub.accounts import service as accounts
-from didhub.accounts.service import Scope
 from didhub.carriers.base import (
     Carrier,
     CarrierFailure,
@@ -32,6 +31,7 @@ from didhub.errors import CarrierError, Conflict, NotFound, ValidationFailed
 from didhub.numbers import lifecycle
 from didhub.numbers import service as numbers
 from didhub.numbers.models import PhoneNumber
+from didhub.tenancy import Scope
 
 VALIDATED = "validated"
 NEEDS_CONFIRMATION = "needs_confirmation"

@@ -28,7 +28,6 @@ from sqlalchemy.exc import IntegrityError
 
 from didhub import clock, numbering
 from didhub.accounts import service as accounts
-from didhub.accounts.service import Scope
 from didhub.carriers import byo as providers
 from didhub.carriers.base import CarrierFailure, CarrierOutcomeUnknown
 from didhub.carriers.byo import ByoProvider, ClientOptions, HeldNumber
@@ -39,6 +38,7 @@ from didhub.numbers import lifecycle
 from didhub.numbers import service as numbers
 from didhub.numbers.lifecycle import ACTIVE, LIVE_STATUSES
 from didhub.numbers.models import NumberEvent, PhoneNumber
+from didhub.tenancy import Scope
 
 IMPORTED = "imported"  # the history kind that records the import
 ProviderFactory = Callable[[str, Mapping[str, str]], ByoProvider]

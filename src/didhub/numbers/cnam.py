@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session
 from didhub import clock
 from didhub.accounts import settings as account_settings
 from didhub.accounts.models import Account
-from didhub.accounts.service import Scope
 from didhub.carriers.base import Carrier, CarrierFailure, CarrierOutcomeUnknown
 from didhub.carriers.registry import carrier_for, served_carrier_names
 from didhub.db import Database
@@ -37,6 +36,7 @@ from didhub.errors import Conflict
 from didhub.numbers import lifecycle
 from didhub.numbers.lifecycle import ACTIVE, SUSPENDED
 from didhub.numbers.models import CnamListing, PhoneNumber
+from didhub.tenancy import Scope
 
 PENDING = "pending"
 LISTED = "active"

@@ -23,10 +23,10 @@ from didhub import keyfile
 from didhub.accounts import service as accounts
 from didhub.accounts import sessions
 from didhub.accounts.models import Account, ApiKey, User
-from didhub.accounts.service import Scope
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.errors import DidhubError, NotFound, Unauthorized
+from didhub.tenancy import Scope
 
 log = logging.getLogger("didhub.web")
 

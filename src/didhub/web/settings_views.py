@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from didhub.accounts import service as accounts
 from didhub.accounts import settings as account_settings
 from didhub.accounts.models import Account
-from didhub.accounts.service import TENANT, Scope
 from didhub.accounts.settings import UnassignedBehaviour
 from didhub.api import presenters
 from didhub.api.deps import Context, Ctx
@@ -31,6 +30,7 @@ from didhub.e911.models import E911Address, NumberE911
 from didhub.errors import DidhubError
 from didhub.numbers import cnam
 from didhub.numbers import service as numbers
+from didhub.tenancy import TENANT, Scope
 from didhub.web import session
 from didhub.web.common import (
     PREFIX,

@@ -14,9 +14,9 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.accounts.service import Scope
 from didhub.db import new_id
 from didhub.errors import NotFound, ValidationFailed
+from didhub.tenancy import Scope
 from didhub.webhooks import catalogue, signing, targets
 from didhub.webhooks.delivery import ENDPOINT_REMOVED
 from didhub.webhooks.events import DELIVERED, FAILED, PENDING, forget_subscribers

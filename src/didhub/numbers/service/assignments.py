@@ -8,7 +8,6 @@ from sqlalchemy.orm import Session
 from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.accounts.models import Account, Agent
-from didhub.accounts.service import Scope
 from didhub.billing import resale
 from didhub.config import Settings
 from didhub.db import Database, new_id
@@ -25,6 +24,7 @@ from didhub.numbers.models import (
     PhoneNumber,
 )
 from didhub.numbers.service.inventory import lock_number
+from didhub.tenancy import Scope
 
 ASSIGNMENT_TYPES = ("inbound", "outbound")
 

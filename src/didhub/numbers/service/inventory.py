@@ -10,7 +10,6 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from didhub.accounts import service as accounts
-from didhub.accounts.service import Scope
 from didhub.errors import (
     NotFound,
     ValidationFailed,
@@ -20,6 +19,7 @@ from didhub.numbers.models import (
     NumberAssignment,
     PhoneNumber,
 )
+from didhub.tenancy import Scope
 
 
 def _visible(scope: Scope) -> ColumnElement[bool]:

@@ -12,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 
 from didhub import clock
 from didhub.accounts import service as accounts
-from didhub.accounts.service import Scope
 from didhub.billing import ledger
 from didhub.billing import wallet as billing_wallet
 from didhub.carriers.base import (
@@ -44,6 +43,7 @@ from didhub.numbers.service.search import (
     validate_numbers,
 )
 from didhub.payments.base import PaymentGateway
+from didhub.tenancy import Scope
 
 
 @dataclass

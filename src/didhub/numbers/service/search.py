@@ -13,7 +13,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from didhub import clock, numbering
-from didhub.accounts.service import Scope
 from didhub.billing import ledger
 from didhub.billing import wallet as billing_wallet
 from didhub.billing.models import BillingProfile
@@ -39,6 +38,7 @@ from didhub.numbers.models import (
     PhoneNumber,
 )
 from didhub.numbers.service.pricing import price_for
+from didhub.tenancy import Scope
 
 MAX_NUMBERS_PER_ORDER = 100
 
