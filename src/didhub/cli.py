@@ -34,6 +34,7 @@ from didhub.config import Settings
 from didhub.db import Database
 from didhub.e911 import service as e911
 from didhub.errors import DidhubError, NotFound, ValidationFailed
+from didhub.inputs import check_amount
 from didhub.jobs import commands as jobs_commands
 from didhub.numbers import byo, cnam
 from didhub.numbers import service as numbers
@@ -138,7 +139,7 @@ def _money(value: str, field: str) -> Decimal:
         raise ValidationFailed(f"{value!r} is not an amount", field=field) from None
     if not amount.is_finite() or amount < 0:
         raise ValidationFailed("amount must be zero or more", field=field)
-    return amount
+    return check_amount(amount, field)
 
 
 def _scope(db: Database, key: str) -> Scope:

@@ -1,41 +1,38 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from didhub.inputs import RequestModel
 
 
-class TenantCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class TenantCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200)
 
 
-class AgentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class AgentCreate(RequestModel):
     tenant_id: str
     name: str = Field(min_length=1, max_length=200)
     sip_uri: str | None = Field(default=None, max_length=255)
 
 
-class AgentUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class AgentUpdate(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     sip_uri: str | None = Field(default=None, max_length=255)
 
 
-class UnassignedRequest(BaseModel):
+class UnassignedRequest(RequestModel):
     """One unassigned-number behaviour; which fields an action takes is
     checked by ``accounts.settings.validate_unassigned`` (CLI and API alike)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     action: str
     text: str | None = None
     mailbox: str | None = None
     destination: str | None = None
 
 
-class SettingsPatch(BaseModel):
+class SettingsPatch(RequestModel):
     """A partial update: absent fields stay, ``null`` inherits."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     default_cnam: str | None = None
     unassigned: UnassignedRequest | None = None
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,6 +17,7 @@ from didhub.api import (
     accounts,
     billing,
     carrier_webhooks,
+    contract,
     e911,
     numbers,
     presenters,
@@ -104,6 +105,7 @@ def create_app(
         title="didhub",
         version=__version__,
         description="Search, buy, assign and release phone numbers (DIDs).",
+        dependencies=[Depends(contract.checked_parameters)],
     )
     routes: RouteCache[tuple[int, bytes]] = RouteCache(db, settings.routing_cache_seconds)
     app.state.ctx = Context(
@@ -144,8 +146,11 @@ def create_app(
             title = "Page not found" if exc.status_code == 404 else "That didn't work"
             return web.error_page(request, exc.status_code, title, str(exc.detail))
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        # 405 keeps its Allow header.
         return JSONResponse(
-            presenters.error(code, str(exc.detail), None), status_code=exc.status_code
+            presenters.error(code, str(exc.detail), None),
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     @app.exception_handler(Exception)

@@ -23,6 +23,7 @@ from didhub.billing.schemas import (
 )
 from didhub.errors import NotFound
 from didhub.idempotency import run_once
+from didhub.inputs import MAX_INT
 
 router = APIRouter(prefix="/billing", tags=["billing"])
 
@@ -144,7 +145,7 @@ def transactions(
     ctx: Ctx,
     scope: Caller,
     limit: int = Query(50, ge=1, le=200),
-    before: int | None = Query(None, ge=1, description="entry id: lines older than it"),
+    before: int | None = Query(None, ge=1, le=MAX_INT, description="entry id: lines older than it"),
 ) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         lines = billing.transactions(session, scope, ctx.settings.currency, limit + 1, before)

@@ -2,15 +2,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
+
+from didhub.inputs import Amount, BigInt, RequestModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _Strict(RequestModel):
+    """Unknown fields refused, text stripped and checked (``didhub.inputs``)."""
 
 
 class TopupRequest(_Strict):
-    amount: Decimal = Field(description="Amount to charge to the card on file, e.g. 25.00")
+    amount: Amount = Field(description="Amount to charge to the card on file, e.g. 25.00")
 
 
 class CardRequest(_Strict):
@@ -23,8 +25,8 @@ class CardRequest(_Strict):
 
 class AutoRechargeRequest(_Strict):
     enabled: bool
-    threshold: Decimal = Decimal("0")
-    amount: Decimal = Decimal("0")
+    threshold: Amount = Decimal("0")
+    amount: Amount = Decimal("0")
 
 
 class CallRecordIn(_Strict):
@@ -32,7 +34,7 @@ class CallRecordIn(_Strict):
     direction: str = Field(description="inbound or outbound")
     started_at: AwareDatetime
     # Longer than DIDHUB_MAX_CALL_SECONDS is reported back in ``rejected``, not a 422.
-    duration_seconds: int = Field(ge=0)
+    duration_seconds: BigInt = Field(ge=0)
     call_id: str = Field(min_length=1, max_length=255)
 
 
@@ -45,7 +47,7 @@ class RetailPriceRequest(_Strict):
         default=None, description="A tenant's override; omit for the default for all tenants"
     )
     phone_number_type: str = "local"
-    monthly: Decimal
-    setup: Decimal = Decimal("0")
-    per_minute_inbound: Decimal = Decimal("0")
-    per_minute_outbound: Decimal = Decimal("0")
+    monthly: Amount
+    setup: Amount = Decimal("0")
+    per_minute_inbound: Amount = Decimal("0")
+    per_minute_outbound: Amount = Decimal("0")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from didhub import numbering
 from didhub.carriers.base import SearchQuery
+from didhub.inputs import RequestModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _Strict(RequestModel):
+    """Unknown fields refused, text stripped and checked (``didhub.inputs``)."""
 
 
 class SearchRequest(_Strict):

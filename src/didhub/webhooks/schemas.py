@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from didhub.inputs import RequestModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _Strict(RequestModel):
+    """Unknown fields refused, text stripped and checked (``didhub.inputs``)."""
 
 
 class EndpointRequest(_Strict):
