@@ -7,8 +7,8 @@ boundary (API bodies, path and query parameters, dashboard forms, the CLI):
 - amounts are finite and at most ``MAX_AMOUNT`` either way: far beyond any
   price or balance, and short of the 28 digits where ``Decimal`` arithmetic
   (quantizing to cents) stops being exact and raises;
-- integers fit the database's BIGINT (``MAX_INT``), and ``true``/``false``
-  are not numbers.
+- integers fit the database's BIGINT (``MAX_INT``), ``true``/``false`` are
+  not numbers, and only ``true``/``false`` are booleans (not 0, 1 or "yes").
 
 Each refusal is a 422 naming the field. The services keep their own, narrower
 rules (two decimal places, a top-up's ceiling, ...).
@@ -106,6 +106,13 @@ def _is_number(annotation: Any) -> bool:
     return False
 
 
+def _is_bool(annotation: Any) -> bool:
+    if annotation is bool:
+        return True
+    args = typing.get_args(annotation)
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and bool in args
+
+
 def _holds_model(annotation: Any) -> bool:
     """Whether a field's value is (or contains) a request model, which checks
     its own fields and so names the nested path itself."""
@@ -127,6 +134,8 @@ class RequestModel(BaseModel):
         annotation = field.annotation if field is not None else None
         if isinstance(value, bool) and _is_number(annotation):
             raise ValueError("must be a number, not true or false")
+        if _is_bool(annotation) and not isinstance(value, bool) and value is not None:
+            raise ValueError("must be true or false")
         if _holds_model(annotation):
             return value
         found = find_text_problem(value)

@@ -145,12 +145,20 @@ def create_app(
         if web.is_dashboard(request):
             title = "Page not found" if exc.status_code == 404 else "That didn't work"
             return web.error_page(request, exc.status_code, title, str(exc.detail))
+        if exc.status_code == 400 and exc.detail == contract.UNPARSABLE_BODY:
+            # A body that isn't even text is as invalid JSON as a malformed one.
+            return JSONResponse(
+                presenters.error("validation_error", "the request body is not valid JSON", "body"),
+                status_code=422,
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        # 405 keeps its Allow header.
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": contract.allowed_methods(request)}
         return JSONResponse(
             presenters.error(code, str(exc.detail), None),
             status_code=exc.status_code,
-            headers=exc.headers,
+            headers=headers,
         )
 
     @app.exception_handler(Exception)
@@ -170,7 +178,9 @@ def create_app(
             status_code=500,
         )
 
-    @app.get("/health", tags=["meta"])
+    @app.get(
+        "/health", tags=["meta"], response_model=contract.HealthOut, responses=contract.errors()
+    )
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "carrier": carrier.name}
 

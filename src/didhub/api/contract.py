@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
+from starlette.routing import Match
 
 from didhub.inputs import check_text
 
@@ -81,3 +82,29 @@ async def checked_parameters(request: Request) -> None:
             check_text(name, name)
             if isinstance(value, str):
                 check_text(value, name)
+
+
+def accepted(model: type[BaseModel], why: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a 202: the same body as the 200, the outcome not yet known."""
+    return {202: {"model": model, "description": why}}
+
+
+class HealthOut(BaseModel):
+    status: str
+    version: str
+    carrier: str
+
+
+# FastAPI's 400 for a body it couldn't read as text at all.
+UNPARSABLE_BODY = "There was an error parsing the body"
+
+
+def allowed_methods(request: Request) -> str:
+    """A 405's ``Allow``: every method of every route at this path (Starlette
+    names only the first route's, and GET and POST of a path are two routes)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from pydantic import AwareDatetime, Field
 
 from didhub.inputs import Amount, BigInt, RequestModel
+from didhub.outputs import ResponseModel
 
 
 class _Strict(RequestModel):
@@ -51,3 +53,125 @@ class RetailPriceRequest(_Strict):
     setup: Amount = Decimal("0")
     per_minute_inbound: Amount = Decimal("0")
     per_minute_outbound: Amount = Decimal("0")
+
+
+# ------------------------------------------------------------------ answers
+
+
+class CardOut(ResponseModel):
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    gateway: str
+
+
+class AutoRechargeOut(ResponseModel):
+    enabled: bool
+    threshold: str
+    amount: str
+
+
+class WalletOut(ResponseModel):
+    balance: str
+    currency: str
+    standing: str
+    past_due_since: str | None
+    suspended_since: str | None
+    auto_recharge: AutoRechargeOut
+    card: CardOut | None
+
+
+class TopupOut(ResponseModel):
+    charge_id: str
+    status: str
+    amount: str
+    balance: str
+    renewals_paid: int
+    currency: str
+
+
+class BillingEventOut(ResponseModel):
+    id: int
+    kind: str
+    message: str
+    data: dict[str, Any]
+    created_at: str | None
+
+
+class TransactionOut(ResponseModel):
+    id: int
+    transaction_id: str
+    kind: str
+    description: str
+    reference: str | None
+    amount: str
+    currency: str
+    created_at: str | None
+
+
+class TransactionsMeta(ResponseModel):
+    next_before: int | None = Field(description="Pass as ?before= for the next page")
+
+
+class TransactionsAnswer(ResponseModel):
+    data: list[TransactionOut]
+    meta: TransactionsMeta
+
+
+class UsageReportOut(ResponseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[dict[str, Any]]
+    charged: str
+
+
+class RetailPriceOut(ResponseModel):
+    tenant_id: str | None
+    phone_number_type: str
+    monthly: str
+    setup: str
+    per_minute_inbound: str
+    per_minute_outbound: str
+
+
+class MarginLineOut(ResponseModel):
+    tenant_id: str
+    tenant_name: str
+    month: str
+    retail: str
+    wholesale: str
+    margin: str
+    currency: str
+
+
+class InvoiceTaxOut(ResponseModel):
+    name: str
+    rate: str
+    included: str
+
+
+class InvoiceLineOut(ResponseModel):
+    date: str
+    kind: str
+    description: str
+    phone_number: str | None
+    period_start: str | None
+    period_end: str | None
+    minutes: int | None
+    amount: str
+
+
+class InvoiceSummaryOut(ResponseModel):
+    account_id: str
+    month: str
+    currency: str
+    opening_balance: str
+    credits: str
+    charges: str
+    closing_balance: str
+    tax: InvoiceTaxOut | None
+
+
+class InvoiceOut(InvoiceSummaryOut):
+    lines: list[InvoiceLineOut]
