@@ -6,7 +6,6 @@ FastAPI doesn't check) carry exactly their documented fields."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +33,8 @@ from didhub.outputs import Data
 from didhub.routing.schemas import InboundRouteOut
 
 EDGE_TOKEN = "edge-token-for-the-contract-test"
-# Per operation; the whole run stays well under two minutes on two cores.
+# Per operation: the whole run takes about 50 s on two idle cores (no deadline:
+# schemathesis's default).
 MAX_EXAMPLES = 25
 # schemathesis's default, and 402 and 422: see below.
 POSITIVE_ANSWERS = ["2xx", "3xx", "401", "402", "403", "404", "409", "422", "429", "5xx"]
@@ -96,11 +96,8 @@ def test_schemathesis_with_every_check_finds_nothing(
         }
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app_with_edge, config=config)
-    started = time.monotonic()
     found = _failures(schemathesis.engine.from_schema(schema).execute())
-    elapsed = time.monotonic() - started
     assert not found, f"{len(found)} findings:\n\n" + "\n\n".join(sorted(set(found)))
-    assert elapsed < 120, f"the contract run took {elapsed:.0f}s"
 
 
 def test_openapi_documents_the_key_every_error_and_every_answer(client: TestClient) -> None:
