@@ -60,9 +60,7 @@ def _bearer(token: str | None, x_api_key: str | None) -> str | None:
     token = token.strip() if token else None
     x_api_key = x_api_key.strip() if x_api_key else None
     if token and x_api_key and not hmac.compare_digest(token.encode(), x_api_key.encode()):
-        raise Unauthorized(
-            "Authorization and X-API-Key carry different keys; send one of them", field=None
-        )
+        raise Unauthorized("Authorization and X-API-Key carry different keys; send one of them")
     return token or x_api_key
 
 
