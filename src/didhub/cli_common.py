@@ -39,6 +39,7 @@ from didhub.carriers.base import Carrier
 from didhub.config import Settings, describe, get_settings
 from didhub.db import Database
 from didhub.errors import DidhubError, ValidationFailed
+from didhub.inputs import check_amount
 from didhub.payments.base import PaymentGateway
 from didhub.tenancy import Scope
 
@@ -268,7 +269,7 @@ def money(value: str, field: str) -> Decimal:
         raise ValidationFailed(f"{value!r} is not an amount", field=field) from None
     if not amount.is_finite() or amount < 0:
         raise ValidationFailed("amount must be zero or more", field=field)
-    return amount
+    return check_amount(amount, field)
 
 
 def pairs(values: Sequence[str] | None, field: str) -> dict[str, str]:

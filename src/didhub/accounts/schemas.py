@@ -1,41 +1,39 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from didhub.inputs import RequestModel
+from didhub.outputs import Data, Notice, ResponseModel
 
 
-class TenantCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class TenantCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200)
 
 
-class AgentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class AgentCreate(RequestModel):
     tenant_id: str
     name: str = Field(min_length=1, max_length=200)
     sip_uri: str | None = Field(default=None, max_length=255)
 
 
-class AgentUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class AgentUpdate(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     sip_uri: str | None = Field(default=None, max_length=255)
 
 
-class UnassignedRequest(BaseModel):
+class UnassignedRequest(RequestModel):
     """One unassigned-number behaviour; which fields an action takes is
     checked by ``accounts.settings.validate_unassigned`` (CLI and API alike)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     action: str
     text: str | None = None
     mailbox: str | None = None
     destination: str | None = None
 
 
-class SettingsPatch(BaseModel):
+class SettingsPatch(RequestModel):
     """A partial update: absent fields stay, ``null`` inherits."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     default_cnam: str | None = None
     unassigned: UnassignedRequest | None = None
 
@@ -44,3 +42,64 @@ class SettingsPatch(BaseModel):
         if not self.model_fields_set & {"default_cnam", "unassigned"}:
             raise ValueError("give default_cnam and/or unassigned")
         return self
+
+
+# ------------------------------------------------------------------ answers
+
+
+class AccountOut(ResponseModel):
+    id: str
+    kind: str = Field(description="partner or tenant")
+    name: str
+    partner_id: str | None
+    created_at: str | None
+
+
+class AgentOut(ResponseModel):
+    id: str
+    tenant_id: str
+    name: str
+    sip_uri: str | None
+    created_at: str | None
+
+
+class UnassignedOut(ResponseModel):
+    """Fields an action doesn't take are left out."""
+
+    action: str
+    text: str | None = None
+    mailbox: str | None = None
+    destination: str | None = None
+
+
+class EffectiveCnam(ResponseModel):
+    name: str | None
+    source: str
+
+
+class EffectiveUnassigned(ResponseModel):
+    action: str | None = None
+    text: str | None = None
+    mailbox: str | None = None
+    destination: str | None = None
+    source: str
+
+
+class EffectiveSettings(ResponseModel):
+    default_cnam: EffectiveCnam
+    unassigned: EffectiveUnassigned
+
+
+class AccountSettingsOut(ResponseModel):
+    account_id: str
+    kind: str
+    default_cnam: str | None
+    unassigned: UnassignedOut | None
+    effective: EffectiveSettings
+    updated_at: str | None
+
+
+class SettingsAnswer(Data[AccountSettingsOut]):
+    meta: Notice | None = Field(
+        default=None, description="Only when default_cnam changed: carriers' caches"
+    )

@@ -87,10 +87,11 @@ def fund_wallet(
     """Credit a wallet from the platform's funding book (operator credit)."""
     if not amount.is_finite() or amount < 0:
         raise ValidationFailed("amount must be zero or more", field="balance")
-    if amount != amount.quantize(ledger.CENTS):
-        raise ValidationFailed("amount has at most 2 decimal places", field="balance")
+    # Before quantizing: past 28 digits, quantize raises instead of answering.
     if amount > MAX_CREDIT:
         raise ValidationFailed(f"amount is at most {MAX_CREDIT}", field="balance")
+    if amount != amount.quantize(ledger.CENTS):
+        raise ValidationFailed("amount has at most 2 decimal places", field="balance")
     if amount == 0:
         return
     funding = ledger.ensure_platform_book(session, ledger.FUNDING, currency)

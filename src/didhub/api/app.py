@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -18,6 +18,7 @@ from didhub.api import (
     accounts,
     billing,
     carrier_webhooks,
+    contract,
     e911,
     numbers,
     presenters,
@@ -110,6 +111,7 @@ def create_app(
         title="didhub",
         version=__version__,
         description="Search, buy, assign and release phone numbers (DIDs).",
+        dependencies=[Depends(contract.checked_parameters)],
     )
     routes: RouteCache[tuple[int, bytes]] = RouteCache(db, settings.routing_cache_seconds)
     app.state.ctx = Context(
@@ -154,9 +156,20 @@ def create_app(
         if web.is_dashboard(request):
             title = "Page not found" if exc.status_code == 404 else "That didn't work"
             return web.error_page(request, exc.status_code, title, str(exc.detail))
+        if exc.status_code == 400 and exc.detail == contract.UNPARSABLE_BODY:
+            # A body that isn't even text is as invalid JSON as a malformed one.
+            return JSONResponse(
+                presenters.error("validation_error", "the request body is not valid JSON", "body"),
+                status_code=422,
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": contract.allowed_methods(request)}
         return JSONResponse(
-            presenters.error(code, str(exc.detail), None), status_code=exc.status_code
+            presenters.error(code, str(exc.detail), None),
+            status_code=exc.status_code,
+            headers=headers,
         )
 
     @app.exception_handler(Exception)
@@ -176,7 +189,9 @@ def create_app(
             status_code=500,
         )
 
-    @app.get("/health", tags=["meta"])
+    @app.get(
+        "/health", tags=["meta"], response_model=contract.HealthOut, responses=contract.errors()
+    )
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "carrier": carrier.name}
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Security
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from didhub.api import presenters
+from didhub.api.contract import KEYED, edge_token, errors
 from didhub.api.deps import Caller, Ctx, Edge, IdempotencyKey
 from didhub.billing import invoices, renewals
 from didhub.billing import resale as resales
@@ -15,14 +16,27 @@ from didhub.billing import usage as usages
 from didhub.billing import wallet as wallets
 from didhub.billing.models import BillingProfile, PaymentCard, RetailPrice
 from didhub.billing.schemas import (
+    AutoRechargeOut,
     AutoRechargeRequest,
+    BillingEventOut,
+    CardOut,
     CardRequest,
+    InvoiceOut,
+    InvoiceSummaryOut,
+    MarginLineOut,
+    RetailPriceOut,
     RetailPriceRequest,
+    TopupOut,
     TopupRequest,
+    TransactionsAnswer,
+    UsageReportOut,
     UsageRequest,
+    WalletOut,
 )
 from didhub.errors import NotFound
 from didhub.idempotency import run_once
+from didhub.inputs import MAX_INT
+from didhub.outputs import Data
 
 router = APIRouter(prefix="/billing", tags=["billing"])
 
@@ -47,7 +61,7 @@ def _auto(profile: BillingProfile | None) -> dict[str, Any]:
     }
 
 
-@router.get("/wallet")
+@router.get("/wallet", response_model=Data[WalletOut], responses=errors(*KEYED))
 def wallet(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         summary = billing.wallet_summary(session, scope.account_id, ctx.settings.currency)
@@ -65,7 +79,9 @@ def wallet(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     }
 
 
-@router.post("/wallet/topup")
+@router.post(
+    "/wallet/topup", response_model=Data[TopupOut], responses=errors(*KEYED, 402, 409, 502)
+)
 def topup(
     body: TopupRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
 ) -> JSONResponse:
@@ -90,7 +106,7 @@ def topup(
     return JSONResponse(answer, status_code=status)
 
 
-@router.get("/card")
+@router.get("/card", response_model=Data[CardOut], responses=errors(*KEYED, 404))
 def get_card(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         card = session.get(PaymentCard, scope.account_id)
@@ -99,20 +115,20 @@ def get_card(ctx: Ctx, scope: Caller) -> dict[str, Any]:
         return {"data": _card(card)}
 
 
-@router.put("/card")
+@router.put("/card", response_model=Data[CardOut], responses=errors(*KEYED, 402, 502))
 def put_card(body: CardRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     card = wallets.set_card(ctx.db, ctx.gateway, scope.account_id, body.card_token)
     return {"data": _card(card)}
 
 
-@router.delete("/card")
+@router.delete("/card", response_model=Data[None], responses=errors(*KEYED))
 def delete_card(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.session() as session:
         wallets.remove_card(session, scope.account_id)
     return {"data": None}
 
 
-@router.put("/auto-recharge")
+@router.put("/auto-recharge", response_model=Data[AutoRechargeOut], responses=errors(*KEYED))
 def put_auto_recharge(body: AutoRechargeRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.session() as session:
         profile = wallets.set_auto_recharge(
@@ -121,7 +137,7 @@ def put_auto_recharge(body: AutoRechargeRequest, ctx: Ctx, scope: Caller) -> dic
         return {"data": _auto(profile)}
 
 
-@router.get("/events")
+@router.get("/events", response_model=Data[list[BillingEventOut]], responses=errors(*KEYED))
 def events(ctx: Ctx, scope: Caller, limit: int = Query(50, ge=1, le=200)) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         rows = billing.events(session, scope.account_id, limit)
@@ -139,12 +155,12 @@ def events(ctx: Ctx, scope: Caller, limit: int = Query(50, ge=1, le=200)) -> dic
         }
 
 
-@router.get("/transactions")
+@router.get("/transactions", response_model=TransactionsAnswer, responses=errors(*KEYED))
 def transactions(
     ctx: Ctx,
     scope: Caller,
     limit: int = Query(50, ge=1, le=200),
-    before: int | None = Query(None, ge=1, description="entry id: lines older than it"),
+    before: int | None = Query(None, ge=1, le=MAX_INT, description="entry id: lines older than it"),
 ) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         lines = billing.transactions(session, scope, ctx.settings.currency, limit + 1, before)
@@ -167,7 +183,12 @@ def transactions(
     }
 
 
-@router.post("/usage")
+@router.post(
+    "/usage",
+    response_model=Data[UsageReportOut],
+    responses=errors(*KEYED, 403),
+    dependencies=[Security(edge_token)],
+)
 def usage(body: UsageRequest, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
     """Call records from the SIP edge: rated, de-duplicated by call_id, posted."""
     report = usages.record(
@@ -201,7 +222,9 @@ def _retail(price: RetailPrice) -> dict[str, Any]:
     }
 
 
-@router.put("/retail-prices")
+@router.put(
+    "/retail-prices", response_model=Data[RetailPriceOut], responses=errors(*KEYED, 403, 404)
+)
 def put_retail_price(body: RetailPriceRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.session() as session:
         price = resales.set_retail_price(
@@ -217,13 +240,13 @@ def put_retail_price(body: RetailPriceRequest, ctx: Ctx, scope: Caller) -> dict[
         return {"data": _retail(price)}
 
 
-@router.get("/retail-prices")
+@router.get("/retail-prices", response_model=Data[list[RetailPriceOut]], responses=errors(*KEYED))
 def get_retail_prices(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         return {"data": [_retail(p) for p in resales.retail_prices(session, scope)]}
 
 
-@router.get("/margin")
+@router.get("/margin", response_model=Data[list[MarginLineOut]], responses=errors(*KEYED, 403))
 def margin(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     """Retail − wholesale by tenant and month."""
     with ctx.db.read_session() as session:
@@ -278,7 +301,7 @@ def _invoice(inv: invoices.Invoice) -> dict[str, Any]:
     }
 
 
-@router.get("/invoices")
+@router.get("/invoices", response_model=Data[list[InvoiceSummaryOut]], responses=errors(*KEYED))
 def list_invoices(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         found = [
@@ -288,7 +311,17 @@ def list_invoices(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     return {"data": [{k: v for k, v in _invoice(i).items() if k != "lines"} for i in found]}
 
 
-@router.get("/invoices/{month}", response_model=None)
+@router.get(
+    "/invoices/{month}",
+    response_model=Data[InvoiceOut],
+    responses={
+        **errors(*KEYED, 404),
+        200: {
+            "content": {"text/html": {"schema": {"type": "string"}}},
+            "description": "The invoice; as a page with ?format=html",
+        },
+    },
+)
 def get_invoice(
     month: str,
     ctx: Ctx,

@@ -7,13 +7,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from starlette.concurrency import run_in_threadpool
 
+from didhub.api.contract import errors
 from didhub.api.deps import Ctx
 from didhub.carriers import telnyx_webhooks
+from didhub.carriers.schemas import TelnyxOutcomeOut
+from didhub.outputs import Data
 
 router = APIRouter(prefix="/carriers", tags=["carriers"])
 
 
-@router.post("/telnyx/webhooks")
+@router.post(
+    "/telnyx/webhooks",
+    response_model=Data[TelnyxOutcomeOut],
+    responses=errors(401, 409, 502),
+    description="Signed by Telnyx (Ed25519 over timestamp|body, the public key in "
+    "DIDHUB_TELNYX_PUBLIC_KEY), not by an API key: a missing, bad or stale signature is a 401.",
+)
 async def telnyx(
     request: Request,
     ctx: Ctx,

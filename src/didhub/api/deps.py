@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from didhub.accounts import service as accounts
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
+from didhub.errors import Unauthorized
 from didhub.idempotency import HEADER
+from didhub.inputs import check_text
 from didhub.payments.base import PaymentGateway
 from didhub.routing.cache import RouteCache
 from didhub.routing.edge_auth import EdgeAuth
@@ -37,26 +41,48 @@ async def get_context(request: Request) -> Context:
     return ctx
 
 
-def _bearer(authorization: str | None, x_api_key: str | None) -> str | None:
-    if x_api_key:
-        return x_api_key.strip()
-    if authorization and authorization.lower().startswith("bearer "):
-        return authorization[7:].strip()
-    return None
+# The API key, as /openapi.json documents it: a bearer token, or the same key
+# in X-API-Key (either is enough).
+bearer_auth = HTTPBearer(
+    scheme_name="bearerAuth",
+    auto_error=False,
+    description="An API key: `Authorization: Bearer <key>`.",
+)
+api_key_auth = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="apiKeyAuth",
+    auto_error=False,
+    description="The same API key in `X-API-Key`, instead of `Authorization`. Sent "
+    "together, the two must carry the same key, or the answer is 401.",
+)
+
+
+def _bearer(token: str | None, x_api_key: str | None) -> str | None:
+    """The presented key. Neither header overrides the other: a stray header
+    beside a valid key must not decide whose request this is."""
+    token = token.strip() if token else None
+    x_api_key = x_api_key.strip() if x_api_key else None
+    if token and x_api_key and not hmac.compare_digest(token.encode(), x_api_key.encode()):
+        raise Unauthorized("Authorization and X-API-Key carry different keys; send one of them")
+    return token or x_api_key
 
 
 def get_scope(
     ctx: Annotated[Context, Depends(get_context)],
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_auth)] = None,
+    x_api_key: Annotated[str | None, Security(api_key_auth)] = None,
 ) -> Scope:
     with ctx.db.read_session() as session:
-        return accounts.authenticate(session, _bearer(authorization, x_api_key))
+        return accounts.authenticate(
+            session, _bearer(bearer.credentials if bearer else None, x_api_key)
+        )
 
 
 async def get_idempotency_key(
     key: Annotated[str | None, Header(alias=HEADER)] = None,
 ) -> str | None:
+    if key is not None:
+        check_text(key, HEADER)
     return key
 
 
@@ -68,7 +94,8 @@ IdempotencyKey = Annotated[str | None, Depends(get_idempotency_key)]
 async def require_edge(
     request: Request,
     ctx: Annotated[Context, Depends(get_context)],
-    authorization: Annotated[str | None, Header()] = None,
+    # Documented as the edgeToken security scheme (api/contract.py).
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:
     refusal = ctx.edge.refusal(request.client.host if request.client else "", authorization)
     if refusal is not None:

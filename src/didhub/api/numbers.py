@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from didhub import numbering
 from didhub.accounts.models import Agent
 from didhub.api import presenters
+from didhub.api.contract import KEYED, accepted, errors
 from didhub.api.deps import Caller, Ctx, IdempotencyKey
 from didhub.billing import resale
 from didhub.e911 import service as e911
@@ -18,21 +19,37 @@ from didhub.numbers import service as numbers
 from didhub.numbers.lifecycle import STATUSES
 from didhub.numbers.models import PhoneNumber
 from didhub.numbers.schemas import (
+    AssignAnswer,
+    AssignmentOut,
     AssignRequest,
+    ImportAnswer,
     ImportRequest,
+    LocalityOut,
+    NumberAnswer,
+    NumberList,
     PatchNumberRequest,
+    PhoneNumberOut,
+    PurchaseAnswer,
     PurchaseRequest,
+    QuoteOut,
     QuoteRequest,
     ReleaseImportRequest,
     ReleaseRequest,
+    SearchAnswer,
     SearchRequest,
     UnassignRequest,
 )
+from didhub.outputs import Data
 
 router = APIRouter(prefix="/telephony", tags=["numbers"])
 
 
-@router.post("/numbers/search")
+@router.post(
+    "/numbers/search",
+    response_model=SearchAnswer,
+    response_model_exclude_unset=True,
+    responses=errors(*KEYED, 502),
+)
 def search(body: SearchRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     page = numbers.search(ctx.db, ctx.carrier, scope, body.to_query(), body.page, body.page_size)
     meta: dict[str, Any] = {
@@ -50,7 +67,7 @@ def search(body: SearchRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     return {"data": [presenters.available(ctx.settings, item) for item in page.data], "meta": meta}
 
 
-@router.get("/localities")
+@router.get("/localities", response_model=Data[list[LocalityOut]], responses=errors(*KEYED))
 def localities(
     ctx: Ctx,
     scope: Caller,
@@ -65,7 +82,9 @@ def localities(
     return {"data": [{"locality": name, "administrative_area": area} for name, area in found]}
 
 
-@router.post("/numbers/quote")
+@router.post(
+    "/numbers/quote", response_model=Data[QuoteOut], responses=errors(*KEYED, 404, 409, 502)
+)
 def quote(body: QuoteRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     q = numbers.quote(ctx.db, ctx.carrier, ctx.settings, scope, body.phone_numbers)
     return {
@@ -97,7 +116,18 @@ def quote(body: QuoteRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     }
 
 
-@router.post("/numbers/purchase")
+@router.post(
+    "/numbers/purchase",
+    response_model=PurchaseAnswer,
+    responses={
+        **errors(*KEYED, 402, 403, 404, 409, 502),
+        **accepted(
+            PurchaseAnswer,
+            "The carrier's answer isn't known yet: settled later, "
+            "never charged for numbers not provided",
+        ),
+    },
+)
 def purchase(
     body: PurchaseRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
 ) -> JSONResponse:
@@ -141,7 +171,12 @@ def purchase(
     return JSONResponse(body_out, status_code=status)
 
 
-@router.post("/numbers/import", status_code=201)
+@router.post(
+    "/numbers/import",
+    status_code=201,
+    response_model=ImportAnswer,
+    responses=errors(*KEYED, 403, 409, 502),
+)
 def import_numbers(body: ImportRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     """Bring your own numbers (docs/carriers.md). No Idempotency-Key: the body
     carries credentials, which didhub never stores; importing twice is a 409."""
@@ -162,7 +197,11 @@ def import_numbers(body: ImportRequest, ctx: Ctx, scope: Caller) -> dict[str, An
     }
 
 
-@router.post("/numbers/{number_id}/release-import")
+@router.post(
+    "/numbers/{number_id}/release-import",
+    response_model=Data[PhoneNumberOut],
+    responses=errors(*KEYED, 403, 404, 409, 502),
+)
 def release_import(
     number_id: str, body: ReleaseImportRequest, ctx: Ctx, scope: Caller
 ) -> dict[str, Any]:
@@ -171,7 +210,7 @@ def release_import(
         return {"data": presenters.phone_numbers(session, [number])[0]}
 
 
-@router.get("/numbers")
+@router.get("/numbers", response_model=NumberList, responses=errors(*KEYED, 404))
 def list_numbers(
     ctx: Ctx,
     scope: Caller,
@@ -194,14 +233,23 @@ def list_numbers(
     return {"data": data, "meta": {"next_cursor": page.next_cursor, "count": len(data)}}
 
 
-@router.get("/numbers/{number_id}")
+@router.get(
+    "/numbers/{number_id}", response_model=Data[PhoneNumberOut], responses=errors(*KEYED, 404)
+)
 def get_number(number_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         number = numbers.get_number(session, scope, number_id)
         return {"data": presenters.phone_numbers(session, [number])[0]}
 
 
-@router.patch("/numbers/{number_id}")
+@router.patch(
+    "/numbers/{number_id}",
+    response_model=NumberAnswer,
+    responses={
+        **errors(*KEYED, 403, 404, 409, 502),
+        **accepted(NumberAnswer, "The caller name is pending at the carrier"),
+    },
+)
 def patch_number(
     number_id: str,
     body: PatchNumberRequest,
@@ -253,7 +301,14 @@ def _cnam_status(answer: dict[str, Any]) -> int:
     return 202 if answer["data"]["cnam"]["status"] == cnam.PENDING else 200
 
 
-@router.post("/numbers/{number_id}/cnam/retry")
+@router.post(
+    "/numbers/{number_id}/cnam/retry",
+    response_model=NumberAnswer,
+    responses={
+        **errors(*KEYED, 404, 409, 502),
+        **accepted(NumberAnswer, "The caller name is pending at the carrier"),
+    },
+)
 def retry_cnam(number_id: str, ctx: Ctx, scope: Caller) -> JSONResponse:
     """Push a failed (or still pending) caller-name listing to the carrier again."""
     number = cnam.retry(ctx.db, ctx.carrier, scope, number_id)
@@ -265,7 +320,9 @@ def retry_cnam(number_id: str, ctx: Ctx, scope: Caller) -> JSONResponse:
     return JSONResponse(answer, status_code=_cnam_status(answer))
 
 
-@router.post("/numbers/assign")
+@router.post(
+    "/numbers/assign", response_model=AssignAnswer, responses=errors(*KEYED, 403, 404, 409)
+)
 def assign(
     body: AssignRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
 ) -> JSONResponse:
@@ -289,7 +346,11 @@ def assign(
     return JSONResponse(answer, status_code=status)
 
 
-@router.post("/numbers/unassign")
+@router.post(
+    "/numbers/unassign",
+    response_model=Data[AssignmentOut],
+    responses=errors(*KEYED, 403, 404, 409),
+)
 def unassign(
     body: UnassignRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
 ) -> JSONResponse:
@@ -304,7 +365,14 @@ def unassign(
     return JSONResponse(answer, status_code=status)
 
 
-@router.post("/numbers/release")
+@router.post(
+    "/numbers/release",
+    response_model=Data[PhoneNumberOut],
+    responses={
+        **errors(*KEYED, 403, 404, 409, 502),
+        **accepted(Data[PhoneNumberOut], "The carrier hasn't confirmed: the number is releasing"),
+    },
+)
 def release(
     body: ReleaseRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
 ) -> JSONResponse:

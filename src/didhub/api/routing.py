@@ -13,15 +13,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Security
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from didhub.api import presenters
+from didhub.api.contract import edge_token, errors
 from didhub.api.deps import Context, Ctx, Edge
 from didhub.errors import DidhubError, NotFound
+from didhub.outputs import Data
 from didhub.routing import service as routing
+from didhub.routing.schemas import InboundRouteOut
 
 PREFIX = "/routing/inbound/"
 
@@ -49,7 +52,13 @@ def _lookup(ctx: Context, e164: str) -> tuple[int, bytes]:
     return ctx.routes.get(e164, lambda: _answer(ctx, e164))
 
 
-@router.get("/inbound/{e164}")
+@router.get(
+    "/inbound/{e164}",
+    # Documentation only: the answer is the route cache's bytes (FastLookups).
+    response_model=Data[InboundRouteOut],
+    responses=errors(401, 403, 404),
+    dependencies=[Security(edge_token)],
+)
 def inbound(e164: str, ctx: Ctx, _edge: Edge) -> Response:
     status, body = _lookup(ctx, e164)
     return Response(body, status_code=status, media_type="application/json")

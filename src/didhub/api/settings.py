@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from didhub.accounts import settings as account_settings
-from didhub.accounts.schemas import SettingsPatch
+from didhub.accounts.schemas import SettingsAnswer, SettingsPatch
 from didhub.api import presenters
+from didhub.api.contract import KEYED, errors
 from didhub.api.deps import Caller, Ctx
 from didhub.numbers.cnam import CACHE_NOTICE
 from didhub.tenancy import TENANT
@@ -40,14 +41,24 @@ def _answer(view: account_settings.AccountSettingsView, body: SettingsPatch) -> 
     return answer
 
 
-@router.get("/settings")
+@router.get(
+    "/settings",
+    response_model=SettingsAnswer,
+    response_model_exclude_unset=True,
+    responses=errors(*KEYED),
+)
 def get_own_settings(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         view = account_settings.get_settings(session, ctx.settings, scope, scope.account_id)
     return {"data": presenters.account_settings(view)}
 
 
-@router.patch("/settings")
+@router.patch(
+    "/settings",
+    response_model=SettingsAnswer,
+    response_model_exclude_unset=True,
+    responses=errors(*KEYED, 502),
+)
 def patch_own_settings(body: SettingsPatch, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     view = account_settings.set_settings(
         ctx.db, ctx.carrier, ctx.settings, scope, scope.account_id, _change(body)
@@ -55,14 +66,24 @@ def patch_own_settings(body: SettingsPatch, ctx: Ctx, scope: Caller) -> dict[str
     return _answer(view, body)
 
 
-@router.get("/tenants/{tenant_id}/settings")
+@router.get(
+    "/tenants/{tenant_id}/settings",
+    response_model=SettingsAnswer,
+    response_model_exclude_unset=True,
+    responses=errors(*KEYED, 403, 404),
+)
 def get_tenant_settings(tenant_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         view = account_settings.get_settings(session, ctx.settings, scope, tenant_id, TENANT)
     return {"data": presenters.account_settings(view)}
 
 
-@router.patch("/tenants/{tenant_id}/settings")
+@router.patch(
+    "/tenants/{tenant_id}/settings",
+    response_model=SettingsAnswer,
+    response_model_exclude_unset=True,
+    responses=errors(*KEYED, 403, 404, 502),
+)
 def patch_tenant_settings(
     tenant_id: str, body: SettingsPatch, ctx: Ctx, scope: Caller
 ) -> dict[str, Any]:

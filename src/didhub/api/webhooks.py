@@ -7,12 +7,25 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from didhub.api import presenters
+from didhub.api.contract import KEYED, errors
 from didhub.api.deps import Caller, Ctx
+from didhub.outputs import Data
 from didhub.webhooks import catalogue
 from didhub.webhooks import service as webhooks
 from didhub.webhooks.delivery import payload
 from didhub.webhooks.models import WebhookAttempt
-from didhub.webhooks.schemas import EndpointPatch, EndpointRequest
+from didhub.webhooks.schemas import (
+    CreatedWebhookOut,
+    DeliveryDetailOut,
+    DeliveryList,
+    DeliveryOut,
+    EndpointPatch,
+    EndpointRequest,
+    EventList,
+    EventOut,
+    EventTypeOut,
+    WebhookEndpointOut,
+)
 
 router = APIRouter(tags=["webhooks"])
 
@@ -26,7 +39,7 @@ def _attempt(item: WebhookAttempt) -> dict[str, Any]:
     }
 
 
-@router.get("/webhooks/event-types")
+@router.get("/webhooks/event-types", response_model=Data[list[EventTypeOut]], responses=errors())
 def event_types() -> dict[str, Any]:
     """The event catalogue: every type an endpoint can subscribe to."""
     return {
@@ -36,7 +49,12 @@ def event_types() -> dict[str, Any]:
     }
 
 
-@router.post("/webhooks", status_code=201)
+@router.post(
+    "/webhooks",
+    status_code=201,
+    response_model=Data[CreatedWebhookOut],
+    responses=errors(*KEYED),
+)
 def create_webhook(body: EndpointRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     """Register a URL. The answer's ``secret`` signs every delivery; it is
     shown only here."""
@@ -52,7 +70,7 @@ def create_webhook(body: EndpointRequest, ctx: Ctx, scope: Caller) -> dict[str, 
         return {"data": {**presenters.webhook_endpoint(new.endpoint), "secret": new.secret}}
 
 
-@router.get("/webhooks")
+@router.get("/webhooks", response_model=Data[list[WebhookEndpointOut]], responses=errors(*KEYED))
 def list_webhooks(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         return {
@@ -62,7 +80,11 @@ def list_webhooks(ctx: Ctx, scope: Caller) -> dict[str, Any]:
         }
 
 
-@router.get("/webhooks/{webhook_id}")
+@router.get(
+    "/webhooks/{webhook_id}",
+    response_model=Data[WebhookEndpointOut],
+    responses=errors(*KEYED, 404),
+)
 def get_webhook(webhook_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         return {
@@ -70,7 +92,11 @@ def get_webhook(webhook_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
         }
 
 
-@router.patch("/webhooks/{webhook_id}")
+@router.patch(
+    "/webhooks/{webhook_id}",
+    response_model=Data[WebhookEndpointOut],
+    responses=errors(*KEYED, 404),
+)
 def patch_webhook(webhook_id: str, body: EndpointPatch, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.session() as session:
         endpoint = webhooks.update_endpoint(
@@ -87,14 +113,18 @@ def patch_webhook(webhook_id: str, body: EndpointPatch, ctx: Ctx, scope: Caller)
         return {"data": presenters.webhook_endpoint(endpoint)}
 
 
-@router.delete("/webhooks/{webhook_id}")
+@router.delete("/webhooks/{webhook_id}", response_model=Data[None], responses=errors(*KEYED, 404))
 def delete_webhook(webhook_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.session() as session:
         webhooks.remove_endpoint(session, scope, webhook_id)
     return {"data": None}
 
 
-@router.get("/webhooks/{webhook_id}/deliveries")
+@router.get(
+    "/webhooks/{webhook_id}/deliveries",
+    response_model=DeliveryList,
+    responses=errors(*KEYED, 404),
+)
 def list_deliveries(
     webhook_id: str,
     ctx: Ctx,
@@ -110,7 +140,11 @@ def list_deliveries(
     return {"data": data, "meta": {"next_cursor": page.next_cursor, "count": len(data)}}
 
 
-@router.get("/webhooks/deliveries/{delivery_id}")
+@router.get(
+    "/webhooks/deliveries/{delivery_id}",
+    response_model=Data[DeliveryDetailOut],
+    responses=errors(*KEYED, 404),
+)
 def get_delivery(delivery_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     """One delivery with every attempt's status code, error and duration."""
     with ctx.db.read_session() as session:
@@ -124,7 +158,11 @@ def get_delivery(delivery_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
         }
 
 
-@router.post("/webhooks/deliveries/{delivery_id}/retry")
+@router.post(
+    "/webhooks/deliveries/{delivery_id}/retry",
+    response_model=Data[DeliveryOut],
+    responses=errors(*KEYED, 404, 409),
+)
 def retry_delivery(delivery_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     """Send a delivery again as soon as the worker runs (within
     ``DIDHUB_WEBHOOK_SECONDS``)."""
@@ -136,7 +174,7 @@ def retry_delivery(delivery_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
         }
 
 
-@router.get("/events", tags=["events"])
+@router.get("/events", tags=["events"], response_model=EventList, responses=errors(*KEYED))
 def list_events(
     ctx: Ctx,
     scope: Caller,
@@ -152,7 +190,12 @@ def list_events(
     return {"data": data, "meta": {"next_cursor": page.next_cursor, "count": len(data)}}
 
 
-@router.get("/events/{event_id}", tags=["events"])
+@router.get(
+    "/events/{event_id}",
+    tags=["events"],
+    response_model=Data[EventOut],
+    responses=errors(*KEYED, 404),
+)
 def get_event(event_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         return {"data": payload(webhooks.get_event(session, scope, event_id))}

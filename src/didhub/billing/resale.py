@@ -67,10 +67,11 @@ _CHUNK = 5000  # ids per IN list: well under SQLite's bound-parameter limit
 def _amount(value: Decimal, field: str, places: str) -> Decimal:
     if not value.is_finite() or value < 0:
         raise ValidationFailed("must be zero or more", field=field)
-    if value != value.quantize(Decimal(places)):
-        raise ValidationFailed(f"at most {len(places) - 2} decimal places", field=field)
+    # Before quantizing: past 28 digits, quantize raises instead of answering.
     if value > 10_000:
         raise ValidationFailed("at most 10000", field=field)
+    if value != value.quantize(Decimal(places)):
+        raise ValidationFailed(f"at most {len(places) - 2} decimal places", field=field)
     return value
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, literal, select
 from sqlalchemy.orm import Session
 
 from didhub.billing import ledger
@@ -77,7 +77,8 @@ def transactions(
         .limit(limit)
     )
     if before is not None:
-        query = query.where(LedgerEntry.id < before)
+        # As BIGINT: a cursor past the INTEGER column's range is older than every id.
+        query = query.where(LedgerEntry.id < literal(before, BigInteger))
     return [
         WalletLine(e.id, t.id, t.kind, t.description, t.reference, e.amount, t.created_at)
         for e, t in session.execute(query)

@@ -72,10 +72,11 @@ def check_amount(value: Decimal, field: str, *, allow_zero: bool = False) -> Dec
         raise ValidationFailed(
             "must be zero or more" if allow_zero else "must be more than zero", field=field
         )
-    if value != value.quantize(ledger.CENTS):
-        raise ValidationFailed("at most 2 decimal places", field=field)
+    # Before quantizing: past 28 digits, quantize raises instead of answering.
     if value > MAX_TOPUP:
         raise ValidationFailed(f"at most {MAX_TOPUP}", field=field)
+    if value != value.quantize(ledger.CENTS):
+        raise ValidationFailed("at most 2 decimal places", field=field)
     return value
 
 

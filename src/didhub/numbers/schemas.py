@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from didhub import numbering
 from didhub.carriers.base import SearchQuery
+from didhub.inputs import RequestModel
+from didhub.outputs import CursorMeta, Data, Notice, ResponseModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _Strict(RequestModel):
+    """Unknown fields refused, text stripped and checked (``didhub.inputs``)."""
 
 
 class SearchRequest(_Strict):
@@ -141,3 +143,173 @@ class ImportRequest(_Strict):
 
 class ReleaseImportRequest(_Strict):
     credentials: dict[str, object]
+
+
+# ------------------------------------------------------------------ answers
+
+
+class CostInformation(ResponseModel):
+    monthly_cost: str
+    upfront_cost: str
+    currency: str
+
+
+class AvailableNumberOut(ResponseModel):
+    phone_number: str
+    phone_number_type: str
+    country_code: str
+    locality: str | None
+    administrative_area: str | None
+    rate_center: str | None
+    features: list[str]
+    cost_information: CostInformation
+
+
+class SearchMeta(ResponseModel):
+    page: int
+    page_size: int
+    count: int
+    has_more: bool
+    carrier: str
+    partial: bool | None = Field(
+        default=None, description="Only when some carriers didn't answer: true"
+    )
+    failed_carriers: list[str] | None = Field(
+        default=None, description="Only when partial: the carriers that didn't answer"
+    )
+
+
+class SearchAnswer(ResponseModel):
+    data: list[AvailableNumberOut]
+    meta: SearchMeta
+
+
+class LocalityOut(ResponseModel):
+    locality: str
+    administrative_area: str
+
+
+class QuoteLineOut(ResponseModel):
+    phone_number: str
+    phone_number_type: str
+    locality: str | None
+    administrative_area: str | None
+    rate_center: str | None
+    monthly_cost: str
+    upfront_cost: str
+    total: str
+
+
+class QuoteOut(ResponseModel):
+    quote_id: str
+    held: bool
+    expires_at: str | None
+    hold_refused: str | None
+    phone_numbers: list[QuoteLineOut]
+    monthly_total: str
+    upfront_total: str
+    total: str
+    currency: str
+    wallet_balance: str
+    sufficient_funds: bool
+
+
+class AssignmentOut(ResponseModel):
+    id: str
+    number_id: str
+    agent_id: str
+    agent_name: str | None
+    assignment_type: str
+    assigned_at: str | None
+    ended_at: str | None
+
+
+class AssignmentsOut(ResponseModel):
+    inbound: AssignmentOut | None
+    outbound: AssignmentOut | None
+
+
+class CnamOut(ResponseModel):
+    name: str | None
+    source: str
+    status: str | None
+    reason: str | None
+    updated_at: str | None
+
+
+class NumberE911Out(ResponseModel):
+    address_id: str
+    status: str
+    reason: str | None
+
+
+class PhoneNumberOut(ResponseModel):
+    id: str
+    phone_number: str
+    phone_number_type: str
+    country_code: str
+    status: str
+    is_managed: bool
+    carrier_missing_since: str | None
+    locality: str | None
+    administrative_area: str | None
+    rate_center: str | None
+    features: list[str]
+    tenant_id: str | None
+    tenant_name: str | None
+    assigned_to: str
+    assignments: AssignmentsOut
+    cost_information: CostInformation
+    cnam: CnamOut
+    e911: NumberE911Out | None
+    carrier: str | None
+    order_id: str | None
+    failure_reason: str | None
+    created_at: str | None
+    purchased_at: str | None
+    renews_on: str | None
+    released_at: str | None
+
+
+class PurchaseMeta(ResponseModel):
+    order_id: str
+    charged: str
+    refunded: str
+    currency: str
+    outcome_known: bool
+    errors: dict[str, str]
+
+
+class PurchaseAnswer(ResponseModel):
+    data: PhoneNumberOut | list[PhoneNumberOut] = Field(
+        description="One number for phone_number, a list for phone_numbers"
+    )
+    meta: PurchaseMeta
+
+
+class ImportMeta(ResponseModel):
+    provider: str
+    edge_uri: str | None
+    charged: str
+
+
+class ImportAnswer(ResponseModel):
+    data: list[PhoneNumberOut]
+    meta: ImportMeta
+
+
+class NumberAnswer(Data[PhoneNumberOut]):
+    meta: Notice | None = Field(
+        default=None, description="Only when the caller name changed: carriers' caches"
+    )
+
+
+class NumberList(ResponseModel):
+    data: list[PhoneNumberOut]
+    meta: CursorMeta
+
+
+class AssignAnswer(Data[AssignmentOut]):
+    warnings: list[dict[str, str]] = Field(
+        description="Outbound from a number without a provisioned E911 address: said here"
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
-from fastapi import Form, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from didhub.api.deps import Ctx
@@ -14,6 +14,7 @@ from didhub.billing import invoices, renewals
 from didhub.billing import service as billing
 from didhub.billing import wallet as wallets
 from didhub.errors import DidhubError, Forbidden
+from didhub.inputs import MAX_INT
 from didhub.web import session
 from didhub.web.common import (
     PREFIX,
@@ -71,7 +72,7 @@ def _page(
 
 @router.get("/billing", response_class=HTMLResponse)
 def billing_page(
-    request: Request, ctx: Ctx, viewer: Who, before: int | None = None
+    request: Request, ctx: Ctx, viewer: Who, before: int | None = Query(None, le=MAX_INT)
 ) -> HTMLResponse:
     return _page(request, ctx, viewer, before)
 

@@ -18,6 +18,7 @@ from didhub import __version__
 from didhub.api import presenters
 from didhub.api.deps import Ctx
 from didhub.errors import DidhubError, ValidationFailed
+from didhub.inputs import check_amount
 from didhub.web import session
 from didhub.web.session import Viewer
 
@@ -179,4 +180,4 @@ def decimal_field(value: str, field: str) -> Decimal:
         raise ValidationFailed(f"{value!r} is not an amount", field=field) from None
     if not amount.is_finite():
         raise ValidationFailed(f"{value!r} is not an amount", field=field)
-    return amount
+    return check_amount(amount, field)

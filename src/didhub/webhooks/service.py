@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import BigInteger, ColumnElement, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from didhub import clock
 from didhub.db import new_id
 from didhub.errors import NotFound, ValidationFailed
+from didhub.inputs import MAX_INT
 from didhub.tenancy import Scope
 from didhub.webhooks import catalogue, signing, targets
 from didhub.webhooks.delivery import ENDPOINT_REMOVED
@@ -346,9 +347,10 @@ def list_events(
         query = query.where(Event.number_id == number_id)
     if cursor is not None:
         seq = decode_cursor("evt", cursor)
-        if not seq.isdigit():
+        if not (seq.isascii() and seq.isdigit() and len(seq) <= 19 and int(seq) <= MAX_INT):
             raise ValidationFailed("cursor is not one this API gave out", field="cursor")
-        query = query.where(Event.seq < int(seq))
+        # As BIGINT: a cursor past the INTEGER column's range is older than every event.
+        query = query.where(Event.seq < literal(int(seq), BigInteger))
     rows = list(session.scalars(query.order_by(Event.seq.desc()).limit(limit + 1)))
     next_cursor = encode_cursor("evt", str(rows[limit - 1].seq)) if len(rows) > limit else None
     return EventPage(rows[:limit], next_cursor)
