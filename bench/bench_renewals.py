@@ -55,7 +55,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import make_url
 
 import didhub.models  # noqa: F401  (every table in the metadata)
-from didhub.billing import ledger, renewals
+from didhub.billing import books, renewals
 from didhub.billing.models import Renewal
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
@@ -63,6 +63,7 @@ from didhub.db import Database, UtcDateTime
 from didhub.migrate import upgrade
 from didhub.numbers.service import add_months
 from didhub.payments.sandbox_gateway import SandboxGateway
+from didhub.wallet import ledger
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/didhub_bench"
 CURRENCY = "USD"
@@ -294,7 +295,7 @@ def timed_run(
 def timed_ledger_check(db: Database) -> dict[str, Any]:
     start = time.perf_counter()
     with db.session() as session:
-        problems = ledger.check(session)
+        problems = books.check(session)
     return {
         "seconds": round(time.perf_counter() - start, 2),
         "clean": not problems,

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_api import DIDHUB, free_port, summarise  # noqa: E402
 from bench_renewals import DEFAULT_URL, FIRST_E164, machine, reset, seed  # noqa: E402
 
-from didhub.billing import ledger  # noqa: E402
+from didhub.billing import books
 
 
 def records(numbers: int, count: int, start: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -144,7 +144,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     with db.session() as session:
-        problems = ledger.check(session)
+        problems = books.check(session)
     report["ledger_check_clean"] = not problems
     report["results"] = results
     print(json.dumps(report, indent=2))

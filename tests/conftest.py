@@ -151,10 +151,10 @@ def buy(client: TestClient, acct: Acct, *numbers: str, **headers: str) -> dict[s
 
 
 def ledger_ok(db: Database) -> bool:
-    from didhub.billing import ledger
+    from didhub.billing import books
 
     with db.session() as session:
-        return ledger.check(session) == []
+        return books.check(session) == []
 
 
 def _topup(client: TestClient, acct: Acct, amount: str) -> None:

@@ -23,12 +23,14 @@ from sqlalchemy.orm import Session
 
 from conftest import Acct, buy, ledger_ok, search_numbers
 from didhub import clock
-from didhub.billing import dunning, ledger, renewals, wallet
+from didhub.billing import dunning, renewals
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.numbers.models import NumberEvent, PhoneNumber
 from didhub.payments.sandbox_gateway import SandboxGateway
+from didhub.wallet import ledger
+from didhub.wallet import service as wallet
 
 postgres_only = pytest.mark.skipif(
     not os.environ.get("DIDHUB_DATABASE_URL", "").startswith("postgresql"),

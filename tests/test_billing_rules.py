@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from conftest import Acct, buy, ledger_ok, search_numbers
 from didhub import clock
 from didhub.api.app import create_app
-from didhub.billing import ledger, renewals
-from didhub.billing.models import CardCharge, LedgerAccount, LedgerTransaction, Renewal
+from didhub.billing import renewals
+from didhub.billing.models import Renewal
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.cli import app as cli_app
 from didhub.config import Price, Settings, get_settings
@@ -28,6 +28,8 @@ from didhub.db import Database
 from didhub.errors import DidhubError
 from didhub.numbers.models import PhoneNumber
 from didhub.payments.sandbox_gateway import SandboxCharge, SandboxGateway
+from didhub.wallet import ledger
+from didhub.wallet.models import CardCharge, LedgerAccount, LedgerTransaction
 
 BOUGHT = date(2029, 3, 10)
 RENEWS = date(2029, 4, 10)
@@ -425,7 +427,7 @@ def test_settling_unanswered_charges_leaves_one_still_being_made_alone(
     beside it raced it: the sandbox refused the same key twice at once)."""
     import threading
 
-    from didhub.billing import wallet
+    from didhub.wallet import service as wallet
 
     acct = make_partner("In flight", balance="0")
     saved = client.put("/billing/card", json={"card_token": "tok_visa"}, headers=acct.headers)

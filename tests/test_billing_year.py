@@ -15,13 +15,14 @@ from sqlalchemy import select
 from conftest import Acct, ledger_ok, search_numbers
 from didhub import clock
 from didhub.accounts import service as accounts
-from didhub.billing import ledger, renewals
+from didhub.billing import renewals
 from didhub.billing.models import Renewal
 from didhub.carriers.base import CarrierOutcomeUnknown
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.payments.sandbox_gateway import SandboxGateway
+from didhub.wallet import ledger
 
 
 def at(day: date) -> None:

@@ -27,13 +27,14 @@ from conftest import Acct
 from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.api.app import create_app
-from didhub.billing import ledger
+from didhub.billing import books
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.e911.models import E911Address
 from didhub.numbers import service as numbers
 from didhub.numbers.models import CnamListing, PhoneNumber
+from didhub.wallet import ledger
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
@@ -509,7 +510,7 @@ def test_failed_purchases_charge_nothing(
     assert wallet(db, partner.id) == Decimal("3.00")
     with db.session() as session:
         assert session.query(PhoneNumber).filter_by(owner_id=partner.id).count() == 0
-        assert ledger.check(session) == []
+        assert books.check(session) == []
     screens(page, "card-declined")
 
 

@@ -20,7 +20,6 @@ from fastapi.testclient import TestClient
 
 from conftest import Acct, ledger_ok
 from didhub.api.app import create_app
-from didhub.billing import ledger
 from didhub.carriers.base import (
     AvailableNumber,
     CarrierOutcomeUnknown,
@@ -31,6 +30,7 @@ from didhub.carriers.base import (
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.numbers import service as numbers
+from didhub.wallet import ledger
 
 NUMBERS = [f"+1312555010{i}" for i in range(1, 6)]
 FILLED, UNFILLED = NUMBERS[:3], NUMBERS[3:]

@@ -17,11 +17,11 @@ from conftest import Acct, buy, search_numbers
 from didhub import clock
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.db import Database
-from didhub.jobs.base import Runtime
 from didhub.jobs.registry import run_round
 from didhub.numbers import cnam
 from didhub.numbers.models import NumberEvent
 from didhub.payments.sandbox_gateway import SandboxGateway
+from didhub.runtime import Runtime
 
 
 def buy_one(client: TestClient, acct: Acct, area_code: str = "501") -> tuple[str, str]:

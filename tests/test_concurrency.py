@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from conftest import Acct, ledger_ok, search_numbers
-from didhub.billing import ledger
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
@@ -21,6 +20,7 @@ from didhub.errors import DidhubError, NumberUnavailable
 from didhub.numbers import service as numbers
 from didhub.numbers.models import PhoneNumber
 from didhub.tenancy import PARTNER, Scope
+from didhub.wallet import ledger
 
 BUYERS = 50
 

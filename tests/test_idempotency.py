@@ -18,8 +18,6 @@ from sqlalchemy import select
 
 from conftest import Acct, buy, ledger_ok, search_numbers
 from didhub import clock, idempotency
-from didhub.billing import ledger
-from didhub.billing.models import CardCharge
 from didhub.carriers.base import NumberOrderResult
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
@@ -27,6 +25,8 @@ from didhub.db import Database
 from didhub.idempotency import IdempotencyRecord
 from didhub.numbers import cnam
 from didhub.numbers import service as numbers
+from didhub.wallet import ledger
+from didhub.wallet.models import CardCharge
 
 PURCHASE = "/telephony/numbers/purchase"
 

@@ -20,12 +20,12 @@ from didhub.carriers.sandbox import SandboxCarrier
 from didhub.cli import app as cli
 from didhub.config import Settings, get_settings
 from didhub.db import Database
-from didhub.jobs.base import Job, Runtime, cron_for
 from didhub.jobs.local import LocalJobs
 from didhub.jobs.queue import QueueWorker, claim_tick, make_app
 from didhub.jobs.registry import JOBS, run_round
 from didhub.numbers import service as numbers
 from didhub.payments.sandbox_gateway import SandboxGateway
+from didhub.runtime import Job, Runtime, cron_for
 from sip_edge import DIDHUB, didhub_server, wait_for
 
 ON_POSTGRES = os.environ.get("DIDHUB_DATABASE_URL", "").startswith("postgresql")

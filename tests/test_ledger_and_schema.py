@@ -11,12 +11,12 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from conftest import Acct, buy, search_numbers
-from didhub.billing import ledger
-from didhub.billing.models import LedgerAccount
 from didhub.cli import app
 from didhub.config import Settings, get_settings
 from didhub.db import Base, Database
 from didhub.migrate import include_name
+from didhub.wallet import ledger
+from didhub.wallet.models import LedgerAccount
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from didhub import clock
 from didhub.accounts import service as accounts
-from didhub.billing import ledger, renewals, usage, wallet
-from didhub.billing.models import CardCharge, Renewal, UsageRecord
+from didhub.billing import books, renewals, usage
+from didhub.billing.models import Renewal, UsageRecord
 from didhub.carriers.base import SearchQuery
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
@@ -26,6 +26,9 @@ from didhub.numbers import service as numbers
 from didhub.numbers.models import PhoneNumber
 from didhub.payments.sandbox_gateway import SandboxGateway
 from didhub.tenancy import PARTNER, Scope
+from didhub.wallet import ledger
+from didhub.wallet import service as wallet
+from didhub.wallet.models import CardCharge
 
 actions = st.lists(
     st.one_of(
@@ -112,7 +115,7 @@ def test_money_always_adds_up(
             pass  # refused (no funds, declined, taken...): must have changed nothing
 
     with db.session() as session:
-        assert ledger.check(session) == []
+        assert books.check(session) == []
         balance = ledger.wallet_balance(session, acct, "USD")
         charged = session.scalar(
             select(func.coalesce(func.sum(CardCharge.amount), 0)).where(

@@ -34,7 +34,6 @@ from carrier_fixtures import load_json
 from conftest import Acct, ledger_ok
 from didhub import clock
 from didhub.api.app import create_app
-from didhub.billing import ledger
 from didhub.carriers.multi import MultiCarrier
 from didhub.carriers.telnyx import TelnyxCarrier
 from didhub.carriers.twilio import CNAM_REFUSAL, TwilioCarrier
@@ -43,6 +42,7 @@ from didhub.db import Database, new_id
 from didhub.e911.models import E911Address
 from didhub.numbers import service as numbers
 from didhub.numbers.models import NumberOrder, PhoneNumber
+from didhub.wallet import ledger
 
 TELNYX = "https://api.telnyx.test"
 TWILIO = "https://api.twilio.test"

@@ -25,14 +25,15 @@ from sqlalchemy.orm import Session
 
 from conftest import Acct, ledger_ok, search_numbers
 from didhub import clock
-from didhub.billing import ledger, renewals
-from didhub.billing.models import AccountEvent
+from didhub.billing import renewals
 from didhub.carriers.base import NumberOrderResult
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.numbers import service as numbers
 from didhub.numbers.models import PhoneNumber
+from didhub.wallet import ledger
+from didhub.wallet.models import AccountEvent
 
 ON_POSTGRESQL = os.environ.get("DIDHUB_DATABASE_URL", "").startswith("postgresql")
 

@@ -12,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import Acct, ledger_ok, search_numbers
-from didhub.billing import ledger
 from didhub.carriers.base import NumberOrderResult
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
@@ -21,6 +20,7 @@ from didhub.errors import CarrierError
 from didhub.numbers import service as numbers
 from didhub.numbers.service import orders
 from didhub.tenancy import PARTNER, Scope
+from didhub.wallet import ledger
 
 NOW = timedelta(0)
 

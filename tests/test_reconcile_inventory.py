@@ -13,11 +13,12 @@ from sqlalchemy import select
 from conftest import Acct, buy, ledger_ok, search_numbers
 from didhub import clock
 from didhub.billing import renewals
-from didhub.billing.models import AccountEvent, Renewal
+from didhub.billing.models import Renewal
 from didhub.carriers.sandbox import SandboxAllocation, SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.numbers import service as numbers
+from didhub.wallet.models import AccountEvent
 
 
 def test_a_number_the_carrier_lost_stops_billing_and_unsold_ones_are_listed(

@@ -19,12 +19,13 @@ from sqlalchemy import func, select
 from conftest import Acct, ledger_ok, search_numbers
 from didhub import clock
 from didhub.api.app import create_app
-from didhub.billing import ledger, renewals, resale
+from didhub.billing import renewals, resale
 from didhub.billing.models import ResaleCharge
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.payments.sandbox_gateway import SandboxGateway
+from didhub.wallet import ledger
 
 PRICE = {
     "phone_number_type": "local",

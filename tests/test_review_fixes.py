@@ -15,7 +15,6 @@ from sqlalchemy import select
 from conftest import Acct, ledger_ok, search_numbers
 from didhub import clock
 from didhub.api.app import create_app
-from didhub.billing import ledger
 from didhub.carriers.base import NumberOrderResult
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
@@ -24,6 +23,7 @@ from didhub.errors import DidhubError
 from didhub.numbers import service as numbers
 from didhub.numbers.models import PhoneNumber
 from didhub.tenancy import PARTNER, Scope
+from didhub.wallet import ledger
 
 
 def test_a_refused_release_keeps_the_numbers_routing(

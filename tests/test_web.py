@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from conftest import Acct, buy, search_numbers
 from didhub.accounts import service as accounts
 from didhub.api.app import create_app
-from didhub.billing import ledger
-from didhub.billing.models import CardCharge
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.numbers.models import PhoneNumber
+from didhub.wallet import ledger
+from didhub.wallet.models import CardCharge
 from didhub.web import session as web_session
 
 PASSWORD = "correct horse battery"

@@ -34,7 +34,6 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from didhub.accounts import service as accounts
-from didhub.billing import ledger
 from didhub.carriers.base import Carrier
 from didhub.config import Settings, describe, get_settings
 from didhub.db import Database
@@ -42,6 +41,7 @@ from didhub.errors import DidhubError, ValidationFailed
 from didhub.inputs import check_amount
 from didhub.payments.base import PaymentGateway
 from didhub.tenancy import Scope
+from didhub.wallet import ledger
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

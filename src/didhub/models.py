@@ -4,13 +4,6 @@ from didhub.accounts.models import Account, AccountSettings, Agent, ApiKey, User
 from didhub.accounts.sessions import DashboardSession
 from didhub.accounts.throttle import SignInFailures
 from didhub.billing.models import (
-    AccountEvent,
-    BillingProfile,
-    CardCharge,
-    LedgerAccount,
-    LedgerEntry,
-    LedgerTransaction,
-    PaymentCard,
     Renewal,
     ResaleCharge,
     RetailPrice,
@@ -32,6 +25,15 @@ from didhub.numbers.models import (
 )
 from didhub.payments.sandbox_gateway import SandboxCharge
 from didhub.routing.models import RoutingGeneration
+from didhub.wallet.models import (
+    AccountEvent,
+    BillingProfile,
+    CardCharge,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    PaymentCard,
+)
 from didhub.webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [

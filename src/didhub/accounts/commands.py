@@ -11,11 +11,11 @@ from didhub.accounts import service as accounts
 from didhub.accounts import settings as account_settings
 from didhub.accounts.models import Account
 from didhub.api import presenters
-from didhub.billing import ledger
 from didhub.cli_common import Cli, KeyOpt, OptKeyOpt, Shown, Table, command, money
 from didhub.errors import NotFound, ValidationFailed
 from didhub.numbers import cnam
 from didhub.tenancy import Scope
+from didhub.wallet import ledger
 
 partner_app = typer.Typer(help="Partner (reseller) accounts.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenant accounts.", no_args_is_help=True)

@@ -24,12 +24,12 @@ from sqlalchemy.orm import Session
 from didhub import clock, numbering
 from didhub.accounts import sessions, throttle
 from didhub.accounts.models import Account, Agent, ApiKey, User
-from didhub.billing import ledger
 from didhub.db import Database, new_id
 from didhub.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from didhub.tenancy import PARTNER as PARTNER  # the account kinds
 from didhub.tenancy import TENANT as TENANT
 from didhub.tenancy import Scope
+from didhub.wallet import ledger
 
 KEY_PREFIX = "dh_"
 MAX_CREDIT = Decimal("1000000000.00")

@@ -32,11 +32,11 @@ from didhub.carriers.registry import make_carrier
 from didhub.config import Settings, get_settings
 from didhub.db import Database
 from didhub.errors import DidhubError
-from didhub.jobs.base import Runtime
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
 from didhub.routing.cache import RouteCache
 from didhub.routing.edge_auth import EdgeAuth
+from didhub.runtime import Runtime
 
 log = logging.getLogger("didhub.api")
 

@@ -11,10 +11,8 @@ from didhub.api.contract import KEYED, edge_token, errors
 from didhub.api.deps import Caller, Ctx, Edge, IdempotencyKey
 from didhub.billing import invoices, renewals
 from didhub.billing import resale as resales
-from didhub.billing import service as billing
 from didhub.billing import usage as usages
-from didhub.billing import wallet as wallets
-from didhub.billing.models import BillingProfile, PaymentCard, RetailPrice
+from didhub.billing.models import RetailPrice
 from didhub.billing.schemas import (
     AutoRechargeOut,
     AutoRechargeRequest,
@@ -37,6 +35,9 @@ from didhub.errors import NotFound
 from didhub.idempotency import run_once
 from didhub.inputs import MAX_INT
 from didhub.outputs import Data
+from didhub.wallet import repository as billing
+from didhub.wallet import service as wallets
+from didhub.wallet.models import BillingProfile, PaymentCard
 
 router = APIRouter(prefix="/billing", tags=["billing"])
 

@@ -14,14 +14,16 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.billing import ledger, standing, wallet
-from didhub.billing.models import BillingProfile, Renewal
+from didhub.billing.models import Renewal
 from didhub.config import Settings
 from didhub.db import Database, insert_rows
 from didhub.numbers import lifecycle
 from didhub.numbers.lifecycle import ACTIVE, SUSPENDED
 from didhub.numbers.models import PhoneNumber
 from didhub.numbers.service import add_months
+from didhub.wallet import ledger, standing
+from didhub.wallet import service as wallet
+from didhub.wallet.models import BillingProfile
 
 log = logging.getLogger("didhub.billing.renewals")
 

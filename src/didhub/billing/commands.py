@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from didhub.api import presenters
-from didhub.billing import ledger, renewals
+from didhub.billing import books, renewals
 from didhub.billing import usage as billing_usage
 from didhub.cli_common import Cli, Shown, command
 from didhub.errors import ValidationFailed
@@ -78,7 +78,7 @@ def ledger_check(cli: Cli) -> Shown:
     """Prove the books: balanced transactions, cached balances equal entries.
     Exit code 1 when they don't."""
     with cli.db.read_session() as session:
-        problems = ledger.check(session)
+        problems = books.check(session)
     lines = [f"[red]{p.kind}[/red] {p.subject}: {p.detail}" for p in problems] or [
         "ledger OK: every transaction balances, every wallet matches its entries"
     ]

@@ -11,7 +11,6 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from didhub.billing import ledger, standing, wallet
 from didhub.billing.collection import (
     RunReport,
     due_rows,
@@ -20,7 +19,6 @@ from didhub.billing.collection import (
     periods,
     restore,
 )
-from didhub.billing.models import BillingProfile
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
@@ -28,6 +26,9 @@ from didhub.numbers import lifecycle
 from didhub.numbers.lifecycle import ACTIVE, SUSPENDED
 from didhub.numbers.models import PhoneNumber
 from didhub.numbers.service import release_for_nonpayment
+from didhub.wallet import ledger, standing
+from didhub.wallet import service as wallet
+from didhub.wallet.models import BillingProfile
 
 log = logging.getLogger("didhub.billing.renewals")
 

@@ -15,17 +15,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from didhub.accounts.models import Account
-from didhub.billing import ledger, usage
-from didhub.billing.models import (
-    LedgerEntry,
-    LedgerTransaction,
-    Renewal,
-    ResaleCharge,
-    UsageRecord,
-)
+from didhub.billing import usage
+from didhub.billing.models import Renewal, ResaleCharge, UsageRecord
 from didhub.config import Settings
 from didhub.errors import NotFound, ValidationFailed
 from didhub.numbers.models import PhoneNumber
+from didhub.wallet import ledger
+from didhub.wallet.models import LedgerEntry, LedgerTransaction
 
 RESALE_LABELS = {"setup": "Setup and first month", "monthly": "Monthly fee", "usage": "Calls"}
 CREDIT_LABELS = {

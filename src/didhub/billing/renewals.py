@@ -32,7 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.billing import ledger, resale, wallet
+from didhub.billing import resale
 from didhub.billing.collection import BILLABLE, Collected, collect_many, note_failure, settle
 from didhub.billing.collection import RunReport as RunReport  # the run's answer
 from didhub.billing.dunning import progress
@@ -42,6 +42,8 @@ from didhub.db import Database
 from didhub.errors import PaymentDeclined, PaymentPending, ValidationFailed
 from didhub.numbers.models import PhoneNumber
 from didhub.payments.base import PaymentGateway
+from didhub.wallet import ledger
+from didhub.wallet import service as wallet
 
 log = logging.getLogger("didhub.billing.renewals")
 

@@ -41,7 +41,6 @@ from sqlalchemy.orm import Session, aliased
 from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.accounts.models import Account
-from didhub.billing import ledger
 from didhub.billing.models import (
     Renewal,
     ResaleCharge,
@@ -56,6 +55,7 @@ from didhub.errors import Forbidden, ValidationFailed
 from didhub.numbers.lifecycle import ACTIVE
 from didhub.numbers.models import NumberEvent, PhoneNumber
 from didhub.tenancy import Scope
+from didhub.wallet import ledger
 
 DEFAULT = "default"
 NUMBER_TYPES = ("local", "toll-free", "mobile")

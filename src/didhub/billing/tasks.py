@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 from didhub.billing import renewals
-from didhub.billing import wallet as billing_wallet
-from didhub.jobs.base import Job, Runtime
-
-
-def settle_card_charges(rt: Runtime) -> list[billing_wallet.ChargeOutcome]:
-    return billing_wallet.reconcile_charges(rt.db, rt.gateway, rt.settings)
+from didhub.runtime import Job, Runtime
 
 
 def run_renewals(rt: Runtime) -> renewals.RunReport:
@@ -16,12 +11,6 @@ def run_renewals(rt: Runtime) -> renewals.RunReport:
 
 
 JOBS = [
-    Job(
-        "billing.card_charges",
-        settle_card_charges,
-        lambda s: s.sweep_seconds,
-        "ask the payment gateway again about card charges it didn't answer",
-    ),
     Job(
         "billing.renewals",
         run_renewals,

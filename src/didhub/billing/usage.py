@@ -24,12 +24,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from didhub import clock, numbering
-from didhub.billing import ledger
 from didhub.billing.models import UsageRecord
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.errors import ValidationFailed
 from didhub.numbers.models import PhoneNumber
+from didhub.wallet import ledger
 
 DIRECTIONS = ("inbound", "outbound")
 RATE_PLACES = Decimal("0.0001")

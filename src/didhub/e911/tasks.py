@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from didhub.e911 import service as e911
-from didhub.jobs.base import Job, Runtime
+from didhub.runtime import Job, Runtime
 
 
 def repush(rt: Runtime) -> list[str]:

@@ -10,8 +10,8 @@ from sqlalchemy import text
 
 from didhub.cli_common import Cli, Shown, Table, command
 from didhub.errors import ValidationFailed
-from didhub.jobs.base import Runtime, cron_for
 from didhub.jobs.registry import BY_NAME, JOBS, run_round
+from didhub.runtime import Runtime, cron_for
 
 app = typer.Typer(help="Periodic jobs: renewals, reconcile, re-pushes, webhooks.")
 # Commands at the top level (didhub worker), merged into the root app.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from didhub.jobs.base import Job, Runtime
+from didhub.runtime import Job, Runtime
 
 log = logging.getLogger("didhub.jobs")
 

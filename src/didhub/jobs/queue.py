@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from didhub.db import Database
-from didhub.jobs.base import Job, Runtime, cron_for
+from didhub.runtime import Job, Runtime, cron_for
 
 log = logging.getLogger("didhub.jobs")
 

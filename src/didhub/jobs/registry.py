@@ -7,14 +7,16 @@ import logging
 
 from didhub.billing import tasks as billing_tasks
 from didhub.e911 import tasks as e911_tasks
-from didhub.jobs.base import Job, Runtime
 from didhub.numbers import tasks as numbers_tasks
+from didhub.runtime import Job, Runtime
+from didhub.wallet import tasks as wallet_tasks
 from didhub.webhooks import tasks as webhooks_tasks
 
 log = logging.getLogger("didhub.jobs")
 
 JOBS: list[Job] = [
     *numbers_tasks.JOBS,
+    *wallet_tasks.JOBS,
     *billing_tasks.JOBS,
     *e911_tasks.JOBS,
     *webhooks_tasks.JOBS,

@@ -11,7 +11,6 @@ import typer
 from pydantic import ValidationError
 
 from didhub.api import presenters
-from didhub.billing import wallet as billing_wallet
 from didhub.carriers import byo as byo_providers
 from didhub.cli_common import Cli, KeyOpt, Shown, Table, command, pairs
 from didhub.errors import ValidationFailed
@@ -19,6 +18,7 @@ from didhub.numbers import byo, cnam
 from didhub.numbers import service as numbers
 from didhub.numbers.models import PhoneNumber
 from didhub.numbers.schemas import SearchRequest
+from didhub.wallet import service as billing_wallet
 
 app = typer.Typer(help="Phone numbers.", no_args_is_help=True)
 # Commands at the top level (didhub reconcile), merged into the root app.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from didhub.jobs.base import Job, Runtime
 from didhub.numbers import cnam
 from didhub.numbers import service as numbers
+from didhub.runtime import Job, Runtime
 
 # A carrier call younger than this may still be under way in a request.
 IN_FLIGHT = timedelta(seconds=60)

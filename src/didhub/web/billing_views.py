@@ -11,10 +11,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from didhub.api.deps import Ctx
 from didhub.billing import invoices, renewals
-from didhub.billing import service as billing
-from didhub.billing import wallet as wallets
 from didhub.errors import DidhubError, Forbidden
 from didhub.inputs import MAX_INT
+from didhub.wallet import repository as billing
+from didhub.wallet import service as wallets
 from didhub.web import session
 from didhub.web.common import (
     PREFIX,

@@ -15,13 +15,13 @@ from didhub.accounts import service as accounts
 from didhub.accounts.models import Account, Agent
 from didhub.api import presenters
 from didhub.api.deps import Ctx
-from didhub.billing import service as billing
 from didhub.e911 import service as e911
 from didhub.errors import CarrierError, DidhubError, Forbidden, ValidationFailed
 from didhub.idempotency import run_once
 from didhub.numbers import service as numbers
 from didhub.numbers.lifecycle import STATUSES
 from didhub.numbers.schemas import SearchRequest
+from didhub.wallet import repository as billing
 from didhub.web import regions, session, settings_views
 from didhub.web.common import (
     PREFIX,

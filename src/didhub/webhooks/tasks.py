@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from didhub.jobs.base import Job, Runtime
+from didhub.runtime import Job, Runtime
 from didhub.webhooks import delivery
 
 

@@ -12,8 +12,6 @@ from sqlalchemy.exc import IntegrityError
 
 from didhub import clock
 from didhub.accounts import service as accounts
-from didhub.billing import ledger
-from didhub.billing import wallet as billing_wallet
 from didhub.carriers.base import (
     Carrier,
     CarrierFailure,
@@ -44,6 +42,8 @@ from didhub.numbers.service.search import (
 )
 from didhub.payments.base import PaymentGateway
 from didhub.tenancy import Scope
+from didhub.wallet import ledger
+from didhub.wallet import service as billing_wallet
 
 
 @dataclass

@@ -9,7 +9,6 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from didhub import clock
-from didhub.billing import wallet as billing_wallet
 from didhub.carriers.base import (
     Carrier,
     CarrierFailure,
@@ -31,6 +30,7 @@ from didhub.numbers.models import (
 from didhub.numbers.service.orders import settle_order
 from didhub.numbers.service.release import finish_release, release_reason
 from didhub.numbers.service.search import expire_holds
+from didhub.wallet import service as billing_wallet
 
 
 @dataclass

@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.billing import ledger
 from didhub.carriers.base import (
     Carrier,
     CarrierFailure,
@@ -32,6 +31,7 @@ from didhub.numbers.service.assignments import end_assignments, require_owner
 from didhub.numbers.service.inventory import lock_number
 from didhub.numbers.service.pricing import add_months
 from didhub.tenancy import Scope
+from didhub.wallet import ledger
 
 
 def release(

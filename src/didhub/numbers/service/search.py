@@ -13,9 +13,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from didhub import clock, numbering
-from didhub.billing import ledger
-from didhub.billing import wallet as billing_wallet
-from didhub.billing.models import BillingProfile
 from didhub.carriers.base import (
     AvailableNumber,
     Carrier,
@@ -39,6 +36,9 @@ from didhub.numbers.models import (
 )
 from didhub.numbers.service.pricing import price_for
 from didhub.tenancy import Scope
+from didhub.wallet import ledger
+from didhub.wallet import service as billing_wallet
+from didhub.wallet.models import BillingProfile
 
 MAX_NUMBERS_PER_ORDER = 100
 

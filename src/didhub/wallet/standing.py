@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.billing.models import BillingProfile
+from didhub.wallet.models import BillingProfile
 
 GOOD = "good"
 PAST_DUE = "past_due"

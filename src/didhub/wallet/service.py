@@ -19,8 +19,6 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.billing import ledger, standing
-from didhub.billing.models import AccountEvent, BillingProfile, CardCharge, PaymentCard
 from didhub.config import Settings
 from didhub.db import Database, new_id
 from didhub.errors import (
@@ -32,6 +30,8 @@ from didhub.errors import (
 )
 from didhub.payments.base import CardDetails, PaymentGateway, PaymentOutcomeUnknown
 from didhub.payments.base import PaymentDeclined as GatewayDeclined
+from didhub.wallet import ledger, standing
+from didhub.wallet.models import AccountEvent, BillingProfile, CardCharge, PaymentCard
 from didhub.webhooks import events as published_events
 
 CARD_CLEARING = "card_clearing"

@@ -10,15 +10,15 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, literal, select
 from sqlalchemy.orm import Session
 
-from didhub.billing import ledger
-from didhub.billing.models import (
+from didhub.tenancy import Scope
+from didhub.wallet import ledger
+from didhub.wallet.models import (
     AccountEvent,
     BillingProfile,
     LedgerEntry,
     LedgerTransaction,
     PaymentCard,
 )
-from didhub.tenancy import Scope
 
 
 @dataclass(frozen=True)
