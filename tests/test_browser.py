@@ -27,13 +27,14 @@ from conftest import Acct
 from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.api.app import create_app
-from didhub.billing import books
+from didhub.billing import assignments, books
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.e911.models import E911Address
 from didhub.numbers import service as numbers
 from didhub.numbers.models import CnamListing, PhoneNumber
+from didhub.tenancy import PARTNER, Scope
 from didhub.wallet import ledger
 
 if TYPE_CHECKING:
@@ -368,10 +369,10 @@ def test_a_tenant_routes_its_numbers(
     check = expect()
     partner = partner_user()
     tenant = make_tenant("Dental Group", partner.id)
-    scope = accounts.Scope(partner.id, accounts.PARTNER)
+    scope = Scope(partner.id, PARTNER)
     found = numbers.search(db, server.carrier, scope, _query(), 1, 1).data[0].phone_number
     number = numbers.purchase(db, server.carrier, settings, scope, [found]).numbers[0]
-    numbers.assign_tenant(db, settings, scope, number.id, tenant.id)
+    assignments.assign_tenant(db, server.carrier, settings, scope, number.id, tenant.id)
 
     sign_in(page)
     page.get_by_role("link", name="Tenants").click()
@@ -604,7 +605,7 @@ def test_keyboard_only_and_labelled(
 
     # The Edit DID modal: opened from the keyboard, the CNAM field has the
     # focus, every control is named, Escape gives the focus back.
-    scope = accounts.Scope(partner.id, accounts.PARTNER)
+    scope = Scope(partner.id, PARTNER)
     found = numbers.search(db, server.carrier, scope, _query(), 1, 1).data[0].phone_number
     numbers.purchase(db, server.carrier, settings, scope, [found])
     page.goto("/dashboard/numbers/inventory")

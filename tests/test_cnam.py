@@ -303,10 +303,11 @@ def test_a_number_bought_or_assigned_later_takes_the_default(
         headers=partner.headers,
     )
     assert assigned.status_code == 200
-    # The assignment marked it pending for the tenant's name; the sweep (or the
-    # next change) pushes it.
+    # Given to the agent's tenant, it takes the tenant's name, listed at once
+    # (as a tenant assignment from any edge does).
     shown = get(client, partner, number_id)["cnam"]
-    assert (shown["name"], shown["status"]) == ("Clinic", "pending")
+    assert (shown["name"], shown["status"]) == ("Clinic", "active")
+    assert carrier.cnam_of(e164) == "Clinic"
 
 
 # ------------------------------------------------------------------ settings

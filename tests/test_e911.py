@@ -16,8 +16,8 @@ from didhub.cli import app
 from didhub.config import get_settings
 from didhub.db import Database
 from didhub.e911 import service as e911
-from didhub.e911.normalize import normalize
 from didhub.errors import ValidationFailed
+from didhub.postal.normalize import normalize
 
 ADDRESS: dict[str, Any] = {
     "street": "123 North Main Street",

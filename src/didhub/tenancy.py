@@ -20,8 +20,10 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 PARTNER = "partner"
 TENANT = "tenant"
 
-# The accounts table as tenancy needs it (its id and its partner), without its model.
-_accounts = table("accounts", column("id"), column("parent_id"))
+# The accounts table as tenancy needs it (its id and its partner), without its
+# model: everything below the accounts domain may ask who a tenant's partner is.
+accounts_table = table("accounts", column("id"), column("parent_id"))
+_accounts = accounts_table
 # Beyond this many accessible accounts a query asks the table instead of
 # carrying them all as parameters (SQLite allows 32,766 per statement).
 _LISTED = 500

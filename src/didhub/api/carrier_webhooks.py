@@ -11,6 +11,7 @@ from didhub.api.contract import errors
 from didhub.api.deps import Ctx
 from didhub.carriers import telnyx_webhooks
 from didhub.carriers.schemas import TelnyxOutcomeOut
+from didhub.numbers import carrier_webhooks
 from didhub.outputs import Data
 
 router = APIRouter(prefix="/carriers", tags=["carriers"])
@@ -34,7 +35,7 @@ async def telnyx(
     body = await request.body()
     telnyx_webhooks.verify(ctx.settings, body, telnyx_signature_ed25519, telnyx_timestamp)
     outcome = await run_in_threadpool(
-        telnyx_webhooks.handle, ctx.db, ctx.carrier, ctx.settings, body
+        carrier_webhooks.handle_telnyx, ctx.db, ctx.carrier, ctx.settings, body
     )
     return {
         "data": {

@@ -10,7 +10,7 @@ from didhub.accounts.models import Agent
 from didhub.api import presenters
 from didhub.api.contract import KEYED, accepted, errors
 from didhub.api.deps import Caller, Ctx, IdempotencyKey
-from didhub.billing import resale
+from didhub.billing import assignments
 from didhub.e911 import service as e911
 from didhub.errors import CarrierError, ValidationFailed
 from didhub.idempotency import run_once
@@ -260,15 +260,15 @@ def patch_number(
     fields = body.model_fields_set
 
     def work() -> tuple[int, Any]:
-        with ctx.db.session() as session:
-            if "tenant_id" in fields:
-                number = numbers.set_tenant(session, scope, number_id, body.tenant_id)
-            if "cnam" in fields:
-                number, _ = cnam.set_own_name(session, scope, number_id, body.cnam)
-        # Both changes may have left the caller name pending at the carrier.
-        cnam.push(ctx.db, ctx.carrier, [number.id], scope.account_id)
-        if "tenant_id" in fields:
-            resale.bill_tenants(ctx.db, ctx.settings, number.owner_id)
+        change = assignments.NumberChange(
+            tenant_id=body.tenant_id,
+            change_tenant="tenant_id" in fields,
+            cnam=body.cnam,
+            change_cnam="cnam" in fields,
+        )
+        number = assignments.update_number(
+            ctx.db, ctx.carrier, ctx.settings, scope, number_id, change
+        )
         return shaped(number)
 
     def shaped(number: PhoneNumber) -> tuple[int, Any]:
@@ -327,8 +327,14 @@ def assign(
     body: AssignRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
 ) -> JSONResponse:
     def work() -> tuple[int, Any]:
-        a = numbers.assign_to_agent(
-            ctx.db, ctx.settings, scope, body.number_id, body.agent_id, body.assignment_type
+        a = assignments.assign_to_agent(
+            ctx.db,
+            ctx.carrier,
+            ctx.settings,
+            scope,
+            body.number_id,
+            body.agent_id,
+            body.assignment_type,
         )
         with ctx.db.session() as session:
             agent = session.get_one(Agent, a.agent_id)

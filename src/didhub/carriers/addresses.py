@@ -14,8 +14,8 @@ from dataclasses import replace
 import usaddress  # type: ignore[import-untyped]
 
 from didhub.carriers.base import E911AddressData
-from didhub.e911.normalize import normalize
 from didhub.errors import ValidationFailed
+from didhub.postal.normalize import normalize
 
 
 def carrier_suggestion(

@@ -39,8 +39,8 @@ from didhub.carriers.base import (
     SearchQuery,
 )
 from didhub.db import Base, Database, UtcDateTime
-from didhub.e911.normalize import house_number, normalize
 from didhub.numbering import NANP_COUNTRIES, NumberBlock, country_index
+from didhub.postal.normalize import house_number, normalize
 
 FAULT_KINDS = ("fail", "timeout", "unknown", "partial")
 _STEP = 7919  # prime, so coprime with every power of ten

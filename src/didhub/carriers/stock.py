@@ -42,9 +42,9 @@ from didhub.carriers.base import (
 )
 from didhub.carriers.http import fixed_prefix, matches_pattern
 from didhub.db import Base, Database, Money, UtcDateTime
-from didhub.e911.normalize import STATE_CODES
 from didhub.errors import ValidationFailed
 from didhub.numbering import NANP_COUNTRIES, TOLL_FREE_NPAS
+from didhub.postal.normalize import STATE_CODES
 
 AVAILABLE = "available"
 SOLD = "sold"

@@ -1,16 +1,10 @@
-"""Telnyx order webhooks: ``number_order.complete`` settles a number order as
-soon as Telnyx finishes it, instead of waiting for reconcile to ask.
+"""Telnyx order webhooks, as Telnyx sends them: the signature and the order
+event (``numbers/carrier_webhooks.py`` settles the order).
 
 Telnyx signs each webhook with the account's Ed25519 key: the signature
 (``telnyx-signature-ed25519``, base64) is over ``f"{telnyx-timestamp}|{raw body}"``.
 A webhook that isn't signed by the configured public key, or is older than the
-tolerance, is refused. Telnyx delivers at least once: a duplicate settles
-nothing twice, because settling only moves numbers still ``provisioning``.
-
-An order split across carriers (``multi``) settles only its numbers recorded
-as Telnyx's: the others are another carrier's to answer for (its own answer,
-or reconcile asking it). Numbers recorded as ``multi`` (before each number
-kept its carrier) are left to reconcile, which asks every carrier.
+tolerance, is refused.
 """
 
 from __future__ import annotations
@@ -24,16 +18,11 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import func, select
 
-from didhub.carriers.base import Carrier
+from didhub.carriers.base import NumberOrderResult
 from didhub.carriers.telnyx import TelnyxCarrier
 from didhub.config import Settings
-from didhub.db import Database
 from didhub.errors import Unauthorized, ValidationFailed
-from didhub.numbers import service as numbers
-from didhub.numbers.lifecycle import PROVISIONING
-from didhub.numbers.models import NumberOrder, PhoneNumber
 
 FINAL_EVENTS = ("number_order.complete",)
 
@@ -54,15 +43,14 @@ def verify(settings: Settings, body: bytes, signature: str | None, timestamp: st
 
 
 @dataclass(frozen=True)
-class WebhookOutcome:
+class OrderEvent:
     event_type: str
-    order_id: str | None  # ours (the order's customer_reference)
-    settled: bool  # numbers changed now (False for a duplicate or an early event)
+    order_id: str | None  # ours (the order's customer_reference); None: not an order of ours
+    results: list[NumberOrderResult]  # what Telnyx says of each number
 
 
-def handle(db: Database, carrier: Carrier, settings: Settings, body: bytes) -> WebhookOutcome:
-    """Settle the order a ``number_order.complete`` event finishes; other events
-    and orders that aren't ours are acknowledged and ignored."""
+def parse(body: bytes) -> OrderEvent:
+    """The order event a webhook carries; 422 for a body that isn't one."""
     try:
         event: dict[str, Any] = json.loads(body)["data"]
         event_type = str(event["event_type"])
@@ -71,29 +59,5 @@ def handle(db: Database, carrier: Carrier, settings: Settings, body: bytes) -> W
         raise ValidationFailed("not a Telnyx webhook", field="data") from None
     order_id = payload.get("customer_reference")
     if event_type not in FINAL_EVENTS or not isinstance(order_id, str):
-        return WebhookOutcome(event_type, None, False)
-    with db.read_session() as session:
-        if session.get(NumberOrder, order_id) is None:
-            return WebhookOutcome(event_type, None, False)
-        open_numbers = session.scalar(
-            select(func.count())
-            .select_from(PhoneNumber)
-            .where(
-                PhoneNumber.order_id == order_id,
-                PhoneNumber.status == PROVISIONING,
-                PhoneNumber.carrier == TelnyxCarrier.name,
-            )
-        )
-    results = TelnyxCarrier._results(payload, None)
-    if not open_numbers or any(r.status == "unknown" for r in results):
-        return WebhookOutcome(event_type, order_id, False)  # a duplicate, or not final
-    numbers.settle_order(
-        db,
-        carrier,
-        settings,
-        order_id,
-        results,
-        authoritative=True,
-        answered_by=frozenset({TelnyxCarrier.name}),
-    )
-    return WebhookOutcome(event_type, order_id, True)
+        return OrderEvent(event_type, None, [])
+    return OrderEvent(event_type, order_id, TelnyxCarrier._results(payload, None))

@@ -9,7 +9,7 @@ from didhub.db import Base, UtcDateTime
 
 
 class E911Address(Base):
-    """A tenant's emergency address, normalized (``e911/normalize.py``) and
+    """A tenant's emergency address, normalized (``postal/normalize.py``) and
     validated by the carrier. ``status``: ``validated`` (may be attached),
     ``needs_confirmation`` (the carrier suggested a correction, in
     ``suggestion``; accepting it validates the address)."""

@@ -25,12 +25,12 @@ from didhub.carriers.base import (
 )
 from didhub.carriers.registry import carrier_for, served_carrier_names
 from didhub.db import Database, new_id
-from didhub.e911 import normalize as norm
 from didhub.e911.models import E911Address, Location, NumberE911
 from didhub.errors import CarrierError, Conflict, NotFound, ValidationFailed
 from didhub.numbers import lifecycle
 from didhub.numbers import service as numbers
 from didhub.numbers.models import PhoneNumber
+from didhub.postal import normalize as norm
 from didhub.tenancy import Scope
 
 VALIDATED = "validated"

@@ -11,6 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from didhub.api import presenters
+from didhub.billing import assignments
 from didhub.carriers import byo as byo_providers
 from didhub.cli_common import Cli, KeyOpt, Shown, Table, command, pairs
 from didhub.errors import ValidationFailed
@@ -142,11 +143,13 @@ def numbers_assign(
     """Assign a number to a tenant, or to an agent for one direction."""
     scope = cli.scope(key)
     if agent is not None:
-        numbers.assign_to_agent(cli.db, cli.settings, scope, number_id, agent, direction)
+        assignments.assign_to_agent(
+            cli.db, cli.carrier, cli.settings, scope, number_id, agent, direction
+        )
         return Shown(None, lines=[f"{number_id} {direction} -> agent {agent}"])
     if tenant is None and not unassign_tenant:
         raise ValidationFailed("give --tenant, --unassign-tenant or --agent", field="tenant")
-    numbers.assign_tenant(cli.db, cli.settings, scope, number_id, tenant)
+    assignments.assign_tenant(cli.db, cli.carrier, cli.settings, scope, number_id, tenant)
     return Shown(None, lines=[f"{number_id} -> {tenant or 'Unassigned'}"])
 
 

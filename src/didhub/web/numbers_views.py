@@ -15,6 +15,7 @@ from didhub.accounts import service as accounts
 from didhub.accounts.models import Account, Agent
 from didhub.api import presenters
 from didhub.api.deps import Ctx
+from didhub.billing import assignments
 from didhub.e911 import service as e911
 from didhub.errors import CarrierError, DidhubError, Forbidden, ValidationFailed
 from didhub.idempotency import run_once
@@ -406,8 +407,8 @@ def assign(
     next: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        number = numbers.assign_tenant(
-            ctx.db, ctx.settings, viewer.scope, number_id, tenant_id or None
+        number = assignments.assign_tenant(
+            ctx.db, ctx.carrier, ctx.settings, viewer.scope, number_id, tenant_id or None
         )
     except DidhubError as exc:
         with ctx.db.session() as db_session:
@@ -530,8 +531,8 @@ def route(
             if agent_id == current.get(kind, ""):
                 continue
             if agent_id:
-                numbers.assign_to_agent(
-                    ctx.db, ctx.settings, viewer.scope, number_id, agent_id, kind
+                assignments.assign_to_agent(
+                    ctx.db, ctx.carrier, ctx.settings, viewer.scope, number_id, agent_id, kind
                 )
             else:
                 with ctx.db.session() as db_session:

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.accounts.models import Account
 from didhub.db import new_id
-from didhub.numbers.models import PhoneNumber
+from didhub.tenancy import accounts_table
 from didhub.webhooks import catalogue
 from didhub.webhooks.models import Event, WebhookDelivery, WebhookEndpoint
 
@@ -50,8 +49,9 @@ def _subscribers(
     key = (account_id, tenant_id)
     if key not in cache:
         involved = [a for a in (account_id, tenant_id) if a is not None]
-        parents = select(Account.parent_id).where(
-            Account.id.in_(involved), Account.parent_id.is_not(None)
+        accounts = accounts_table
+        parents = select(accounts.c.parent_id).where(
+            accounts.c.id.in_(involved), accounts.c.parent_id.is_not(None)
         )
         # No autoflush: callers record events mid-loop over rows they are
         # changing, and endpoints don't depend on those changes.
@@ -117,7 +117,19 @@ def emit(
     return event
 
 
-def number_summary(number: PhoneNumber) -> dict[str, Any]:
+class Number(Protocol):
+    """What an event says of a number (``numbers.models.PhoneNumber``): the
+    outbox sits below the domains that write to it and knows no model of theirs."""
+
+    id: str
+    e164: str
+    phone_number_type: str
+    status: str
+    owner_id: str
+    tenant_id: str | None
+
+
+def number_summary(number: Number) -> dict[str, Any]:
     return {
         "id": number.id,
         "phone_number": number.e164,
@@ -128,7 +140,7 @@ def number_summary(number: PhoneNumber) -> dict[str, Any]:
     }
 
 
-def number_event(session: Session, number: PhoneNumber, kind: str, data: Mapping[str, Any]) -> None:
+def number_event(session: Session, number: Number, kind: str, data: Mapping[str, Any]) -> None:
     """Publish what an internal number event means (see ``catalogue``); called
     by ``numbers.lifecycle.record`` after the change is applied to ``number``."""
     for published in catalogue.number_events(kind, number.tenant_id, data):

@@ -18,8 +18,6 @@ from __future__ import annotations
 from didhub.numbers.service.assignments import (
     ASSIGNMENT_TYPES,
     assign_agent,
-    assign_tenant,
-    assign_to_agent,
     end_assignments,
     require_owner,
     set_tenant,
@@ -100,9 +98,7 @@ __all__ = [
     "end_assignments",
     "begin_release",
     "set_tenant",
-    "assign_tenant",
     "assign_agent",
-    "assign_to_agent",
     "unassign_agent",
     "release",
     "NONPAYMENT_RELEASE",

@@ -8,9 +8,7 @@ from sqlalchemy.orm import Session
 from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.accounts.models import Account, Agent
-from didhub.billing import resale
-from didhub.config import Settings
-from didhub.db import Database, new_id
+from didhub.db import new_id
 from didhub.errors import (
     Conflict,
     Forbidden,
@@ -126,17 +124,6 @@ def set_tenant(
     return number
 
 
-def assign_tenant(
-    db: Database, settings: Settings, scope: Scope, number_id: str, tenant_id: str | None
-) -> PhoneNumber:
-    """:func:`set_tenant` in its own transaction, then resale: a partner's tenant
-    pays its partner retail for the number it was just given."""
-    with db.session() as session:
-        number = set_tenant(session, scope, number_id, tenant_id)
-    resale.bill_tenants(db, settings, number.owner_id)
-    return number
-
-
 def _check_assignment_type(value: str) -> str:
     if value not in ASSIGNMENT_TYPES:
         raise ValidationFailed(
@@ -190,23 +177,6 @@ def assign_agent(
         assignment_type=assignment_type,
     )
     session.flush()
-    return assignment
-
-
-def assign_to_agent(
-    db: Database,
-    settings: Settings,
-    scope: Scope,
-    number_id: str,
-    agent_id: str,
-    assignment_type: str,
-) -> NumberAssignment:
-    """:func:`assign_agent` in its own transaction, then resale: assigning to an
-    agent may have given the number to the agent's tenant."""
-    with db.session() as session:
-        assignment = assign_agent(session, scope, number_id, agent_id, assignment_type)
-        owner_id = session.get_one(PhoneNumber, assignment.number_id).owner_id
-    resale.bill_tenants(db, settings, owner_id)
     return assignment
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import usaddress  # type: ignore[import-untyped]
 
-from didhub.e911.zip_prefixes import states_for_zip
 from didhub.errors import ValidationFailed
+from didhub.postal.zip_prefixes import states_for_zip
 
 FIELDS = ("street", "unit", "city", "state", "postal_code", "country", "caller_name")
 
