@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from bench_api import DIDHUB, fresh_database, summarise  # noqa: E402
 
-from didhub.edge import options_request  # noqa: E402
+from didhub.routing.edge_check import options_request  # noqa: E402
 from sip_edge import didhub_server, kamailio  # noqa: E402
 
 

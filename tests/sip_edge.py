@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from didhub.edge import options
+from didhub.routing.edge_check import options
 
 ROOT = Path(__file__).resolve().parent.parent
 KAMAILIO_CFG = ROOT / "deploy" / "kamailio" / "kamailio.cfg"

@@ -323,9 +323,7 @@ def settings_set(
         else account_settings.UNCHANGED,
     )
     scope, account_id = _settings_scope(cli, key, account)
-    view = account_settings.set_settings(
-        cli.db, cli.carrier, cli.settings, scope, account_id, change
-    )
+    view = cnam.change_settings(cli.db, cli.carrier, cli.settings, scope, account_id, change)
     shown = presenters.account_settings(view)
     cnam_changed = default_cnam is not None or inherit_cnam
     return Shown(

@@ -3,9 +3,10 @@ unassigned number does with a call. A tenant's setting wins, else its
 partner's, else the platform's (config ``unassigned_announcement``; no
 platform CNAM). NULL means "inherit" at every level.
 
-Changing a default CNAM re-lists every number that inherits it, at its carrier
-(``numbers/cnam.py``), so :func:`set_settings` takes the Database: the change
-commits first, then the carrier is asked, outside any transaction.
+Changing a default CNAM re-lists every number that inherits it, at its carrier:
+``numbers.cnam.change_settings`` is the step the edges call (it stores the
+change with :func:`write_settings`, commits, then asks the carrier outside any
+transaction).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,10 +26,6 @@ from didhub.accounts.service import get_account
 from didhub.config import Settings as Config
 from didhub.errors import NotFound, ValidationFailed
 from didhub.tenancy import PARTNER, TENANT, Scope
-
-if TYPE_CHECKING:
-    from didhub.carriers.base import Carrier
-    from didhub.db import Database
 
 ANNOUNCEMENT = "announcement"
 VOICEMAIL = "voicemail"
@@ -319,54 +315,48 @@ class SettingsChange:
     unassigned: UnassignedBehaviour | None | object = UNCHANGED
 
 
-def set_settings(
-    db: Database,
-    carrier: Carrier,
-    config: Config,
+def write_settings(
+    session: Session,
     scope: Scope,
     account_id: str,
     change: SettingsChange,
     kind: str | None = None,
-) -> AccountSettingsView:
-    """Change an account's settings. A new default CNAM re-lists, at the
-    carrier, every live number that inherits it: the first
-    ``cnam.INLINE_PUSHES`` before this returns, the rest (and any whose answer
-    was lost) by the sweep; each shows ``pending`` until the carrier answers."""
-    from didhub.numbers import cnam  # numbers depends on accounts, not the reverse
-
-    with db.session() as session:
-        account = _account(session, scope, account_id, kind)
-        row = session.get(AccountSettings, account.id, with_for_update=True)
-        if row is None:
-            row = AccountSettings(account_id=account.id, updated_at=clock.now())
-            session.add(row)
-        cnam_changed = False
-        if change.default_cnam is not UNCHANGED:
-            new = (
-                validate_cnam(change.default_cnam, "default_cnam")
-                if isinstance(change.default_cnam, str)
-                else None
-            )
-            cnam_changed = new != row.default_cnam
-            row.default_cnam = new
-        if change.unassigned is not UNCHANGED:
-            behaviour = change.unassigned
-            if isinstance(behaviour, UnassignedBehaviour):
-                behaviour = validate_unassigned(
-                    behaviour.action, behaviour.text, behaviour.mailbox, behaviour.destination
-                )
-                row.unassigned_action = behaviour.action
-                row.unassigned_text = behaviour.text
-                row.unassigned_mailbox = behaviour.mailbox
-                row.unassigned_destination = behaviour.destination
-            else:
-                row.unassigned_action = row.unassigned_text = None
-                row.unassigned_mailbox = row.unassigned_destination = None
-        row.updated_at = clock.now()
-        session.flush()
-        pending = (
-            cnam.relist_inheriting(session, account.id, scope.account_id) if cnam_changed else []
+) -> tuple[Account, bool]:
+    """Store a change of an account's settings in ``session``'s transaction,
+    validated; answers the account and whether its default CNAM changed (the
+    numbers that inherit it are re-listed by ``numbers.cnam.change_settings``,
+    which the edges call)."""
+    account = _account(session, scope, account_id, kind)
+    row = session.get(AccountSettings, account.id, with_for_update=True)
+    if row is None:
+        row = AccountSettings(account_id=account.id, updated_at=clock.now())
+        session.add(row)
+    cnam_changed = False
+    if change.default_cnam is not UNCHANGED:
+        new = (
+            validate_cnam(change.default_cnam, "default_cnam")
+            if isinstance(change.default_cnam, str)
+            else None
         )
-    cnam.push(db, carrier, pending[: cnam.INLINE_PUSHES], scope.account_id)
-    with db.session() as session:
-        return _view(session, config, session.get_one(Account, account_id))
+        cnam_changed = new != row.default_cnam
+        row.default_cnam = new
+    if change.unassigned is not UNCHANGED:
+        behaviour = change.unassigned
+        if isinstance(behaviour, UnassignedBehaviour):
+            behaviour = validate_unassigned(
+                behaviour.action, behaviour.text, behaviour.mailbox, behaviour.destination
+            )
+            row.unassigned_action = behaviour.action
+            row.unassigned_text = behaviour.text
+            row.unassigned_mailbox = behaviour.mailbox
+            row.unassigned_destination = behaviour.destination
+        else:
+            row.unassigned_action = row.unassigned_text = None
+            row.unassigned_mailbox = row.unassigned_destination = None
+    row.updated_at = clock.now()
+    session.flush()
+    return account, cnam_changed
+
+
+def view_of(session: Session, config: Config, account_id: str) -> AccountSettingsView:
+    return _view(session, config, session.get_one(Account, account_id))

@@ -12,6 +12,7 @@ from didhub.accounts.schemas import SettingsAnswer, SettingsPatch
 from didhub.api import presenters
 from didhub.api.contract import KEYED, errors
 from didhub.api.deps import Caller, Ctx
+from didhub.numbers import cnam
 from didhub.numbers.cnam import CACHE_NOTICE
 from didhub.tenancy import TENANT
 
@@ -60,7 +61,7 @@ def get_own_settings(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     responses=errors(*KEYED, 502),
 )
 def patch_own_settings(body: SettingsPatch, ctx: Ctx, scope: Caller) -> dict[str, Any]:
-    view = account_settings.set_settings(
+    view = cnam.change_settings(
         ctx.db, ctx.carrier, ctx.settings, scope, scope.account_id, _change(body)
     )
     return _answer(view, body)
@@ -87,7 +88,7 @@ def get_tenant_settings(tenant_id: str, ctx: Ctx, scope: Caller) -> dict[str, An
 def patch_tenant_settings(
     tenant_id: str, body: SettingsPatch, ctx: Ctx, scope: Caller
 ) -> dict[str, Any]:
-    view = account_settings.set_settings(
+    view = cnam.change_settings(
         ctx.db, ctx.carrier, ctx.settings, scope, tenant_id, _change(body), TENANT
     )
     return _answer(view, body)

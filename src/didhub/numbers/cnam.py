@@ -31,6 +31,7 @@ from didhub.accounts import settings as account_settings
 from didhub.accounts.models import Account
 from didhub.carriers.base import Carrier, CarrierFailure, CarrierOutcomeUnknown
 from didhub.carriers.registry import carrier_for, served_carrier_names
+from didhub.config import Settings
 from didhub.db import Database
 from didhub.errors import Conflict
 from didhub.numbers import lifecycle
@@ -314,3 +315,26 @@ def repush_pending(
         ids = [r.number_id for r in rows]
     push(db, carrier, ids, None)
     return CnamSweepReport(pushed=ids)
+
+
+def change_settings(
+    db: Database,
+    carrier: Carrier,
+    config: Settings,
+    scope: Scope,
+    account_id: str,
+    change: account_settings.SettingsChange,
+    kind: str | None = None,
+) -> account_settings.AccountSettingsView:
+    """Change an account's settings. A new default CNAM re-lists, at the
+    carrier, every live number that inherits it: the first ``INLINE_PUSHES``
+    before this returns, the rest (and any whose answer was lost) by the sweep;
+    each shows ``pending`` until the carrier answers."""
+    with db.session() as session:
+        account, cnam_changed = account_settings.write_settings(
+            session, scope, account_id, change, kind
+        )
+        pending = relist_inheriting(session, account.id, scope.account_id) if cnam_changed else []
+    push(db, carrier, pending[:INLINE_PUSHES], scope.account_id)
+    with db.read_session() as session:
+        return account_settings.view_of(session, config, account_id)

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from didhub import edge as edge_check_service
 from didhub.cli_common import Cli, Shown, Table, command
+from didhub.routing import edge_check as edge_check_service
 from didhub.routing.edge_auth import edge_token
 
 app = typer.Typer(help="The SIP edge (Kamailio).", no_args_is_help=True)

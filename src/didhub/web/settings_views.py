@@ -502,7 +502,7 @@ def save_settings(
             db_session, ctx.settings, scope, account_id, _kind(scope, account_id)
         )
     change = form.change()
-    view = account_settings.set_settings(
+    view = cnam.change_settings(
         ctx.db, ctx.carrier, ctx.settings, scope, account_id, change, _kind(scope, account_id)
     )
     messages = [("success", "Settings saved.")]
