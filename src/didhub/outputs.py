@@ -9,6 +9,8 @@ for clients."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -37,3 +39,21 @@ class Notice(ResponseModel):
 class CursorMeta(ResponseModel):
     next_cursor: str | None
     count: int
+
+
+def error(code: str, message: str, field: str | None) -> dict[str, Any]:
+    """Every API error's body."""
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def money(value: Decimal) -> str:
+    """Two places, or four when per-minute charges left fractions of a cent."""
+    return f"{value:.2f}" if value == value.quantize(Decimal("0.01")) else f"{value:.4f}"
+
+
+def when(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def cost(monthly: Decimal, upfront: Decimal, currency: str) -> dict[str, str]:
+    return {"monthly_cost": money(monthly), "upfront_cost": money(upfront), "currency": currency}

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
+from didhub import outputs
+from didhub.accounts import schemas as account_schemas
 from didhub.accounts import service as accounts
 from didhub.accounts import settings as account_settings
 from didhub.accounts.models import Account
-from didhub.api import presenters
 from didhub.cli_common import Cli, KeyOpt, OptKeyOpt, Shown, Table, command, money
 from didhub.errors import NotFound, ValidationFailed
 from didhub.numbers import cnam
@@ -52,10 +53,10 @@ def partner_create(
         accounts.fund_wallet(session, partner.id, amount, currency, "Opening balance")
         key = accounts.create_api_key(session, partner.id, "default")
         out = {
-            **presenters.account(partner),
+            **account_schemas.account(partner),
             "api_key": key.secret,
             "api_key_id": key.key.id,
-            "balance": presenters.money(ledger.wallet_balance(session, partner.id, currency)),
+            "balance": outputs.money(ledger.wallet_balance(session, partner.id, currency)),
         }
     return Shown(
         out,
@@ -73,7 +74,7 @@ def partner_fund(cli: Cli, account_id: str, amount: str) -> Shown:
     with cli.db.session() as session:
         accounts.get_account(session, Scope(account_id, accounts.TENANT), account_id, "account_id")
         accounts.fund_wallet(session, account_id, money(amount, "amount"), currency, "Credit")
-        balance_now = presenters.money(ledger.wallet_balance(session, account_id, currency))
+        balance_now = outputs.money(ledger.wallet_balance(session, account_id, currency))
     return Shown(
         {"id": account_id, "balance": balance_now}, lines=[f"{account_id}: balance {balance_now}"]
     )
@@ -95,7 +96,7 @@ def tenant_create(
     with cli.db.session() as session:
         tenant = accounts.create_tenant(session, name, currency, partner)
         accounts.fund_wallet(session, tenant.id, amount, currency, "Opening balance")
-        out = presenters.account(tenant)
+        out = account_schemas.account(tenant)
         if with_key:
             out["api_key"] = accounts.create_api_key(session, tenant.id, "default").secret
     lines = [f"tenant [bold]{out['id']}[/bold] created"]
@@ -116,7 +117,7 @@ def agent_create(
 ) -> Shown:
     """Create an agent under a tenant."""
     with cli.acting(key) as (scope, session):
-        out = presenters.agent(accounts.create_agent(session, scope, tenant_id, name, sip_uri))
+        out = account_schemas.agent(accounts.create_agent(session, scope, tenant_id, name, sip_uri))
     return Shown(out, lines=[f"agent [bold]{out['id']}[/bold] created"])
 
 
@@ -150,8 +151,8 @@ def key_list(cli: Cli, account: Annotated[str, typer.Option(help="Account id.")]
                 "id": k.id,
                 "name": k.name,
                 "prefix": k.prefix,
-                "created_at": presenters.when(k.created_at),
-                "revoked_at": presenters.when(k.revoked_at),
+                "created_at": outputs.when(k.created_at),
+                "revoked_at": outputs.when(k.revoked_at),
             }
             for k in accounts.list_api_keys(session, account)
         ]
@@ -194,7 +195,7 @@ def user_create(
             "id": user.id,
             "account_id": user.account_id,
             "email": user.email,
-            "created_at": presenters.when(user.created_at),
+            "created_at": outputs.when(user.created_at),
         }
     return Shown(
         out, lines=[f"user [bold]{out['email']}[/bold] ({out['id']}) can sign in to {account}"]
@@ -206,7 +207,7 @@ def user_list(cli: Cli, account: Annotated[str, typer.Option(help="Account id.")
     """List an account's dashboard users."""
     with cli.db.read_session() as session:
         rows = [
-            {"id": u.id, "email": u.email, "created_at": presenters.when(u.created_at)}
+            {"id": u.id, "email": u.email, "created_at": outputs.when(u.created_at)}
             for u in accounts.list_users(session, account)
         ]
     return Shown(rows, table=Table.of(rows, "id email created_at:created"))
@@ -268,7 +269,7 @@ def settings_show(cli: Cli, key: OptKeyOpt = None, account: AccountOpt = None) -
     scope, account_id = _settings_scope(cli, key, account)
     with cli.db.read_session() as session:
         view = account_settings.get_settings(session, cli.settings, scope, account_id)
-    shown = presenters.account_settings(view)
+    shown = account_schemas.account_settings(view)
     return Shown(shown, lines=_settings_lines(shown))
 
 
@@ -324,7 +325,7 @@ def settings_set(
     )
     scope, account_id = _settings_scope(cli, key, account)
     view = cnam.change_settings(cli.db, cli.carrier, cli.settings, scope, account_id, change)
-    shown = presenters.account_settings(view)
+    shown = account_schemas.account_settings(view)
     cnam_changed = default_cnam is not None or inherit_cnam
     return Shown(
         shown, lines=_settings_lines(shown), notes=[cnam.CACHE_NOTICE] if cnam_changed else []

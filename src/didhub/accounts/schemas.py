@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
+from didhub.accounts.models import Account, Agent
+from didhub.accounts.settings import AccountSettingsView, UnassignedBehaviour
 from didhub.inputs import RequestModel
-from didhub.outputs import Data, Notice, ResponseModel
+from didhub.outputs import Data, Notice, ResponseModel, when
 
 
 class TenantCreate(RequestModel):
@@ -103,3 +107,53 @@ class SettingsAnswer(Data[AccountSettingsOut]):
     meta: Notice | None = Field(
         default=None, description="Only when default_cnam changed: carriers' caches"
     )
+
+
+# ------------------------------------------------------------------ answers
+
+
+def account(item: Account) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "name": item.name,
+        "partner_id": item.parent_id,
+        "created_at": when(item.created_at),
+    }
+
+
+def agent(item: Agent) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "tenant_id": item.tenant_id,
+        "name": item.name,
+        "sip_uri": item.sip_uri,
+        "created_at": when(item.created_at),
+    }
+
+
+def unassigned_behaviour(item: UnassignedBehaviour | None) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    shaped: dict[str, Any] = {"action": item.action}
+    for name in ("text", "mailbox", "destination"):
+        if getattr(item, name) is not None:
+            shaped[name] = getattr(item, name)
+    return shaped
+
+
+def account_settings(view: AccountSettingsView) -> dict[str, Any]:
+    return {
+        "account_id": view.account_id,
+        "kind": view.account_kind,
+        "default_cnam": view.default_cnam,
+        "unassigned": unassigned_behaviour(view.unassigned),
+        "effective": {
+            "default_cnam": {"name": view.effective_cnam, "source": view.effective_cnam_source},
+            "unassigned": {
+                **(unassigned_behaviour(view.effective_unassigned) or {}),
+                "source": view.effective_unassigned_source,
+            },
+        },
+        "updated_at": when(view.updated_at),
+    }

@@ -4,9 +4,9 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from didhub.accounts import schemas as account_schemas
 from didhub.accounts import service as accounts
 from didhub.accounts.schemas import AccountOut, AgentCreate, AgentOut, AgentUpdate, TenantCreate
-from didhub.api import presenters
 from didhub.api.contract import KEYED, errors
 from didhub.api.deps import Caller, Ctx
 from didhub.outputs import Data
@@ -20,13 +20,13 @@ router = APIRouter(tags=["accounts"])
 def create_tenant(body: TenantCreate, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.session() as session:
         tenant = accounts.create_tenant_for(session, scope, body.name, ctx.settings.currency)
-        return {"data": presenters.account(tenant)}
+        return {"data": account_schemas.account(tenant)}
 
 
 @router.get("/tenants", response_model=Data[list[AccountOut]], responses=errors(*KEYED))
 def list_tenants(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
-        return {"data": [presenters.account(t) for t in accounts.list_tenants(session, scope)]}
+        return {"data": [account_schemas.account(t) for t in accounts.list_tenants(session, scope)]}
 
 
 @router.post(
@@ -35,7 +35,7 @@ def list_tenants(ctx: Ctx, scope: Caller) -> dict[str, Any]:
 def create_agent(body: AgentCreate, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.session() as session:
         agent = accounts.create_agent(session, scope, body.tenant_id, body.name, body.sip_uri)
-        return {"data": presenters.agent(agent)}
+        return {"data": account_schemas.agent(agent)}
 
 
 @router.patch("/agents/{agent_id}", response_model=Data[AgentOut], responses=errors(*KEYED, 404))
@@ -44,11 +44,11 @@ def update_agent(agent_id: str, body: AgentUpdate, ctx: Ctx, scope: Caller) -> d
     changes = body.model_dump(exclude_unset=True)
     with ctx.db.session() as session:
         agent = accounts.update_agent(session, scope, agent_id, **changes)
-        return {"data": presenters.agent(agent)}
+        return {"data": account_schemas.agent(agent)}
 
 
 @router.get("/agents", response_model=Data[list[AgentOut]], responses=errors(*KEYED, 404))
 def list_agents(ctx: Ctx, scope: Caller, tenant_id: str | None = Query(None)) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         agents = accounts.list_agents(session, scope, tenant_id)
-        return {"data": [presenters.agent(a) for a in agents]}
+        return {"data": [account_schemas.agent(a) for a in agents]}

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from didhub import __version__, web
+from didhub import __version__, outputs, web
 from didhub.api import (
     accounts,
     billing,
@@ -21,7 +21,6 @@ from didhub.api import (
     contract,
     e911,
     numbers,
-    presenters,
     routing,
     webhooks,
 )
@@ -130,7 +129,7 @@ def create_app(
             title = "Not found" if exc.status_code == 404 else "That didn't work"
             return web.error_page(request, exc.status_code, title, exc.message)
         return JSONResponse(
-            presenters.error(exc.code, exc.message, exc.field), status_code=exc.status_code
+            outputs.error(exc.code, exc.message, exc.field), status_code=exc.status_code
         )
 
     @app.exception_handler(RequestValidationError)
@@ -149,7 +148,7 @@ def create_app(
             message = f"unknown field {field!r}"
         else:
             message = f"{field}: {_message(first)}" if field else _message(first)
-        return JSONResponse(presenters.error("validation_error", message, field), status_code=422)
+        return JSONResponse(outputs.error("validation_error", message, field), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -159,7 +158,7 @@ def create_app(
         if exc.status_code == 400 and exc.detail == contract.UNPARSABLE_BODY:
             # A body that isn't even text is as invalid JSON as a malformed one.
             return JSONResponse(
-                presenters.error("validation_error", "the request body is not valid JSON", "body"),
+                outputs.error("validation_error", "the request body is not valid JSON", "body"),
                 status_code=422,
             )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -167,7 +166,7 @@ def create_app(
         if exc.status_code == 405:
             headers = {**(headers or {}), "Allow": contract.allowed_methods(request)}
         return JSONResponse(
-            presenters.error(code, str(exc.detail), None),
+            outputs.error(code, str(exc.detail), None),
             status_code=exc.status_code,
             headers=headers,
         )
@@ -180,7 +179,7 @@ def create_app(
                 request, 500, "Something went wrong", "It was logged. Try again in a moment."
             )
         return JSONResponse(
-            presenters.error(
+            outputs.error(
                 "internal_error",
                 "something went wrong on our side; it was logged. Retrying with the same "
                 "Idempotency-Key is safe.",

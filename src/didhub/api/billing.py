@@ -6,7 +6,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Security
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from didhub.api import presenters
+from didhub import outputs
 from didhub.api.contract import KEYED, edge_token, errors
 from didhub.api.deps import Caller, Ctx, Edge, IdempotencyKey
 from didhub.billing import invoices, renewals
@@ -57,8 +57,8 @@ def _card(card: PaymentCard | None) -> dict[str, Any] | None:
 def _auto(profile: BillingProfile | None) -> dict[str, Any]:
     return {
         "enabled": bool(profile and profile.auto_recharge_enabled),
-        "threshold": presenters.money(profile.auto_recharge_threshold if profile else Decimal(0)),
-        "amount": presenters.money(profile.auto_recharge_amount if profile else Decimal(0)),
+        "threshold": outputs.money(profile.auto_recharge_threshold if profile else Decimal(0)),
+        "amount": outputs.money(profile.auto_recharge_amount if profile else Decimal(0)),
     }
 
 
@@ -69,11 +69,11 @@ def wallet(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     profile = summary.profile
     return {
         "data": {
-            "balance": presenters.money(summary.balance),
+            "balance": outputs.money(summary.balance),
             "currency": summary.currency,
             "standing": summary.standing,
-            "past_due_since": presenters.when(profile.past_due_since if profile else None),
-            "suspended_since": presenters.when(profile.suspended_since if profile else None),
+            "past_due_since": outputs.when(profile.past_due_since if profile else None),
+            "suspended_since": outputs.when(profile.suspended_since if profile else None),
             "auto_recharge": _auto(profile),
             "card": _card(summary.card),
         }
@@ -94,8 +94,8 @@ def topup(
             "data": {
                 "charge_id": done.charge.charge_id,
                 "status": done.charge.status,
-                "amount": presenters.money(done.charge.amount),
-                "balance": presenters.money(done.balance),
+                "amount": outputs.money(done.charge.amount),
+                "balance": outputs.money(done.balance),
                 "renewals_paid": done.renewals_paid,
                 "currency": ctx.settings.currency,
             }
@@ -149,7 +149,7 @@ def events(ctx: Ctx, scope: Caller, limit: int = Query(50, ge=1, le=200)) -> dic
                     "kind": e.kind,
                     "message": e.message,
                     "data": e.data,
-                    "created_at": presenters.when(e.created_at),
+                    "created_at": outputs.when(e.created_at),
                 }
                 for e in rows
             ]
@@ -174,9 +174,9 @@ def transactions(
                 "kind": line.kind,
                 "description": line.description,
                 "reference": line.reference,
-                "amount": presenters.money(line.amount),
+                "amount": outputs.money(line.amount),
                 "currency": ctx.settings.currency,
-                "created_at": presenters.when(line.created_at),
+                "created_at": outputs.when(line.created_at),
             }
             for line in page
         ],
@@ -207,7 +207,7 @@ def usage(body: UsageRequest, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
             "accepted": report.accepted,
             "duplicates": report.duplicates,
             "rejected": report.rejected,
-            "charged": presenters.money(report.charged),
+            "charged": outputs.money(report.charged),
         }
     }
 
@@ -216,8 +216,8 @@ def _retail(price: RetailPrice) -> dict[str, Any]:
     return {
         "tenant_id": None if price.applies_to == resales.DEFAULT else price.applies_to,
         "phone_number_type": price.phone_number_type,
-        "monthly": presenters.money(price.monthly),
-        "setup": presenters.money(price.setup),
+        "monthly": outputs.money(price.monthly),
+        "setup": outputs.money(price.setup),
         "per_minute_inbound": f"{price.per_minute_inbound:.4f}",
         "per_minute_outbound": f"{price.per_minute_outbound:.4f}",
     }
@@ -258,9 +258,9 @@ def margin(ctx: Ctx, scope: Caller) -> dict[str, Any]:
                 "tenant_id": line.tenant_id,
                 "tenant_name": line.tenant_name,
                 "month": line.month,
-                "retail": presenters.money(line.retail),
-                "wholesale": presenters.money(line.wholesale),
-                "margin": presenters.money(line.margin),
+                "retail": outputs.money(line.retail),
+                "wholesale": outputs.money(line.wholesale),
+                "margin": outputs.money(line.margin),
                 "currency": ctx.settings.currency,
             }
             for line in lines
@@ -273,15 +273,15 @@ def _invoice(inv: invoices.Invoice) -> dict[str, Any]:
         "account_id": inv.account_id,
         "month": inv.month,
         "currency": inv.currency,
-        "opening_balance": presenters.money(inv.opening_balance),
-        "credits": presenters.money(inv.credits),
-        "charges": presenters.money(inv.charges),
-        "closing_balance": presenters.money(inv.closing_balance),
+        "opening_balance": outputs.money(inv.opening_balance),
+        "credits": outputs.money(inv.credits),
+        "charges": outputs.money(inv.charges),
+        "closing_balance": outputs.money(inv.closing_balance),
         "tax": (
             {
                 "name": inv.tax_name,
                 "rate": str(inv.tax_rate),
-                "included": presenters.money(inv.tax_included),
+                "included": outputs.money(inv.tax_included),
             }
             if inv.tax_name
             else None
@@ -292,10 +292,10 @@ def _invoice(inv: invoices.Invoice) -> dict[str, Any]:
                 "kind": line.kind,
                 "description": line.description,
                 "phone_number": line.phone_number,
-                "period_start": presenters.when(line.period_start),
-                "period_end": presenters.when(line.period_end),
+                "period_start": outputs.when(line.period_start),
+                "period_end": outputs.when(line.period_end),
                 "minutes": line.minutes,
-                "amount": presenters.money(line.amount),
+                "amount": outputs.money(line.amount),
             }
             for line in inv.lines
         ],

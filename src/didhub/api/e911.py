@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from didhub.api import presenters
+from didhub import outputs
 from didhub.api.contract import KEYED, accepted, errors
 from didhub.api.deps import Caller, Ctx
 from didhub.e911 import service as e911
@@ -43,8 +43,8 @@ def address_shape(item: E911Address) -> dict[str, Any]:
         "suggestion": item.suggestion,
         "carrier": item.carrier,
         "carrier_reference": item.carrier_ref,
-        "created_at": presenters.when(item.created_at),
-        "validated_at": presenters.when(item.validated_at),
+        "created_at": outputs.when(item.created_at),
+        "validated_at": outputs.when(item.validated_at),
     }
 
 
@@ -54,7 +54,7 @@ def location_shape(item: Location, address: E911Address | None = None) -> dict[s
         "tenant_id": item.account_id,
         "name": item.name,
         "address_id": item.address_id,
-        "created_at": presenters.when(item.created_at),
+        "created_at": outputs.when(item.created_at),
     }
     if address is not None:
         shaped["address"] = address_shape(address)
@@ -170,8 +170,8 @@ def get_number_e911(number_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
                     )
                 ),
                 "address": address_shape(address),
-                "updated_at": presenters.when(row.updated_at),
-                "provisioned_at": presenters.when(row.provisioned_at),
+                "updated_at": outputs.when(row.updated_at),
+                "provisioned_at": outputs.when(row.provisioned_at),
             }
         }
 

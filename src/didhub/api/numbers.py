@@ -5,9 +5,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from didhub import numbering
+from didhub import numbering, outputs
 from didhub.accounts.models import Agent
-from didhub.api import presenters
 from didhub.api.contract import KEYED, accepted, errors
 from didhub.api.deps import Caller, Ctx, IdempotencyKey
 from didhub.billing import assignments
@@ -15,6 +14,7 @@ from didhub.e911 import service as e911
 from didhub.errors import CarrierError, ValidationFailed
 from didhub.idempotency import run_once
 from didhub.numbers import byo, cnam, lifecycle
+from didhub.numbers import schemas as number_schemas
 from didhub.numbers import service as numbers
 from didhub.numbers.lifecycle import STATUSES
 from didhub.numbers.models import PhoneNumber
@@ -64,7 +64,10 @@ def search(body: SearchRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
         # their error text is for the operator's log, not the buyer).
         meta["partial"] = True
         meta["failed_carriers"] = sorted(page.failed_carriers)
-    return {"data": [presenters.available(ctx.settings, item) for item in page.data], "meta": meta}
+    return {
+        "data": [number_schemas.available(ctx.settings, item) for item in page.data],
+        "meta": meta,
+    }
 
 
 @router.get("/localities", response_model=Data[list[LocalityOut]], responses=errors(*KEYED))
@@ -91,7 +94,7 @@ def quote(body: QuoteRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
         "data": {
             "quote_id": q.id,
             "held": q.held,
-            "expires_at": presenters.when(q.expires_at) if q.expires_at else None,
+            "expires_at": outputs.when(q.expires_at) if q.expires_at else None,
             "hold_refused": q.hold_refused,
             "phone_numbers": [
                 {
@@ -100,17 +103,17 @@ def quote(body: QuoteRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
                     "locality": line.number.locality,
                     "administrative_area": line.number.administrative_area,
                     "rate_center": line.number.rate_center,
-                    "monthly_cost": presenters.money(line.monthly_cost),
-                    "upfront_cost": presenters.money(line.upfront_cost),
-                    "total": presenters.money(line.total),
+                    "monthly_cost": outputs.money(line.monthly_cost),
+                    "upfront_cost": outputs.money(line.upfront_cost),
+                    "total": outputs.money(line.total),
                 }
                 for line in q.lines
             ],
-            "monthly_total": presenters.money(q.monthly_total),
-            "upfront_total": presenters.money(q.upfront_total),
-            "total": presenters.money(q.total),
+            "monthly_total": outputs.money(q.monthly_total),
+            "upfront_total": outputs.money(q.upfront_total),
+            "total": outputs.money(q.total),
             "currency": q.currency,
-            "wallet_balance": presenters.money(q.wallet_balance),
+            "wallet_balance": outputs.money(q.wallet_balance),
             "sufficient_funds": q.wallet_balance >= q.total,
         }
     }
@@ -137,11 +140,11 @@ def purchase(
 
     def answer(result: numbers.PurchaseResult) -> tuple[int, Any]:
         with ctx.db.read_session() as session:
-            shaped = presenters.phone_numbers(session, result.numbers)
+            shaped = number_schemas.phone_numbers(session, result.numbers)
         meta = {
             "order_id": result.order_id,
-            "charged": presenters.money(result.charged),
-            "refunded": presenters.money(result.refunded),
+            "charged": outputs.money(result.charged),
+            "refunded": outputs.money(result.refunded),
             "currency": ctx.settings.currency,
             "outcome_known": result.outcome_known,
             "errors": result.errors,
@@ -190,7 +193,7 @@ def import_numbers(body: ImportRequest, ctx: Ctx, scope: Caller) -> dict[str, An
         body.voice,
     )
     with ctx.db.session() as session:
-        shaped = presenters.phone_numbers(session, result.numbers)
+        shaped = number_schemas.phone_numbers(session, result.numbers)
     return {
         "data": shaped,
         "meta": {"provider": result.provider, "edge_uri": result.edge_uri, "charged": "0.00"},
@@ -207,7 +210,7 @@ def release_import(
 ) -> dict[str, Any]:
     number = byo.release_import(ctx.db, ctx.settings, scope, number_id, body.credentials)
     with ctx.db.session() as session:
-        return {"data": presenters.phone_numbers(session, [number])[0]}
+        return {"data": number_schemas.phone_numbers(session, [number])[0]}
 
 
 @router.get("/numbers", response_model=NumberList, responses=errors(*KEYED, 404))
@@ -229,7 +232,7 @@ def list_numbers(
     filters = numbers.InventoryFilter(status, tenant_id, assigned, phone_number_type, q)
     with ctx.db.read_session() as session:
         page = numbers.list_numbers(session, scope, filters, limit, cursor)
-        data = presenters.phone_numbers(session, page.data)
+        data = number_schemas.phone_numbers(session, page.data)
     return {"data": data, "meta": {"next_cursor": page.next_cursor, "count": len(data)}}
 
 
@@ -239,7 +242,7 @@ def list_numbers(
 def get_number(number_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         number = numbers.get_number(session, scope, number_id)
-        return {"data": presenters.phone_numbers(session, [number])[0]}
+        return {"data": number_schemas.phone_numbers(session, [number])[0]}
 
 
 @router.patch(
@@ -273,7 +276,7 @@ def patch_number(
 
     def shaped(number: PhoneNumber) -> tuple[int, Any]:
         with ctx.db.read_session() as session:
-            answer: dict[str, Any] = {"data": presenters.phone_numbers(session, [number])[0]}
+            answer: dict[str, Any] = {"data": number_schemas.phone_numbers(session, [number])[0]}
         if "cnam" in fields:
             answer["meta"] = {"notice": cnam.CACHE_NOTICE}
         return _cnam_status(answer), answer
@@ -314,7 +317,7 @@ def retry_cnam(number_id: str, ctx: Ctx, scope: Caller) -> JSONResponse:
     number = cnam.retry(ctx.db, ctx.carrier, scope, number_id)
     with ctx.db.session() as session:
         answer = {
-            "data": presenters.phone_numbers(session, [number])[0],
+            "data": number_schemas.phone_numbers(session, [number])[0],
             "meta": {"notice": cnam.CACHE_NOTICE},
         }
     return JSONResponse(answer, status_code=_cnam_status(answer))
@@ -344,7 +347,7 @@ def assign(
                 if body.assignment_type == "outbound"
                 else []
             )
-            return 200, {"data": presenters.assignment(a, agent.name), "warnings": warnings}
+            return 200, {"data": number_schemas.assignment(a, agent.name), "warnings": warnings}
 
     status, answer = run_once(
         ctx.db, scope.account_id, idempotency_key, "assign", body.model_dump(), work
@@ -363,7 +366,9 @@ def unassign(
     def work() -> tuple[int, Any]:
         with ctx.db.session() as session:
             a = numbers.unassign_agent(session, scope, body.number_id, body.assignment_type)
-            return 200, {"data": presenters.assignment(a, session.get_one(Agent, a.agent_id).name)}
+            return 200, {
+                "data": number_schemas.assignment(a, session.get_one(Agent, a.agent_id).name)
+            }
 
     status, answer = run_once(
         ctx.db, scope.account_id, idempotency_key, "unassign", body.model_dump(), work
@@ -384,7 +389,7 @@ def release(
 ) -> JSONResponse:
     def shaped(number: PhoneNumber) -> tuple[int, Any]:
         with ctx.db.read_session() as session:
-            data = presenters.phone_numbers(session, [number])[0]
+            data = number_schemas.phone_numbers(session, [number])[0]
         return (200 if number.status == "released" else 202), {"data": data}
 
     def work() -> tuple[int, Any]:

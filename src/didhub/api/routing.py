@@ -18,11 +18,12 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from didhub.api import presenters
+from didhub import outputs
 from didhub.api.contract import edge_token, errors
 from didhub.api.deps import Context, Ctx, Edge
 from didhub.errors import DidhubError, NotFound
 from didhub.outputs import Data
+from didhub.routing import schemas as route_schemas
 from didhub.routing import service as routing
 from didhub.routing.schemas import InboundRouteOut
 
@@ -43,8 +44,8 @@ def _answer(ctx: Context, e164: str) -> tuple[int, bytes]:
         try:
             route = routing.inbound(session, ctx.settings, e164)
         except NotFound as exc:
-            return exc.status_code, _encode(presenters.error(exc.code, exc.message, exc.field))
-    return 200, _encode({"data": presenters.inbound_route(route)})
+            return exc.status_code, _encode(outputs.error(exc.code, exc.message, exc.field))
+    return 200, _encode({"data": route_schemas.inbound_route(route)})
 
 
 def _lookup(ctx: Context, e164: str) -> tuple[int, bytes]:

@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from didhub.accounts import schemas as account_schemas
 from didhub.accounts import settings as account_settings
 from didhub.accounts.schemas import SettingsAnswer, SettingsPatch
-from didhub.api import presenters
 from didhub.api.contract import KEYED, errors
 from didhub.api.deps import Caller, Ctx
 from didhub.numbers import cnam
@@ -36,7 +36,7 @@ def _change(body: SettingsPatch) -> account_settings.SettingsChange:
 
 
 def _answer(view: account_settings.AccountSettingsView, body: SettingsPatch) -> dict[str, Any]:
-    answer: dict[str, Any] = {"data": presenters.account_settings(view)}
+    answer: dict[str, Any] = {"data": account_schemas.account_settings(view)}
     if "default_cnam" in body.model_fields_set:
         answer["meta"] = {"notice": CACHE_NOTICE}
     return answer
@@ -51,7 +51,7 @@ def _answer(view: account_settings.AccountSettingsView, body: SettingsPatch) -> 
 def get_own_settings(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         view = account_settings.get_settings(session, ctx.settings, scope, scope.account_id)
-    return {"data": presenters.account_settings(view)}
+    return {"data": account_schemas.account_settings(view)}
 
 
 @router.patch(
@@ -76,7 +76,7 @@ def patch_own_settings(body: SettingsPatch, ctx: Ctx, scope: Caller) -> dict[str
 def get_tenant_settings(tenant_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         view = account_settings.get_settings(session, ctx.settings, scope, tenant_id, TENANT)
-    return {"data": presenters.account_settings(view)}
+    return {"data": account_schemas.account_settings(view)}
 
 
 @router.patch(

@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from didhub.api import presenters
+from didhub import outputs
 from didhub.api.contract import KEYED, errors
 from didhub.api.deps import Caller, Ctx
 from didhub.outputs import Data
 from didhub.webhooks import catalogue
+from didhub.webhooks import schemas as webhook_schemas
 from didhub.webhooks import service as webhooks
 from didhub.webhooks.delivery import payload
 from didhub.webhooks.models import WebhookAttempt
@@ -32,7 +33,7 @@ router = APIRouter(tags=["webhooks"])
 
 def _attempt(item: WebhookAttempt) -> dict[str, Any]:
     return {
-        "attempted_at": presenters.when(item.attempted_at),
+        "attempted_at": outputs.when(item.attempted_at),
         "status_code": item.status_code,
         "error": item.error,
         "duration_ms": item.duration_ms,
@@ -67,7 +68,7 @@ def create_webhook(body: EndpointRequest, ctx: Ctx, scope: Caller) -> dict[str, 
             body.description,
             allow_private=ctx.settings.webhook_allow_private,
         )
-        return {"data": {**presenters.webhook_endpoint(new.endpoint), "secret": new.secret}}
+        return {"data": {**webhook_schemas.webhook_endpoint(new.endpoint), "secret": new.secret}}
 
 
 @router.get("/webhooks", response_model=Data[list[WebhookEndpointOut]], responses=errors(*KEYED))
@@ -75,7 +76,7 @@ def list_webhooks(ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         return {
             "data": [
-                presenters.webhook_endpoint(e) for e in webhooks.list_endpoints(session, scope)
+                webhook_schemas.webhook_endpoint(e) for e in webhooks.list_endpoints(session, scope)
             ]
         }
 
@@ -88,7 +89,9 @@ def list_webhooks(ctx: Ctx, scope: Caller) -> dict[str, Any]:
 def get_webhook(webhook_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     with ctx.db.read_session() as session:
         return {
-            "data": presenters.webhook_endpoint(webhooks.get_endpoint(session, scope, webhook_id))
+            "data": webhook_schemas.webhook_endpoint(
+                webhooks.get_endpoint(session, scope, webhook_id)
+            )
         }
 
 
@@ -110,7 +113,7 @@ def patch_webhook(webhook_id: str, body: EndpointPatch, ctx: Ctx, scope: Caller)
             events=body.events,
             allow_private=ctx.settings.webhook_allow_private,
         )
-        return {"data": presenters.webhook_endpoint(endpoint)}
+        return {"data": webhook_schemas.webhook_endpoint(endpoint)}
 
 
 @router.delete("/webhooks/{webhook_id}", response_model=Data[None], responses=errors(*KEYED, 404))
@@ -136,7 +139,7 @@ def list_deliveries(
     """The endpoint's deliveries, newest first."""
     with ctx.db.read_session() as session:
         page = webhooks.list_deliveries(session, scope, webhook_id, status, limit, cursor)
-        data = [presenters.webhook_delivery(row) for row in page.data]
+        data = [webhook_schemas.webhook_delivery(row) for row in page.data]
     return {"data": data, "meta": {"next_cursor": page.next_cursor, "count": len(data)}}
 
 
@@ -152,7 +155,7 @@ def get_delivery(delivery_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
         tried = webhooks.attempts(session, delivery_id)
         return {
             "data": {
-                **presenters.webhook_delivery(row),
+                **webhook_schemas.webhook_delivery(row),
                 "attempt_log": [_attempt(a) for a in tried],
             }
         }
@@ -168,7 +171,7 @@ def retry_delivery(delivery_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     ``DIDHUB_WEBHOOK_SECONDS``)."""
     with ctx.db.session() as session:
         return {
-            "data": presenters.webhook_delivery(
+            "data": webhook_schemas.webhook_delivery(
                 webhooks.retry_delivery(session, scope, delivery_id)
             )
         }

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from didhub.api import presenters
+from didhub import outputs
 from didhub.billing import books, renewals
 from didhub.billing import usage as billing_usage
 from didhub.cli_common import Cli, Shown, command
@@ -43,7 +43,7 @@ def billing_run(
         "as_of": report.as_of.isoformat(),
         "accounts": report.accounts,
         "renewals": report.renewals,
-        "charged": presenters.money(report.charged),
+        "charged": outputs.money(report.charged),
         "past_due": report.past_due,
         "suspended": report.suspended,
         "released": report.released,
@@ -68,7 +68,7 @@ def billing_import_cdrs(
             "accepted": report.accepted,
             "duplicates": report.duplicates,
             "rejected": report.rejected,
-            "charged": presenters.money(report.charged),
+            "charged": outputs.money(report.charged),
         }
     )
 

@@ -10,12 +10,13 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from didhub.api import presenters
+from didhub import outputs
 from didhub.billing import assignments
 from didhub.carriers import byo as byo_providers
 from didhub.cli_common import Cli, KeyOpt, Shown, Table, command, pairs
 from didhub.errors import ValidationFailed
 from didhub.numbers import byo, cnam
+from didhub.numbers import schemas as number_schemas
 from didhub.numbers import service as numbers
 from didhub.numbers.models import PhoneNumber
 from didhub.numbers.schemas import SearchRequest
@@ -69,7 +70,7 @@ def numbers_search(
     found = numbers.search(
         cli.db, cli.carrier, scope, request.to_query(), request.page, request.page_size
     )
-    rows = [presenters.available(cli.settings, n) for n in found.data]
+    rows = [number_schemas.available(cli.settings, n) for n in found.data]
     flat = [{**r, **r["cost_information"]} for r in rows]
     return Shown(
         rows,
@@ -89,11 +90,11 @@ def numbers_buy(
         cli.db, cli.carrier, cli.settings, scope, phone_numbers, gateway=cli.gateway
     )
     with cli.db.read_session() as session:
-        shaped = presenters.phone_numbers(session, result.numbers)
+        shaped = number_schemas.phone_numbers(session, result.numbers)
     out = {
         "order_id": result.order_id,
-        "charged": presenters.money(result.charged),
-        "refunded": presenters.money(result.refunded),
+        "charged": outputs.money(result.charged),
+        "refunded": outputs.money(result.refunded),
         "numbers": shaped,
     }
     lines = [f"{n['phone_number']}  {n['status']}  id={n['id']}" for n in shaped]
@@ -115,7 +116,7 @@ def numbers_list(
     filters = numbers.InventoryFilter(status=status, tenant_id=tenant, q=q)
     with cli.db.read_session() as session:
         page = numbers.list_numbers(session, scope, filters, limit)
-        rows = presenters.phone_numbers(session, page.data)
+        rows = number_schemas.phone_numbers(session, page.data)
     flat = [
         {
             **r,
@@ -200,7 +201,7 @@ def numbers_import(
         cli.db, cli.settings, scope, provider, creds, wanted, pairs(voice, "voice")
     )
     with cli.db.read_session() as session:
-        shaped = presenters.phone_numbers(session, result.numbers)
+        shaped = number_schemas.phone_numbers(session, result.numbers)
     out = {"provider": result.provider, "edge_uri": result.edge_uri, "numbers": shaped}
     return Shown(
         out,
@@ -225,7 +226,7 @@ def numbers_release_import(cli: Cli, number_id: str, key: KeyOpt) -> Shown:
 def _cnam_shown(cli: Cli, number: PhoneNumber) -> Shown:
     with cli.db.read_session() as session:
         view = cnam.describe(session, [number])[number.id]
-    c = presenters.cnam_view(view)
+    c = number_schemas.cnam_view(view)
     shown = {"id": number.id, "phone_number": number.e164, "cnam": c}
     reason = f" ({c['reason']})" if c["reason"] else ""
     return Shown(
@@ -279,7 +280,7 @@ def reconcile(
         "orders_checked": report.orders_checked,
         "activated": report.activated,
         "failed": report.failed,
-        "refunded": presenters.money(report.refunded),
+        "refunded": outputs.money(report.refunded),
         "still_pending": report.still_pending,
         "released": report.released,
         "holds_expired": report.holds_expired,

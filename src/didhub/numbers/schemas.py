@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from didhub import numbering
-from didhub.carriers.base import SearchQuery
+from didhub.accounts.models import Account, Agent
+from didhub.carriers.base import AvailableNumber, SearchQuery
+from didhub.config import Settings
+from didhub.e911 import service as e911
+from didhub.e911.models import NumberE911
 from didhub.inputs import RequestModel
-from didhub.outputs import CursorMeta, Data, Notice, ResponseModel
+from didhub.numbers import cnam
+from didhub.numbers import service as numbers
+from didhub.numbers.models import NumberAssignment, PhoneNumber
+from didhub.outputs import CursorMeta, Data, Notice, ResponseModel, cost, when
 
 
 class _Strict(RequestModel):
@@ -313,3 +323,114 @@ class AssignAnswer(Data[AssignmentOut]):
     warnings: list[dict[str, str]] = Field(
         description="Outbound from a number without a provisioned E911 address: said here"
     )
+
+
+# ------------------------------------------------------------------ answers
+
+
+def available(settings: Settings, item: AvailableNumber) -> dict[str, Any]:
+    price = numbers.price_for(settings, item.phone_number_type)
+    return {
+        "phone_number": item.phone_number,
+        "phone_number_type": item.phone_number_type,
+        "country_code": item.country_code,
+        "locality": item.locality,
+        "administrative_area": item.administrative_area,
+        "rate_center": item.rate_center,
+        "features": list(item.features),
+        "cost_information": cost(price.monthly, price.setup, settings.currency),
+    }
+
+
+def assignment(item: NumberAssignment, agent_name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "number_id": item.number_id,
+        "agent_id": item.agent_id,
+        "agent_name": agent_name,
+        "assignment_type": item.assignment_type,
+        "assigned_at": when(item.assigned_at),
+        "ended_at": when(item.ended_at),
+    }
+
+
+def phone_numbers(
+    session: Session,
+    rows: list[PhoneNumber],
+    e911_states: Mapping[str, tuple[NumberE911, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Numbers with their tenant, live agent assignments, CNAM listing and E911
+    state: the same few queries for a page of any size (``e911_states``: from
+    ``e911.number_states``, when the caller needed them too)."""
+    live = numbers.live_assignments(session, [r.id for r in rows])
+    tenant_ids = {r.tenant_id for r in rows if r.tenant_id}
+    agent_ids = {a.agent_id for by_type in live.values() for a in by_type.values()}
+    tenants = {t.id: t.name for t in _get_all(session, Account, tenant_ids)}
+    agents = {a.id: a.name for a in _get_all(session, Agent, agent_ids)}
+    listings = cnam.describe(session, rows)
+    if e911_states is None:
+        e911_states = e911.number_states(session, [r.id for r in rows])
+    out = []
+    for row in rows:
+        by_type = live.get(row.id, {})
+        out.append(
+            {
+                "id": row.id,
+                "phone_number": row.e164,
+                "phone_number_type": row.phone_number_type,
+                "country_code": row.country_code,
+                "status": row.status,
+                "is_managed": row.is_managed,
+                "carrier_missing_since": when(row.carrier_missing_since),
+                "locality": row.locality,
+                "administrative_area": row.administrative_area,
+                "rate_center": row.rate_center,
+                "features": list(row.features or []),
+                "tenant_id": row.tenant_id,
+                "tenant_name": tenants.get(row.tenant_id) if row.tenant_id else None,
+                "assigned_to": tenants.get(row.tenant_id, "Unassigned")
+                if row.tenant_id
+                else "Unassigned",
+                "assignments": {
+                    kind: assignment(a, agents.get(a.agent_id))
+                    if (a := by_type.get(kind))
+                    else None
+                    for kind in numbers.ASSIGNMENT_TYPES
+                },
+                "cost_information": cost(row.monthly_cost, row.upfront_cost, row.currency),
+                "cnam": cnam_view(listings[row.id]),
+                "e911": e911_view(e911_states.get(row.id)),
+                "carrier": row.carrier,
+                "order_id": row.order_id,
+                "failure_reason": row.failure_reason,
+                "created_at": when(row.created_at),
+                "purchased_at": when(row.purchased_at),
+                "renews_on": when(row.renews_on),
+                "released_at": when(row.released_at),
+            }
+        )
+    return out
+
+
+def e911_view(state: tuple[NumberE911, Any] | None) -> dict[str, Any] | None:
+    """A number's E911 address and its provisioning (None: no address)."""
+    if state is None:
+        return None
+    row = state[0]
+    return {"address_id": row.address_id, "status": row.status, "reason": row.reason}
+
+
+def cnam_view(view: cnam.CnamView) -> dict[str, Any]:
+    return {
+        "name": view.name,
+        "source": view.source,
+        "status": view.status,
+        "reason": view.reason,
+        "updated_at": when(view.updated_at),
+    }
+
+
+def _get_all(session: Session, model: type[Any], ids: set[str]) -> list[Any]:
+    if not ids:
+        return []
+    return list(session.scalars(select(model).where(model.id.in_(ids))))

@@ -14,8 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
-from didhub import __version__
-from didhub.api import presenters
+from didhub import __version__, outputs
 from didhub.api.deps import Ctx
 from didhub.errors import DidhubError, ValidationFailed
 from didhub.inputs import check_amount
@@ -49,7 +48,7 @@ def money(value: Decimal | str | None, currency: str = "USD") -> str:
     if value is None:
         return ""
     amount = Decimal(value)
-    text = presenters.money(abs(amount))
+    text = outputs.money(abs(amount))
     whole, _, cents = text.partition(".")
     text = f"{int(whole):,}.{cents}"
     sign = "−" if amount < 0 else ""
@@ -69,7 +68,7 @@ def when(value: datetime | date | str | None, with_time: bool = False) -> str:
 
 templates.env.filters["phone"] = phone
 templates.env.filters["money"] = money
-templates.env.filters["amount"] = lambda value: presenters.money(Decimal(value))
+templates.env.filters["amount"] = lambda value: outputs.money(Decimal(value))
 templates.env.filters["when"] = when
 templates.env.globals["PREFIX"] = PREFIX
 templates.env.globals["VERSION"] = __version__

@@ -10,15 +10,15 @@ from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from didhub import numbering
+from didhub import numbering, outputs
 from didhub.accounts import service as accounts
 from didhub.accounts.models import Account, Agent
-from didhub.api import presenters
 from didhub.api.deps import Ctx
 from didhub.billing import assignments
 from didhub.e911 import service as e911
 from didhub.errors import CarrierError, DidhubError, Forbidden, ValidationFailed
 from didhub.idempotency import run_once
+from didhub.numbers import schemas as number_schemas
 from didhub.numbers import service as numbers
 from didhub.numbers.lifecycle import STATUSES
 from didhub.numbers.schemas import SearchRequest
@@ -139,7 +139,7 @@ def _results(ctx: Ctx, viewer: session.Viewer, q: BuyQuery) -> dict[str, Any]:
         return {"error": error_text(exc), "q": q}
     return {
         "q": q,
-        "rows": [presenters.available(ctx.settings, item) for item in found.data],
+        "rows": [number_schemas.available(ctx.settings, item) for item in found.data],
         "page": found.page,
         "has_more": found.has_more,
         "where": _where(q),
@@ -239,8 +239,8 @@ def purchase(
         return (200 if result.outcome_known else 202), {
             "order_id": result.order_id,
             "numbers": {n.e164: n.status for n in result.numbers},
-            "charged": presenters.money(result.charged - result.refunded),
-            "refunded": presenters.money(result.refunded),
+            "charged": outputs.money(result.charged - result.refunded),
+            "refunded": outputs.money(result.refunded),
             "errors": result.errors,
         }
 
@@ -332,7 +332,7 @@ def _inventory_rows(
         except DidhubError as exc:
             return {"rows": [], "tenants": tenants, "error": error_text(exc), "next_cursor": None}
         states = e911.number_states(db_session, [n.id for n in page.data])
-        rows = presenters.phone_numbers(db_session, page.data, states)
+        rows = number_schemas.phone_numbers(db_session, page.data, states)
         features = settings_views.did_features(db_session, rows, states)
         routing = settings_views.unassigned_behaviour(
             db_session, ctx.settings, viewer.scope.account_id
@@ -378,7 +378,7 @@ def dids(
 def _number(ctx: Ctx, viewer: session.Viewer, number_id: str) -> dict[str, Any]:
     with ctx.db.read_session() as db_session:
         number = numbers.get_number(db_session, viewer.scope, number_id)
-        return presenters.phone_numbers(db_session, [number])[0]
+        return number_schemas.phone_numbers(db_session, [number])[0]
 
 
 @router.get("/numbers/{number_id}/assign", response_class=HTMLResponse)

@@ -22,13 +22,13 @@ from didhub.accounts import service as accounts
 from didhub.accounts import settings as account_settings
 from didhub.accounts.models import Account
 from didhub.accounts.settings import UnassignedBehaviour
-from didhub.api import presenters
 from didhub.api.deps import Context, Ctx
 from didhub.config import Settings
 from didhub.e911 import service as e911
 from didhub.e911.models import E911Address, NumberE911
 from didhub.errors import DidhubError
 from didhub.numbers import cnam
+from didhub.numbers import schemas as number_schemas
 from didhub.numbers import service as numbers
 from didhub.tenancy import TENANT, Scope
 from didhub.web import session
@@ -115,7 +115,7 @@ def did_features(
     rows: Sequence[dict[str, Any]],
     states: Mapping[str, tuple[NumberE911, E911Address]] | None = None,
 ) -> dict[str, DidFeatures]:
-    """CNAM and E911 of a page of numbers shaped by ``presenters.phone_numbers``
+    """CNAM and E911 of a page of numbers shaped by ``number_schemas.phone_numbers``
     (whose ``cnam`` comes from ``cnam.describe``), plus their E911 states and
     addresses (``states``, else one query for the page)."""
     if states is None:
@@ -196,7 +196,7 @@ def load_did(session: Session, scope: Scope, number_id: str) -> dict[str, Any]:
     """The Edit DID modal's view of a number: its CNAM (own name, what is
     listed, status), its E911 state, and the validated addresses it may take."""
     number = numbers.get_number(session, scope, number_id)
-    shaped = presenters.phone_numbers(session, [number])[0]
+    shaped = number_schemas.phone_numbers(session, [number])[0]
     view = cnam.describe(session, [number])[number.id]
     state = e911.number_states(session, [number.id]).get(number.id)
     serves = e911.serving_account(number)

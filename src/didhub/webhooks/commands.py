@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from didhub.api import presenters
 from didhub.cli_common import Cli, KeyOpt, Shown, Table, command
 from didhub.webhooks import delivery as webhook_delivery
+from didhub.webhooks import schemas as webhook_schemas
 from didhub.webhooks import service as webhooks
 
 app = typer.Typer(help="Webhook endpoints, deliveries and events.", no_args_is_help=True)
@@ -38,7 +38,7 @@ def webhooks_add(
             description,
             allow_private=cli.settings.webhook_allow_private,
         )
-        out = {**presenters.webhook_endpoint(new.endpoint), "secret": new.secret}
+        out = {**webhook_schemas.webhook_endpoint(new.endpoint), "secret": new.secret}
     return Shown(
         out,
         lines=[
@@ -52,7 +52,9 @@ def webhooks_add(
 def webhooks_list(cli: Cli, key: KeyOpt) -> Shown:
     """List your webhook endpoints."""
     with cli.reading(key) as (scope, session):
-        rows = [presenters.webhook_endpoint(e) for e in webhooks.list_endpoints(session, scope)]
+        rows = [
+            webhook_schemas.webhook_endpoint(e) for e in webhooks.list_endpoints(session, scope)
+        ]
     shown = [
         {
             **r,
@@ -86,7 +88,7 @@ def webhooks_deliveries(
     """An endpoint's deliveries, newest first."""
     with cli.reading(key) as (scope, session):
         page = webhooks.list_deliveries(session, scope, webhook_id, status, limit)
-        rows = [presenters.webhook_delivery(row) for row in page.data]
+        rows = [webhook_schemas.webhook_delivery(row) for row in page.data]
     shown = [
         {
             **r,

@@ -5,7 +5,9 @@ from typing import Any
 from pydantic import Field
 
 from didhub.inputs import RequestModel
-from didhub.outputs import CursorMeta, ResponseModel
+from didhub.outputs import CursorMeta, ResponseModel, when
+from didhub.webhooks.models import WebhookEndpoint
+from didhub.webhooks.service import DeliveryRow
 
 
 class _Strict(RequestModel):
@@ -98,3 +100,37 @@ class EventOut(ResponseModel):
 class EventList(ResponseModel):
     data: list[EventOut]
     meta: CursorMeta
+
+
+# ------------------------------------------------------------------ answers
+
+
+def webhook_endpoint(item: WebhookEndpoint) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "account_id": item.account_id,
+        "url": item.url,
+        "description": item.description,
+        "events": item.events,
+        "enabled": item.enabled,
+        "created_at": when(item.created_at),
+        "updated_at": when(item.updated_at),
+    }
+
+
+def webhook_delivery(row: DeliveryRow) -> dict[str, Any]:
+    d = row.delivery
+    return {
+        "id": d.id,
+        "webhook_id": d.endpoint_id,
+        "event_id": row.event_id,
+        "event_type": row.event_type,
+        "status": d.status,
+        "attempts": d.attempts,
+        "last_status_code": d.last_status_code,
+        "last_error": d.last_error,
+        "last_attempt_at": when(d.last_attempt_at),
+        "next_attempt_at": when(d.next_attempt_at),
+        "delivered_at": when(d.delivered_at),
+        "created_at": when(d.created_at),
+    }
