@@ -17,7 +17,6 @@ from schemathesis.engine import events
 
 from conftest import Acct, search_numbers
 from didhub.api.app import create_app
-from didhub.billing.schemas import TopupOut
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
@@ -31,6 +30,7 @@ from didhub.numbers.schemas import (
 )
 from didhub.outputs import Data
 from didhub.routing.schemas import InboundRouteOut
+from didhub.wallet.schemas import TopupOut
 
 EDGE_TOKEN = "edge-token-for-the-contract-test"
 # Per operation: the whole run takes about 50 s on two idle cores (no deadline:

@@ -14,28 +14,26 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from didhub import __version__, outputs, web
-from didhub.api import (
-    accounts,
-    billing,
-    carrier_webhooks,
-    contract,
-    e911,
-    numbers,
-    routing,
-    webhooks,
-)
-from didhub.api import settings as account_settings
+from didhub.accounts import endpoints as accounts
+from didhub.api import contract
 from didhub.api.deps import Context
+from didhub.billing import endpoints as billing
+from didhub.carriers import endpoints as carrier_webhooks
 from didhub.carriers.base import Carrier
 from didhub.carriers.registry import make_carrier
 from didhub.config import Settings, get_settings
 from didhub.db import Database
+from didhub.e911 import endpoints as e911
 from didhub.errors import DidhubError
+from didhub.numbers import endpoints as numbers
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
+from didhub.routing import endpoints as routing
 from didhub.routing.cache import RouteCache
 from didhub.routing.edge_auth import EdgeAuth
 from didhub.runtime import Runtime
+from didhub.wallet import endpoints as wallet
+from didhub.webhooks import endpoints as webhooks
 
 log = logging.getLogger("didhub.api")
 
@@ -196,7 +194,7 @@ def create_app(
 
     app.include_router(numbers.router)
     app.include_router(accounts.router)
-    app.include_router(account_settings.router)
+    app.include_router(wallet.router)
     app.include_router(billing.router)
     app.include_router(routing.router)
     app.include_router(webhooks.router)

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from didhub.api.e911 import address_shape, compliance_shape, location_shape
 from didhub.cli_common import Cli, KeyOpt, Shown, Table, command
 from didhub.e911 import service as e911
+from didhub.e911.schemas import address_shape, compliance_shape, location_shape
 
 app = typer.Typer(help="E911 addresses, locations and numbers.", no_args_is_help=True)
 address_app = typer.Typer(help="E911 addresses.", no_args_is_help=True)

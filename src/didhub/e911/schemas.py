@@ -3,10 +3,14 @@ normalization decides what's wrong and names the field (422)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
+from didhub.e911 import service as e911
+from didhub.e911.models import E911Address, Location
 from didhub.inputs import RequestModel
-from didhub.outputs import ResponseModel
+from didhub.outputs import ResponseModel, when
 
 
 class _Strict(RequestModel):
@@ -94,3 +98,73 @@ class ComplianceOut(ResponseModel):
     compliant: bool
     locations_without_e911: list[LocationOut]
     numbers_without_e911: list[NumberGapOut]
+
+
+# ------------------------------------------------------------------ answers
+
+
+def address_shape(item: E911Address) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "tenant_id": item.account_id,
+        "street": item.street,
+        "unit": item.unit,
+        "city": item.city,
+        "state": item.state,
+        "postal_code": item.postal_code,
+        "country": item.country,
+        "caller_name": item.caller_name,
+        "status": item.status,
+        "suggestion": item.suggestion,
+        "carrier": item.carrier,
+        "carrier_reference": item.carrier_ref,
+        "created_at": when(item.created_at),
+        "validated_at": when(item.validated_at),
+    }
+
+
+def location_shape(item: Location, address: E911Address | None = None) -> dict[str, Any]:
+    shaped: dict[str, Any] = {
+        "id": item.id,
+        "tenant_id": item.account_id,
+        "name": item.name,
+        "address_id": item.address_id,
+        "created_at": when(item.created_at),
+    }
+    if address is not None:
+        shaped["address"] = address_shape(address)
+    return shaped
+
+
+def provisioning_shape(item: e911.Provisioning) -> dict[str, Any]:
+    return {
+        "number_id": item.number_id,
+        "phone_number": item.phone_number,
+        "address_id": item.address_id,
+        "e911_status": item.status,
+        "e911_reason": item.reason,
+    }
+
+
+def compliance_shape(report: e911.ComplianceReport) -> dict[str, Any]:
+    return {
+        "compliant": report.compliant,
+        "locations_without_e911": [
+            location_shape(location, address) for location, address in report.locations
+        ],
+        "numbers_without_e911": [_number_gap(gap) for gap in report.numbers],
+    }
+
+
+def _number_gap(gap: e911.NumberGap) -> dict[str, Any]:
+    number, row = gap.number, gap.e911
+    return {
+        "number_id": number.id,
+        "phone_number": number.e164,
+        "tenant_id": number.tenant_id,
+        "owner_id": number.owner_id,
+        "address_id": row.address_id if row else None,
+        "e911_status": row.status if row else None,
+        "e911_reason": row.reason if row else None,
+        "e911_problem": gap.problem,
+    }
