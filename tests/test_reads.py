@@ -23,8 +23,8 @@ from didhub.db import Database
 from didhub.e911.models import NumberE911
 from didhub.numbers import cnam
 from didhub.numbers import service as numbers
+from didhub.numbers import views as numbers_views
 from didhub.tenancy import PARTNER, Scope
-from didhub.web import numbers_views
 from test_web import PASSWORD, sign_in
 
 ON_SQLITE = not os.environ.get("DIDHUB_DATABASE_URL", "").startswith("postgresql")

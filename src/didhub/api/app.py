@@ -15,17 +15,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from didhub import __version__, outputs, web
 from didhub.accounts import endpoints as accounts
+from didhub.accounts import views as account_views
 from didhub.api import contract
 from didhub.api.deps import Context
 from didhub.billing import endpoints as billing
+from didhub.billing import views as billing_views
 from didhub.carriers import endpoints as carrier_webhooks
 from didhub.carriers.base import Carrier
 from didhub.carriers.registry import make_carrier
 from didhub.config import Settings, get_settings
 from didhub.db import Database
 from didhub.e911 import endpoints as e911
+from didhub.e911 import views as e911_views
 from didhub.errors import DidhubError
 from didhub.numbers import endpoints as numbers
+from didhub.numbers import views as number_views
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
 from didhub.routing import endpoints as routing
@@ -33,6 +37,7 @@ from didhub.routing.cache import RouteCache
 from didhub.routing.edge_auth import EdgeAuth
 from didhub.runtime import Runtime
 from didhub.wallet import endpoints as wallet
+from didhub.wallet import views as wallet_views
 from didhub.webhooks import endpoints as webhooks
 
 log = logging.getLogger("didhub.api")
@@ -200,6 +205,8 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(e911.router)
     app.include_router(carrier_webhooks.router)
+    for views in (account_views, number_views, wallet_views, billing_views, e911_views):
+        app.include_router(views.router)
     web.install(app, settings)
     # Outermost, so that a cached route skips the middleware and routing above.
     app.add_middleware(routing.FastLookups, ctx=app.state.ctx)

@@ -11,14 +11,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from didhub.config import Settings
-from didhub.web import (
-    accounts_views,
-    auth_views,
-    billing_views,
-    numbers_views,
-    session,
-    settings_views,
-)
+from didhub.web import session
 from didhub.web.common import HERE, PREFIX, is_htmx, render
 
 # Pages may load only what didhub serves; nothing may frame them.
@@ -65,7 +58,9 @@ class DashboardHeaders:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Mount the dashboard on the app: session cookies, static files, pages."""
+    """Mount the dashboard's frame on the app: session cookies, security
+    headers, static files, sign-in redirects (each domain's ``views.py``
+    router is included by the app factory)."""
     app.add_middleware(
         SessionMiddleware,
         secret_key=session.secret_key(settings),
@@ -78,8 +73,6 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(DashboardHeaders)
 
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
-    for module in (auth_views, numbers_views, accounts_views, billing_views, settings_views):
-        app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)
     def _root() -> RedirectResponse:

@@ -180,3 +180,20 @@ def decimal_field(value: str, field: str) -> Decimal:
     if not amount.is_finite():
         raise ValidationFailed(f"{value!r} is not an amount", field=field)
     return check_amount(amount, field)
+
+
+# Inputs named in a service's 422 ``field`` → the form input showing it.
+_INPUTS = {
+    "unassigned.action": "unassigned_action",
+    "unassigned.text": "unassigned_text",
+    "unassigned.mailbox": "unassigned_mailbox",
+    "unassigned.destination": "unassigned_destination",
+    "number_id": "address_id",
+}
+
+
+def field_errors(exc: DidhubError) -> dict[str, str]:
+    """The error under the input it is about (a service names the field)."""
+    if not exc.field:
+        return {}
+    return {_INPUTS.get(exc.field, exc.field): error_text(exc)}

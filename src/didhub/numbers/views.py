@@ -12,10 +12,12 @@ from pydantic import BaseModel
 
 from didhub import numbering, outputs
 from didhub.accounts import service as accounts
+from didhub.accounts import views as account_views
 from didhub.accounts.models import Account, Agent
 from didhub.api.deps import Ctx
 from didhub.billing import assignments
 from didhub.e911 import service as e911
+from didhub.e911 import views as e911_views
 from didhub.errors import CarrierError, DidhubError, Forbidden, ValidationFailed
 from didhub.idempotency import run_once
 from didhub.numbers import schemas as number_schemas
@@ -23,7 +25,7 @@ from didhub.numbers import service as numbers
 from didhub.numbers.lifecycle import STATUSES
 from didhub.numbers.schemas import SearchRequest
 from didhub.wallet import repository as billing
-from didhub.web import regions, session, settings_views
+from didhub.web import regions, session
 from didhub.web.common import (
     PREFIX,
     Who,
@@ -169,7 +171,7 @@ def buy_page(
     results = _results(ctx, viewer, q) if q.search else None
     return render(
         request,
-        "buy.html",
+        "numbers/buy.html",
         viewer,
         q=q,
         results=results,
@@ -182,7 +184,7 @@ def buy_page(
 def buy_results(
     request: Request, ctx: Ctx, viewer: Who, q: Annotated[BuyQuery, Query()]
 ) -> HTMLResponse:
-    return render(request, "_results.html", viewer, results=_results(ctx, viewer, q))
+    return render(request, "numbers/_results.html", viewer, results=_results(ctx, viewer, q))
 
 
 @router.get("/numbers/localities", response_class=HTMLResponse)
@@ -190,7 +192,7 @@ def localities(request: Request, viewer: Who, state: str = "", city: str = "") -
     """City autocomplete: the options of the City field's datalist."""
     country = regions.country_of(state) or "US"
     found = numbering.localities(country, state.upper() or None, city.strip()[:100], 12)
-    return render(request, "_localities.html", viewer, places=found)
+    return render(request, "numbers/_localities.html", viewer, places=found)
 
 
 @router.post("/numbers/buy/quote", response_class=HTMLResponse)
@@ -212,7 +214,7 @@ def quote(
             )
     except DidhubError as exc:
         return message(request, "error", _not_charged(exc), exc.status_code)
-    return render(request, "_quote_modal.html", viewer, quote=q, wallet=wallet)
+    return render(request, "numbers/_quote_modal.html", viewer, quote=q, wallet=wallet)
 
 
 def _not_charged(exc: DidhubError) -> str:
@@ -333,8 +335,8 @@ def _inventory_rows(
             return {"rows": [], "tenants": tenants, "error": error_text(exc), "next_cursor": None}
         states = e911.number_states(db_session, [n.id for n in page.data])
         rows = number_schemas.phone_numbers(db_session, page.data, states)
-        features = settings_views.did_features(db_session, rows, states)
-        routing = settings_views.unassigned_behaviour(
+        features = e911_views.did_features(db_session, rows, states)
+        routing = account_views.unassigned_behaviour(
             db_session, ctx.settings, viewer.scope.account_id
         )
     for row, number in zip(rows, page.data, strict=True):
@@ -361,7 +363,7 @@ def inventory(
     if not viewer.is_partner:
         return go(request, f"{PREFIX}/dids")
     data = _inventory_rows(ctx, viewer, f, INVENTORY_PAGE)
-    return render(request, "inventory.html", viewer, f=f, here=_self_url(request), **data)
+    return render(request, "numbers/inventory.html", viewer, f=f, here=_self_url(request), **data)
 
 
 @router.get("/dids", response_model=None)
@@ -372,7 +374,7 @@ def dids(
     if viewer.is_partner:
         return go(request, f"{PREFIX}/numbers/inventory")
     data = _inventory_rows(ctx, viewer, f, INVENTORY_PAGE)
-    return render(request, "dids.html", viewer, f=f, here=_self_url(request), **data)
+    return render(request, "numbers/dids.html", viewer, f=f, here=_self_url(request), **data)
 
 
 def _number(ctx: Ctx, viewer: session.Viewer, number_id: str) -> dict[str, Any]:
@@ -389,7 +391,7 @@ def assign_form(
         tenants = accounts.list_tenants(db_session, viewer.scope)
     return render(
         request,
-        "_assign_modal.html",
+        "numbers/_assign_modal.html",
         viewer,
         number=_number(ctx, viewer, number_id),
         tenants=tenants,
@@ -415,7 +417,7 @@ def assign(
             tenants = accounts.list_tenants(db_session, viewer.scope)
         return render(
             request,
-            "_assign_modal.html",
+            "numbers/_assign_modal.html",
             viewer,
             status_code=exc.status_code,
             number=_number(ctx, viewer, number_id),
@@ -440,7 +442,7 @@ def release_form(
 ) -> HTMLResponse:
     return render(
         request,
-        "_release_modal.html",
+        "numbers/_release_modal.html",
         viewer,
         number=_number(ctx, viewer, number_id),
         next=safe_next(next, home_url(viewer)),
@@ -460,7 +462,7 @@ def release(
     except DidhubError as exc:
         return render(
             request,
-            "_release_modal.html",
+            "numbers/_release_modal.html",
             viewer,
             status_code=exc.status_code,
             number=_number(ctx, viewer, number_id),
@@ -490,7 +492,7 @@ def _route_context(ctx: Ctx, viewer: session.Viewer, number_id: str) -> dict[str
         agents: list[Agent] = accounts.list_agents(
             db_session, viewer.scope, number["tenant_id"] or None
         )
-        routing = settings_views.unassigned_behaviour(
+        routing = account_views.unassigned_behaviour(
             db_session, ctx.settings, number["tenant_id"] or viewer.scope.account_id
         )
     return {"number": number, "agents": agents, "unassigned_behaviour": routing}
@@ -502,7 +504,7 @@ def route_form(
 ) -> HTMLResponse:
     return render(
         request,
-        "_route_modal.html",
+        "numbers/_route_modal.html",
         viewer,
         next=safe_next(next, home_url(viewer)),
         **_route_context(ctx, viewer, number_id),
@@ -540,7 +542,7 @@ def route(
     except DidhubError as exc:
         return render(
             request,
-            "_route_modal.html",
+            "numbers/_route_modal.html",
             viewer,
             status_code=exc.status_code,
             next=safe_next(next, home_url(viewer)),

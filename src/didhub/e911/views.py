@@ -1,12 +1,7 @@
-"""CNAM, E911 and account settings in the dashboard: the Edit DID modal, the
-Settings page, and the inventory's CNAM and E911 columns.
-
-Every action calls the service the API's route calls: ``didhub.numbers.cnam``
-(``PATCH /telephony/numbers/{id}`` with ``cnam``, ``…/cnam/retry``),
-``didhub.e911.service`` (``/e911/addresses``, ``…/{id}/e911``) and
-``didhub.accounts.settings`` (``/settings``, ``/tenants/{id}/settings``).
-Nothing here stores anything of its own.
-"""
+"""The Edit DID modal (caller name and E911 address), its E911 actions, and the
+inventory's CNAM and E911 columns. Every action calls the service the API's
+route calls (``numbers.cnam``, ``e911.service``); nothing here stores anything
+of its own."""
 
 from __future__ import annotations
 
@@ -18,24 +13,21 @@ from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from didhub.accounts import service as accounts
 from didhub.accounts import settings as account_settings
 from didhub.accounts.models import Account
-from didhub.accounts.settings import UnassignedBehaviour
 from didhub.api.deps import Context, Ctx
-from didhub.config import Settings
 from didhub.e911 import service as e911
 from didhub.e911.models import E911Address, NumberE911
 from didhub.errors import DidhubError
 from didhub.numbers import cnam
 from didhub.numbers import schemas as number_schemas
 from didhub.numbers import service as numbers
-from didhub.tenancy import TENANT, Scope
+from didhub.tenancy import Scope
 from didhub.web import session
 from didhub.web.common import (
-    PREFIX,
     Who,
     error_text,
+    field_errors,
     go,
     home_url,
     make_router,
@@ -46,6 +38,7 @@ from didhub.web.common import (
 
 router = make_router()
 
+
 # The inventory's and the modal's words for a source and a status.
 CNAM_SOURCES = {
     "number": "set on the number",
@@ -53,27 +46,6 @@ CNAM_SOURCES = {
     "partner": "partner's default",
     "none": "no name",
 }
-SETTING_SOURCES = {
-    "tenant": "the tenant's setting",
-    "partner": "the partner's setting",
-    "platform": "the platform's default",
-    "none": "nobody has set one",
-}
-# Inputs named in a service's 422 ``field`` → the form input showing it.
-_INPUTS = {
-    "unassigned.action": "unassigned_action",
-    "unassigned.text": "unassigned_text",
-    "unassigned.mailbox": "unassigned_mailbox",
-    "unassigned.destination": "unassigned_destination",
-    "number_id": "address_id",
-}
-
-
-def field_errors(exc: DidhubError) -> dict[str, str]:
-    """The error under the input it is about (a service names the field)."""
-    if not exc.field:
-        return {}
-    return {_INPUTS.get(exc.field, exc.field): error_text(exc)}
 
 
 def address_line(address: E911Address | dict[str, Any]) -> str:
@@ -81,20 +53,6 @@ def address_line(address: E911Address | dict[str, Any]) -> str:
     get = address.get if isinstance(address, dict) else lambda name: getattr(address, name)
     street = " ".join(p for p in (get("street"), get("unit")) if p)
     return f"{street}, {get('city')}, {get('state')} {get('postal_code')}"
-
-
-def describe_behaviour(behaviour: UnassignedBehaviour) -> str:
-    """What a call to an unrouted number gets, in words."""
-    if behaviour.action == account_settings.ANNOUNCEMENT:
-        return f"Plays “{behaviour.text}”"
-    if behaviour.action == account_settings.VOICEMAIL:
-        return f"Goes to voicemail box {behaviour.mailbox}"
-    if behaviour.action == account_settings.FORWARD:
-        return f"Is forwarded to {behaviour.destination}"
-    return "Is rejected"
-
-
-# ------------------------------------------------------------------ inventory
 
 
 @dataclass(frozen=True)
@@ -134,18 +92,6 @@ def did_features(
             e911_reason=state[0].reason if state else None,
         )
     return out
-
-
-def unassigned_behaviour(session: Session, settings: Settings, account_id: str) -> str:
-    """What a call to an unrouted number of ``account_id`` (a tenant, or a
-    partner's unassigned stock) gets, in words: the account's setting, else its
-    partner's, else the platform's announcement."""
-    inherited = account_settings.unassigned_for_number(session, settings, account_id, None)
-    assert isinstance(inherited.value, UnassignedBehaviour)
-    return describe_behaviour(inherited.value)
-
-
-# ------------------------------------------------------------------ Edit DID
 
 
 @dataclass
@@ -300,7 +246,7 @@ def _edit_modal(
         context["form"] = form
     return render(
         request,
-        "_edit_modal.html",
+        "e911/_edit_modal.html",
         viewer,
         status_code=status_code,
         next=safe_next(next, home_url(viewer)),
@@ -433,154 +379,3 @@ def retry_cnam(
         return _cnam_message(ctx, viewer.scope, number_id, number.e164)
 
     return _after(request, ctx, viewer, number_id, next, again)
-
-
-# ------------------------------------------------------------------ Settings
-
-INHERIT = "inherit"
-
-
-@dataclass
-class SettingsForm:
-    """An account's own default CNAM and unassigned behaviour (empty /
-    ``inherit``: take the partner's or the platform's)."""
-
-    default_cnam: str = ""
-    unassigned_action: str = INHERIT  # inherit | announcement | voicemail | forward | reject
-    unassigned_text: str = ""
-    unassigned_mailbox: str = ""
-    unassigned_destination: str = ""
-
-    def change(self) -> account_settings.SettingsChange:
-        behaviour: UnassignedBehaviour | None = None
-        action = self.unassigned_action
-        if action != INHERIT:
-            # Each action takes only its own field; the service validates it.
-            behaviour = UnassignedBehaviour(
-                action,
-                text=self.unassigned_text if action == account_settings.ANNOUNCEMENT else None,
-                mailbox=self.unassigned_mailbox if action == account_settings.VOICEMAIL else None,
-                destination=(
-                    self.unassigned_destination if action == account_settings.FORWARD else None
-                ),
-            )
-        return account_settings.SettingsChange(
-            default_cnam=self.default_cnam.strip() or None, unassigned=behaviour
-        )
-
-
-def _kind(scope: Scope, account_id: str) -> str | None:
-    # The caller's own account, else (a partner) one of its tenants, as the API's
-    # /settings and /tenants/{id}/settings.
-    return None if account_id == scope.account_id else TENANT
-
-
-def load_settings(
-    session: Session, config: Settings, scope: Scope, account_id: str
-) -> tuple[account_settings.AccountSettingsView, SettingsForm]:
-    """An account's settings view (own values and what applies) and its form."""
-    view = account_settings.get_settings(
-        session, config, scope, account_id, _kind(scope, account_id)
-    )
-    own = view.unassigned
-    form = SettingsForm(
-        default_cnam=view.default_cnam or "",
-        unassigned_action=own.action if own else INHERIT,
-        unassigned_text=(own.text or "") if own else "",
-        unassigned_mailbox=(own.mailbox or "") if own else "",
-        unassigned_destination=(own.destination or "") if own else "",
-    )
-    return view, form
-
-
-def save_settings(
-    ctx: Context, scope: Scope, account_id: str, form: SettingsForm
-) -> list[tuple[str, str]]:
-    """Save an account's default CNAM and unassigned behaviour; the messages to show."""
-    with ctx.db.session() as db_session:
-        before = account_settings.get_settings(
-            db_session, ctx.settings, scope, account_id, _kind(scope, account_id)
-        )
-    change = form.change()
-    view = cnam.change_settings(
-        ctx.db, ctx.carrier, ctx.settings, scope, account_id, change, _kind(scope, account_id)
-    )
-    messages = [("success", "Settings saved.")]
-    if view.default_cnam != before.default_cnam:
-        messages.append(("info", cnam.CACHE_NOTICE))
-    return messages
-
-
-def _settings_page(
-    request: Request,
-    ctx: Ctx,
-    viewer: session.Viewer,
-    account_id: str,
-    status_code: int = 200,
-    submitted: SettingsForm | None = None,
-    error: DidhubError | None = None,
-) -> HTMLResponse:
-    """The account, who may sign in, and the settings of the account acted as
-    or (a partner) of one of its tenants. ``submitted`` re-shows a form that
-    failed."""
-    with ctx.db.read_session() as db_session:
-        home = db_session.get_one(Account, viewer.home.account_id)
-        users = accounts.list_users(db_session, viewer.home.account_id)
-        keys = accounts.list_api_keys(db_session, viewer.home.account_id)
-        tenants = accounts.list_tenants(db_session, viewer.scope) if viewer.is_partner else []
-        account_id = account_id or viewer.scope.account_id
-        target, view, form, problem = None, None, None, None
-        try:
-            view, form = load_settings(db_session, ctx.settings, viewer.scope, account_id)
-            target = db_session.get_one(Account, view.account_id)
-        except DidhubError as exc:
-            problem = error_text(exc)
-    return render(
-        request,
-        "settings.html",
-        viewer,
-        status_code=status_code,
-        home=home,
-        users=users,
-        keys=[k for k in keys if k.revoked_at is None],
-        tenants=tenants,
-        target=target,
-        view=view,
-        form=submitted or form,
-        sources=SETTING_SOURCES,
-        effective_behaviour=describe_behaviour(view.effective_unassigned) if view else None,
-        error=error_text(error) if error else problem,
-        errors=field_errors(error) if error else {},
-    )
-
-
-@router.get("/settings", response_class=HTMLResponse)
-def settings_page(request: Request, ctx: Ctx, viewer: Who, account_id: str = "") -> HTMLResponse:
-    return _settings_page(request, ctx, viewer, account_id)
-
-
-@router.post("/settings/account", response_model=None)
-def save_settings_form(
-    request: Request,
-    ctx: Ctx,
-    viewer: Who,
-    account_id: Annotated[str, Form()] = "",
-    default_cnam: Annotated[str, Form()] = "",
-    unassigned_action: Annotated[str, Form()] = INHERIT,
-    unassigned_text: Annotated[str, Form()] = "",
-    unassigned_mailbox: Annotated[str, Form()] = "",
-    unassigned_destination: Annotated[str, Form()] = "",
-) -> Response:
-    target = account_id or viewer.scope.account_id
-    form = SettingsForm(
-        default_cnam, unassigned_action, unassigned_text, unassigned_mailbox, unassigned_destination
-    )
-    try:
-        messages = save_settings(ctx, viewer.scope, target, form)
-    except DidhubError as exc:
-        return _settings_page(
-            request, ctx, viewer, target, status_code=exc.status_code, submitted=form, error=exc
-        )
-    for kind, text in messages:
-        session.flash(request, kind, text)
-    return go(request, f"{PREFIX}/settings?account_id={target}")

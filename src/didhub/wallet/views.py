@@ -30,8 +30,6 @@ from didhub.web.common import (
 router = make_router()
 
 TRANSACTIONS_PAGE = 25
-# A tenant's invoice is plain HTML with its own stylesheet inline.
-INVOICE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 def _page(
@@ -56,7 +54,7 @@ def _page(
     page = lines[:TRANSACTIONS_PAGE]
     return render(
         request,
-        "billing.html",
+        "wallet/billing.html",
         viewer,
         status_code=status_code,
         summary=summary,
@@ -182,12 +180,3 @@ def auto_recharge(
     )
     session.flash(request, "success", text)
     return go(request, f"{PREFIX}/billing")
-
-
-@router.get("/billing/invoices/{month}", response_class=HTMLResponse)
-def invoice(ctx: Ctx, viewer: Who, month: str) -> HTMLResponse:
-    with ctx.db.read_session() as db_session:
-        statement = invoices.build(db_session, ctx.settings, viewer.scope.account_id, month)
-    return HTMLResponse(
-        invoices.render_html(statement), headers={"Content-Security-Policy": INVOICE_CSP}
-    )
