@@ -22,7 +22,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from didhub import clock, numbering
-from didhub.accounts import sessions, throttle
+from didhub.accounts import repository, sessions, throttle
 from didhub.accounts.models import Account, Agent, ApiKey, User
 from didhub.db import Database, new_id
 from didhub.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
@@ -108,24 +108,18 @@ def fund_wallet(
 
 
 def get_account(session: Session, scope: Scope, account_id: str, field: str) -> Account:
-    account = session.get(Account, account_id)
-    if account is None or not scope.can_see(session, account_id):
-        raise NotFound(f"account {account_id} not found", field=field)
-    return account
+    return repository.get(session, scope, account_id, field=field)
 
 
 def get_tenant(session: Session, scope: Scope, tenant_id: str, field: str = "tenant_id") -> Account:
-    account = session.get(Account, tenant_id)
-    if account is None or account.kind != TENANT or not scope.can_see(session, tenant_id):
-        raise NotFound(f"tenant {tenant_id} not found", field=field)
-    return account
+    return repository.get(session, scope, tenant_id, kind=TENANT, field=field)
 
 
 def list_tenants(session: Session, scope: Scope) -> list[Account]:
     return list(
         session.scalars(
             select(Account)
-            .where(Account.kind == TENANT, scope.owns(Account.id))
+            .where(Account.kind == TENANT, repository.readable(scope))
             .order_by(Account.id)
         )
     )
@@ -169,14 +163,11 @@ def update_agent(
 
 
 def get_agent(session: Session, scope: Scope, agent_id: str, field: str = "agent_id") -> Agent:
-    agent = session.get(Agent, agent_id)
-    if agent is None or not scope.can_see(session, agent.tenant_id):
-        raise NotFound(f"agent {agent_id} not found", field=field)
-    return agent
+    return repository.get_agent(session, scope, agent_id, field=field)
 
 
 def list_agents(session: Session, scope: Scope, tenant_id: str | None = None) -> list[Agent]:
-    query = select(Agent).where(scope.owns(Agent.tenant_id)).order_by(Agent.id)
+    query = select(Agent).where(repository.agents_readable(scope)).order_by(Agent.id)
     if tenant_id is not None:
         query = query.where(Agent.tenant_id == get_tenant(session, scope, tenant_id).id)
     return list(session.scalars(query))

@@ -28,6 +28,7 @@ from didhub.db import Database, new_id
 from didhub.e911.models import E911Address, Location, NumberE911
 from didhub.errors import CarrierError, Conflict, NotFound, ValidationFailed
 from didhub.numbers import lifecycle
+from didhub.numbers import repository as number_repository
 from didhub.numbers import service as numbers
 from didhub.numbers.models import PhoneNumber
 from didhub.postal import normalize as norm
@@ -552,7 +553,7 @@ def compliance_report(session: Session, scope: Scope) -> ComplianceReport:
             .order_by(Location.id)
         )
     ]
-    visible = or_(scope.owns(PhoneNumber.owner_id), scope.owns(PhoneNumber.tenant_id))
+    visible = number_repository.readable(scope)
     serves = func.coalesce(PhoneNumber.tenant_id, PhoneNumber.owner_id)
     missing = [
         NumberGap(

@@ -35,6 +35,7 @@ from didhub.config import Settings
 from didhub.db import Database, new_id
 from didhub.errors import CarrierError, Conflict, ValidationFailed
 from didhub.numbers import lifecycle
+from didhub.numbers import repository as number_repository
 from didhub.numbers import service as numbers
 from didhub.numbers.lifecycle import ACTIVE, LIVE_STATUSES
 from didhub.numbers.models import NumberEvent, PhoneNumber
@@ -287,7 +288,7 @@ def release_import(
     number stays active in didhub, routed as it was."""
     with db.session() as session:
         number = numbers.lock_number(session, scope, number_id)
-        numbers.require_owner(session, scope, number, "release")
+        number_repository.require_writable(session, scope, number, "release")
         if number.is_managed:
             raise Conflict(
                 f"{number.e164} was bought through didhub, not imported; use /numbers/release",

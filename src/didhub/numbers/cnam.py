@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from didhub import clock
@@ -34,7 +34,7 @@ from didhub.carriers.registry import carrier_for, served_carrier_names
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.errors import Conflict
-from didhub.numbers import lifecycle
+from didhub.numbers import lifecycle, repository
 from didhub.numbers.lifecycle import ACTIVE, SUSPENDED
 from didhub.numbers.models import CnamListing, PhoneNumber
 from didhub.tenancy import Scope
@@ -244,7 +244,7 @@ def relist_inheriting(session: Session, account_id: str, acting: str | None) -> 
         select(PhoneNumber)
         .where(
             PhoneNumber.status.in_(LISTABLE),
-            or_(scope.owns(PhoneNumber.owner_id), scope.owns(PhoneNumber.tenant_id)),
+            repository.readable(scope),
         )
         .order_by(PhoneNumber.id)
         .with_for_update()

@@ -19,7 +19,6 @@ from didhub.numbers.service.assignments import (
     ASSIGNMENT_TYPES,
     assign_agent,
     end_assignments,
-    require_owner,
     set_tenant,
     unassign_agent,
 )
@@ -94,7 +93,6 @@ __all__ = [
     "count_by_tenant",
     "live_assignments",
     "ASSIGNMENT_TYPES",
-    "require_owner",
     "end_assignments",
     "begin_release",
     "set_tenant",

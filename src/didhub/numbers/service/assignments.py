@@ -11,11 +11,10 @@ from didhub.accounts.models import Account, Agent
 from didhub.db import new_id
 from didhub.errors import (
     Conflict,
-    Forbidden,
     NotFound,
     ValidationFailed,
 )
-from didhub.numbers import cnam, lifecycle
+from didhub.numbers import cnam, lifecycle, repository
 from didhub.numbers.lifecycle import ACTIVE, PROVISIONING
 from didhub.numbers.models import (
     NumberAssignment,
@@ -25,13 +24,6 @@ from didhub.numbers.service.inventory import lock_number
 from didhub.tenancy import Scope
 
 ASSIGNMENT_TYPES = ("inbound", "outbound")
-
-
-def require_owner(session: Session, scope: Scope, number: PhoneNumber, action: str) -> None:
-    """Only the buyer (the account that pays), or its partner, may reassign or
-    release a number; a tenant sees and routes numbers its partner assigned to it."""
-    if not scope.can_see(session, number.owner_id):
-        raise Forbidden(f"only the account that bought {number.e164} can {action} it")
 
 
 def _require_active(number: PhoneNumber, field: str = "number_id") -> None:
@@ -94,7 +86,7 @@ def set_tenant(
     """Assign a number to a tenant (``None`` unassigns). Its agent assignments
     belonged to the previous tenant's agents, so they end."""
     number = lock_number(session, scope, number_id)
-    require_owner(session, scope, number, "reassign")
+    repository.require_writable(session, scope, number, "reassign")
     if number.status not in (PROVISIONING, ACTIVE, lifecycle.SUSPENDED):
         raise Conflict(
             f"{number.e164} is {number.status} and can't be assigned",
@@ -142,7 +134,7 @@ def assign_agent(
     agent: Agent = accounts.get_agent(session, scope, agent_id)
     _require_active(number)
     if number.tenant_id is None:
-        require_owner(session, scope, number, "assign")
+        repository.require_writable(session, scope, number, "assign")
         number.tenant_id = agent.tenant_id
         lifecycle.record(
             session, number, "tenant.assigned", scope.account_id, tenant_id=agent.tenant_id

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from didhub.accounts import service as accounts
 from didhub.errors import (
-    NotFound,
     ValidationFailed,
 )
+from didhub.numbers import repository
 from didhub.numbers.lifecycle import LIVE_STATUSES
 from didhub.numbers.models import (
     NumberAssignment,
@@ -22,32 +22,17 @@ from didhub.numbers.models import (
 from didhub.tenancy import Scope
 
 
-def _visible(scope: Scope) -> ColumnElement[bool]:
-    return or_(scope.owns(PhoneNumber.owner_id), scope.owns(PhoneNumber.tenant_id))
-
-
 def get_number(
     session: Session, scope: Scope, number_id: str, field: str = "number_id"
 ) -> PhoneNumber:
-    number = session.scalars(
-        select(PhoneNumber).where(PhoneNumber.id == number_id, _visible(scope))
-    ).first()
-    if number is None:
-        raise NotFound(f"phone number {number_id} not found", field=field)
-    return number
+    return repository.get(session, scope, number_id, field=field)
 
 
 def lock_number(
     session: Session, scope: Scope, number_id: str, field: str = "number_id"
 ) -> PhoneNumber:
     """A number the scope sees, its row locked (``SELECT … FOR UPDATE``)."""
-    number = get_number(session, scope, number_id, field)
-    return session.scalars(
-        select(PhoneNumber)
-        .where(PhoneNumber.id == number.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
+    return repository.get(session, scope, number_id, for_update=True, field=field)
 
 
 @dataclass(frozen=True)
@@ -87,7 +72,7 @@ def list_numbers(
     limit: int = 50,
     cursor: str | None = None,
 ) -> InventoryPage:
-    query = select(PhoneNumber).where(_visible(scope))
+    query = select(PhoneNumber).where(repository.readable(scope))
     if filters.status is None:
         query = query.where(PhoneNumber.status.in_(LIVE_STATUSES))
     elif filters.status != "all":
@@ -126,7 +111,7 @@ def count_by_tenant(session: Session, scope: Scope) -> dict[str, int]:
     rows = session.execute(
         select(PhoneNumber.tenant_id, func.count())
         .where(
-            _visible(scope),
+            repository.readable(scope),
             PhoneNumber.status.in_(LIVE_STATUSES),
             PhoneNumber.tenant_id.is_not(None),
         )

@@ -21,13 +21,13 @@ from didhub.errors import (
     CarrierError,
     Conflict,
 )
-from didhub.numbers import lifecycle
+from didhub.numbers import lifecycle, repository
 from didhub.numbers.lifecycle import ACTIVE, RELEASED
 from didhub.numbers.models import (
     NumberEvent,
     PhoneNumber,
 )
-from didhub.numbers.service.assignments import end_assignments, require_owner
+from didhub.numbers.service.assignments import end_assignments
 from didhub.numbers.service.inventory import lock_number
 from didhub.numbers.service.pricing import add_months
 from didhub.tenancy import Scope
@@ -48,7 +48,7 @@ def release(
     tell, it stays ``releasing`` and ``reconcile`` finishes the job."""
     with db.session() as session:
         number = lock_number(session, scope, number_id)
-        require_owner(session, scope, number, "release")
+        repository.require_writable(session, scope, number, "release")
         begin_release(session, number, scope.account_id, "released")
         number_pk = number.id
     return finish_release(
