@@ -25,6 +25,7 @@ from didhub.carriers.base import (
 )
 from didhub.carriers.registry import carrier_for, served_carrier_names
 from didhub.db import Database, new_id
+from didhub.e911 import repository
 from didhub.e911.models import E911Address, Location, NumberE911
 from didhub.errors import CarrierError, Conflict, NotFound, ValidationFailed
 from didhub.numbers import lifecycle
@@ -123,18 +124,13 @@ def _suggestion_dict(data: E911AddressData) -> dict[str, str | None]:
 def get_address(
     session: Session, scope: Scope, address_id: str, field: str = "address_id"
 ) -> E911Address:
-    address = session.scalars(
-        select(E911Address).where(E911Address.id == address_id, scope.owns(E911Address.account_id))
-    ).first()
-    if address is None:
-        raise NotFound(f"E911 address {address_id} not found", field=field)
-    return address
+    return repository.get(session, scope, address_id, field=field)
 
 
 def list_addresses(
     session: Session, scope: Scope, tenant_id: str | None = None
 ) -> list[E911Address]:
-    query = select(E911Address).where(scope.owns(E911Address.account_id))
+    query = select(E911Address).where(repository.readable(scope))
     if tenant_id is not None:
         query = query.where(E911Address.account_id == _owner_for(session, scope, tenant_id))
     return list(session.scalars(query.order_by(E911Address.id)))
@@ -473,17 +469,13 @@ def create_location(session: Session, scope: Scope, name: str, address_id: str) 
 def list_locations(session: Session, scope: Scope) -> list[Location]:
     return list(
         session.scalars(
-            select(Location).where(scope.owns(Location.account_id)).order_by(Location.id)
+            select(Location).where(repository.locations_readable(scope)).order_by(Location.id)
         )
     )
 
 
 def delete_location(session: Session, scope: Scope, location_id: str) -> None:
-    location = session.scalars(
-        select(Location).where(Location.id == location_id, scope.owns(Location.account_id))
-    ).first()
-    if location is None:
-        raise NotFound(f"location {location_id} not found", field="location_id")
+    location = repository.get_location(session, scope, location_id)
     session.delete(location)
 
 
@@ -549,7 +541,7 @@ def compliance_report(session: Session, scope: Scope) -> ComplianceReport:
         for location, address in session.execute(
             select(Location, E911Address)
             .join(E911Address, E911Address.id == Location.address_id)
-            .where(scope.owns(Location.account_id), ~covered)
+            .where(repository.locations_readable(scope), ~covered)
             .order_by(Location.id)
         )
     ]

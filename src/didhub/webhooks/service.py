@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlalchemy import BigInteger, ColumnElement, literal, or_, select, update
+from sqlalchemy import BigInteger, literal, select, update
 from sqlalchemy.orm import Session
 
 from didhub import clock
@@ -18,7 +18,7 @@ from didhub.db import new_id
 from didhub.errors import NotFound, ValidationFailed
 from didhub.inputs import MAX_INT
 from didhub.tenancy import Scope
-from didhub.webhooks import catalogue, signing, targets
+from didhub.webhooks import catalogue, repository, signing, targets
 from didhub.webhooks.delivery import ENDPOINT_REMOVED
 from didhub.webhooks.events import DELIVERED, FAILED, PENDING, forget_subscribers
 from didhub.webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -114,10 +114,6 @@ class NewEndpoint:
     secret: str  # shown once
 
 
-def _live_endpoints(scope: Scope) -> ColumnElement[bool]:
-    return scope.owns(WebhookEndpoint.account_id) & WebhookEndpoint.deleted_at.is_(None)
-
-
 def create_endpoint(
     session: Session,
     scope: Scope,
@@ -167,7 +163,7 @@ def create_endpoint(
 def list_endpoints(session: Session, scope: Scope) -> list[WebhookEndpoint]:
     return list(
         session.scalars(
-            select(WebhookEndpoint).where(_live_endpoints(scope)).order_by(WebhookEndpoint.id)
+            select(WebhookEndpoint).where(repository.readable(scope)).order_by(WebhookEndpoint.id)
         )
     )
 
@@ -176,7 +172,7 @@ def get_endpoint(
     session: Session, scope: Scope, endpoint_id: str, field: str = "webhook_id"
 ) -> WebhookEndpoint:
     endpoint = session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id, _live_endpoints(scope))
+        select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id, repository.readable(scope))
     ).first()
     if endpoint is None:
         raise NotFound(f"webhook endpoint {endpoint_id} not found", field=field)
@@ -281,7 +277,7 @@ def get_delivery(
         select(WebhookDelivery, Event.id, Event.type)
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
         .join(Event, Event.seq == WebhookDelivery.event_seq)
-        .where(WebhookDelivery.id == delivery_id, _live_endpoints(scope))
+        .where(WebhookDelivery.id == delivery_id, repository.readable(scope))
     )
     if for_update:
         query = query.with_for_update(of=WebhookDelivery)
@@ -321,10 +317,6 @@ class EventPage:
     next_cursor: str | None
 
 
-def _visible_events(scope: Scope) -> ColumnElement[bool]:
-    return or_(scope.owns(Event.account_id), scope.owns(Event.tenant_id))
-
-
 def list_events(
     session: Session,
     scope: Scope,
@@ -335,7 +327,7 @@ def list_events(
 ) -> EventPage:
     """The events the caller's scope can read, newest first (the same ones
     its webhooks receive)."""
-    query = select(Event).where(_visible_events(scope))
+    query = select(Event).where(repository.events_readable(scope))
     if event_type is not None:
         if catalogue.check_patterns([event_type]) is not None:
             raise ValidationFailed(f"{event_type!r} is not an event type", field="type")
@@ -358,7 +350,7 @@ def list_events(
 
 def get_event(session: Session, scope: Scope, event_id: str) -> Event:
     event = session.scalars(
-        select(Event).where(Event.id == event_id, _visible_events(scope))
+        select(Event).where(Event.id == event_id, repository.events_readable(scope))
     ).first()
     if event is None:
         raise NotFound(f"event {event_id} not found", field="event_id")
