@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from didhub.accounts.models import Account
-from didhub.billing import usage
+from didhub.billing import rating
 from didhub.billing.models import Renewal, ResaleCharge, UsageRecord
 from didhub.config import Settings
 from didhub.errors import NotFound, ValidationFailed
@@ -189,7 +189,7 @@ def _explain(
             seconds[e164].append(u.billable_seconds)
         for e164, amount in sorted(amounts.items()):
             # Counted as the transaction's description counts them (usage.py).
-            minutes = usage.billable_minutes(seconds[e164])
+            minutes = rating.billable_minutes(seconds[e164])
             lines.append(InvoiceLine(day, "usage", "Calls", amount, e164, minutes=minutes))
     elif txn.kind == "resale":
         for c, e164 in session.execute(

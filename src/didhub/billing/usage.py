@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import Table, bindparam, select, update
@@ -24,7 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from didhub import clock, numbering
+from didhub.billing import resale
 from didhub.billing.models import UsageRecord
+from didhub.billing.rating import billable_minutes, billable_seconds, charge_for, rate_for
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.errors import ValidationFailed
@@ -32,7 +34,6 @@ from didhub.numbers.models import PhoneNumber
 from didhub.wallet import ledger
 
 DIRECTIONS = ("inbound", "outbound")
-RATE_PLACES = Decimal("0.0001")
 # How far the edge's clock may run ahead of ours before a call "starts in the future".
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -52,31 +53,6 @@ class UsageReport:
     duplicates: int = 0
     rejected: list[dict[str, object]] = field(default_factory=list)
     charged: Decimal = Decimal("0")
-
-
-def billable_seconds(duration: int, increment: int, minimum: int) -> int:
-    if duration <= 0:
-        return 0
-    seconds = max(duration, minimum)
-    return -(-seconds // increment) * increment
-
-
-def billable_minutes(billable: Iterable[int]) -> int:
-    """The minutes a set of calls is shown as, given each call's billable
-    seconds: each call's whole minutes, a started minute counting (66 s is 2).
-    Counted per call, so the minutes of a usage transaction are the sum of the
-    minutes its invoice lines show; the charge itself is per billable second."""
-    return sum(-(-seconds // 60) for seconds in billable)
-
-
-def rate_for(settings: Settings, number_type: str, direction: str) -> Decimal:
-    return settings.usage_rates.get(number_type, {}).get(direction, Decimal("0"))
-
-
-def charge_for(rate: Decimal, seconds: int) -> Decimal:
-    """Exact to the ten-thousandth: rates have 4 places, so rate × seconds / 60 is
-    rounded up to 4 places (never in the caller's favour by more than 0.0001)."""
-    return (rate * seconds / 60).quantize(RATE_PLACES, rounding=ROUND_UP)
 
 
 def validate(records: Sequence[CallRecord], prefix: str = "records") -> list[CallRecord]:
@@ -218,8 +194,6 @@ def record(db: Database, settings: Settings, records: Sequence[CallRecord]) -> U
         if owners:  # posted in the same transaction: one commit per request
             report.charged = _post(session, settings, owners)
     if resold:
-        from didhub.billing import resale  # resale rates calls with this module's rules
-
         resale.bill_tenants(db, settings, calls=resold)
     return report
 

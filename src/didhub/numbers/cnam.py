@@ -152,10 +152,8 @@ def set_own_name(
     """The transactional half of :func:`set_number_cnam` (for a caller that
     already holds a session, e.g. a PATCH also changing the tenant); push the
     number afterwards when the second value is true."""
-    from didhub.numbers import service as numbers
-
     cleaned = account_settings.validate_cnam(name, "cnam") if name is not None else None
-    number = numbers.lock_number(session, scope, number_id)
+    number = repository.get(session, scope, number_id, for_update=True)
     if number.status not in LISTABLE:
         raise Conflict(
             f"{number.e164} is {number.status}; CNAM is set on active numbers",
@@ -197,10 +195,8 @@ def set_number_cnam(
 
 def retry(db: Database, carrier: Carrier, scope: Scope, number_id: str) -> PhoneNumber:
     """Push a ``failed`` (or still ``pending``) listing to the carrier again."""
-    from didhub.numbers import service as numbers
-
     with db.session() as session:
-        number = numbers.lock_number(session, scope, number_id)
+        number = repository.get(session, scope, number_id, for_update=True)
         row = session.get(CnamListing, number.id, with_for_update=True)
         if row is None or row.status == LISTED:
             raise Conflict(
