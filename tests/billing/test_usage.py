@@ -233,7 +233,7 @@ def test_the_edge_ends_a_call_where_billing_stops() -> None:
     """Kamailio's dialog timeout (deploy/kamailio/kamailio.cfg) is didhub's longest
     billed call, never reset by in-dialog requests, and dead calls are found by
     keepalives: a call whose BYE never comes is not billed to the maximum."""
-    cfg = (Path(__file__).resolve().parent.parent / "deploy/kamailio/kamailio.cfg").read_text()
+    cfg = (Path(__file__).resolve().parents[2] / "deploy/kamailio/kamailio.cfg").read_text()
     default = re.search(r"^#!trydef MAX_CALL_SECONDS (\d+)$", cfg, re.MULTILINE)
     assert default is not None
     assert int(default.group(1)) == Settings.model_fields["max_call_seconds"].default

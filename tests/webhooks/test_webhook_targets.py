@@ -23,7 +23,7 @@ from didhub.webhooks import service as webhooks
 from didhub.webhooks.delivery import deliver_due
 from didhub.webhooks.models import WebhookDelivery, WebhookEndpoint
 from didhub.webhooks.targets import is_public, resolve
-from test_webhooks import Receiver
+from webhook_receiver import Receiver
 
 NOT_PUBLIC = [
     "http://127.0.0.1/hook",

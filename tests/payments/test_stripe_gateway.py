@@ -35,7 +35,7 @@ from didhub.payments.stripe_gateway import (
     to_minor_units,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "stripe"
 API_KEY = "sk_test_51HdidhubFAKEkey0000000000000000000000000000001234"
 CUSTOMER = "cus_NffrFeUfNV2Hib"
 PM = "pm_1Q0PsIJvEtkwdCNYMSaVuRz6"

@@ -10,9 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -37,6 +35,7 @@ from didhub.webhooks.delivery import RETRY_SCHEDULE, DeliveryReport, backoff
 from didhub.webhooks.events import emit
 from didhub.webhooks.models import Event, WebhookDelivery
 from didhub.webhooks.signing import signature_header, verify_signature
+from webhook_receiver import Receiver
 
 # ------------------------------------------------------------------ a receiver
 
@@ -45,64 +44,6 @@ def deliver_due(db: Database, **options: Any) -> DeliveryReport:
     """The receivers here listen on loopback, which only a lab may target
     (test_webhook_targets.py has the rule itself)."""
     return delivery.deliver_due(db, allow_private=True, **options)
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def event(self) -> dict[str, Any]:
-        loaded: dict[str, Any] = json.loads(self.body)
-        return loaded
-
-    @property
-    def type(self) -> str:
-        return str(self.event["type"])
-
-
-class Receiver:
-    """An HTTP server in a thread that keeps every POST and answers each with
-    the next scripted status (200 once the script runs out)."""
-
-    def __init__(self, statuses: list[int] | None = None) -> None:
-        self.statuses = list(statuses or [])
-        self.received: list[Received] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802  (http.server's name)
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with receiver._lock:
-                    receiver.received.append(Received(self.path, dict(self.headers), body))
-                    status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}/hooks/didhub"
-
-    def types(self) -> list[str]:
-        with self._lock:
-            return [r.type for r in self.received]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, text
 
 from conftest import Acct, buy, search_numbers
+from dashboard import PASSWORD, sign_in
 from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.accounts.models import AccountSettings
@@ -25,7 +26,6 @@ from didhub.numbers import cnam
 from didhub.numbers import service as numbers
 from didhub.numbers import views as numbers_views
 from didhub.tenancy import PARTNER, Scope
-from test_web import PASSWORD, sign_in
 
 ON_SQLITE = not os.environ.get("DIDHUB_DATABASE_URL", "").startswith("postgresql")
 

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import Acct, buy, search_numbers
+from dashboard import PASSWORD, csrf_of, sign_in
 from didhub.accounts import service as accounts
 from didhub.api.app import create_app
 from didhub.carriers.sandbox import SandboxCarrier
@@ -23,27 +24,6 @@ from didhub.numbers.models import PhoneNumber
 from didhub.wallet import ledger
 from didhub.wallet.models import CardCharge
 from didhub.web import session as web_session
-
-PASSWORD = "correct horse battery"
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'"X-CSRF-Token": "([^"]+)"', html)
-    assert found, "the page carries no CSRF token"
-    return found.group(1)
-
-
-def sign_in(client: TestClient, **fields: str) -> str:
-    """Sign in through the form; answers the session's CSRF token."""
-    token = csrf_of(client.get("/dashboard/login").text)
-    method = "api_key" if "api_key" in fields else "password"
-    answer = client.post(
-        "/dashboard/login",
-        data={"csrf_token": token, "method": method, **fields},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
-    return csrf_of(client.get(answer.headers["location"]).text)
 
 
 @pytest.fixture
@@ -161,7 +141,7 @@ def test_pages_answer_with_a_strict_content_security_policy(client: TestClient, 
 
 
 def test_htmx_is_vendored_with_its_version_and_license(client: TestClient) -> None:
-    static = Path(__file__).parents[1] / "src/didhub/web/static"
+    static = Path(__file__).parents[2] / "src/didhub/web/static"
     notes = (static / "VENDORED.md").read_text()
     shipped = re.search(r'version:"(\d+\.\d+\.\d+)"', (static / "htmx.min.js").read_text())
     assert shipped and f"| {shipped.group(1)} |" in notes

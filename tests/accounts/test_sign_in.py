@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import Acct
+from dashboard import PASSWORD, csrf_of, sign_in
 from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.accounts import throttle
@@ -23,7 +24,6 @@ from didhub.config import get_settings
 from didhub.db import Database
 from didhub.errors import TooManyRequests
 from didhub.web import session as web_session
-from test_web import PASSWORD, csrf_of, sign_in
 
 T0 = datetime(2027, 6, 1, 9, tzinfo=UTC)
 
