@@ -55,8 +55,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import make_url
 
 import didhub.models  # noqa: F401  (every table in the metadata)
-from didhub.billing import books, renewals
 from didhub.billing.models import Renewal
+from didhub.billing.service import books, renewals
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database, UtcDateTime

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_api import DIDHUB, free_port, summarise  # noqa: E402
 from bench_renewals import DEFAULT_URL, FIRST_E164, machine, reset, seed  # noqa: E402
 
-from didhub.billing import books
+from didhub.billing.service import books
 
 
 def records(numbers: int, count: int, start: int, rng: random.Random) -> list[dict[str, Any]]:

@@ -151,7 +151,7 @@ def buy(client: TestClient, acct: Acct, *numbers: str, **headers: str) -> dict[s
 
 
 def ledger_ok(db: Database) -> bool:
-    from didhub.billing import books
+    from didhub.billing.service import books
 
     with db.session() as session:
         return books.check(session) == []

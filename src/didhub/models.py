@@ -1,8 +1,14 @@
 """Imports every model so ``Base.metadata`` knows every table (Alembic, tests)."""
 
-from didhub.accounts.models import Account, AccountSettings, Agent, ApiKey, User
-from didhub.accounts.sessions import DashboardSession
-from didhub.accounts.throttle import SignInFailures
+from didhub.accounts.models import (
+    Account,
+    AccountSettings,
+    Agent,
+    ApiKey,
+    DashboardSession,
+    SignInFailures,
+    User,
+)
 from didhub.billing.models import (
     Renewal,
     ResaleCharge,
@@ -10,8 +16,7 @@ from didhub.billing.models import (
     RetailPriceVersion,
     UsageRecord,
 )
-from didhub.carriers.sandbox import SandboxAllocation
-from didhub.carriers.stock import StockNumber
+from didhub.carriers.models import SandboxAllocation, StockNumber
 from didhub.e911.models import E911Address, Location, NumberE911
 from didhub.idempotency import IdempotencyRecord
 from didhub.jobs.models import JobTick
@@ -23,7 +28,7 @@ from didhub.numbers.models import (
     NumberOrder,
     PhoneNumber,
 )
-from didhub.payments.sandbox_gateway import SandboxCharge
+from didhub.payments.models import SandboxCharge
 from didhub.routing.models import RoutingGeneration
 from didhub.wallet.models import (
     AccountEvent,

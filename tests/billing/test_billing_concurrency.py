@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from conftest import Acct, buy, ledger_ok, search_numbers
 from didhub import clock
-from didhub.billing import dunning, renewals
+from didhub.billing.service import dunning, renewals
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
@@ -369,7 +369,7 @@ def test_calls_posted_while_the_run_renews_their_number_never_deadlock(
     number (the foreign key), so posting calls must lock the owner's wallet
     before that, or a renewal holding the wallet and locking the number waits
     for the call while the call waits for the wallet."""
-    from didhub.billing import usage
+    from didhub.billing.service import usage
 
     acct = make_partner("Calls", balance="10.00")
     at(BOUGHT)

@@ -19,15 +19,16 @@ from typer.testing import CliRunner
 from conftest import Acct, buy, ledger_ok, search_numbers
 from didhub import clock
 from didhub.api.app import create_app
-from didhub.billing import renewals
 from didhub.billing.models import Renewal
+from didhub.billing.service import renewals
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.cli import app as cli_app
 from didhub.config import Price, Settings, get_settings
 from didhub.db import Database
 from didhub.errors import DidhubError
 from didhub.numbers.models import PhoneNumber
-from didhub.payments.sandbox_gateway import SandboxCharge, SandboxGateway
+from didhub.payments.models import SandboxCharge
+from didhub.payments.sandbox_gateway import SandboxGateway
 from didhub.wallet import ledger
 from didhub.wallet.models import CardCharge, LedgerAccount, LedgerTransaction
 

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from conftest import Acct, ledger_ok, search_numbers
 from didhub import clock
 from didhub.accounts import service as accounts
-from didhub.billing import renewals
 from didhub.billing.models import Renewal
+from didhub.billing.service import renewals
 from didhub.carriers.base import CarrierOutcomeUnknown
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings

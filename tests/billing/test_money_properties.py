@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from didhub import clock
 from didhub.accounts import service as accounts
-from didhub.billing import books, renewals, usage
 from didhub.billing.models import Renewal, UsageRecord
+from didhub.billing.service import books, renewals, usage
 from didhub.carriers.base import SearchQuery
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings

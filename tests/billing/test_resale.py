@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from conftest import Acct, ledger_ok, search_numbers
 from didhub import clock
-from didhub.billing import renewals
+from didhub.billing.service import renewals
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from conftest import Acct, ledger_ok, search_numbers
 from didhub import clock
 from didhub.api.app import create_app
-from didhub.billing import renewals, resale
 from didhub.billing.models import ResaleCharge
+from didhub.billing.service import renewals, resale
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database

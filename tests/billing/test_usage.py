@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from conftest import Acct, ledger_ok, search_numbers
 from didhub import clock
-from didhub.billing.rating import billable_seconds, charge_for
+from didhub.billing.service.rating import billable_seconds, charge_for
 from didhub.cli import app
 from didhub.config import Settings, get_settings
 from didhub.db import Database

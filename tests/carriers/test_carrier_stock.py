@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 from conftest import Acct
 from didhub.api.app import create_app
 from didhub.carriers.base import CarrierFailure, SearchQuery
+from didhub.carriers.models import StockNumber
 from didhub.carriers.multi import MultiCarrier
 from didhub.carriers.registry import make_carrier
-from didhub.carriers.stock import StockCarrier, StockNumber, import_csv
+from didhub.carriers.stock import StockCarrier, import_csv
 from didhub.cli import app
 from didhub.config import Settings, get_settings
 from didhub.db import Database

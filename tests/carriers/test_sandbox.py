@@ -17,7 +17,8 @@ from didhub.carriers.base import (
     CarrierOutcomeUnknown,
     SearchQuery,
 )
-from didhub.carriers.sandbox import SandboxAllocation, SandboxCarrier
+from didhub.carriers.models import SandboxAllocation
+from didhub.carriers.sandbox import SandboxCarrier
 from didhub.db import Base, Database
 from didhub.numbering import Exchange, exchanges
 

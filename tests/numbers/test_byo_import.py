@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from carrier_fixtures import load_json, load_text
 from conftest import Acct, ledger_ok
 from didhub import clock
-from didhub.billing import renewals
+from didhub.billing.service import renewals
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from conftest import Acct, ledger_ok, search_numbers
 from didhub import clock
-from didhub.billing import renewals
+from didhub.billing.service import renewals
 from didhub.carriers.base import NumberOrderResult
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings

@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from conftest import Acct, buy, ledger_ok, search_numbers
 from didhub import clock
-from didhub.billing import renewals
 from didhub.billing.models import Renewal
-from didhub.carriers.sandbox import SandboxAllocation, SandboxCarrier
+from didhub.billing.service import renewals
+from didhub.carriers.models import SandboxAllocation
+from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.numbers import service as numbers

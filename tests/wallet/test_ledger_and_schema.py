@@ -95,8 +95,8 @@ def test_ledger_check_proves_renewal_rows_against_what_the_wallet_paid(
     from datetime import timedelta
 
     from didhub import clock
-    from didhub.billing import renewals
     from didhub.billing.models import Renewal
+    from didhub.billing.service import renewals
     from didhub.carriers.sandbox import SandboxCarrier
     from didhub.payments.sandbox_gateway import SandboxGateway
 

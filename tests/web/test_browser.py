@@ -27,7 +27,7 @@ from conftest import Acct
 from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.api.app import create_app
-from didhub.billing import assignments, books
+from didhub.billing.service import assignments, books
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database

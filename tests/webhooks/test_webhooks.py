@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from conftest import Acct, buy, search_numbers
 from didhub import clock
 from didhub.api.app import create_app
-from didhub.billing import renewals
+from didhub.billing.service import renewals
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.cli import app as cli_app
 from didhub.config import Settings, get_settings

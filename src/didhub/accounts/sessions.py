@@ -5,23 +5,12 @@ the moment its owner signs out (not when the cookie would have expired)."""
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 
-from sqlalchemy import String, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.db import Base, UtcDateTime
-
-
-class DashboardSession(Base):
-    __tablename__ = "dashboard_sessions"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
-    key_id: Mapped[str | None] = mapped_column(String(40), default=None)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+from didhub.accounts.models import DashboardSession
 
 
 def start(session: Session, *, user_id: str | None, key_id: str | None) -> str:

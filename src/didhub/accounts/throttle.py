@@ -15,23 +15,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import Integer, String, delete
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.db import Base, UtcDateTime
+from didhub.accounts.models import SignInFailures
 from didhub.errors import TooManyRequests
-
-
-class SignInFailures(Base):
-    __tablename__ = "sign_in_failures"
-
-    key: Mapped[str] = mapped_column(String(300), primary_key=True)  # email:… | address:…
-    failures: Mapped[int] = mapped_column(Integer)
-    window_started_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
 
 
 @dataclass(frozen=True)

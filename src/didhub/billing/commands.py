@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from didhub import outputs
-from didhub.billing import books, renewals
-from didhub.billing import usage as billing_usage
+from didhub.billing.service import books, renewals
+from didhub.billing.service import usage as billing_usage
 from didhub.cli_common import Cli, Shown, command
 from didhub.errors import ValidationFailed
 

@@ -11,9 +11,6 @@ from fastapi.responses import HTMLResponse
 from didhub import outputs
 from didhub.api.contract import KEYED, edge_token, errors
 from didhub.api.deps import Caller, Ctx, Edge
-from didhub.billing import invoices
-from didhub.billing import resale as resales
-from didhub.billing import usage as usages
 from didhub.billing.models import RetailPrice
 from didhub.billing.schemas import (
     InvoiceOut,
@@ -24,6 +21,9 @@ from didhub.billing.schemas import (
     UsageReportOut,
     UsageRequest,
 )
+from didhub.billing.service import invoices
+from didhub.billing.service import resale as resales
+from didhub.billing.service import usage as usages
 from didhub.outputs import Data
 
 router = APIRouter(prefix="/billing", tags=["billing"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from didhub.billing import renewals
+from didhub.billing.service import renewals
 from didhub.runtime import Job, Runtime
 
 

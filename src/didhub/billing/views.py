@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.responses import HTMLResponse
 
 from didhub.api.deps import Ctx
-from didhub.billing import invoices
+from didhub.billing.service import invoices
 from didhub.web.common import (
     Who,
     make_router,

@@ -19,13 +19,11 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
-from sqlalchemy import String, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 
 from didhub import clock
 from didhub.carriers.base import (
@@ -38,7 +36,8 @@ from didhub.carriers.base import (
     NumberType,
     SearchQuery,
 )
-from didhub.db import Base, Database, UtcDateTime
+from didhub.carriers.models import SandboxAllocation
+from didhub.db import Database
 from didhub.numbering import NANP_COUNTRIES, NumberBlock, country_index
 from didhub.postal.normalize import house_number, normalize
 
@@ -55,17 +54,6 @@ _TYPES: dict[str, frozenset[int]] = {
     "toll-free": frozenset({PhoneNumberType.TOLL_FREE}),
     "mobile": frozenset({PhoneNumberType.MOBILE}),
 }
-
-
-class SandboxAllocation(Base):
-    __tablename__ = "sandbox_allocations"
-
-    e164: Mapped[str] = mapped_column(String(20), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(40), index=True)
-    status: Mapped[str] = mapped_column(String(16))  # "active" | "released"
-    allocated_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    # The CNAM listing (caller name) the carrier holds for the number.
-    cnam: Mapped[str | None] = mapped_column(String(15), default=None)
 
 
 @dataclass

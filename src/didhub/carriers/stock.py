@@ -23,13 +23,11 @@ import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
 import phonenumbers
-from sqlalchemy import Index, String, insert, select, update
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import insert, select, update
 
 from didhub import clock
 from didhub.carriers.base import (
@@ -41,43 +39,17 @@ from didhub.carriers.base import (
     WithoutCnamAndE911,
 )
 from didhub.carriers.http import fixed_prefix, matches_pattern
-from didhub.db import Base, Database, Money, UtcDateTime
+from didhub.carriers.models import AVAILABLE, SOLD, StockNumber
+from didhub.db import Database
 from didhub.errors import ValidationFailed
 from didhub.numbering import NANP_COUNTRIES, TOLL_FREE_NPAS
 from didhub.postal.normalize import STATE_CODES
 
-AVAILABLE = "available"
-SOLD = "sold"
 COLUMNS = ("number", "rate_center", "city", "state", "cost")
 MAX_ERRORS_SHOWN = 20
 _BATCH = 1000
 T = TypeVar("T")
 _TEXT = re.compile(r"^[A-Z0-9][A-Z0-9 .'&/-]*$")
-
-
-class StockNumber(Base):
-    __tablename__ = "stock_numbers"
-    __table_args__ = (
-        Index("ix_stock_numbers_state_npa_nxx", "state", "npa", "nxx", "e164"),
-        Index("ix_stock_numbers_npa_nxx", "npa", "nxx", "e164"),
-        Index("ix_stock_numbers_rate_center", "rate_center", "npa", "nxx", "e164"),
-        Index("ix_stock_numbers_city", "city", "npa", "nxx", "e164"),
-    )
-
-    e164: Mapped[str] = mapped_column(String(16), primary_key=True)
-    country: Mapped[str] = mapped_column(String(2))  # "US" | "CA"
-    number_type: Mapped[str] = mapped_column(String(16))  # "local" | "toll-free"
-    npa: Mapped[str] = mapped_column(String(3))
-    nxx: Mapped[str] = mapped_column(String(3))
-    # Upper case, single spaces: what searches compare against.
-    rate_center: Mapped[str] = mapped_column(String(64))
-    city: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(2))
-    cost: Mapped[Decimal] = mapped_column(Money())  # what the block cost the platform, per number
-    status: Mapped[str] = mapped_column(String(16), default=AVAILABLE)
-    order_id: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
-    imported_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    sold_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
 
 
 # -- import ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from didhub import outputs
-from didhub.billing import assignments
+from didhub.billing.service import assignments
 from didhub.carriers import byo as byo_providers
 from didhub.cli_common import Cli, KeyOpt, Shown, Table, command, pairs
 from didhub.errors import ValidationFailed

@@ -9,7 +9,7 @@ from didhub import numbering, outputs
 from didhub.accounts.models import Agent
 from didhub.api.contract import KEYED, accepted, errors
 from didhub.api.deps import Caller, Ctx, IdempotencyKey
-from didhub.billing import assignments
+from didhub.billing.service import assignments
 from didhub.e911 import service as e911
 from didhub.errors import CarrierError, ValidationFailed
 from didhub.idempotency import run_once

@@ -15,7 +15,7 @@ from didhub.accounts import service as accounts
 from didhub.accounts import views as account_views
 from didhub.accounts.models import Account, Agent
 from didhub.api.deps import Ctx
-from didhub.billing import assignments
+from didhub.billing.service import assignments
 from didhub.e911 import service as e911
 from didhub.e911 import views as e911_views
 from didhub.errors import CarrierError, DidhubError, Forbidden, ValidationFailed

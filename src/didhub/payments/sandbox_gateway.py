@@ -14,16 +14,14 @@ the same key answers the first attempt's result and never charges twice.
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import String
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 
 from didhub import clock
-from didhub.db import Base, Database, Money, UtcDateTime, new_id
+from didhub.db import Database, new_id
 from didhub.payments.base import CardDetails, ChargeResult, PaymentDeclined, PaymentOutcomeUnknown
+from didhub.payments.models import SandboxCharge
 
 _CARDS: dict[str, tuple[str, str, str]] = {
     # token: (behaviour, brand, last4)
@@ -40,19 +38,6 @@ _NUMBERS = {
     "4000000000009995": "tok_chargeDeclinedInsufficientFunds",
     "4000000000000119": "tok_timeout",
 }
-
-
-class SandboxCharge(Base):
-    __tablename__ = "sandbox_charges"
-
-    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    charge_id: Mapped[str] = mapped_column(String(40))
-    token: Mapped[str] = mapped_column(String(64))
-    amount: Mapped[Decimal] = mapped_column(Money())
-    currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(16))  # succeeded | declined
-    decline_code: Mapped[str | None] = mapped_column(String(64), default=None)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class SandboxGateway:

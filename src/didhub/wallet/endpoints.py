@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from didhub import outputs
 from didhub.api.contract import KEYED, errors
 from didhub.api.deps import Caller, Ctx, IdempotencyKey
-from didhub.billing import renewals
+from didhub.billing.service import renewals
 from didhub.errors import NotFound
 from didhub.idempotency import run_once
 from didhub.inputs import MAX_INT

@@ -10,7 +10,7 @@ from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from didhub.api.deps import Ctx
-from didhub.billing import invoices, renewals
+from didhub.billing.service import invoices, renewals
 from didhub.errors import DidhubError, Forbidden
 from didhub.inputs import MAX_INT
 from didhub.wallet import repository as billing

@@ -24,9 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from didhub import clock, numbering
-from didhub.billing import resale
 from didhub.billing.models import UsageRecord
-from didhub.billing.rating import billable_minutes, billable_seconds, charge_for, rate_for
+from didhub.billing.service import resale
+from didhub.billing.service.rating import billable_minutes, billable_seconds, charge_for, rate_for
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.errors import ValidationFailed

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from didhub.billing import resale
+from didhub.billing.service import resale
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database

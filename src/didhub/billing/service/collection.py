@@ -25,7 +25,7 @@ from didhub.wallet import ledger, standing
 from didhub.wallet import service as wallet
 from didhub.wallet.models import BillingProfile
 
-log = logging.getLogger("didhub.billing.renewals")
+log = logging.getLogger("didhub.billing.service.renewals")
 
 BILLABLE = (ACTIVE, SUSPENDED)
 # A billing.renewal_charged event lists at most this many renewed number-months

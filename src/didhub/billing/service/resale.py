@@ -48,7 +48,7 @@ from didhub.billing.models import (
     RetailPriceVersion,
     UsageRecord,
 )
-from didhub.billing.rating import charge_for
+from didhub.billing.service.rating import charge_for
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.errors import Forbidden, ValidationFailed

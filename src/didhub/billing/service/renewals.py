@@ -32,10 +32,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.billing import resale
-from didhub.billing.collection import BILLABLE, Collected, collect_many, note_failure, settle
-from didhub.billing.collection import RunReport as RunReport  # the run's answer
-from didhub.billing.dunning import progress
+from didhub.billing.service import resale
+from didhub.billing.service.collection import (
+    BILLABLE,
+    Collected,
+    collect_many,
+    note_failure,
+    settle,
+)
+from didhub.billing.service.collection import RunReport as RunReport  # the run's answer
+from didhub.billing.service.dunning import progress
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
@@ -45,7 +51,7 @@ from didhub.payments.base import PaymentGateway
 from didhub.wallet import ledger
 from didhub.wallet import service as wallet
 
-log = logging.getLogger("didhub.billing.renewals")
+log = logging.getLogger("didhub.billing.service.renewals")
 
 # Accounts billed per database transaction by a run. Larger batches mean fewer
 # commits; each batch holds its wallets' and numbers' row locks until it commits.

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from didhub.accounts.models import Account
-from didhub.billing import rating
 from didhub.billing.models import Renewal, ResaleCharge, UsageRecord
+from didhub.billing.service import rating
 from didhub.config import Settings
 from didhub.errors import NotFound, ValidationFailed
 from didhub.numbers.models import PhoneNumber

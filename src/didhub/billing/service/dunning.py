@@ -11,7 +11,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from didhub.billing.collection import (
+from didhub.billing.service.collection import (
     RunReport,
     due_rows,
     lock_numbers,
@@ -30,7 +30,7 @@ from didhub.wallet import ledger, standing
 from didhub.wallet import service as wallet
 from didhub.wallet.models import BillingProfile
 
-log = logging.getLogger("didhub.billing.renewals")
+log = logging.getLogger("didhub.billing.service.renewals")
 
 
 def progress(

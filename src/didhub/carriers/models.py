@@ -1,0 +1,51 @@
+"""The carriers domain's tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from didhub.db import Base, Money, UtcDateTime
+
+# A stock number's status.
+AVAILABLE = "available"
+SOLD = "sold"
+
+
+class SandboxAllocation(Base):
+    __tablename__ = "sandbox_allocations"
+
+    e164: Mapped[str] = mapped_column(String(20), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # "active" | "released"
+    allocated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # The CNAM listing (caller name) the carrier holds for the number.
+    cnam: Mapped[str | None] = mapped_column(String(15), default=None)
+
+
+class StockNumber(Base):
+    __tablename__ = "stock_numbers"
+    __table_args__ = (
+        Index("ix_stock_numbers_state_npa_nxx", "state", "npa", "nxx", "e164"),
+        Index("ix_stock_numbers_npa_nxx", "npa", "nxx", "e164"),
+        Index("ix_stock_numbers_rate_center", "rate_center", "npa", "nxx", "e164"),
+        Index("ix_stock_numbers_city", "city", "npa", "nxx", "e164"),
+    )
+
+    e164: Mapped[str] = mapped_column(String(16), primary_key=True)
+    country: Mapped[str] = mapped_column(String(2))  # "US" | "CA"
+    number_type: Mapped[str] = mapped_column(String(16))  # "local" | "toll-free"
+    npa: Mapped[str] = mapped_column(String(3))
+    nxx: Mapped[str] = mapped_column(String(3))
+    # Upper case, single spaces: what searches compare against.
+    rate_center: Mapped[str] = mapped_column(String(64))
+    city: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(2))
+    cost: Mapped[Decimal] = mapped_column(Money())  # what the block cost the platform, per number
+    status: Mapped[str] = mapped_column(String(16), default=AVAILABLE)
+    order_id: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
+    imported_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sold_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
