@@ -7,7 +7,7 @@ dashboard and the CLI call these, never the pieces):
    inherits another default name (an unknown outcome stays ``pending`` for the
    sweep);
 3. resale: a partner's tenant pays its partner retail for a number it was just
-   given (``billing/resale.py``).
+   given (``billing/service/resale.py``).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ later, released. Paying (a top-up, or a later run that succeeds) brings a
 past-due or suspended account back to good standing and its numbers back to
 active. Every step is a ledger entry or an account event.
 
-Standing moves only through ``billing/standing.py``'s guarded transitions, each
+Standing moves only through ``wallet/standing.py``'s guarded transitions, each
 decided under the account's wallet lock, then its billing profile's, then its
 numbers' (ascending id): the lock order of docs/architecture.md. One account
 that fails is reported in ``RunReport.failed``; the others are billed.
