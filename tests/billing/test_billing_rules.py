@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -30,6 +31,7 @@ from didhub.numbers.models import PhoneNumber
 from didhub.payments.models import SandboxCharge
 from didhub.payments.sandbox_gateway import SandboxGateway
 from didhub.wallet import ledger
+from didhub.wallet import service as wallet_service
 from didhub.wallet.models import CardCharge, LedgerAccount, LedgerTransaction
 
 BOUGHT = date(2029, 3, 10)
@@ -102,6 +104,103 @@ def test_auto_recharge_covers_every_renewal_due_in_one_charge_rounded_up_to_its_
     assert renews_on == {date(2029, 5, 10)}
     again = renewals.run(db, carrier, SandboxGateway(db), settings, RENEWS)
     assert again.renewals == 0 and succeeded_charges(db, acct.id) == [Decimal("10.00")]
+    assert ledger_ok(db)
+
+
+def spend_right_after_the_first_recharge(
+    monkeypatch: pytest.MonkeyPatch, spend: Callable[[], None]
+) -> None:
+    """Right after the run's first card charge has credited the wallet, a
+    purchase of the same account commits and spends most of it (the soak saw
+    this: the renewals then found the wallet short)."""
+    cover = wallet_service.cover
+    pending: list[Callable[[], None]] = [spend]
+
+    def cover_then_spend(*args: Any, **kwargs: Any) -> Any:
+        outcome = cover(*args, **kwargs)
+        while pending:
+            pending.pop()()
+        return outcome
+
+    monkeypatch.setattr(wallet_service, "cover", cover_then_spend)
+
+
+def test_money_spent_between_the_recharge_and_the_renewals_is_charged_again_not_past_due(
+    monkeypatch: pytest.MonkeyPatch,
+    client: TestClient,
+    make_partner: Callable[..., Acct],
+    db: Database,
+    carrier: SandboxCarrier,
+    settings: Settings,
+) -> None:
+    acct = make_partner("Busy reseller", balance="20.00")
+    at(BOUGHT)
+    found = [n["phone_number"] for n in search_numbers(client, acct, area_code="512", page_size=10)]
+    buy(client, acct, *found)
+    assert balance(db, acct.id) == Decimal("0.00")
+    card_and_auto_recharge(client, acct, "tok_visa", "5.00")
+
+    at(RENEWS)
+    spare = search_numbers(client, acct, area_code="415", page_size=4)
+    spend_right_after_the_first_recharge(
+        monkeypatch, lambda: buy(client, acct, *[n["phone_number"] for n in spare])
+    )
+    report = renewals.run(db, carrier, SandboxGateway(db), settings, RENEWS)
+
+    # 10.00 charged; the purchase took 8.00 of it (4 numbers, first month and
+    # setup); the renewals then lacked 8.00, and a second charge covered it.
+    assert report.renewals == 10 and report.past_due == []
+    assert standing(client, acct) == "good"
+    assert succeeded_charges(db, acct.id) == [Decimal("10.00"), Decimal("10.00")]
+    assert balance(db, acct.id) == Decimal("2.00")
+    with db.session() as session:
+        unpaid = session.scalar(
+            select(func.count()).where(
+                PhoneNumber.owner_id == acct.id, PhoneNumber.renews_on <= RENEWS
+            )
+        )
+    assert unpaid == 0
+    assert ledger_ok(db)
+
+
+def test_a_card_declining_the_second_charge_leaves_the_account_past_due_its_money_paid_in(
+    monkeypatch: pytest.MonkeyPatch,
+    client: TestClient,
+    make_partner: Callable[..., Acct],
+    db: Database,
+    carrier: SandboxCarrier,
+    settings: Settings,
+) -> None:
+    acct = make_partner("Short again", balance="20.00")
+    at(BOUGHT)
+    found = [n["phone_number"] for n in search_numbers(client, acct, area_code="512", page_size=10)]
+    buy(client, acct, *found)
+    card_and_auto_recharge(client, acct, "tok_visa", "5.00")
+
+    def spend_and_swap_card() -> None:
+        buy(client, acct, *[n["phone_number"] for n in spare])
+        swapped = client.put(
+            "/billing/card", json={"card_token": "tok_chargeDeclined"}, headers=acct.headers
+        )
+        assert swapped.status_code == 200, swapped.text
+
+    at(RENEWS)
+    spare = search_numbers(client, acct, area_code="415", page_size=4)
+    spend_right_after_the_first_recharge(monkeypatch, spend_and_swap_card)
+    report = renewals.run(db, carrier, SandboxGateway(db), settings, RENEWS)
+
+    # The 2.00 the purchase left paid two renewals; the second charge was
+    # declined, once: the account is past due for the other eight.
+    assert report.past_due == [acct.id] and standing(client, acct) == "past_due"
+    assert report.renewals == 2 and balance(db, acct.id) == Decimal("0.00")
+    assert succeeded_charges(db, acct.id) == [Decimal("10.00")]
+    with db.session() as session:
+        declined = session.scalar(
+            select(func.count()).where(
+                CardCharge.account_id == acct.id, CardCharge.status != "succeeded"
+            )
+        )
+    assert declined == 1
     assert ledger_ok(db)
 
 

@@ -57,6 +57,9 @@ log = logging.getLogger("didhub.billing.service.renewals")
 # commits; each batch holds its wallets' and numbers' row locks until it commits.
 BATCH_ACCOUNTS = 200
 
+# How many times one settling charges the card for what is still missing.
+COVER_ATTEMPTS = 3
+
 
 def _due_accounts(session: Session, as_of: date) -> list[str]:
     return list(
@@ -95,7 +98,13 @@ def settle_account(
     with db.session() as session:
         recharge = gateway is not None and wallet.auto_recharge_on(session, account_id)
     done = settle(db, settings, account_id, as_of, may_fall_past_due=not recharge)
-    if done.shortfall and recharge:
+    # Money the charge brought can be spent before the renewals take it (a
+    # purchase commits in between): then what is still missing is charged
+    # again, a bounded number of times, before the account falls past due.
+    attempts = COVER_ATTEMPTS if recharge else 0
+    for attempt in range(1, attempts + 1):
+        if not done.shortfall:
+            break
         try:
             charge = wallet.cover(
                 db,
@@ -109,21 +118,28 @@ def settle_account(
             charge = None  # the card failed (or is gone): past due below
         if charge is not None:
             report.recharged += charge.amount
-        more = settle(db, settings, account_id, as_of, may_fall_past_due=True)
+        last = charge is None or attempt == COVER_ATTEMPTS
+        more = settle(db, settings, account_id, as_of, may_fall_past_due=last)
         done = Collected(
             done.renewals + more.renewals,
             done.charged + more.charged,
             more.shortfall,
-            restored=more.restored,
-            past_due=more.past_due,
+            owed=more.owed,
+            first_unpaid=more.first_unpaid,
+            restored=done.restored or more.restored,
+            past_due=done.past_due or more.past_due,
         )
+        if last:
+            break
     report.renewals += done.renewals
     report.charged += done.charged
     if done.restored:
         report.restored.append(account_id)
     if done.past_due:
         report.past_due.append(account_id)
-    if done.charged:
+    if done.charged and not done.shortfall:
+        # Only an account that is paid up tops its wallet back up: money for
+        # one still short pays what it owes (the next settling), never idles.
         wallet.recharge_below_threshold(
             db, gateway, settings, account_id, f"renewal:{account_id}:{as_of}"
         )
