@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 
 import didhub.models  # noqa: F401
 from didhub import clock
@@ -27,7 +27,23 @@ from didhub.migrate import upgrade
 
 
 def _database_url(tmp_root: Path) -> str:
-    return os.environ.get("DIDHUB_DATABASE_URL") or f"sqlite:///{tmp_root / 'didhub-test.db'}"
+    url = os.environ.get("DIDHUB_DATABASE_URL")
+    if not url:
+        return f"sqlite:///{tmp_root / 'didhub-test.db'}"
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return url
+    # pytest-xdist: each worker empties and migrates a database of its own,
+    # named after the one given (test → test_gw0, test_gw1…), created here.
+    base = make_url(url)
+    own = f"{base.database}_{worker}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": own})
+        if exists.first() is None:
+            conn.execute(text(f'CREATE DATABASE "{own}"'))
+    admin.dispose()
+    return base.set(database=own).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")

@@ -35,11 +35,13 @@ DIDHUB = shutil.which("didhub", path=str(Path(sys.executable).parent)) or "didhu
 
 @contextmanager
 def statements(db: Database) -> Iterator[list[str]]:
-    """The SQL sent while the block runs, the cache's own generation polls left out."""
+    """The SQL sent while the block runs, the cache's own generation polls left
+    out (their SELECT, and on SQLite the BEGIN of their read transaction: a
+    lookup worked out again shows its SELECTs anyway)."""
     sent: list[str] = []
 
     def record(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        if "routing_generation" not in statement:
+        if "routing_generation" not in statement and statement.strip().upper() != "BEGIN":
             sent.append(statement)
 
     event.listen(db.engine, "before_cursor_execute", record)
@@ -176,9 +178,14 @@ def test_a_change_committed_by_another_process_is_routed_within_the_poll(
     with TestClient(create_app(fast, db, carrier)) as client:
         number = search_numbers(client, partner, area_code="501", page_size=1)[0]["phone_number"]
         buy(client, partner, number)
-        assert client.get(f"/routing/inbound/{number}").json()["data"]["action"] == "announcement"
-        time.sleep(0.5)  # several polls later, the answer is still served from memory
-        with statements(db) as sent:
+        # A first answer is not kept if a poll moved the cache's generation
+        # while it was worked out (the purchase's commits, seen late by the
+        # poller under load); the next one is.
+        for _ in range(2):
+            answer = client.get(f"/routing/inbound/{number}")
+            assert answer.json()["data"]["action"] == "announcement"
+            time.sleep(0.5)
+        with statements(db) as sent:  # several polls later: served from memory
             kept = client.get(f"/routing/inbound/{number}")
         assert sent == [] and kept.json()["data"]["action"] == "announcement"
 
