@@ -30,6 +30,7 @@ from didhub.porting.service.progress import (
     SyncReport,
     apply_state,
     complete,
+    on_carrier_event,
     sync_open,
     sync_order,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "foc_dates",
     "has_pin",
     "loa_pdf",
+    "on_carrier_event",
     "order_documents",
     "port_numbers",
     "porting_for",

@@ -336,3 +336,18 @@ def _after(
     for number_id in number_ids:
         with contextlib.suppress(DidhubError):
             e911.attach(db, carrier, scope, number_id, address_id)
+
+
+def on_carrier_event(
+    db: Database, carrier: Carrier, settings: Settings, carrier_order_id: str
+) -> str | None:
+    """A carrier's porting webhook named one of its orders: ask the carrier
+    about our order that holds it (the webhook is a nudge; the carrier's
+    answer is what is recorded, so a forged or repeated one changes nothing).
+    Returns our order id, None when the order isn't ours."""
+    with db.read_session() as session:
+        split = session.get(PortCarrierOrder, carrier_order_id)
+        order_id = split.order_id if split is not None else None
+    if order_id is not None:
+        sync_order(db, carrier, settings, order_id)
+    return order_id
