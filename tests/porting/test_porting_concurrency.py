@@ -4,6 +4,7 @@ really run at once (threads released together)."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from datetime import date
@@ -91,10 +92,9 @@ def test_completion_racing_cancel_and_a_second_sweep_ends_consistent(
         with db.read_session() as session:
             before = ledger.wallet_balance(session, partner.id, settings.currency)
         day = date.fromisoformat(chosen)
+        complete = functools.partial(porting.complete, db, carrier, settings, order_id, split, day)
         results = _race(
-            lambda: porting.complete(db, carrier, settings, order_id, split, day),
-            lambda: porting.complete(db, carrier, settings, order_id, split, day),
-            lambda: porting.finish_cancel(db, scope, order_id),
+            complete, complete, functools.partial(porting.finish_cancel, db, scope, order_id)
         )
         status, live, balance = _state(db, settings, order_id, e164, partner.id)
         if status == "cancelled":

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 from fastapi.testclient import TestClient
 
+import test_browser
 from conftest import Acct
 from didhub.api.app import create_app
 from didhub.config import Settings
@@ -22,18 +23,14 @@ from portflow import (  # noqa: F401  (documents_in_tmp: an autouse fixture)
     foc_date,
     ready_order,
 )
-from test_browser import (  # noqa: F401  (fixtures)
-    Screens,
-    Server,
-    browser,
-    expect,
-    open_menu_item,
-    page,
-    partner_user,
-    screens,
-    server,
-    sign_in,
-)
+from test_browser import Screens, Server, expect, open_menu_item, sign_in
+
+# The browser tests' fixtures (a real uvicorn, chromium, a signed-in partner).
+browser = test_browser.browser
+server = test_browser.server
+page = test_browser.page
+screens = test_browser.screens
+partner_user = test_browser.partner_user
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

@@ -10,12 +10,12 @@ from starlette.concurrency import run_in_threadpool
 from didhub.api.contract import errors
 from didhub.api.deps import Ctx
 from didhub.carriers import telnyx_webhooks
-from didhub.carriers.schemas import TelnyxOutcomeOut
 from didhub.carriers.base import CarrierFailure
+from didhub.carriers.schemas import TelnyxOutcomeOut
 from didhub.carriers.telnyx_porting import parse_webhook
 from didhub.numbers import carrier_webhooks
-from didhub.porting import service as porting
 from didhub.outputs import Data
+from didhub.porting import service as porting
 
 router = APIRouter(prefix="/carriers", tags=["carriers"])
 

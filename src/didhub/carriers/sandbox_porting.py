@@ -95,7 +95,7 @@ class SandboxPorting:
                     Portability(
                         e164,
                         False,
-                        reason="wireless number under contract: the losing carrier won't release it",
+                        reason="wireless number under contract: its carrier won't release it",
                     )
                 )
             else:

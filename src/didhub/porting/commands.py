@@ -16,7 +16,7 @@ from didhub.porting.schemas import order_shape, portability_shape
 app = typer.Typer(help="Port numbers in from another carrier.", no_args_is_help=True)
 
 
-def _shown(cli: Cli, key: str | None, order_id: str) -> Shown:
+def _shown(cli: Cli, key: str, order_id: str) -> Shown:
     with cli.db.read_session() as session:
         shaped = order_shape(session, repository.get(session, cli.scope(key), order_id))
     return Shown(shaped, lines=[f"{shaped['id']} {shaped['status']}: {shaped['next_step']}"])

@@ -146,7 +146,7 @@ def create(
         raise ValidationFailed("phone_numbers must list at least one number", field="phone_numbers")
     wanted = numbers.validate_numbers([str(n) for n in raw], "phone_numbers")
     results = check(carrier, wanted)
-    for i, result in enumerate(results):
+    for result in results:
         if not result.portable:
             raise ValidationFailed(
                 f"{result.phone_number} can't be ported: {result.reason}",
@@ -487,11 +487,10 @@ def _prepare(
     return _Prepared(request, wanted)
 
 
-def _publish(session: Any, order: PortOrder, kind: str, message: str, **data: object) -> None:
+def _publish(session: Any, order: PortOrder, kind: str, message: str, **data: Any) -> None:
     """The order's event: in its owner's history, published (``port.*``)."""
-    billing_wallet.event(
-        session, order.owner_id, kind, message, order_id=order.id, tenant_id=order.tenant_id, **data
-    )
+    details: dict[str, Any] = {"order_id": order.id, "tenant_id": order.tenant_id, **data}
+    billing_wallet.event(session, order.owner_id, kind, message, **details)
 
 
 def submit(

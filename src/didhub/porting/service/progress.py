@@ -156,14 +156,15 @@ def apply_state(
                 IN_PROGRESS,
                 only_from=(lifecycle.SUBMITTED, lifecycle.RESUBMITTED),
             )
-        elif state.status == "cancelled":
-            if lifecycle.move(session, order_id, CANCELLED, extra=PortOrder.ported_count == 0):
-                _publish(
-                    session,
-                    order,
-                    "port.cancelled",
-                    f"Port order {order_id} was cancelled by the carrier",
-                )
+        elif state.status == "cancelled" and lifecycle.move(
+            session, order_id, CANCELLED, extra=PortOrder.ported_count == 0
+        ):
+            _publish(
+                session,
+                order,
+                "port.cancelled",
+                f"Port order {order_id} was cancelled by the carrier",
+            )
 
 
 def complete(
@@ -301,7 +302,7 @@ def _add_numbers(
         ledger.transfer(
             session,
             kind="port",
-            description=f"Ported in {len(rows)} number(s): first month from {ported_on.isoformat()}",
+            description=f"Ported in {len(rows)} number(s): first month from {ported_on}",
             debit=wallet_id,
             credit=ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency),
             amount=total,
