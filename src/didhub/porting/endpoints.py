@@ -30,6 +30,12 @@ from didhub.porting.schemas import (
 
 router = APIRouter(prefix="/porting", tags=["porting"])
 
+# A document's bytes (its own type: PDF, PNG or JPEG), not a JSON body.
+_FILE: dict[str, Any] = {
+    "description": "The file",
+    "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+}
+
 
 def _order(ctx: Any, scope: Any, order_id: str) -> dict[str, Any]:
     with ctx.db.read_session() as session:
@@ -124,7 +130,7 @@ async def upload(
 @router.get(
     "/orders/{order_id}/documents/{document_id}",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}, **errors(*KEYED, 404)},
+    responses={200: _FILE, **errors(*KEYED, 404)},
 )
 def download(order_id: str, document_id: str, ctx: Ctx, scope: Caller) -> Response:
     doc, content = porting.read_document(ctx.db, ctx.settings, scope, order_id, document_id)
@@ -138,7 +144,7 @@ def download(order_id: str, document_id: str, ctx: Ctx, scope: Caller) -> Respon
 @router.get(
     "/orders/{order_id}/loa.pdf",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}, **errors(*KEYED, 404)},
+    responses={200: _FILE, **errors(*KEYED, 404)},
     description="The letter of authorization filled from the order, to sign and upload.",
 )
 def loa(order_id: str, ctx: Ctx, scope: Caller) -> Response:
