@@ -8,8 +8,8 @@
 
 from __future__ import annotations
 
+from didhub.porting.service.files import add_document, order_documents, read_document
 from didhub.porting.service.orders import (
-    add_document,
     cancel,
     carrier_orders,
     check,
@@ -17,10 +17,8 @@ from didhub.porting.service.orders import (
     finish_cancel,
     foc_dates,
     loa_pdf,
-    order_documents,
     port_numbers,
     porting_for,
-    read_document,
     resubmit,
     submit,
     update,

@@ -27,13 +27,14 @@ from didhub.carriers.multi import MultiCarrier
 from didhub.config import Settings
 from didhub.db import Database, new_id
 from didhub.e911 import service as e911
-from didhub.errors import CarrierError, Conflict, InsufficientFunds, NotFound, ValidationFailed
+from didhub.errors import CarrierError, Conflict, InsufficientFunds, ValidationFailed
 from didhub.numbers import service as numbers
 from didhub.numbers.lifecycle import LIVE_STATUSES
 from didhub.numbers.models import PhoneNumber
 from didhub.porting import documents, lifecycle, repository
 from didhub.porting.lifecycle import CANCELLED, CORRECTED, DRAFT, EXCEPTION, RESUBMITTED, SUBMITTED
 from didhub.porting.models import PortCarrierOrder, PortDocument, PortNumber, PortOrder
+from didhub.porting.service.files import order_documents, store
 from didhub.tenancy import PARTNER, TENANT, Scope
 from didhub.wallet import ledger
 from didhub.wallet import service as billing_wallet
@@ -49,7 +50,6 @@ EDITABLE = (
     "cnam",
 )
 _REQUIRED = ("entity_name", "authorized_person", "account_number", "billing_phone_number")
-DOCUMENT_KINDS = ("loa", "bill")
 
 
 def porting_for(carrier: Carrier) -> Porting:
@@ -62,10 +62,6 @@ def porting_for(carrier: Carrier) -> Porting:
         return porting_of(carrier)
     except CarrierFailure as exc:
         raise CarrierError(str(exc), field="carrier", code="porting_not_supported") from exc
-
-
-def store(settings: Settings) -> documents.DocumentStore:
-    return documents.make_store(settings.document_store, settings.data_dir)
 
 
 def owner_scope(order: PortOrder) -> Scope:
@@ -234,76 +230,6 @@ def update(db: Database, scope: Scope, order_id: str, body: Mapping[str, Any]) -
 
 
 # ---------------------------------------------------------------- documents
-
-
-def add_document(
-    db: Database,
-    settings: Settings,
-    scope: Scope,
-    order_id: str,
-    kind: str,
-    filename: str,
-    content: bytes,
-    content_type: str,
-    *,
-    signed: bool = True,
-) -> PortDocument:
-    if kind not in DOCUMENT_KINDS:
-        raise ValidationFailed("kind is loa or bill", field="kind")
-    if not content:
-        raise ValidationFailed("the file is empty", field="file")
-    if len(content) > documents.MAX_BYTES:
-        raise ValidationFailed("the file is over 10 MB", field="file")
-    if content_type not in ("application/pdf", "image/png", "image/jpeg"):
-        raise ValidationFailed("the file must be a PDF, PNG or JPEG", field="file")
-    with db.session() as session:
-        order = repository.get(session, scope, order_id)
-        if order.status not in (DRAFT, EXCEPTION, CORRECTED):
-            raise Conflict(
-                f"port order {order.id} is {order.status}; documents are added before "
-                "submission or to correct an exception",
-                field="order_id",
-                code="port_not_editable",
-            )
-        doc_id = new_id("doc")
-        ext = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}[content_type]
-        key = f"{order.id}/{doc_id}.{ext}"
-        store(settings).put(key, content)
-        doc = PortDocument(
-            id=doc_id,
-            order_id=order.id,
-            kind=kind,
-            filename=(filename or f"{kind}.{ext}")[-200:],
-            content_type=content_type,
-            size=len(content),
-            storage_key=key,
-            signed=signed,
-            created_at=clock.now(),
-        )
-        session.add(doc)
-        return doc
-
-
-def read_document(
-    db: Database, settings: Settings, scope: Scope, order_id: str, document_id: str
-) -> tuple[PortDocument, bytes]:
-    with db.read_session() as session:
-        order = repository.get(session, scope, order_id)
-        doc = session.get(PortDocument, document_id)
-        if doc is None or doc.order_id != order.id:
-            raise NotFound(f"document {document_id} not found", field="document_id")
-        session.expunge(doc)
-    return doc, store(settings).get(doc.storage_key)
-
-
-def order_documents(session: Any, order_id: str) -> list[PortDocument]:
-    return list(
-        session.scalars(
-            select(PortDocument)
-            .where(PortDocument.order_id == order_id)
-            .order_by(PortDocument.created_at)
-        )
-    )
 
 
 def loa_pdf(db: Database, scope: Scope, order_id: str) -> bytes:
