@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     bandwidth_peer_id: str | None = None
     bandwidth_base_url: str = "https://dashboard.bandwidth.com"
     sandbox_seed: str = "didhub"
+    # Porting (docs/porting.md): the sandbox's port moves one step per this many
+    # seconds (0: as far as the FOC date allows at each look).
+    sandbox_port_step_seconds: float = 60.0
+    # Where porting documents (LOAs, bills) are kept: ``local`` (files under
+    # ``data_dir``) or ``s3`` (not built yet: refused at start, docs/porting.md).
+    data_dir: str = "./data"
+    document_store: str = "local"
     hold_minutes: int = Field(default=10, ge=1, le=240)
     # A quote holds numbers only within the account's allowance: at most this
     # many numbers, worth at most its wallet balance (plus hold_card_allowance

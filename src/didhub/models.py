@@ -29,6 +29,7 @@ from didhub.numbers.models import (
     PhoneNumber,
 )
 from didhub.payments.models import SandboxCharge
+from didhub.porting.models import PortCarrierOrder, PortDocument, PortNumber, PortOrder, PortOutPin
 from didhub.routing.models import RoutingGeneration
 from didhub.wallet.models import (
     AccountEvent,
@@ -42,6 +43,11 @@ from didhub.wallet.models import (
 from didhub.webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "PortCarrierOrder",
+    "PortDocument",
+    "PortNumber",
+    "PortOrder",
+    "PortOutPin",
     "AccountEvent",
     "BillingProfile",
     "CardCharge",

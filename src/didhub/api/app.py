@@ -32,6 +32,8 @@ from didhub.numbers import endpoints as numbers
 from didhub.numbers import views as number_views
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
+from didhub.porting import endpoints as porting
+from didhub.porting import views as porting_views
 from didhub.routing import endpoints as routing
 from didhub.routing.cache import RouteCache
 from didhub.routing.edge_auth import EdgeAuth
@@ -205,7 +207,15 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(e911.router)
     app.include_router(carrier_webhooks.router)
-    for views in (account_views, number_views, wallet_views, billing_views, e911_views):
+    app.include_router(porting.router)
+    for views in (
+        account_views,
+        number_views,
+        wallet_views,
+        billing_views,
+        e911_views,
+        porting_views,
+    ):
         app.include_router(views.router)
     web.install(app, settings)
     # Outermost, so that a cached route skips the middleware and routing above.

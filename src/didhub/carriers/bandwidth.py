@@ -103,6 +103,11 @@ def _e164(tn: str) -> str:
 class BandwidthCarrier:
     name = "bandwidth"
     searches_by_postal_code = True
+    porting_refusal = (
+        "bandwidth: porting in through didhub is not supported yet: Bandwidth's LNP "
+        "(portins) orders are not in didhub's adapter; port the numbers in Bandwidth's "
+        "dashboard, then import them (POST /telephony/numbers/import)"
+    )
     # validate_e911_address accepts the address as given (see the module notes).
     checks_e911_addresses = False
 

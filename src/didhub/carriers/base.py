@@ -190,3 +190,109 @@ class WithoutCnamAndE911:
 
     def remove_e911(self, phone_number: str) -> None:
         raise self._unsupported("E911 removal")
+
+
+# -- Porting (issue 16) ---------------------------------------------------------
+#
+# Porting is a separate protocol: not every adapter has it. ``porting_of``
+# gives a carrier's porting operations, or a CarrierFailure naming why this
+# carrier can't port (Twilio and Bandwidth through didhub's adapter).
+
+PortStatus = Literal[
+    "draft", "submitted", "in_progress", "foc_confirmed", "exception", "ported", "cancelled"
+]
+
+
+@dataclass(frozen=True)
+class Portability:
+    phone_number: str
+    portable: bool
+    fast_portable: bool = False
+    reason: str | None = None  # why not portable, in the carrier's words
+    losing_carrier: str | None = None
+
+
+@dataclass(frozen=True)
+class PortRequestData:
+    """What the carrier needs to port numbers in: the order's fields."""
+
+    reference: str  # our order id (the carrier's customer reference)
+    phone_numbers: tuple[str, ...]
+    entity_name: str
+    authorized_person: str
+    account_number: str
+    pin: str | None
+    billing_phone_number: str
+    service_address: E911AddressData
+    foc_date: str  # YYYY-MM-DD
+    loa_document: str | None = None  # the carrier's document id
+    bill_document: str | None = None
+
+
+@dataclass(frozen=True)
+class PortOrderState:
+    """One carrier porting order: the carrier splits ours by losing carrier,
+    so a submission may answer several."""
+
+    carrier_order_id: str
+    status: PortStatus
+    phone_numbers: tuple[str, ...]
+    foc_date: str | None = None  # confirmed (YYYY-MM-DD)
+    reason: str | None = None  # an exception's reason, the losing carrier's words
+    losing_carrier: str | None = None
+
+
+@dataclass(frozen=True)
+class PortOut:
+    """A number the carrier says was ported away from us."""
+
+    phone_number: str
+    ported_on: str  # YYYY-MM-DD
+    reference: str | None = None
+    winning_carrier: str | None = None
+
+
+class Porting(Protocol):
+    name: str
+
+    def check_portability(self, phone_numbers: Sequence[str]) -> list[Portability]: ...
+
+    def allowed_foc_dates(self, phone_numbers: Sequence[str]) -> list[str]:
+        """The dates (YYYY-MM-DD) the carrier accepts as the requested FOC date."""
+        ...
+
+    def upload_document(self, filename: str, content: bytes) -> str:
+        """Store an LOA or a bill at the carrier; its document id."""
+        ...
+
+    def submit_port(self, request: PortRequestData) -> list[PortOrderState]:
+        """Create and submit porting orders (one per losing carrier)."""
+        ...
+
+    def resubmit_port(self, carrier_order_id: str, request: PortRequestData) -> PortOrderState:
+        """Correct an order in exception and submit it again."""
+        ...
+
+    def port_status(self, carrier_order_id: str) -> PortOrderState: ...
+
+    def cancel_port(self, carrier_order_id: str) -> None: ...
+
+    def port_outs(self) -> list[PortOut]:
+        """Numbers ported away from the platform's account."""
+        ...
+
+    def set_port_out_pin(self, phone_number: str, pin: str) -> None:
+        """Require ``pin`` from any carrier that asks to port the number away."""
+        ...
+
+
+def porting_of(carrier: object) -> Porting:
+    """The carrier's porting operations, or CarrierFailure with the reason."""
+    porting = getattr(carrier, "porting", None)
+    if porting is None:
+        name = getattr(carrier, "name", "this carrier")
+        why = getattr(carrier, "porting_refusal", None) or (
+            f"{name}: porting numbers in is not supported by didhub's adapter"
+        )
+        raise CarrierFailure(str(why))
+    return porting  # type: ignore[no-any-return]

@@ -10,9 +10,12 @@ from starlette.concurrency import run_in_threadpool
 from didhub.api.contract import errors
 from didhub.api.deps import Ctx
 from didhub.carriers import telnyx_webhooks
+from didhub.carriers.base import CarrierFailure
 from didhub.carriers.schemas import TelnyxOutcomeOut
+from didhub.carriers.telnyx_porting import parse_webhook
 from didhub.numbers import carrier_webhooks
 from didhub.outputs import Data
+from didhub.porting import service as porting
 
 router = APIRouter(prefix="/carriers", tags=["carriers"])
 
@@ -34,6 +37,13 @@ async def telnyx(
     (see docs/carriers.md). Duplicates are acknowledged and change nothing."""
     body = await request.body()
     telnyx_webhooks.verify(ctx.settings, body, telnyx_signature_ed25519, telnyx_timestamp)
+    event_type, payload = _porting_event(body)
+    if event_type.startswith("porting_order."):
+        # Porting orders (docs/porting.md): the carrier is asked about the order.
+        ours = await run_in_threadpool(
+            porting.on_carrier_event, ctx.db, ctx.carrier, ctx.settings, str(payload.get("id"))
+        )
+        return {"data": {"event_type": event_type, "order_id": ours, "settled": ours is not None}}
     outcome = await run_in_threadpool(
         carrier_webhooks.handle_telnyx, ctx.db, ctx.carrier, ctx.settings, body
     )
@@ -44,3 +54,10 @@ async def telnyx(
             "settled": outcome.settled,
         }
     }
+
+
+def _porting_event(body: bytes) -> tuple[str, dict[str, Any]]:
+    try:
+        return parse_webhook(body)
+    except CarrierFailure:
+        return "", {}

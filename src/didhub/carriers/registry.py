@@ -25,7 +25,9 @@ def make_one(name: str, settings: Settings, db: Database) -> Carrier:
     if name == "sandbox":
         from didhub.carriers.sandbox import SandboxCarrier
 
-        return SandboxCarrier(db, seed=settings.sandbox_seed)
+        return SandboxCarrier(
+            db, seed=settings.sandbox_seed, port_step_seconds=settings.sandbox_port_step_seconds
+        )
     if name == "stock":
         from didhub.carriers.stock import StockCarrier
 

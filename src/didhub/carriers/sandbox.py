@@ -37,6 +37,7 @@ from didhub.carriers.base import (
     SearchQuery,
 )
 from didhub.carriers.models import SandboxAllocation
+from didhub.carriers.sandbox_porting import SandboxPorting
 from didhub.db import Database
 from didhub.numbering import NANP_COUNTRIES, NumberBlock, country_index
 from didhub.postal.normalize import house_number, normalize
@@ -77,9 +78,11 @@ def _parse_env_fault(value: str) -> tuple[str, int] | None:
 class SandboxCarrier:
     name = "sandbox"
 
-    def __init__(self, db: Database, seed: str = "didhub") -> None:
+    def __init__(self, db: Database, seed: str = "didhub", port_step_seconds: float = 0.0) -> None:
         self.db = db
         self.seed = seed
+        # Porting in and out (carriers/sandbox_porting.py); ``porting_of`` finds it.
+        self.porting = SandboxPorting(db, port_step_seconds)
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self.e911: dict[str, E911AddressData] = {}  # number -> its E911 address, in memory

@@ -63,6 +63,7 @@ from didhub.carriers.http import (
     matches_query,
     national_number,
 )
+from didhub.carriers.telnyx_porting import TelnyxPorting
 from didhub.numbering import NANP_COUNTRIES, number_type_of, region_of
 
 log = logging.getLogger("didhub.carriers.telnyx")
@@ -128,6 +129,7 @@ class TelnyxCarrier:
         self.order_wait_seconds = order_wait_seconds
         self.search_limit = search_limit
         self._sleep = sleep
+        self.porting = TelnyxPorting(self.client)
 
     # -- search ----------------------------------------------------------------
 

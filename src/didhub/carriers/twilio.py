@@ -102,6 +102,14 @@ def incoming_numbers(
 class TwilioCarrier:
     name = "twilio"
     searches_by_postal_code = True
+    # Twilio's Port In API (numbers/v1/Porting) takes requests only from
+    # accounts Twilio has enabled for it, with LOAs signed through Twilio's own
+    # e-signature flow; didhub's adapter doesn't drive that yet.
+    porting_refusal = (
+        "twilio: porting in through didhub is not supported yet: Twilio's Port In API "
+        "needs an account Twilio has enabled for it and its own LOA signature flow; "
+        "port the numbers in Twilio's console, then import them (POST /telephony/numbers/import)"
+    )
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ import logging
 from didhub.billing import tasks as billing_tasks
 from didhub.e911 import tasks as e911_tasks
 from didhub.numbers import tasks as numbers_tasks
+from didhub.porting import tasks as porting_tasks
 from didhub.runtime import Job, Runtime
 from didhub.wallet import tasks as wallet_tasks
 from didhub.webhooks import tasks as webhooks_tasks
@@ -19,6 +20,7 @@ JOBS: list[Job] = [
     *wallet_tasks.JOBS,
     *billing_tasks.JOBS,
     *e911_tasks.JOBS,
+    *porting_tasks.JOBS,
     *webhooks_tasks.JOBS,
 ]
 BY_NAME = {job.name: job for job in JOBS}

@@ -13,12 +13,15 @@ reconcile, which asks every carrier.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import func, select
 
+from didhub import clock
 from didhub.carriers import telnyx_webhooks
 from didhub.carriers.base import Carrier
 from didhub.carriers.telnyx import TelnyxCarrier
+from didhub.carriers.telnyx_porting import parse_webhook
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.numbers import service as numbers
@@ -38,6 +41,9 @@ def handle_telnyx(
 ) -> WebhookOutcome:
     """Settle the order a ``number_order.complete`` event finishes; other events
     and orders that aren't ours are acknowledged and ignored."""
+    ported_away = _telnyx_port_out(db, body)
+    if ported_away is not None:
+        return ported_away
     event = telnyx_webhooks.parse(body)
     event_type, order_id, results = event.event_type, event.order_id, event.results
     if order_id is None:
@@ -66,3 +72,29 @@ def handle_telnyx(
         answered_by=frozenset({TelnyxCarrier.name}),
     )
     return WebhookOutcome(event_type, order_id, True)
+
+
+def _telnyx_port_out(db: Database, body: bytes) -> WebhookOutcome | None:
+    """``portout.status_changed`` with status ``completed``: the payload's
+    numbers left for another carrier (numbers/service/portout.py). None for
+    any other event."""
+    try:
+        event_type, payload = parse_webhook(body)
+    except Exception:
+        return None
+    if event_type != "portout.status_changed":
+        return None
+    if payload.get("status") != "completed":
+        return WebhookOutcome(event_type, None, False)
+    when = str(payload.get("foc_date") or payload.get("updated_at") or "")[:10]
+    try:
+        on = date.fromisoformat(when)
+    except ValueError:
+        on = clock.now().date()
+    changed = False
+    for e164 in payload.get("phone_numbers") or []:
+        marked = numbers.mark_ported_out(
+            db, str(e164), on, payload.get("carrier_name"), str(payload.get("id"))
+        )
+        changed = changed or marked is not None
+    return WebhookOutcome(event_type, None, changed)

@@ -290,5 +290,6 @@ def reconcile(
         "missing_at_carrier": report.missing_at_carrier,
         "listed_again": report.found_again,
         "held_but_not_sold": report.not_ours,
+        "ported_out": report.ported_out,
     }
     return Shown(out)

@@ -19,19 +19,22 @@ RELEASING = "releasing"
 RELEASED = "released"
 SUSPENDED = "suspended"
 FAILED = "failed"
+# The carrier reports the number ported away to another carrier (docs/porting.md).
+PORTED_OUT = "ported_out"
 
 LIVE_STATUSES = (PROVISIONING, ACTIVE, SUSPENDED, RELEASING)
-STATUSES = (PROVISIONING, ACTIVE, SUSPENDED, RELEASING, RELEASED, FAILED)
+STATUSES = (PROVISIONING, ACTIVE, SUSPENDED, RELEASING, RELEASED, FAILED, PORTED_OUT)
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     PROVISIONING: frozenset({ACTIVE, FAILED}),
-    ACTIVE: frozenset({RELEASING, SUSPENDED}),
+    ACTIVE: frozenset({RELEASING, SUSPENDED, PORTED_OUT}),
     # Suspended for non-payment: back when paid, or released after the second period.
-    SUSPENDED: frozenset({ACTIVE, RELEASING}),
+    SUSPENDED: frozenset({ACTIVE, RELEASING, PORTED_OUT}),
     # A release the carrier refused puts the number back where it was.
-    RELEASING: frozenset({RELEASED, ACTIVE, SUSPENDED}),
+    RELEASING: frozenset({RELEASED, ACTIVE, SUSPENDED, PORTED_OUT}),
     RELEASED: frozenset(),
     FAILED: frozenset(),
+    PORTED_OUT: frozenset(),
 }
 
 

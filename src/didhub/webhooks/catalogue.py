@@ -26,6 +26,13 @@ EVENT_TYPES: dict[str, str] = {
     "number.releasing": "Release asked for; waiting for the carrier",
     "number.release_failed": "The carrier refused the release: the number is as it was",
     "number.released": "Given back to the carrier; billing stopped",
+    "number.ported_out": "Ported away to another carrier: routing removed, billing stopped",
+    "number.ported_in": "Ported in from its losing carrier: active, billed from the port date",
+    "port.submitted": "A port-in order was submitted (or resubmitted) to the carrier",
+    "port.foc_confirmed": "The losing carrier confirmed the port date (FOC)",
+    "port.exception": "The losing carrier rejected the port; its reason is in the event",
+    "port.completed": "Every number of the port-in order has ported and is active",
+    "port.cancelled": "The port-in order was cancelled; nothing is billed",
     "number.cnam.updated": "The caller-name (CNAM) listing changed status",
     "number.e911.updated": "The emergency (E911) address changed status",
     "billing.renewal_charged": "Monthly fees were charged to the wallet (one event per run)",
@@ -39,7 +46,7 @@ EVENT_TYPES: dict[str, str] = {
     "billing.auto_recharge_disabled": "Auto-recharge was turned off (the card was removed)",
 }
 
-GROUPS = ("number", "billing")
+GROUPS = ("number", "billing", "port")
 
 # billing.wallet.event kinds -> public names.
 ACCOUNT_KINDS: dict[str, str] = {
@@ -52,6 +59,11 @@ ACCOUNT_KINDS: dict[str, str] = {
     "numbers.released_for_nonpayment": "billing.released_for_nonpayment",
     "card.added": "billing.card_added",
     "auto_recharge.disabled": "billing.auto_recharge_disabled",
+    "port.submitted": "port.submitted",
+    "port.foc_confirmed": "port.foc_confirmed",
+    "port.exception": "port.exception",
+    "port.completed": "port.completed",
+    "port.cancelled": "port.cancelled",
 }
 
 
@@ -74,6 +86,8 @@ def _status_event(to: str, previous: object) -> str | None:
         return "number.releasing"
     if to == "released":
         return "number.released"
+    if to == "ported_out":
+        return "number.ported_out"
     if previous == "releasing":  # back to active or suspended: the carrier refused
         return "number.release_failed"
     if to == "active":
@@ -112,6 +126,8 @@ def number_events(kind: str, tenant_id: str | None, data: Mapping[str, object]) 
     if kind == "imported":
         # Only the provider: the routing ids recorded to restore it stay in the history.
         return [Published("number.imported", tenant_id, {"provider": data.get("provider")})]
+    if kind == "ported_in":
+        return [Published("number.ported_in", tenant_id, details)]
     if kind == "agent.assigned":
         return [Published("number.assigned", tenant_id, details)]
     if kind == "agent.unassigned":

@@ -40,6 +40,7 @@ from didhub.numbers.service.orders import (
     refuse_if_none_provided,
     settle_order,
 )
+from didhub.numbers.service.portout import mark_ported_out, reconcile_port_outs
 from didhub.numbers.service.pricing import (
     add_months,
     price_for,
@@ -95,6 +96,8 @@ __all__ = [
     "ASSIGNMENT_TYPES",
     "end_assignments",
     "begin_release",
+    "mark_ported_out",
+    "reconcile_port_outs",
     "set_tenant",
     "assign_agent",
     "unassign_agent",

@@ -28,6 +28,7 @@ from didhub.numbers.models import (
     PhoneNumber,
 )
 from didhub.numbers.service.orders import settle_order
+from didhub.numbers.service.portout import reconcile_port_outs
 from didhub.numbers.service.release import finish_release, release_reason
 from didhub.numbers.service.search import expire_holds
 from didhub.wallet import service as billing_wallet
@@ -46,6 +47,7 @@ class ReconcileReport:
     missing_at_carrier: list[str] | None = None  # ours, the carrier no longer has
     found_again: list[str] = field(default_factory=list)  # listed again: billed again
     not_ours: list[str] | None = None  # the carrier bills us, we don't sell them
+    ported_out: list[str] = field(default_factory=list)  # reported ported away: marked
 
 
 def reconcile(
@@ -91,6 +93,8 @@ def reconcile(
             continue
         if number.status == RELEASED:
             report.released.append(number.e164)
+    # Before the comparison: a number ported away is ported out, not "missing".
+    report.ported_out = reconcile_port_outs(db, carrier)
     compare_inventory(db, carrier, report)
     return report
 
