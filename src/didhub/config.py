@@ -210,6 +210,11 @@ class Settings(BaseSettings):
                     raise ValueError(f"DIDHUB_PRICES: {number_type}.{part} {problem}")
         return prices
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return database_url(value)
+
     @field_validator("carriers", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -218,6 +223,40 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [part.strip().lower() for part in value.split(",") if part.strip()]
         return value
+
+
+_URL_EXAMPLES = "sqlite:///./didhub.db or postgresql+psycopg://user:password@host:5432/didhub"
+
+
+def database_url(value: str) -> str:
+    """``DIDHUB_DATABASE_URL`` as SQLAlchemy takes it, or a ``DIDHUB_…`` error
+    saying what to write: Heroku-style ``postgres://`` and a bare
+    ``postgresql://`` mean PostgreSQL through psycopg (the driver didhub
+    installs); any other database or driver is refused at start."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(value)
+    except (ArgumentError, ValueError):
+        # The value itself may hold a password: not repeated.
+        raise ValueError(
+            f"DIDHUB_DATABASE_URL: not a database URL; write it as {_URL_EXAMPLES}"
+        ) from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgres", "postgresql"):
+        if driver not in ("", "psycopg"):
+            raise ValueError(
+                f"DIDHUB_DATABASE_URL: didhub talks to PostgreSQL with psycopg, not {driver}; "
+                "begin the URL with postgresql+psycopg://"
+            )
+        return "postgresql+psycopg" + value[value.index("://") :]
+    if backend == "sqlite" and driver in ("", "pysqlite"):
+        return value
+    raise ValueError(
+        f"DIDHUB_DATABASE_URL: didhub runs on SQLite or PostgreSQL, not {parsed.drivername}; "
+        f"write it as {_URL_EXAMPLES}"
+    )
 
 
 @cache
