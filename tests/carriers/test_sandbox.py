@@ -64,7 +64,7 @@ def test_search_by_area_code_nxx_locality_rate_center(sandbox: SandboxCarrier) -
     by_locality = first(sandbox, locality="little rock", administrative_area="ar")
     assert by_locality and all(n.locality == "Little Rock" for n in by_locality)
     by_rc = first(sandbox, rate_center="little roc")
-    assert by_rc and all(n.rate_center == "LITTLE ROC" for n in by_rc)
+    assert by_rc and all(n.rate_center == "LITTLE ROCK" for n in by_rc)
     canada = first(sandbox, country_code="CA", administrative_area="ON", locality="Toronto")
     assert canada and all(n.country_code == "CA" and n.locality == "Toronto" for n in canada)
 

@@ -38,7 +38,13 @@ from didhub.carriers.base import (
 )
 from didhub.carriers.models import SandboxAllocation
 from didhub.db import Database
-from didhub.numbering import NANP_COUNTRIES, NumberBlock, country_index
+from didhub.numbering import (
+    NANP_COUNTRIES,
+    NumberBlock,
+    country_index,
+    rate_center_key,
+    rate_center_keys,
+)
 from didhub.postal.normalize import house_number, normalize
 
 FAULT_KINDS = ("fail", "timeout", "unknown", "partial")
@@ -170,7 +176,7 @@ class SandboxCarrier:
             area = area.lstrip("0")
         admin = query.administrative_area.upper() if query.administrative_area else None
         locality = query.locality.casefold() if query.locality else None
-        rate_center = query.rate_center.casefold() if query.rate_center else None
+        rate_center = rate_center_key(query.rate_center) if query.rate_center else None
         candidates: list[list[NumberBlock]] = [index.by_type.get(key, [])]
         if admin:
             candidates.append(index.by_admin.get((*key, admin), []))
@@ -189,7 +195,7 @@ class SandboxCarrier:
                 continue
             if locality and (block.locality or "").casefold() != locality:
                 continue
-            if rate_center and (block.rate_center or "").casefold() != rate_center:
+            if rate_center and rate_center not in rate_center_keys(block.rate_center or ""):
                 continue
             if area and block.area_code != area:
                 continue

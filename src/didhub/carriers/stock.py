@@ -27,7 +27,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
 import phonenumbers
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, literal, or_, select, update
 
 from didhub import clock
 from didhub.carriers.base import (
@@ -42,7 +42,7 @@ from didhub.carriers.http import fixed_prefix, matches_pattern
 from didhub.carriers.models import AVAILABLE, SOLD, StockNumber
 from didhub.db import Database
 from didhub.errors import ValidationFailed
-from didhub.numbering import NANP_COUNTRIES, TOLL_FREE_NPAS
+from didhub.numbering import NANP_COUNTRIES, TOLL_FREE_NPAS, rate_center_key, rate_center_keys
 from didhub.postal.normalize import STATE_CODES
 
 COLUMNS = ("number", "rate_center", "city", "state", "cost")
@@ -59,6 +59,27 @@ _TEXT = re.compile(r"^[A-Z0-9][A-Z0-9 .'&/-]*$")
 class ImportReport:
     imported: int = 0
     numbers: list[str] = field(default_factory=list)
+
+
+def _rate_center_matches(name: str) -> ColumnElement[bool]:
+    """A row whose rate center is ``name`` (numbering.rate_center_keys): the
+    full name or the LERG abbreviation, in whichever the CSV gave, without
+    case or spaces."""
+    stored = func.upper(StockNumber.rate_center)
+    full = func.replace(stored, " ", "")
+    abbreviated = func.replace(func.rtrim(func.substr(stored, 1, 10)), " ", "")
+    keys = sorted(rate_center_keys(name))
+    key = rate_center_key(name)
+    return or_(
+        full.in_(keys),
+        abbreviated == key,
+        # A stored abbreviation (10 characters, cut) begins the name asked for
+        # without spaces: LITTLE ROC is LITTLEROCK's.
+        and_(
+            func.length(StockNumber.rate_center) == 10,
+            literal(key).like(full.op("||")(literal("%"))),
+        ),
+    )
 
 
 def _words(value: str) -> str:
@@ -241,7 +262,7 @@ class StockCarrier(WithoutCnamAndE911):
         if query.administrative_area:
             where.append(StockNumber.state == query.administrative_area.upper())
         if query.rate_center:
-            where.append(StockNumber.rate_center == _words(query.rate_center))
+            where.append(_rate_center_matches(query.rate_center))
         if query.locality:
             where.append(StockNumber.city == _words(query.locality))
         after = ""
