@@ -50,6 +50,12 @@ def _default_usage_rates() -> dict[str, dict[str, Decimal]]:
     }
 
 
+# The FCC's minimum aging period for a disconnected US number (47 CFR
+# 52.15(f)(1)(ii), FCC 18-177): a caller still dialling the old owner doesn't
+# reach the next one at once.
+NUMBER_AGING_DAYS = 45
+
+
 class CarrierScope(BaseModel):
     """Where a carrier is asked for numbers in a multi-carrier search."""
 
@@ -95,6 +101,9 @@ class Settings(BaseSettings):
     # Seconds a multi-carrier search waits for each carrier before answering without it.
     carrier_search_deadline_seconds: float = Field(default=8.0, gt=0, le=60)
     carrier_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Days a released number ages before the sandbox or stock carrier sells it
+    # again (the FCC's minimum for US numbers is 45; docs/operations.md).
+    number_aging_days: int = Field(default=NUMBER_AGING_DAYS, ge=0, le=365)
     carrier_max_attempts: int = Field(default=4, ge=1, le=10)
     # Seconds an order waits for a carrier's asynchronous completion before
     # answering "unknown" (reconcile settles it later).

@@ -25,11 +25,11 @@ def make_one(name: str, settings: Settings, db: Database) -> Carrier:
     if name == "sandbox":
         from didhub.carriers.sandbox import SandboxCarrier
 
-        return SandboxCarrier(db, seed=settings.sandbox_seed)
+        return SandboxCarrier(db, seed=settings.sandbox_seed, aging_days=settings.number_aging_days)
     if name == "stock":
         from didhub.carriers.stock import StockCarrier
 
-        return StockCarrier(db)
+        return StockCarrier(db, aging_days=settings.number_aging_days)
     if name == "telnyx":
         from didhub.carriers.telnyx import TelnyxCarrier
 

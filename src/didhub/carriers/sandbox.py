@@ -19,10 +19,11 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from didhub import clock
@@ -37,6 +38,7 @@ from didhub.carriers.base import (
     SearchQuery,
 )
 from didhub.carriers.models import SandboxAllocation
+from didhub.config import NUMBER_AGING_DAYS
 from didhub.db import Database
 from didhub.numbering import (
     NANP_COUNTRIES,
@@ -83,9 +85,14 @@ def _parse_env_fault(value: str) -> tuple[str, int] | None:
 class SandboxCarrier:
     name = "sandbox"
 
-    def __init__(self, db: Database, seed: str = "didhub") -> None:
+    def __init__(
+        self, db: Database, seed: str = "didhub", aging_days: int = NUMBER_AGING_DAYS
+    ) -> None:
+        """``aging_days``: how long a released number rests before it is
+        offered again (``DIDHUB_NUMBER_AGING_DAYS``)."""
         self.db = db
         self.seed = seed
+        self.aging = timedelta(days=aging_days)
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self.e911: dict[str, E911AddressData] = {}  # number -> its E911 address, in memory
@@ -249,10 +256,20 @@ class SandboxCarrier:
         with self.db.session() as s:
             rows = s.scalars(
                 select(SandboxAllocation.e164).where(
-                    SandboxAllocation.e164.in_(numbers), SandboxAllocation.status == "active"
+                    SandboxAllocation.e164.in_(numbers), ~self._sellable_again()
                 )
             )
             return set(rows)
+
+    def _sellable_again(self) -> ColumnElement[bool]:
+        """SQL: a released allocation whose number has aged (may be sold again)."""
+        return and_(
+            SandboxAllocation.status == "released",
+            or_(
+                SandboxAllocation.released_at.is_(None),
+                SandboxAllocation.released_at <= clock.now() - self.aging,
+            ),
+        )
 
     def search(self, query: SearchQuery, exclude: frozenset[str]) -> Iterator[AvailableNumber]:
         batch: list[tuple[str, NumberBlock]] = []
@@ -322,8 +339,8 @@ class SandboxCarrier:
         with self.db.session() as s:
             result = s.execute(
                 update(SandboxAllocation)
-                .where(SandboxAllocation.e164 == e164, SandboxAllocation.status == "released")
-                .values(status="active", order_id=order_id, allocated_at=now)
+                .where(SandboxAllocation.e164 == e164, self._sellable_again())
+                .values(status="active", order_id=order_id, allocated_at=now, released_at=None)
             )
             if getattr(result, "rowcount", 0) == 1:
                 return True
@@ -405,7 +422,7 @@ class SandboxCarrier:
         with self.db.session() as s:
             row = s.get(SandboxAllocation, phone_number)
             if row is not None:
-                row.status = "released"
+                row.status, row.released_at = "released", clock.now()
 
     def release(self, phone_number: str) -> None:
         """Give a number back. Idempotent for numbers already released; raises
@@ -419,7 +436,8 @@ class SandboxCarrier:
             row = s.get(SandboxAllocation, phone_number)
             if row is None:
                 raise CarrierFailure(f"sandbox: {phone_number} is not on this account")
-            row.status = "released"
+            if row.status != "released":
+                row.status, row.released_at = "released", clock.now()
 
     # -- CNAM ----------------------------------------------------------------
 
