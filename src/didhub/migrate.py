@@ -56,7 +56,9 @@ def _revisions() -> dict[str, str | None]:
     command asks, and importing Alembic costs more than the command)."""
     found: dict[str, str | None] = {}
     for path in (MIGRATIONS / "versions").glob("*.py"):
-        names = dict(m.groups() for m in _REVISION.finditer(path.read_text()))
+        names: dict[str, str] = {
+            m.group(1): m.group(2) for m in _REVISION.finditer(path.read_text())
+        }
         if "revision" in names:
             down = names.get("down_revision")
             found[names["revision"]] = None if down == "None" else down
