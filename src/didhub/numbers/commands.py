@@ -47,7 +47,10 @@ def numbers_search(
     city: Annotated[str | None, typer.Option("--city")] = None,
     rate_center: Annotated[str | None, typer.Option("--rate-center")] = None,
     pattern: Annotated[str | None, typer.Option("--pattern", help="e.g. 877-555-XXXX")] = None,
-    number_type: Annotated[str, typer.Option("--type", help="local|toll-free|mobile")] = "local",
+    number_type: Annotated[
+        str | None,
+        typer.Option("--type", help="local|toll-free|mobile (default: what --pattern implies)"),
+    ] = None,
     page: int = 1,
     page_size: int = 20,
 ) -> Shown:
