@@ -105,6 +105,7 @@ def database_problem(exc: BaseException, url: str) -> str:
     parsed = make_url(url)
     where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
     text = str(getattr(exc, "orig", None) or exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
     if parsed.drivername.startswith("sqlite"):
         path = _sqlite_path(url)
         if path is not None and not path.parent.is_dir():
@@ -112,7 +113,7 @@ def database_problem(exc: BaseException, url: str) -> str:
                 f"DIDHUB_DATABASE_URL: the folder {path.parent} doesn't exist; "
                 "create it or point the URL at another one"
             )
-        return f"DIDHUB_DATABASE_URL: can't use the SQLite database {path}: {text.splitlines()[0]}"
+        return f"DIDHUB_DATABASE_URL: can't use the SQLite database {path}: {first}"
     if "does not exist" in text and "database" in text:
         return (
             f"DIDHUB_DATABASE_URL: the database {parsed.database!r} doesn't exist on {where}; "
@@ -128,7 +129,6 @@ def database_problem(exc: BaseException, url: str) -> str:
             f"DIDHUB_DATABASE_URL: can't reach PostgreSQL at {where}; "
             "is it running there? check the URL's host and port"
         )
-    first = text.splitlines()[0] if text else type(exc).__name__
     return f"DIDHUB_DATABASE_URL: the database at {where} answered: {first}"
 
 
@@ -149,7 +149,8 @@ def database(settings: Settings, *, check: bool = True, prepare: bool = True) ->
         except typer.Exit:
             if path is not None and not existed:
                 db.dispose()
-                path.unlink(missing_ok=True)  # no empty didhub.db left behind
+                for made in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                    made.unlink(missing_ok=True)  # no empty didhub.db left behind
             raise
         try:
             yield db

@@ -6,12 +6,14 @@ carrier, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 
 from conftest import Acct, search_numbers
+from dashboard import sign_in
 from didhub.api.app import create_app
 from didhub.carriers.stock import StockCarrier, import_csv
 from didhub.config import Settings
@@ -89,3 +91,17 @@ def test_stock_finds_its_rate_center_by_either_name(
     for spelling in SPELLINGS:
         found = search_numbers(client, partner, administrative_area="AR", rate_center=spelling)
         assert [n["phone_number"] for n in found] == ["+15013720101"], spelling
+
+
+def test_the_dashboard_example_finds_what_it_shows(client: TestClient, partner: Acct) -> None:
+    browser = TestClient(client.app)
+    sign_in(browser, api_key=partner.key)
+    page = browser.get("/dashboard/numbers/buy")
+    example = re.search(r'id="rate_center"[^>]*placeholder="([^"]+)"', page.text)
+    assert example and example.group(1) == "LITTLE ROCK"
+    results = browser.get(
+        "/dashboard/numbers/buy/results",
+        params={"state": "AR", "rate_center": example.group(1), "search": "1"},
+    )
+    assert results.status_code == 200, results.text
+    assert results.text.count("LITTLE ROCK") >= 5 and "LITTLE ROC<" not in results.text
