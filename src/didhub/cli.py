@@ -9,10 +9,12 @@ from typing import Annotated
 
 import typer
 
+from didhub import cli_common
 from didhub.accounts import commands as accounts_commands
 from didhub.billing import commands as billing_commands
 from didhub.carriers import commands as carriers_commands
 from didhub.cli_common import Cli, Shown, command, console
+from didhub.db import Database
 from didhub.e911 import commands as e911_commands
 from didhub.jobs import commands as jobs_commands
 from didhub.numbers import commands as numbers_commands
@@ -40,13 +42,29 @@ app.add_typer(numbers_commands.root_app)
 app.add_typer(jobs_commands.root_app)
 
 
-@command(app, "migrate", json_output=False, check=False)
-def migrate(cli: Cli) -> Shown:
-    """Apply the database migrations."""
-    from didhub.migrate import upgrade
+def _prepare(db: Database) -> str | None:
+    from didhub.migrate import ensure_up_to_date
 
-    upgrade(cli.db)
-    return Shown(None, lines=["database is up to date"])
+    return ensure_up_to_date(db)
+
+
+# Every command but migrate finds its database ready, as serve does.
+cli_common.prepare_database = _prepare
+
+
+@command(app, "migrate", json_output=False, check=False, prepare=False)
+def migrate(cli: Cli) -> Shown:
+    """Create the database (PostgreSQL: if it doesn't exist yet) and apply the
+    migrations; says what was done."""
+    from didhub.migrate import create_database_if_missing
+    from didhub.migrate import migrate as run_migrations
+
+    lines = []
+    created = create_database_if_missing(cli.db.url)
+    if created is not None:
+        lines.append(f"Created the PostgreSQL database {created}")
+    lines.append(run_migrations(cli.db).describe())
+    return Shown(None, lines=lines)
 
 
 @command(app, "serve", json_output=False, check=False)
@@ -58,18 +76,16 @@ def serve(
         bool, typer.Option(help="Log every request (a line per routing lookup too).")
     ] = True,
 ) -> Shown:
-    """Start the API server (SQLite databases are migrated automatically)."""
+    """Start the API server (an SQLite or empty PostgreSQL database is migrated
+    first)."""
     import uvicorn
+    from sqlalchemy import make_url
 
     from didhub.api.app import create_app
-    from didhub.cli_common import check_currency
-    from didhub.migrate import is_empty, upgrade
 
     settings, db = cli.settings, cli.db
-    if db.is_sqlite or is_empty(db):
-        upgrade(db)
-    check_currency(db, settings.currency)
-    console.print(f"didhub on http://{host}:{port} ({settings.database_url}, {settings.carrier})")
+    shown_url = make_url(settings.database_url).render_as_string(hide_password=True)
+    console.print(f"didhub on http://{host}:{port} ({shown_url}, {settings.carrier})")
     server = create_app(settings, db, jobs=True)
     # What start-up built (settings, metadata, routes) lives as long as the
     # process: keep it out of full garbage collections' way (see docs/performance.md).

@@ -17,11 +17,13 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -30,7 +32,8 @@ from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from didhub.accounts import service as accounts
@@ -80,15 +83,94 @@ def check_currency(db: Database, currency: str) -> None:
         raise typer.Exit(1)
 
 
+# What every command does to the database before it runs (didhub.cli sets it:
+# migrate an embedded SQLite database as ``serve`` does, or return the one
+# line saying to run ``didhub migrate``).
+def _nothing_to_prepare(db: Database) -> str | None:
+    return None
+
+
+prepare_database: Callable[[Database], str | None] = _nothing_to_prepare
+
+
+def _sqlite_path(url: str) -> Path | None:
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def database_problem(exc: BaseException, url: str) -> str:
+    """A database that can't be reached, in one line naming the setting."""
+    parsed = make_url(url)
+    where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if parsed.drivername.startswith("sqlite"):
+        path = _sqlite_path(url)
+        if path is not None and not path.parent.is_dir():
+            return (
+                f"DIDHUB_DATABASE_URL: the folder {path.parent} doesn't exist; "
+                "create it or point the URL at another one"
+            )
+        return f"DIDHUB_DATABASE_URL: can't use the SQLite database {path}: {first}"
+    if "does not exist" in text and "database" in text:
+        return (
+            f"DIDHUB_DATABASE_URL: the database {parsed.database!r} doesn't exist on {where}; "
+            "run `didhub migrate` to create it (or createdb it yourself)"
+        )
+    if "password authentication failed" in text or "role" in text and "does not exist" in text:
+        return (
+            f"DIDHUB_DATABASE_URL: PostgreSQL at {where} refused user {parsed.username!r}; "
+            "check the URL's user and password"
+        )
+    if "refused" in text or "timeout" in text or "translate host" in text or "resolve" in text:
+        return (
+            f"DIDHUB_DATABASE_URL: can't reach PostgreSQL at {where}; "
+            "is it running there? check the URL's host and port"
+        )
+    return f"DIDHUB_DATABASE_URL: the database at {where} answered: {first}"
+
+
 @contextmanager
-def database(settings: Settings, *, check: bool = True) -> Iterator[Database]:
+def database(settings: Settings, *, check: bool = True, prepare: bool = True) -> Iterator[Database]:
+    """The settings' database, prepared (``prepare``) and checked (``check``);
+    a database that can't be reached is one line and exit code 1."""
+    url = settings.database_url
+    path = _sqlite_path(url) if url.startswith("sqlite") else None
+    if path is not None and not path.parent.is_dir():
+        err.print(f"[red]error[/red] {escape(database_problem(OSError(), url))}")
+        raise typer.Exit(1)
+    existed = path is not None and path.exists()
     db = Database.from_settings(settings)
     try:
-        if check:
-            check_currency(db, settings.currency)
-        yield db
+        try:
+            _prepare(db, settings, prepare=prepare, check=check)
+        except typer.Exit:
+            if path is not None and not existed:
+                db.dispose()
+                for made in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                    made.unlink(missing_ok=True)  # no empty didhub.db left behind
+            raise
+        try:
+            yield db
+        except (OperationalError, InterfaceError) as exc:
+            err.print(f"[red]error[/red] {escape(database_problem(exc, url))}")
+            raise typer.Exit(1) from None
     finally:
         db.dispose()
+
+
+def _prepare(db: Database, settings: Settings, *, prepare: bool, check: bool) -> None:
+    try:
+        problem = prepare_database(db) if prepare else None
+        if check:
+            check_currency(db, settings.currency)
+    except (OperationalError, InterfaceError) as exc:
+        problem = database_problem(exc, settings.database_url)
+    if problem is not None:
+        err.print(f"[red]error[/red] {escape(problem)}")
+        raise typer.Exit(1)
 
 
 def fail(exc: DidhubError) -> typer.Exit:
@@ -223,11 +305,13 @@ def command(
     *,
     json_output: bool = True,
     check: bool = True,
+    prepare: bool = True,
 ) -> Callable[[F], F]:
     """Register ``fn(cli, …) -> Shown`` as a command of ``group``: the
-    settings and database are opened for it (``check``: refuse another
-    currency than the ledger's), a didhub error is one line and exit code 1,
-    and ``--json`` (with ``json_output``) prints the answer's data."""
+    settings and database are opened for it (``prepare``: migrated as
+    :data:`prepare_database` says; ``check``: refuse another currency than the
+    ledger's), a didhub error is one line and exit code 1, and ``--json``
+    (with ``json_output``) prints the answer's data."""
 
     def register(fn: F) -> F:
         # Evaluated here (the domain module's names): typer takes a given
@@ -245,7 +329,7 @@ def command(
         def run(**options: Any) -> None:
             as_json = bool(options.pop("as_json", False))
             settings = settings_or_exit()
-            with database(settings, check=check) as db:
+            with database(settings, check=check, prepare=prepare) as db:
                 try:
                     shown = fn(Cli(settings, db), **options)
                 except DidhubError as exc:
@@ -255,10 +339,17 @@ def command(
                 raise typer.Exit(shown.exit_code)
 
         run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-        group.command(name)(run)
+        group.command(name, help=help_text(fn.__doc__))(run)
         return fn
 
     return register
+
+
+def help_text(doc: str | None) -> str:
+    """A docstring as ``--help`` shows it: each paragraph one line (the
+    terminal wraps it), and reStructuredText's double backticks as one."""
+    paragraphs = re.split(r"\n\s*\n", inspect.cleandoc(doc or ""))
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs).replace("``", "`")
 
 
 def money(value: str, field: str) -> Decimal:

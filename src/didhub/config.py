@@ -50,6 +50,12 @@ def _default_usage_rates() -> dict[str, dict[str, Decimal]]:
     }
 
 
+# The FCC's minimum aging period for a disconnected US number (47 CFR
+# 52.15(f)(1)(ii), FCC 18-177): a caller still dialling the old owner doesn't
+# reach the next one at once.
+NUMBER_AGING_DAYS = 45
+
+
 class CarrierScope(BaseModel):
     """Where a carrier is asked for numbers in a multi-carrier search."""
 
@@ -95,6 +101,9 @@ class Settings(BaseSettings):
     # Seconds a multi-carrier search waits for each carrier before answering without it.
     carrier_search_deadline_seconds: float = Field(default=8.0, gt=0, le=60)
     carrier_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Days a released number ages before the sandbox or stock carrier sells it
+    # again (the FCC's minimum for US numbers is 45; docs/operations.md).
+    number_aging_days: int = Field(default=NUMBER_AGING_DAYS, ge=0, le=365)
     carrier_max_attempts: int = Field(default=4, ge=1, le=10)
     # Seconds an order waits for a carrier's asynchronous completion before
     # answering "unknown" (reconcile settles it later).
@@ -217,6 +226,11 @@ class Settings(BaseSettings):
                     raise ValueError(f"DIDHUB_PRICES: {number_type}.{part} {problem}")
         return prices
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return database_url(value)
+
     @field_validator("carriers", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -225,6 +239,40 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [part.strip().lower() for part in value.split(",") if part.strip()]
         return value
+
+
+_URL_EXAMPLES = "sqlite:///./didhub.db or postgresql+psycopg://user:password@host:5432/didhub"
+
+
+def database_url(value: str) -> str:
+    """``DIDHUB_DATABASE_URL`` as SQLAlchemy takes it, or a ``DIDHUB_…`` error
+    saying what to write: Heroku-style ``postgres://`` and a bare
+    ``postgresql://`` mean PostgreSQL through psycopg (the driver didhub
+    installs); any other database or driver is refused at start."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(value)
+    except (ArgumentError, ValueError):
+        # The value itself may hold a password: not repeated.
+        raise ValueError(
+            f"DIDHUB_DATABASE_URL: not a database URL; write it as {_URL_EXAMPLES}"
+        ) from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgres", "postgresql"):
+        if driver not in ("", "psycopg"):
+            raise ValueError(
+                f"DIDHUB_DATABASE_URL: didhub talks to PostgreSQL with psycopg, not {driver}; "
+                "begin the URL with postgresql+psycopg://"
+            )
+        return "postgresql+psycopg" + value[value.index("://") :]
+    if backend == "sqlite" and driver in ("", "pysqlite"):
+        return value
+    raise ValueError(
+        f"DIDHUB_DATABASE_URL: didhub runs on SQLite or PostgreSQL, not {parsed.drivername}; "
+        f"write it as {_URL_EXAMPLES}"
+    )
 
 
 @cache

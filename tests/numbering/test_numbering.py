@@ -13,7 +13,9 @@ from didhub.numbering import (
     normalize_country,
     number_type_of,
     parse_e164,
+    rate_center_abbreviation,
     rate_center_for,
+    rate_center_keys,
     region_of,
 )
 
@@ -91,9 +93,13 @@ def test_compile_pattern_rejects(raw: str) -> None:
 
 
 def test_rate_center() -> None:
-    assert rate_center_for("Little Rock") == "LITTLE ROC"
+    # Shown by the full name; the LERG's 10-character form finds it too.
+    assert rate_center_for("Little Rock") == "LITTLE ROCK"
     assert rate_center_for("St. Louis") == "ST LOUIS"
-    assert rate_center_for("Winston-Salem") == "WINSTONSAL"
+    assert rate_center_for("Winston-Salem") == "WINSTONSALEM"
+    assert rate_center_abbreviation("Winston-Salem") == "WINSTONSAL"
+    assert rate_center_abbreviation("Little Rock") == "LITTLE ROC"
+    assert rate_center_keys("Little Rock") == {"LITTLEROCK", "LITTLEROC"}
 
 
 def test_localities() -> None:
@@ -118,7 +124,7 @@ def test_exchanges_are_real() -> None:
     assert little_rock
     for ex in little_rock:
         assert ex.npa == "501"
-        assert ex.rate_center == "LITTLE ROC"
+        assert ex.rate_center == "LITTLE ROCK"
         number = phonenumbers.PhoneNumber(
             country_code=1, national_number=int(ex.npa + ex.nxx + "0100")
         )

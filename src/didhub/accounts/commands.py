@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy import select
 
 from didhub import outputs
 from didhub.accounts import schemas as account_schemas
@@ -103,6 +104,28 @@ def tenant_create(
     if "api_key" in out:
         lines.append(f"API key (shown once): [bold]{out['api_key']}[/bold]")
     return Shown(out, lines=lines)
+
+
+@command(tenant_app, "list")
+def tenant_list(
+    cli: Cli,
+    key: OptKeyOpt = None,
+    partner: Annotated[
+        str | None, typer.Option(help="Only this partner's tenants (operator, without --key).")
+    ] = None,
+) -> Shown:
+    """List tenants: a key's own (a partner's tenants), or as operator every
+    tenant (of one partner with --partner)."""
+    with cli.db.read_session() as session:
+        if key:
+            found = accounts.list_tenants(session, cli.scope(key))
+        else:
+            query = select(Account).where(Account.kind == accounts.TENANT)
+            if partner is not None:
+                query = query.where(Account.parent_id == partner)
+            found = list(session.scalars(query.order_by(Account.id)))
+        rows = [account_schemas.account(tenant) for tenant in found]
+    return Shown(rows, table=Table.of(rows, "id name partner_id:partner created_at:created"))
 
 
 @command(agent_app, "create")
@@ -251,15 +274,29 @@ def _settings_scope(cli: Cli, key: str | None, account: str | None) -> tuple[Sco
         return Scope(found.id, found.kind), found.id
 
 
+def _behaviour(shown: dict[str, Any] | None) -> str:
+    """An unassigned behaviour as a person reads it: ``forward to +1…``."""
+    if shown is None:
+        return "inherited"
+    action = str(shown["action"])
+    detail = {
+        "announcement": f'"{shown.get("text")}"' if shown.get("text") else "",
+        "voicemail": f"box {shown.get('mailbox')}" if shown.get("mailbox") else "",
+        "forward": f"to {shown.get('destination')}",
+    }.get(action, "")
+    return f"{action} {detail}".strip()
+
+
 def _settings_lines(shown: dict[str, Any]) -> list[str]:
     effective = shown["effective"]
+    cnam_now = effective["default_cnam"]
     return [
         f"account: {shown['account_id']} ({shown['kind']})",
-        f"default_cnam: {shown['default_cnam']}",
-        f"unassigned: {shown['unassigned']}",
-        f"effective default_cnam: {effective['default_cnam']['name']} "
-        f"(from {effective['default_cnam']['source']})",
-        f"effective unassigned: {effective['unassigned']}",
+        f"default caller name: {shown['default_cnam'] or 'inherited'}",
+        f"unassigned numbers: {_behaviour(shown['unassigned'])}",
+        f"in effect, caller name: {cnam_now['name'] or 'none'} (from {cnam_now['source']})",
+        f"in effect, unassigned numbers: {_behaviour(effective['unassigned'])} "
+        f"(from {effective['unassigned']['source']})",
     ]
 
 

@@ -22,6 +22,8 @@ class SandboxAllocation(Base):
     order_id: Mapped[str] = mapped_column(String(40), index=True)
     status: Mapped[str] = mapped_column(String(16))  # "active" | "released"
     allocated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # When it was given back: it ages (isn't sold again) for the aging period.
+    released_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
     # The CNAM listing (caller name) the carrier holds for the number.
     cnam: Mapped[str | None] = mapped_column(String(15), default=None)
 
@@ -49,3 +51,5 @@ class StockNumber(Base):
     order_id: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
     imported_at: Mapped[datetime] = mapped_column(UtcDateTime())
     sold_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    # When a buyer gave it back: it ages (isn't sold again) for the aging period.
+    released_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)

@@ -26,12 +26,15 @@ def make_one(name: str, settings: Settings, db: Database) -> Carrier:
         from didhub.carriers.sandbox import SandboxCarrier
 
         return SandboxCarrier(
-            db, seed=settings.sandbox_seed, port_step_seconds=settings.sandbox_port_step_seconds
+            db,
+            seed=settings.sandbox_seed,
+            port_step_seconds=settings.sandbox_port_step_seconds,
+            aging_days=settings.number_aging_days,
         )
     if name == "stock":
         from didhub.carriers.stock import StockCarrier
 
-        return StockCarrier(db)
+        return StockCarrier(db, aging_days=settings.number_aging_days)
     if name == "telnyx":
         from didhub.carriers.telnyx import TelnyxCarrier
 

@@ -19,10 +19,11 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from didhub import clock
@@ -38,8 +39,15 @@ from didhub.carriers.base import (
 )
 from didhub.carriers.models import SandboxAllocation
 from didhub.carriers.sandbox_porting import SandboxPorting
+from didhub.config import NUMBER_AGING_DAYS
 from didhub.db import Database
-from didhub.numbering import NANP_COUNTRIES, NumberBlock, country_index
+from didhub.numbering import (
+    NANP_COUNTRIES,
+    NumberBlock,
+    country_index,
+    rate_center_key,
+    rate_center_keys,
+)
 from didhub.postal.normalize import house_number, normalize
 
 FAULT_KINDS = ("fail", "timeout", "unknown", "partial")
@@ -78,9 +86,18 @@ def _parse_env_fault(value: str) -> tuple[str, int] | None:
 class SandboxCarrier:
     name = "sandbox"
 
-    def __init__(self, db: Database, seed: str = "didhub", port_step_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        seed: str = "didhub",
+        port_step_seconds: float = 0.0,
+        aging_days: int = NUMBER_AGING_DAYS,
+    ) -> None:
+        """``aging_days``: how long a released number rests before it is
+        offered again (``DIDHUB_NUMBER_AGING_DAYS``)."""
         self.db = db
         self.seed = seed
+        self.aging = timedelta(days=aging_days)
         # Porting in and out (carriers/sandbox_porting.py); ``porting_of`` finds it.
         self.porting = SandboxPorting(db, port_step_seconds)
         self._lock = threading.Lock()
@@ -173,7 +190,7 @@ class SandboxCarrier:
             area = area.lstrip("0")
         admin = query.administrative_area.upper() if query.administrative_area else None
         locality = query.locality.casefold() if query.locality else None
-        rate_center = query.rate_center.casefold() if query.rate_center else None
+        rate_center = rate_center_key(query.rate_center) if query.rate_center else None
         candidates: list[list[NumberBlock]] = [index.by_type.get(key, [])]
         if admin:
             candidates.append(index.by_admin.get((*key, admin), []))
@@ -192,7 +209,7 @@ class SandboxCarrier:
                 continue
             if locality and (block.locality or "").casefold() != locality:
                 continue
-            if rate_center and (block.rate_center or "").casefold() != rate_center:
+            if rate_center and rate_center not in rate_center_keys(block.rate_center or ""):
                 continue
             if area and block.area_code != area:
                 continue
@@ -246,10 +263,20 @@ class SandboxCarrier:
         with self.db.session() as s:
             rows = s.scalars(
                 select(SandboxAllocation.e164).where(
-                    SandboxAllocation.e164.in_(numbers), SandboxAllocation.status == "active"
+                    SandboxAllocation.e164.in_(numbers), ~self._sellable_again()
                 )
             )
             return set(rows)
+
+    def _sellable_again(self) -> ColumnElement[bool]:
+        """SQL: a released allocation whose number has aged (may be sold again)."""
+        return and_(
+            SandboxAllocation.status == "released",
+            or_(
+                SandboxAllocation.released_at.is_(None),
+                SandboxAllocation.released_at <= clock.now() - self.aging,
+            ),
+        )
 
     def search(self, query: SearchQuery, exclude: frozenset[str]) -> Iterator[AvailableNumber]:
         batch: list[tuple[str, NumberBlock]] = []
@@ -319,8 +346,8 @@ class SandboxCarrier:
         with self.db.session() as s:
             result = s.execute(
                 update(SandboxAllocation)
-                .where(SandboxAllocation.e164 == e164, SandboxAllocation.status == "released")
-                .values(status="active", order_id=order_id, allocated_at=now)
+                .where(SandboxAllocation.e164 == e164, self._sellable_again())
+                .values(status="active", order_id=order_id, allocated_at=now, released_at=None)
             )
             if getattr(result, "rowcount", 0) == 1:
                 return True
@@ -402,7 +429,7 @@ class SandboxCarrier:
         with self.db.session() as s:
             row = s.get(SandboxAllocation, phone_number)
             if row is not None:
-                row.status = "released"
+                row.status, row.released_at = "released", clock.now()
 
     def release(self, phone_number: str) -> None:
         """Give a number back. Idempotent for numbers already released; raises
@@ -416,7 +443,8 @@ class SandboxCarrier:
             row = s.get(SandboxAllocation, phone_number)
             if row is None:
                 raise CarrierFailure(f"sandbox: {phone_number} is not on this account")
-            row.status = "released"
+            if row.status != "released":
+                row.status, row.released_at = "released", clock.now()
 
     # -- CNAM ----------------------------------------------------------------
 

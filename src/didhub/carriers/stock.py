@@ -23,11 +23,12 @@ import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
 import phonenumbers
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, literal, or_, select, update
 
 from didhub import clock
 from didhub.carriers.base import (
@@ -40,9 +41,10 @@ from didhub.carriers.base import (
 )
 from didhub.carriers.http import fixed_prefix, matches_pattern
 from didhub.carriers.models import AVAILABLE, SOLD, StockNumber
+from didhub.config import NUMBER_AGING_DAYS
 from didhub.db import Database
 from didhub.errors import ValidationFailed
-from didhub.numbering import NANP_COUNTRIES, TOLL_FREE_NPAS
+from didhub.numbering import NANP_COUNTRIES, TOLL_FREE_NPAS, rate_center_key, rate_center_keys
 from didhub.postal.normalize import STATE_CODES
 
 COLUMNS = ("number", "rate_center", "city", "state", "cost")
@@ -59,6 +61,27 @@ _TEXT = re.compile(r"^[A-Z0-9][A-Z0-9 .'&/-]*$")
 class ImportReport:
     imported: int = 0
     numbers: list[str] = field(default_factory=list)
+
+
+def _rate_center_matches(name: str) -> ColumnElement[bool]:
+    """A row whose rate center is ``name`` (numbering.rate_center_keys): the
+    full name or the LERG abbreviation, in whichever the CSV gave, without
+    case or spaces."""
+    stored = func.upper(StockNumber.rate_center)
+    full = func.replace(stored, " ", "")
+    abbreviated = func.replace(func.rtrim(func.substr(stored, 1, 10)), " ", "")
+    keys = sorted(rate_center_keys(name))
+    key = rate_center_key(name)
+    return or_(
+        full.in_(keys),
+        abbreviated == key,
+        # A stored abbreviation (10 characters, cut) begins the name asked for
+        # without spaces: LITTLE ROC is LITTLEROCK's.
+        and_(
+            func.length(StockNumber.rate_center) == 10,
+            literal(key).like(full.op("||")(literal("%"))),
+        ),
+    )
 
 
 def _words(value: str) -> str:
@@ -200,9 +223,23 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 class StockCarrier(WithoutCnamAndE911):
     name = "stock"
 
-    def __init__(self, db: Database, page_size: int = 500) -> None:
+    def __init__(
+        self, db: Database, page_size: int = 500, aging_days: int = NUMBER_AGING_DAYS
+    ) -> None:
+        """``aging_days``: how long a released number rests before it is
+        offered again (``DIDHUB_NUMBER_AGING_DAYS``)."""
         self.db = db
         self.page_size = page_size
+        self.aging = timedelta(days=aging_days)
+
+    def _aged(self) -> ColumnElement[bool]:
+        """SQL: not a released number still aging."""
+        return or_(
+            StockNumber.released_at.is_(None), StockNumber.released_at <= clock.now() - self.aging
+        )
+
+    def _aging(self, row: StockNumber) -> bool:
+        return row.released_at is not None and row.released_at > clock.now() - self.aging
 
     @staticmethod
     def _describe(row: StockNumber) -> AvailableNumber:
@@ -223,6 +260,7 @@ class StockCarrier(WithoutCnamAndE911):
             return
         where = [
             StockNumber.status == AVAILABLE,
+            self._aged(),
             StockNumber.country == country,
             StockNumber.number_type == query.phone_number_type,
         ]
@@ -241,7 +279,7 @@ class StockCarrier(WithoutCnamAndE911):
         if query.administrative_area:
             where.append(StockNumber.state == query.administrative_area.upper())
         if query.rate_center:
-            where.append(StockNumber.rate_center == _words(query.rate_center))
+            where.append(_rate_center_matches(query.rate_center))
         if query.locality:
             where.append(StockNumber.city == _words(query.locality))
         after = ""
@@ -267,7 +305,7 @@ class StockCarrier(WithoutCnamAndE911):
     def lookup(self, phone_number: str) -> AvailableNumber | None:
         with self.db.read_session() as session:
             row = session.get(StockNumber, phone_number)
-            if row is None or row.status != AVAILABLE:
+            if row is None or row.status != AVAILABLE or self._aging(row):
                 return None
             return self._describe(row)
 
@@ -283,8 +321,8 @@ class StockCarrier(WithoutCnamAndE911):
                 # Conditional UPDATE: of two concurrent orders, one changes the row.
                 result = session.execute(
                     update(StockNumber)
-                    .where(StockNumber.e164 == e164, StockNumber.status == AVAILABLE)
-                    .values(status=SOLD, order_id=order_id, sold_at=now)
+                    .where(StockNumber.e164 == e164, StockNumber.status == AVAILABLE, self._aged())
+                    .values(status=SOLD, order_id=order_id, sold_at=now, released_at=None)
                 )
                 if getattr(result, "rowcount", 0) == 1:
                     results.append(NumberOrderResult(e164, "active"))
@@ -334,5 +372,10 @@ class StockCarrier(WithoutCnamAndE911):
             session.execute(
                 update(StockNumber)
                 .where(StockNumber.e164 == phone_number, StockNumber.status == SOLD)
-                .values(status=AVAILABLE, order_id=None, sold_at=None)
+                .values(
+                    status=AVAILABLE,
+                    order_id=None,
+                    sold_at=None,
+                    released_at=clock.now(),
+                )
             )

@@ -6,11 +6,15 @@ from didhub.numbering.geography import (
     Exchange,
     GeographyIndex,
     NumberBlock,
+    administrative_areas,
     country_index,
     exchanges,
     geography_index,
     localities,
+    rate_center_abbreviation,
     rate_center_for,
+    rate_center_key,
+    rate_center_keys,
 )
 from didhub.numbering.parsing import (
     NANP_COUNTRIES,
@@ -42,6 +46,10 @@ __all__ = [
     "number_type_of",
     "parse_e164",
     "parse_sip_uri",
+    "administrative_areas",
+    "rate_center_abbreviation",
     "rate_center_for",
+    "rate_center_key",
+    "rate_center_keys",
     "region_of",
 ]

@@ -126,9 +126,35 @@ _SPACES = re.compile(r" +")
 
 @functools.cache
 def rate_center_for(locality: str) -> str:
-    """A LERG-style rate-center name: upper-case letters/digits/spaces, 10 chars."""
-    cleaned = _SPACES.sub(" ", _RATE_CENTER_STRIP.sub("", locality.upper())).strip()
-    return cleaned[:10].rstrip()
+    """A rate center's full name, as shown: upper-case letters, digits and
+    single spaces (``LITTLE ROCK``)."""
+    return _SPACES.sub(" ", _RATE_CENTER_STRIP.sub("", locality.upper())).strip()
+
+
+def rate_center_abbreviation(name: str) -> str:
+    """The LERG's 10-character form of a rate center's name (``LITTLE ROC``),
+    as carriers' APIs often spell it."""
+    return rate_center_for(name)[:10].rstrip()
+
+
+def rate_center_key(name: str) -> str:
+    """What a rate-center search compares: the name without case or spaces
+    (``LITTLEROCK``, ``little rock`` and ``Little  Rock`` are one)."""
+    return rate_center_for(name).replace(" ", "")
+
+
+@functools.cache
+def rate_center_keys(name: str) -> frozenset[str]:
+    """The keys a rate center is found by: its full name's and its
+    abbreviation's (``LITTLEROCK``, ``LITTLEROC``)."""
+    return frozenset({rate_center_key(name), rate_center_key(rate_center_abbreviation(name))})
+
+
+def administrative_areas(country_code: str) -> frozenset[str]:
+    """The administrative areas the geography knows numbers in for a country
+    (Australia's states; empty where it keeps none)."""
+    index = country_index(country_code)
+    return frozenset(admin for country, _type, admin in index.by_admin if country == country_code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +228,8 @@ class GeographyIndex:
                 if block.number_type == "local":
                     places[block.country_code].add((block.locality, block.administrative_area))
             if block.rate_center:
-                self.by_rate_center[(*key, block.rate_center.casefold())].append(block)
+                for rc_key in rate_center_keys(block.rate_center):
+                    self.by_rate_center[(*key, rc_key)].append(block)
             if block.area_code:
                 self.by_area[(*key, block.area_code)].append(block)
             if len(block.prefix) >= 3:

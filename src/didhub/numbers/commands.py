@@ -9,17 +9,20 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from didhub import outputs
 from didhub.billing.service import assignments
 from didhub.carriers import byo as byo_providers
 from didhub.cli_common import Cli, KeyOpt, Shown, Table, command, pairs
+from didhub.e911 import service as e911
 from didhub.errors import ValidationFailed
 from didhub.numbers import byo, cnam
 from didhub.numbers import schemas as number_schemas
 from didhub.numbers import service as numbers
 from didhub.numbers.models import PhoneNumber
 from didhub.numbers.schemas import SearchRequest
+from didhub.tenancy import Scope
 from didhub.wallet import service as billing_wallet
 
 app = typer.Typer(help="Phone numbers.", no_args_is_help=True)
@@ -44,7 +47,10 @@ def numbers_search(
     city: Annotated[str | None, typer.Option("--city")] = None,
     rate_center: Annotated[str | None, typer.Option("--rate-center")] = None,
     pattern: Annotated[str | None, typer.Option("--pattern", help="e.g. 877-555-XXXX")] = None,
-    number_type: Annotated[str, typer.Option("--type", help="local|toll-free|mobile")] = "local",
+    number_type: Annotated[
+        str | None,
+        typer.Option("--type", help="local|toll-free|mobile (default: what --pattern implies)"),
+    ] = None,
     page: int = 1,
     page_size: int = 20,
 ) -> Shown:
@@ -131,10 +137,18 @@ def numbers_list(
     )
 
 
+NumberArg = Annotated[str, typer.Argument(help="The number's id, or the number itself (+1…).")]
+
+
+def _number_id(cli: Cli, scope: Scope, value: str) -> str:
+    with cli.db.read_session() as session:
+        return numbers.resolve_number_id(session, scope, value)
+
+
 @command(app, "assign", json_output=False)
 def numbers_assign(
     cli: Cli,
-    number_id: str,
+    number: NumberArg,
     key: KeyOpt,
     tenant: Annotated[str | None, typer.Option("--tenant", help="Assign to this tenant.")] = None,
     unassign_tenant: Annotated[bool, typer.Option("--unassign-tenant")] = False,
@@ -143,11 +157,20 @@ def numbers_assign(
 ) -> Shown:
     """Assign a number to a tenant, or to an agent for one direction."""
     scope = cli.scope(key)
+    number_id = _number_id(cli, scope, number)
     if agent is not None:
         assignments.assign_to_agent(
             cli.db, cli.carrier, cli.settings, scope, number_id, agent, direction
         )
-        return Shown(None, lines=[f"{number_id} {direction} -> agent {agent}"])
+        notes = []
+        if direction == "outbound":
+            # The API's warning, said here too: calling out with no E911 address.
+            with cli.db.read_session() as session:
+                notes = [
+                    f"[yellow]warning[/yellow] {w['code']}: {escape(w['message'])}"
+                    for w in e911.outbound_warnings(session, number_id)
+                ]
+        return Shown(None, lines=[f"{number_id} {direction} -> agent {agent}"], notes=notes)
     if tenant is None and not unassign_tenant:
         raise ValidationFailed("give --tenant, --unassign-tenant or --agent", field="tenant")
     assignments.assign_tenant(cli.db, cli.carrier, cli.settings, scope, number_id, tenant)
@@ -155,10 +178,12 @@ def numbers_assign(
 
 
 @command(app, "release", json_output=False)
-def numbers_release(cli: Cli, number_id: str, key: KeyOpt) -> Shown:
+def numbers_release(cli: Cli, number: NumberArg, key: KeyOpt) -> Shown:
     """Release a number: back to the carrier, billing stops."""
-    number = numbers.release(cli.db, cli.carrier, cli.scope(key), number_id, cli.settings)
-    return Shown(None, lines=[f"{number.e164} {number.status}"])
+    scope = cli.scope(key)
+    number_id = _number_id(cli, scope, number)
+    released = numbers.release(cli.db, cli.carrier, scope, number_id, cli.settings)
+    return Shown(None, lines=[f"{released.e164} {released.status}"])
 
 
 def _byo_credentials(provider: str) -> dict[str, str]:

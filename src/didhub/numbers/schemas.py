@@ -15,6 +15,7 @@ from didhub.carriers.base import AvailableNumber, SearchQuery
 from didhub.config import Settings
 from didhub.e911 import service as e911
 from didhub.e911.models import NumberE911
+from didhub.errors import ValidationFailed
 from didhub.inputs import RequestModel
 from didhub.numbers import cnam
 from didhub.numbers import service as numbers
@@ -24,6 +25,10 @@ from didhub.outputs import CursorMeta, Data, Notice, ResponseModel, cost, when
 
 class _Strict(RequestModel):
     """Unknown fields refused, text stripped and checked (``didhub.inputs``)."""
+
+
+_ADMINISTRATIVE_AREAS = {"US": numbering.US_STATES, "CA": numbering.CA_PROVINCES}
+_EXAMPLE_AREA = {"US": "AR", "CA": "ON", "AU": "NSW"}
 
 
 class SearchRequest(_Strict):
@@ -36,7 +41,8 @@ class SearchRequest(_Strict):
     pattern: str | None = Field(default=None, max_length=30)
     # A US ZIP code: numbers whose rate center serves it (carriers that search by ZIP).
     postal_code: str | None = Field(default=None, pattern=r"^[0-9]{5}$")
-    phone_number_type: Literal["local", "toll-free", "mobile"] = "local"
+    # Without one: what the pattern implies (877-… is toll-free), else local.
+    phone_number_type: Literal["local", "toll-free", "mobile"] | None = None
     # 100 pages of 50 is as deep as a person pages; narrow the search to go further.
     page: int = Field(default=1, ge=1, le=100)
     page_size: int = Field(default=20, ge=1, le=50)
@@ -81,12 +87,26 @@ class SearchRequest(_Strict):
             raise ValueError("nxx is three digits and exists only for US and CA numbers")
         if nanp and self.area_code is not None and len(self.area_code) != 3:
             raise ValueError("area_code for US and CA is three digits")
+        if self.phone_number_type is None:
+            toll_free = nanp and (self.pattern or "")[:3] in numbering.TOLL_FREE_NPAS
+            self.phone_number_type = "toll-free" if toll_free else "local"
+        if self.administrative_area is not None:
+            known = _ADMINISTRATIVE_AREAS.get(self.country_code)
+            if known is None:
+                known = numbering.administrative_areas(self.country_code)
+            if known and self.administrative_area not in known:
+                raise ValidationFailed(
+                    f"{self.administrative_area!r} is not a state or province of "
+                    f"{self.country_code}: use its abbreviation, e.g. "
+                    f"{_EXAMPLE_AREA.get(self.country_code, sorted(known)[0])}",
+                    field="administrative_area",
+                )
         return self
 
     def to_query(self) -> SearchQuery:
         return SearchQuery(
             country_code=self.country_code,
-            phone_number_type=self.phone_number_type,
+            phone_number_type=self.phone_number_type or "local",
             area_code=self.area_code,
             nxx=self.nxx,
             administrative_area=self.administrative_area,

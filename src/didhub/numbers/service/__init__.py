@@ -32,6 +32,7 @@ from didhub.numbers.service.inventory import (
     list_numbers,
     live_assignments,
     lock_number,
+    resolve_number_id,
 )
 from didhub.numbers.service.orders import (
     PurchaseResult,
@@ -86,6 +87,7 @@ __all__ = [
     "settle_order",
     "get_number",
     "lock_number",
+    "resolve_number_id",
     "InventoryFilter",
     "InventoryPage",
     "encode_cursor",

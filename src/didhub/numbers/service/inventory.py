@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 
 from didhub.accounts import service as accounts
 from didhub.errors import (
+    NotFound,
     ValidationFailed,
 )
+from didhub.numbering.parsing import parse_e164
 from didhub.numbers import repository
 from didhub.numbers.lifecycle import LIVE_STATUSES
 from didhub.numbers.models import (
@@ -26,6 +28,24 @@ def get_number(
     session: Session, scope: Scope, number_id: str, field: str = "number_id"
 ) -> PhoneNumber:
     return repository.get(session, scope, number_id, field=field)
+
+
+def resolve_number_id(session: Session, scope: Scope, value: str, field: str = "number_id") -> str:
+    """The id of the number ``value`` names: an id as it is, or a phone number
+    (E.164 or national) the scope holds live; 404 naming ``field`` otherwise."""
+    if value.startswith("num_"):
+        return value
+    e164 = parse_e164(value, field)
+    found = session.scalars(
+        select(PhoneNumber.id).where(
+            PhoneNumber.e164 == e164,
+            PhoneNumber.status.in_(LIVE_STATUSES),
+            repository.readable(scope),
+        )
+    ).first()
+    if found is None:
+        raise NotFound(f"you hold no number {e164}", field=field)
+    return found
 
 
 def lock_number(
