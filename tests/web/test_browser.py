@@ -448,7 +448,7 @@ def test_failed_purchases_charge_nothing(
     check(modal).to_contain_text("less than this purchase")
     modal.get_by_role("button", name="Confirm Purchase").click()
     alert = page.locator("#messages").get_by_role("alert")
-    check(alert).to_contain_text("costs 4.00 USD but the wallet holds 3.00")
+    check(alert).to_contain_text("costs $4.00 but the wallet holds $3.00")
     check(alert).to_contain_text("No charge was made")
     check(page.get_by_role("dialog")).to_have_count(0)
     assert wallet(db, partner.id) == Decimal("3.00")

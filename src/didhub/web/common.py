@@ -3,6 +3,7 @@ dependency, CSRF on every POST, messages, redirects that work for htmx too."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,8 +26,6 @@ PREFIX = "/dashboard"
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
-_SYMBOLS = {"USD": "$", "CAD": "CA$", "AUD": "A$", "GBP": "£", "EUR": "€"}
-
 
 def phone(e164: str | None) -> str:
     """A number the way people of its country write it: (501) 555-0123."""
@@ -45,15 +44,21 @@ def phone(e164: str | None) -> str:
 
 
 def money(value: Decimal | str | None, currency: str = "USD") -> str:
+    """The one way the dashboard writes money (``outputs.money_text``)."""
     if value is None:
         return ""
-    amount = Decimal(value)
-    text = outputs.money(abs(amount))
-    whole, _, cents = text.partition(".")
-    text = f"{int(whole):,}.{cents}"
-    sign = "−" if amount < 0 else ""
-    symbol = _SYMBOLS.get(currency)
-    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+    return outputs.money_text(value, currency)
+
+
+# Lines written before billing lines said things in words.
+_OLD_WORDS = {": auto_recharge": ": auto-recharge", ": topup": ": top-up"}
+
+
+def billing_line(description: str) -> str:
+    for raw, words in _OLD_WORDS.items():
+        if description.endswith(raw):
+            return description.removesuffix(raw) + words
+    return description
 
 
 def when(value: datetime | date | str | None, with_time: bool = False) -> str:
@@ -70,6 +75,7 @@ templates.env.filters["phone"] = phone
 templates.env.filters["money"] = money
 templates.env.filters["amount"] = lambda value: outputs.money(Decimal(value))
 templates.env.filters["when"] = when
+templates.env.filters["billing_line"] = billing_line
 templates.env.globals["PREFIX"] = PREFIX
 templates.env.globals["VERSION"] = __version__
 
@@ -174,7 +180,8 @@ def parse(model: type[BaseModel], data: dict[str, Any]) -> Any:
 
 def decimal_field(value: str, field: str) -> Decimal:
     try:
-        amount = Decimal(value.strip().lstrip("$").replace(",", ""))
+        # As the dashboard writes it ($25.00, CA$1,000.00) or bare.
+        amount = Decimal(re.sub(r"^[^\d.\-−]*", "", value.strip()).replace(",", ""))
     except ArithmeticError:
         raise ValidationFailed(f"{value!r} is not an amount", field=field) from None
     if not amount.is_finite():
