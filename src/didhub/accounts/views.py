@@ -185,12 +185,15 @@ def create_agent(
     viewer: Who,
     name: Annotated[str, Form()] = "",
     tenant_id: Annotated[str, Form()] = "",
+    sip_uri: Annotated[str, Form()] = "",
 ) -> Response:
     # A tenant's agents are its own: in a tenant's view there is no choice.
     tenant = tenant_id if viewer.is_partner else viewer.scope.account_id
     try:
         with ctx.db.session() as db_session:
-            agent = accounts.create_agent(db_session, viewer.scope, tenant, name)
+            agent = accounts.create_agent(
+                db_session, viewer.scope, tenant, name, sip_uri.strip() or None
+            )
     except DidhubError as exc:
         return _agents_page(
             request,
@@ -200,8 +203,34 @@ def create_agent(
             error=error_text(exc),
             name=name,
             chosen=tenant_id,
+            sip_uri=sip_uri,
         )
     session.flash(request, "success", f"Agent {agent.name} created.")
+    return go(request, f"{PREFIX}/agents")
+
+
+@router.post("/agents/{agent_id}/sip-uri", response_model=None)
+def set_agent_sip_uri(
+    request: Request, ctx: Ctx, viewer: Who, agent_id: str, sip_uri: Annotated[str, Form()] = ""
+) -> Response:
+    """Where the SIP edge relays the agent's calls (empty: nowhere), as
+    ``PATCH /accounts/agents/{id}``."""
+    try:
+        with ctx.db.session() as db_session:
+            agent = accounts.update_agent(
+                db_session, viewer.scope, agent_id, sip_uri=sip_uri.strip() or None
+            )
+    except DidhubError as exc:
+        return _agents_page(
+            request, ctx, viewer, exc.status_code, errors={agent_id: error_text(exc)},
+            edited={agent_id: sip_uri},
+        )  # fmt: skip
+    text = (
+        f"Calls for {agent.name} now go to {agent.sip_uri}."
+        if agent.sip_uri
+        else f"{agent.name} has no SIP URI now."
+    )
+    session.flash(request, "success", text)
     return go(request, f"{PREFIX}/agents")
 
 

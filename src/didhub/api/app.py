@@ -29,6 +29,7 @@ from didhub.e911 import endpoints as e911
 from didhub.e911 import views as e911_views
 from didhub.errors import DidhubError
 from didhub.numbers import endpoints as numbers
+from didhub.numbers import manage_views as number_manage_views
 from didhub.numbers import views as number_views
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
@@ -205,7 +206,14 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(e911.router)
     app.include_router(carrier_webhooks.router)
-    for views in (account_views, number_views, wallet_views, billing_views, e911_views):
+    for views in (
+        account_views,
+        number_views,
+        number_manage_views,
+        wallet_views,
+        billing_views,
+        e911_views,
+    ):
         app.include_router(views.router)
     web.install(app, settings)
     # Outermost, so that a cached route skips the middleware and routing above.
