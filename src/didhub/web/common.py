@@ -16,8 +16,9 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
 from didhub import __version__, outputs
+from didhub.accounts import service as accounts
 from didhub.api.deps import Ctx
-from didhub.errors import DidhubError, ValidationFailed
+from didhub.errors import DidhubError, Forbidden, ValidationFailed
 from didhub.inputs import check_amount
 from didhub.web import session
 from didhub.web.session import Viewer
@@ -89,11 +90,42 @@ def get_viewer(request: Request, ctx: Ctx) -> Viewer:
 
 Who = Annotated[Viewer, Depends(get_viewer)]
 
+# POSTs anyone may send: signing in and out, switching views, accepting an invitation.
+_OPEN_TO_ALL = ("/login", "/logout", "/switch", "/switch/back")
+# What the billing role may change, besides those.
+_BILLING_PATHS = ("/billing/",)
+
+
+def check_role(request: Request, ctx: Ctx) -> None:
+    """Every dashboard POST is checked against the signer's role, here, once
+    (docs/dashboard.md, "People and roles"): read-only changes nothing; billing
+    changes only the Billing page (top-ups, the card, auto-recharge); admin
+    changes everything."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    path = request.url.path.removeprefix(PREFIX)
+    if path in _OPEN_TO_ALL or path.startswith("/invite/"):
+        return
+    viewer = get_viewer(request, ctx)
+    if viewer.role == accounts.ADMIN:
+        return
+    if viewer.role == accounts.BILLING and path.startswith(_BILLING_PATHS):
+        return
+    allowed = (
+        "billing: top-ups, the card and auto-recharge on the Billing page"
+        if viewer.role == accounts.BILLING
+        else "read-only: you can look, not change"
+    )
+    raise Forbidden(f"your role doesn't allow this ({allowed}); ask an admin of your account")
+
 
 def make_router() -> APIRouter:
-    """A dashboard router: out of the OpenAPI document, CSRF checked on every POST."""
+    """A dashboard router: out of the OpenAPI document, CSRF and the signer's
+    role checked on every POST."""
     return APIRouter(
-        prefix=PREFIX, include_in_schema=False, dependencies=[Depends(session.check_csrf)]
+        prefix=PREFIX,
+        include_in_schema=False,
+        dependencies=[Depends(session.check_csrf), Depends(check_role)],
     )
 
 
