@@ -24,6 +24,7 @@ import pytest
 import uvicorn
 
 from conftest import Acct
+from dashboard import shared_browser
 from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.api.app import create_app
@@ -63,10 +64,8 @@ def browser() -> Iterator[Browser]:
         _unavailable("playwright is not installed (pip install -e '.[test]')")
     if not Path(CHROMIUM).exists():
         _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    assert sync_playwright
+    yield shared_browser(CHROMIUM, CHROMIUM_ARGS)
 
 
 @dataclass

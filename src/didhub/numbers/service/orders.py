@@ -302,7 +302,7 @@ def settle_order(
             ledger.transfer(
                 session,
                 kind="refund",
-                description=f"Refund for {_named(list(errors))}: the carrier could not provide it",
+                description=f"Refund for {_named(list(errors))}: not provided by the carrier",
                 debit=revenue,
                 credit=wallet.id,
                 amount=refund,
