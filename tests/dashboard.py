@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import re
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -26,3 +28,25 @@ def sign_in(client: TestClient, **fields: str) -> str:
     )
     assert answer.status_code == 303, answer.text
     return csrf_of(client.get(answer.headers["location"]).text)
+
+
+_BROWSER: dict[str, Any] = {}
+
+
+def shared_browser(executable: str, args: list[str]) -> Any:
+    """One Playwright and one chromium for the whole run, whichever browser
+    test module asks first: Playwright's sync API can't be started twice in
+    one process while the first is running. Closed when the run ends."""
+    if "browser" not in _BROWSER:
+        from playwright.sync_api import sync_playwright
+
+        playwright = sync_playwright().start()
+        _BROWSER["playwright"] = playwright
+        _BROWSER["browser"] = playwright.chromium.launch(executable_path=executable, args=args)
+
+        def stop() -> None:
+            _BROWSER["browser"].close()
+            playwright.stop()
+
+        atexit.register(stop)
+    return _BROWSER["browser"]

@@ -176,6 +176,9 @@ class Settings(BaseSettings):
     routing_cache_seconds: float = Field(default=0.1, ge=0, le=60)
     payment_gateway: str = "sandbox"
     stripe_api_key: str | None = None
+    # The publishable key (pk_live_… / pk_test_…): the dashboard's card entry
+    # is then Stripe's card element (Stripe.js from js.stripe.com).
+    stripe_publishable_key: str | None = None
     # Seconds between rounds of the periodic jobs (renewals, reconcile, CNAM and
     # E911 re-pushes, card charges); 0 = off. On PostgreSQL a schedule's step
     # must divide the minute or the hour: the nearest such step not more often

@@ -51,6 +51,21 @@ def money(value: Decimal) -> str:
     return f"{value:.2f}" if value == value.quantize(Decimal("0.01")) else f"{value:.4f}"
 
 
+_SYMBOLS = {"USD": "$", "CAD": "CA$", "AUD": "A$", "GBP": "£", "EUR": "€"}
+
+
+def money_text(value: Decimal | str, currency: str = "USD") -> str:
+    """Money for a person, one way everywhere (the dashboard, messages,
+    events): ``$1,234.50``, ``−$2.00``, ``CA$3.00``; a currency without a
+    symbol as ``3.00 CHF``."""
+    amount = Decimal(value)
+    whole, _, cents = money(abs(amount)).partition(".")
+    text = f"{int(whole):,}.{cents}"
+    sign = "−" if amount < 0 else ""
+    symbol = _SYMBOLS.get(currency)
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+
+
 def when(value: datetime | date | None) -> str | None:
     return value.isoformat() if value is not None else None
 

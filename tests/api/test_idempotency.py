@@ -146,7 +146,7 @@ def test_a_replayed_unknown_purchase_answers_what_reconcile_settled(
     else:
         assert replay.status_code == 502, replay.text
         assert replay.json()["error"]["code"] == "carrier_error"
-        assert "2.00 USD was refunded" in replay.json()["error"]["message"]
+        assert "$2.00 was refunded" in replay.json()["error"]["message"]
         assert balance(db, partner) == Decimal("100.00")
         # As after a fresh 502, the key is free: a retry buys the number now.
         retried = client.post(PURCHASE, json=body, headers=headers)

@@ -57,7 +57,7 @@ def test_definite_failure_refunds_exactly_and_answers_502(
     )
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "carrier_error"
-    assert "2.00 USD was refunded" in response.json()["error"]["message"]
+    assert "$2.00 was refunded" in response.json()["error"]["message"]
     assert balance(db, partner) == Decimal("100.00")
     assert statuses(db, partner) == {number: "failed"}
     kinds = [

@@ -24,6 +24,7 @@ import pytest
 import uvicorn
 
 from conftest import Acct
+from dashboard import shared_browser
 from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.api.app import create_app
@@ -63,10 +64,8 @@ def browser() -> Iterator[Browser]:
         _unavailable("playwright is not installed (pip install -e '.[test]')")
     if not Path(CHROMIUM).exists():
         _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    assert sync_playwright
+    yield shared_browser(CHROMIUM, CHROMIUM_ARGS)
 
 
 @dataclass
@@ -448,7 +447,7 @@ def test_failed_purchases_charge_nothing(
     check(modal).to_contain_text("less than this purchase")
     modal.get_by_role("button", name="Confirm Purchase").click()
     alert = page.locator("#messages").get_by_role("alert")
-    check(alert).to_contain_text("costs 4.00 USD but the wallet holds 3.00")
+    check(alert).to_contain_text("costs $4.00 but the wallet holds $3.00")
     check(alert).to_contain_text("No charge was made")
     check(page.get_by_role("dialog")).to_have_count(0)
     assert wallet(db, partner.id) == Decimal("3.00")

@@ -210,14 +210,18 @@ def user_create(
     account: Annotated[str, typer.Option(help="Account id the user signs in to.")],
     email: Annotated[str, typer.Option(help="Email address to sign in with.")],
     password: PasswordOpt,
+    role: Annotated[
+        str, typer.Option(help="admin, billing or read-only (docs/dashboard.md).")
+    ] = accounts.ADMIN,
 ) -> Shown:
     """Create a dashboard user; only an argon2 hash of the password is stored."""
     with cli.db.session() as session:
-        user = accounts.create_user(session, account, email, password)
+        user = accounts.create_user(session, account, email, password, role)
         out = {
             "id": user.id,
             "account_id": user.account_id,
             "email": user.email,
+            "role": user.role,
             "created_at": outputs.when(user.created_at),
         }
     return Shown(

@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from didhub import clock, numbering
 from didhub.accounts import repository, sessions, throttle
-from didhub.accounts.models import Account, Agent, ApiKey, User
+from didhub.accounts.models import Account, Agent, ApiKey, Invitation, User
 from didhub.db import Database, new_id
 from didhub.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from didhub.tenancy import PARTNER as PARTNER  # the account kinds
@@ -283,7 +284,25 @@ def _check_password(password: str) -> str:
     return password
 
 
-def create_user(session: Session, account_id: str, email: str, password: str) -> User:
+# Who may do what in the dashboard (enforced in ``web.session.check_role``;
+# docs/dashboard.md, "People and roles").
+ADMIN, BILLING, READ_ONLY = "admin", "billing", "read-only"
+ROLES = (ADMIN, BILLING, READ_ONLY)
+INVITATION_DAYS = 7
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ValidationFailed(f"role must be one of {', '.join(ROLES)}", field="role")
+    return role
+
+
+def create_user(
+    session: Session, account_id: str, email: str, password: str, role: str = ADMIN
+) -> User:
+    """A person who signs in to ``account_id`` (``didhub user create``, and an
+    accepted invitation)."""
+    _check_role(role)
     if session.get(Account, account_id) is None:
         raise NotFound(f"account {account_id} not found", field="account_id")
     address = _clean_email(email)
@@ -295,11 +314,91 @@ def create_user(session: Session, account_id: str, email: str, password: str) ->
         account_id=account_id,
         email=address,
         password_hash=_hasher.hash(_check_password(password)),
+        role=role,
         created_at=clock.now(),
     )
     session.add(user)
     session.flush()
     return user
+
+
+@dataclass(frozen=True)
+class NewInvitation:
+    invitation: Invitation
+    token: str  # shown once, in the link; only its hash is kept
+
+
+def invite_user(
+    session: Session, account_id: str, email: str, role: str, invited_by: str | None = None
+) -> NewInvitation:
+    """Invite a person to ``account_id`` with a role: answers the one-time
+    secret of the link. A newer invitation of the same email replaces an
+    open one."""
+    _check_role(role)
+    address = _clean_email(email)
+    if session.scalars(select(User.id).where(User.email == address)).first() is not None:
+        raise Conflict(f"a user with the email {address} exists", field="email")
+    now = clock.now()
+    for open_one in session.scalars(
+        select(Invitation).where(
+            Invitation.account_id == account_id,
+            Invitation.email == address,
+            Invitation.accepted_at.is_(None),
+        )
+    ):
+        open_one.expires_at = now  # replaced: its link stops working
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation(
+        id=new_id("inv"),
+        account_id=account_id,
+        email=address,
+        role=role,
+        token_hash=_hash(token),
+        invited_by=invited_by,
+        created_at=now,
+        expires_at=now + timedelta(days=INVITATION_DAYS),
+    )
+    session.add(invitation)
+    session.flush()
+    return NewInvitation(invitation, token)
+
+
+def open_invitation(session: Session, token: str, *, for_update: bool = False) -> Invitation:
+    """The invitation a link names, if it can still be accepted."""
+    query = select(Invitation).where(Invitation.token_hash == _hash(token.strip()))
+    if for_update:
+        query = query.with_for_update()
+    invitation = session.scalars(query).first()
+    if invitation is None or invitation.accepted_at is not None:
+        raise NotFound("this invitation link was used already or doesn't exist", field="token")
+    if invitation.expires_at <= clock.now():
+        raise NotFound("this invitation link has expired; ask for a new one", field="token")
+    return invitation
+
+
+def accept_invitation(session: Session, token: str, password: str) -> User:
+    """Set a password for an invitation: the user is created (as ``didhub
+    user create`` does) and the link is used up, at most once even when two
+    requests race (the invitation row is locked)."""
+    invitation = open_invitation(session, token, for_update=True)
+    user = create_user(session, invitation.account_id, invitation.email, password, invitation.role)
+    invitation.accepted_at = clock.now()
+    return user
+
+
+def list_invitations(session: Session, account_id: str) -> list[Invitation]:
+    """Invitations not yet accepted and not expired, newest first."""
+    return list(
+        session.scalars(
+            select(Invitation)
+            .where(
+                Invitation.account_id == account_id,
+                Invitation.accepted_at.is_(None),
+                Invitation.expires_at > clock.now(),
+            )
+            .order_by(Invitation.created_at.desc())
+        )
+    )
 
 
 def list_users(session: Session, account_id: str) -> list[User]:

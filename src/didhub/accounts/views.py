@@ -5,7 +5,7 @@ numbers). Every action calls the service the API's route calls."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, Response
@@ -17,7 +17,7 @@ from didhub.accounts.models import Account
 from didhub.accounts.settings import UnassignedBehaviour
 from didhub.api.deps import Context, Ctx
 from didhub.config import Settings
-from didhub.errors import DidhubError, TooManyRequests, Unauthorized
+from didhub.errors import DidhubError, TooManyRequests, Unauthorized, ValidationFailed
 from didhub.numbers import cnam
 from didhub.numbers import service as numbers
 from didhub.tenancy import TENANT, Scope
@@ -185,12 +185,15 @@ def create_agent(
     viewer: Who,
     name: Annotated[str, Form()] = "",
     tenant_id: Annotated[str, Form()] = "",
+    sip_uri: Annotated[str, Form()] = "",
 ) -> Response:
     # A tenant's agents are its own: in a tenant's view there is no choice.
     tenant = tenant_id if viewer.is_partner else viewer.scope.account_id
     try:
         with ctx.db.session() as db_session:
-            agent = accounts.create_agent(db_session, viewer.scope, tenant, name)
+            agent = accounts.create_agent(
+                db_session, viewer.scope, tenant, name, sip_uri.strip() or None
+            )
     except DidhubError as exc:
         return _agents_page(
             request,
@@ -200,8 +203,34 @@ def create_agent(
             error=error_text(exc),
             name=name,
             chosen=tenant_id,
+            sip_uri=sip_uri,
         )
     session.flash(request, "success", f"Agent {agent.name} created.")
+    return go(request, f"{PREFIX}/agents")
+
+
+@router.post("/agents/{agent_id}/sip-uri", response_model=None)
+def set_agent_sip_uri(
+    request: Request, ctx: Ctx, viewer: Who, agent_id: str, sip_uri: Annotated[str, Form()] = ""
+) -> Response:
+    """Where the SIP edge relays the agent's calls (empty: nowhere), as
+    ``PATCH /accounts/agents/{id}``."""
+    try:
+        with ctx.db.session() as db_session:
+            agent = accounts.update_agent(
+                db_session, viewer.scope, agent_id, sip_uri=sip_uri.strip() or None
+            )
+    except DidhubError as exc:
+        return _agents_page(
+            request, ctx, viewer, exc.status_code, errors={agent_id: error_text(exc)},
+            edited={agent_id: sip_uri},
+        )  # fmt: skip
+    text = (
+        f"Calls for {agent.name} now go to {agent.sip_uri}."
+        if agent.sip_uri
+        else f"{agent.name} has no SIP URI now."
+    )
+    session.flash(request, "success", text)
     return go(request, f"{PREFIX}/agents")
 
 
@@ -380,3 +409,116 @@ def save_settings_form(
     for kind, text in messages:
         session.flash(request, kind, text)
     return go(request, f"{PREFIX}/settings?account_id={target}")
+
+
+# ------------------------------------------------------------------ people
+
+
+def _people_page(
+    request: Request, ctx: Ctx, viewer: session.Viewer, status_code: int = 200, **extra: object
+) -> HTMLResponse:
+    with ctx.db.read_session() as db_session:
+        users = accounts.list_users(db_session, viewer.home.account_id)
+        invitations = accounts.list_invitations(db_session, viewer.home.account_id)
+    return render(
+        request,
+        "accounts/people.html",
+        viewer,
+        status_code=status_code,
+        users=users,
+        invitations=invitations,
+        roles=ROLE_WORDS,
+        **extra,
+    )
+
+
+# The roles in words (docs/dashboard.md, "People and roles").
+ROLE_WORDS = {
+    accounts.ADMIN: "Admin: everything, including inviting people",
+    accounts.BILLING: "Billing: top-ups, the card and auto-recharge; sees the rest",
+    accounts.READ_ONLY: "Read-only: sees everything, changes nothing",
+}
+
+
+@router.get("/settings/people", response_class=HTMLResponse)
+def people(request: Request, ctx: Ctx, viewer: Who) -> HTMLResponse:
+    return _people_page(request, ctx, viewer)
+
+
+@router.post("/settings/people/invite", response_class=HTMLResponse)
+def invite(
+    request: Request,
+    ctx: Ctx,
+    viewer: Who,
+    email: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = accounts.READ_ONLY,
+) -> HTMLResponse:
+    """The link is shown once, on this answer, to the admin who invited."""
+    try:
+        with ctx.db.session() as db_session:
+            made = accounts.invite_user(
+                db_session, viewer.home.account_id, email, role, viewer.signed_in_as
+            )
+            invited = made.invitation.email
+    except DidhubError as exc:
+        return _people_page(
+            request, ctx, viewer, exc.status_code, error=error_text(exc), email=email, chosen=role
+        )
+    link = f"{str(request.base_url).rstrip('/')}{PREFIX}/invite/{made.token}"
+    return _people_page(request, ctx, viewer, invited=invited, link=link)
+
+
+@router.get("/invite/{token}", response_class=HTMLResponse)
+def invitation_page(request: Request, ctx: Ctx, token: str) -> HTMLResponse:
+    try:
+        with ctx.db.read_session() as db_session:
+            invitation = accounts.open_invitation(db_session, token)
+            account = db_session.get_one(Account, invitation.account_id)
+            shown: dict[str, Any] = {"email": invitation.email, "account_name": account.name}
+    except DidhubError as exc:
+        return render(
+            request, "accounts/invite.html", status_code=exc.status_code, problem=error_text(exc)
+        )
+    return render(request, "accounts/invite.html", token=token, **shown)
+
+
+@router.post("/invite/{token}", response_model=None)
+def accept_invitation(
+    request: Request,
+    ctx: Ctx,
+    token: str,
+    password: Annotated[str, Form()] = "",
+    confirm: Annotated[str, Form()] = "",
+) -> Response:
+    """Set a password: the user is created and signed in."""
+    try:
+        if password != confirm:
+            raise ValidationFailed("the two passwords differ", field="confirm")
+        with ctx.db.session() as db_session:
+            user = accounts.accept_invitation(db_session, token, password)
+            user_id, email = user.id, user.email
+        with ctx.db.session() as db_session:
+            session.sign_in(request, db_session, user_id=user_id)
+    except DidhubError as exc:
+        with ctx.db.read_session() as db_session:
+            try:
+                invitation = accounts.open_invitation(db_session, token)
+                account = db_session.get_one(Account, invitation.account_id)
+                shown: dict[str, Any] = {
+                    "email": invitation.email,
+                    "account_name": account.name,
+                    "token": token,
+                }
+            except DidhubError:
+                shown = {}
+        return render(
+            request,
+            "accounts/invite.html",
+            status_code=exc.status_code,
+            error=error_text(exc),
+            problem=None if shown else error_text(exc),
+            **shown,
+        )
+    session.flash(request, "success", f"Welcome! You're signed in as {email}.")
+    viewer = session.viewer(request, ctx.db, ctx.settings)
+    return go(request, home_url(viewer))

@@ -29,6 +29,7 @@ from didhub.e911 import endpoints as e911
 from didhub.e911 import views as e911_views
 from didhub.errors import DidhubError
 from didhub.numbers import endpoints as numbers
+from didhub.numbers import manage_views as number_manage_views
 from didhub.numbers import views as number_views
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
@@ -211,6 +212,7 @@ def create_app(
     for views in (
         account_views,
         number_views,
+        number_manage_views,
         wallet_views,
         billing_views,
         e911_views,

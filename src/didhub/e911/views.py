@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from didhub.accounts import settings as account_settings
@@ -25,6 +26,7 @@ from didhub.numbers import service as numbers
 from didhub.tenancy import Scope
 from didhub.web import session
 from didhub.web.common import (
+    PREFIX,
     Who,
     error_text,
     field_errors,
@@ -379,3 +381,80 @@ def retry_cnam(
         return _cnam_message(ctx, viewer.scope, number_id, number.e164)
 
     return _after(request, ctx, viewer, number_id, next, again)
+
+
+# ------------------------------------------------------------------ E911 page
+
+PROBLEMS = {
+    e911.NO_ADDRESS: "No E911 address",
+    e911.NOT_PROVISIONED: "Address not provisioned at the carrier",
+    e911.OTHER_ACCOUNTS_ADDRESS: "Address of another account (the number changed tenant)",
+}
+
+
+def _e911_page(
+    request: Request, ctx: Ctx, viewer: session.Viewer, status_code: int = 200, **extra: Any
+) -> HTMLResponse:
+    """Locations (sites), the addresses they point at, and the compliance
+    report: the screens of ``/e911/locations`` and ``/compliance/e911``."""
+    with ctx.db.read_session() as db_session:
+        addresses = e911.list_addresses(db_session, viewer.scope)
+        locations = e911.list_locations(db_session, viewer.scope)
+        report = e911.compliance_report(db_session, viewer.scope)
+        owners = {a.account_id for a in addresses} | {n.number.owner_id for n in report.numbers}
+        names = {
+            a.id: a.name for a in db_session.scalars(select(Account).where(Account.id.in_(owners)))
+        }
+    by_id = {a.id: a for a in addresses}
+    return render(
+        request,
+        "e911/e911.html",
+        viewer,
+        status_code=status_code,
+        addresses=[(a.id, address_line(a), names.get(a.account_id, "")) for a in addresses],
+        locations=[
+            (loc, address_line(by_id[loc.address_id]) if loc.address_id in by_id else "")
+            for loc in locations
+        ],
+        gaps=[(gap.number, PROBLEMS.get(gap.problem, gap.problem)) for gap in report.numbers],
+        uncovered=[(loc, address_line(address)) for loc, address in report.locations],
+        compliant=report.compliant,
+        **extra,
+    )
+
+
+@router.get("/e911", response_class=HTMLResponse)
+def e911_page(request: Request, ctx: Ctx, viewer: Who) -> HTMLResponse:
+    return _e911_page(request, ctx, viewer)
+
+
+@router.post("/e911/locations", response_model=None)
+def create_location(
+    request: Request,
+    ctx: Ctx,
+    viewer: Who,
+    name: Annotated[str, Form()] = "",
+    address_id: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        with ctx.db.session() as db_session:
+            location = e911.create_location(db_session, viewer.scope, name, address_id)
+    except DidhubError as exc:
+        return _e911_page(
+            request, ctx, viewer, exc.status_code, error=error_text(exc), name=name,
+            chosen=address_id,
+        )  # fmt: skip
+    session.flash(request, "success", f"Location {location.name} added.")
+    return go(request, f"{PREFIX}/e911")
+
+
+@router.post("/e911/locations/{location_id}/delete", response_model=None)
+def delete_location(request: Request, ctx: Ctx, viewer: Who, location_id: str) -> Response:
+    try:
+        with ctx.db.session() as db_session:
+            e911.delete_location(db_session, viewer.scope, location_id)
+    except DidhubError as exc:
+        session.flash(request, "error", error_text(exc))
+        return go(request, f"{PREFIX}/e911")
+    session.flash(request, "success", "Location removed.")
+    return go(request, f"{PREFIX}/e911")

@@ -22,6 +22,7 @@ from didhub.numbers.schemas import (
     AssignAnswer,
     AssignmentOut,
     AssignRequest,
+    BulkTenantRequest,
     ImportAnswer,
     ImportRequest,
     LocalityOut,
@@ -295,6 +296,37 @@ def patch_number(
         body.model_dump(exclude_unset=True),
         work,
         current,
+    )
+    return JSONResponse(answer, status_code=status)
+
+
+@router.post(
+    "/numbers/assign-tenant",
+    response_model=Data[list[PhoneNumberOut]],
+    responses=errors(*KEYED, 403, 404, 409),
+)
+def assign_tenant_many(
+    body: BulkTenantRequest, ctx: Ctx, scope: Caller, idempotency_key: IdempotencyKey
+) -> JSONResponse:
+    """Assign many numbers to one tenant in one step (the dashboard's bulk assign)."""
+
+    def work() -> tuple[int, Any]:
+        changed = assignments.assign_tenant_many(
+            ctx.db, ctx.carrier, ctx.settings, scope, body.number_ids, body.tenant_id
+        )
+        with ctx.db.read_session() as session:
+            rows = number_schemas.phone_numbers(
+                session, [numbers.get_number(session, scope, n.id) for n in changed]
+            )
+        return 200, {"data": rows}
+
+    status, answer = run_once(
+        ctx.db,
+        scope.account_id,
+        idempotency_key,
+        "assign-tenant",
+        body.model_dump(),
+        work,
     )
     return JSONResponse(answer, status_code=status)
 

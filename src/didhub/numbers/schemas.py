@@ -132,6 +132,14 @@ class PurchaseRequest(_Strict):
         return self
 
 
+class BulkTenantRequest(_Strict):
+    """Give many numbers to one tenant at once (``tenant_id`` null: take them
+    back); all or none."""
+
+    number_ids: list[str] = Field(min_length=1, max_length=500)
+    tenant_id: str | None
+
+
 class PatchNumberRequest(_Strict):
     """Absent fields stay as they are. ``tenant_id``: null unassigns;
     ``cnam``: the number's caller name, null to inherit the default."""

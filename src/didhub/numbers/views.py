@@ -15,7 +15,7 @@ from didhub.accounts import service as accounts
 from didhub.accounts import views as account_views
 from didhub.accounts.models import Account, Agent
 from didhub.api.deps import Ctx
-from didhub.billing.service import assignments
+from didhub.billing.service import assignments, rating
 from didhub.e911 import service as e911
 from didhub.e911 import views as e911_views
 from didhub.errors import CarrierError, DidhubError, Forbidden, ValidationFailed
@@ -73,18 +73,37 @@ class BuyQuery(BaseModel):
     prefix: str = ""
     quantity: str = "10"
     pattern: str = ""
+    country: str = "US"  # the By country tab: US | CA | GB | AU
+    type: str = "local"  # the By country tab: local | mobile | toll-free
     page: int = 1
     search: str = ""  # set by the Search button: show results
 
 
+# The By country tab: every country the API sells, and the types it sells.
+COUNTRIES = {"US": "United States", "CA": "Canada", "GB": "United Kingdom", "AU": "Australia"}
+TYPES = {"local": "Local", "mobile": "Mobile", "toll-free": "Toll-free"}
+
+
 def _search_request(q: BuyQuery) -> SearchRequest:
-    if q.tab == "toll-free":
+    if q.tab == "country":
+        if q.country not in COUNTRIES:
+            raise ValidationFailed("Country: choose one from the list", field="country")
+        if q.type not in TYPES:
+            raise ValidationFailed("Type: choose one from the list", field="type")
+        fields: dict[str, Any] = {
+            "country_code": q.country,
+            "phone_number_type": q.type,
+            "area_code": q.area_code,
+            "page": q.page,
+            "page_size": PAGE_SIZE,
+        }
+    elif q.tab == "toll-free":
         if q.mode == "vanity":
             if not q.pattern.strip():
                 raise ValidationFailed(
                     "Pattern: type a pattern such as 877-555-XXXX", field="pattern"
                 )
-            fields: dict[str, Any] = {"pattern": q.pattern, "page_size": PAGE_SIZE}
+            fields = {"pattern": q.pattern, "page_size": PAGE_SIZE}
         else:
             try:
                 quantity = int(q.quantity or "10")
@@ -146,10 +165,17 @@ def _results(ctx: Ctx, viewer: session.Viewer, q: BuyQuery) -> dict[str, Any]:
         "has_more": found.has_more,
         "where": _where(q),
         "currency": ctx.settings.currency,
+        "types": TYPES,
+        # The partner guide: toll-free callers don't pay, so inbound minutes do.
+        "toll_free_inbound": rating.rate_for(ctx.settings, "toll-free", "inbound"),
     }
 
 
 def _where(q: BuyQuery) -> str:
+    if q.tab == "country":
+        kind = TYPES.get(q.type, q.type).lower()
+        area = f", area code {q.area_code}" if q.area_code else ""
+        return f"{kind} in {COUNTRIES.get(q.country, q.country)}{area}"
     if q.tab == "toll-free":
         if q.mode == "vanity":
             return f"toll-free matching {q.pattern.strip().upper()}"
@@ -177,6 +203,8 @@ def buy_page(
         results=results,
         regions=regions.REGIONS,
         prefixes=TOLL_FREE_PREFIXES,
+        countries=COUNTRIES,
+        types=TYPES,
     )
 
 
@@ -201,8 +229,12 @@ def quote(
     ctx: Ctx,
     viewer: Who,
     phone_numbers: Annotated[list[str] | None, Form()] = None,
+    one: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
-    """Purchase Selected: price the ticked numbers, hold them, show the modal."""
+    """Purchase Selected (the ticked numbers) or a row's Buy (``one``): price
+    them, hold them, show the confirmation."""
+    if one:
+        phone_numbers = [one]
     if not phone_numbers:
         return message(request, "error", "Tick at least one number to buy.", 422)
     try:
@@ -214,7 +246,15 @@ def quote(
             )
     except DidhubError as exc:
         return message(request, "error", _not_charged(exc), exc.status_code)
-    return render(request, "numbers/_quote_modal.html", viewer, quote=q, wallet=wallet)
+    return render(
+        request,
+        "numbers/_quote_modal.html",
+        viewer,
+        quote=q,
+        wallet=wallet,
+        toll_free=any(line.number.phone_number_type == "toll-free" for line in q.lines),
+        toll_free_inbound=rating.rate_for(ctx.settings, "toll-free", "inbound"),
+    )
 
 
 def _not_charged(exc: DidhubError) -> str:

@@ -28,6 +28,7 @@ from didhub.errors import (
     PaymentPending,
     ValidationFailed,
 )
+from didhub.outputs import money_text
 from didhub.payments.base import CardDetails, PaymentGateway, PaymentOutcomeUnknown
 from didhub.payments.base import PaymentDeclined as GatewayDeclined
 from didhub.wallet import ledger, standing
@@ -172,6 +173,10 @@ def _card_details(card: PaymentCard) -> CardDetails:
     )
 
 
+# How a card charge's purpose reads on a billing line.
+PURPOSE_WORDS = {"topup": "top-up", "auto_recharge": "auto-recharge"}
+
+
 def charge_card(
     db: Database,
     gateway: PaymentGateway,
@@ -240,7 +245,10 @@ def charge_card(
             txn = ledger.transfer(
                 session,
                 kind="card_topup" if purpose == "topup" else "auto_recharge",
-                description=f"Card {details.brand} ending {details.last4}: {purpose}",
+                description=(
+                    f"Card {details.brand.title()} ending {details.last4}: "
+                    f"{PURPOSE_WORDS.get(purpose, purpose)}"
+                ),
                 debit=clearing,
                 credit=wallet.id,
                 amount=charge.amount,
@@ -249,7 +257,12 @@ def charge_card(
             )
             charge.status = "succeeded"
             charge.ledger_transaction_id = txn.id
-            event(session, account_id, "payment.succeeded", f"Card charged {charge.amount:.2f}")
+            event(
+                session,
+                account_id,
+                "payment.succeeded",
+                f"Card charged {money_text(charge.amount, currency)}",
+            )
         else:
             charge.status = "declined"
             charge.decline_code = result.decline_code
@@ -258,7 +271,7 @@ def charge_card(
                 session,
                 account_id,
                 "payment.failed",
-                f"Card charge of {charge.amount:.2f} declined: {charge.message}",
+                f"Card charge of {money_text(charge.amount, currency)} declined: {charge.message}",
                 decline_code=result.decline_code,
             )
         return ChargeOutcome(charge.id, charge.status, charge.amount, charge.message)

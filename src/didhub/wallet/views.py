@@ -15,7 +15,7 @@ from didhub.errors import DidhubError, Forbidden
 from didhub.inputs import MAX_INT
 from didhub.wallet import repository as billing
 from didhub.wallet import service as wallets
-from didhub.web import session
+from didhub.web import session, uses_stripe_elements
 from didhub.web.common import (
     PREFIX,
     Who,
@@ -64,6 +64,10 @@ def _page(
         events=events,
         currency=currency,
         form_key=secrets.token_urlsafe(16),
+        sandbox=ctx.settings.payment_gateway == "sandbox",
+        stripe_key=ctx.settings.stripe_publishable_key
+        if uses_stripe_elements(ctx.settings)
+        else None,
         **extra,
     )
 

@@ -20,6 +20,23 @@ CSP = (
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "object-src 'none'"
 )
+# With the Stripe gateway, Stripe.js is the one external script: it is loaded
+# from js.stripe.com, draws the card field in its own frame and sends the card
+# to api.stripe.com, so card numbers never reach didhub (Stripe's CSP guide).
+STRIPE_CSP = (
+    "default-src 'self'; img-src 'self' data: https://*.stripe.com; style-src 'self'; "
+    "script-src 'self' https://js.stripe.com; frame-src https://js.stripe.com "
+    "https://hooks.stripe.com; connect-src 'self' https://api.stripe.com; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+
+def uses_stripe_elements(settings: Settings) -> bool:
+    return settings.payment_gateway == "stripe" and bool(settings.stripe_publishable_key)
+
+
+def csp_for(settings: Settings) -> str:
+    return STRIPE_CSP if uses_stripe_elements(settings) else CSP
 
 
 def is_dashboard_path(path: str) -> bool:
@@ -34,8 +51,9 @@ class DashboardHeaders:
     """The dashboard's security headers on its own responses. Plain ASGI, so
     that API requests (routing lookups among them) pass straight through."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, csp: str = CSP) -> None:
         self.app = app
+        self.csp = csp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -47,7 +65,7 @@ class DashboardHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", CSP)
+                headers.setdefault("Content-Security-Policy", self.csp)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("Referrer-Policy", "same-origin")
                 if not static:
@@ -70,7 +88,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         https_only=settings.secure_cookies,
     )
 
-    app.add_middleware(DashboardHeaders)
+    app.add_middleware(DashboardHeaders, csp=csp_for(settings))
 
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
 

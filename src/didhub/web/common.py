@@ -3,6 +3,7 @@ dependency, CSRF on every POST, messages, redirects that work for htmx too."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -15,8 +16,9 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
 from didhub import __version__, outputs
+from didhub.accounts import service as accounts
 from didhub.api.deps import Ctx
-from didhub.errors import DidhubError, ValidationFailed
+from didhub.errors import DidhubError, Forbidden, ValidationFailed
 from didhub.inputs import check_amount
 from didhub.web import session
 from didhub.web.session import Viewer
@@ -24,8 +26,6 @@ from didhub.web.session import Viewer
 PREFIX = "/dashboard"
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
-
-_SYMBOLS = {"USD": "$", "CAD": "CA$", "AUD": "A$", "GBP": "£", "EUR": "€"}
 
 
 def phone(e164: str | None) -> str:
@@ -45,15 +45,21 @@ def phone(e164: str | None) -> str:
 
 
 def money(value: Decimal | str | None, currency: str = "USD") -> str:
+    """The one way the dashboard writes money (``outputs.money_text``)."""
     if value is None:
         return ""
-    amount = Decimal(value)
-    text = outputs.money(abs(amount))
-    whole, _, cents = text.partition(".")
-    text = f"{int(whole):,}.{cents}"
-    sign = "−" if amount < 0 else ""
-    symbol = _SYMBOLS.get(currency)
-    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+    return outputs.money_text(value, currency)
+
+
+# Lines written before billing lines said things in words.
+_OLD_WORDS = {": auto_recharge": ": auto-recharge", ": topup": ": top-up"}
+
+
+def billing_line(description: str) -> str:
+    for raw, words in _OLD_WORDS.items():
+        if description.endswith(raw):
+            return description.removesuffix(raw) + words
+    return description
 
 
 def when(value: datetime | date | str | None, with_time: bool = False) -> str:
@@ -70,6 +76,7 @@ templates.env.filters["phone"] = phone
 templates.env.filters["money"] = money
 templates.env.filters["amount"] = lambda value: outputs.money(Decimal(value))
 templates.env.filters["when"] = when
+templates.env.filters["billing_line"] = billing_line
 templates.env.globals["PREFIX"] = PREFIX
 templates.env.globals["VERSION"] = __version__
 
@@ -83,11 +90,42 @@ def get_viewer(request: Request, ctx: Ctx) -> Viewer:
 
 Who = Annotated[Viewer, Depends(get_viewer)]
 
+# POSTs anyone may send: signing in and out, switching views, accepting an invitation.
+_OPEN_TO_ALL = ("/login", "/logout", "/switch", "/switch/back")
+# What the billing role may change, besides those.
+_BILLING_PATHS = ("/billing/",)
+
+
+def check_role(request: Request, ctx: Ctx) -> None:
+    """Every dashboard POST is checked against the signer's role, here, once
+    (docs/dashboard.md, "People and roles"): read-only changes nothing; billing
+    changes only the Billing page (top-ups, the card, auto-recharge); admin
+    changes everything."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    path = request.url.path.removeprefix(PREFIX)
+    if path in _OPEN_TO_ALL or path.startswith("/invite/"):
+        return
+    viewer = get_viewer(request, ctx)
+    if viewer.role == accounts.ADMIN:
+        return
+    if viewer.role == accounts.BILLING and path.startswith(_BILLING_PATHS):
+        return
+    allowed = (
+        "billing: top-ups, the card and auto-recharge on the Billing page"
+        if viewer.role == accounts.BILLING
+        else "read-only: you can look, not change"
+    )
+    raise Forbidden(f"your role doesn't allow this ({allowed}); ask an admin of your account")
+
 
 def make_router() -> APIRouter:
-    """A dashboard router: out of the OpenAPI document, CSRF checked on every POST."""
+    """A dashboard router: out of the OpenAPI document, CSRF and the signer's
+    role checked on every POST."""
     return APIRouter(
-        prefix=PREFIX, include_in_schema=False, dependencies=[Depends(session.check_csrf)]
+        prefix=PREFIX,
+        include_in_schema=False,
+        dependencies=[Depends(session.check_csrf), Depends(check_role)],
     )
 
 
@@ -174,7 +212,8 @@ def parse(model: type[BaseModel], data: dict[str, Any]) -> Any:
 
 def decimal_field(value: str, field: str) -> Decimal:
     try:
-        amount = Decimal(value.strip().lstrip("$").replace(",", ""))
+        # As the dashboard writes it ($25.00, CA$1,000.00) or bare.
+        amount = Decimal(re.sub(r"^[^\d.\-−]*", "", value.strip()).replace(",", ""))
     except ArithmeticError:
         raise ValidationFailed(f"{value!r} is not an amount", field=field) from None
     if not amount.is_finite():

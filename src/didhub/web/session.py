@@ -133,6 +133,7 @@ class Viewer:
     account_name: str
     home_name: str
     signed_in_as: str
+    role: str = accounts.ADMIN  # a user's role; an API key's session is an admin's
 
     @property
     def is_partner(self) -> bool:
@@ -143,7 +144,7 @@ class Viewer:
         return self.scope != self.home
 
 
-def _signed_in_as(session: Session, data: dict[str, Any]) -> tuple[Scope, str, Account | None]:
+def _signed_in_as(session: Session, data: dict[str, Any]) -> tuple[Scope, str, Account | None, str]:
     """The signed-in scope, who it is in words, and its account row. The rows
     are held while the scope is checked, so the check finds them in the session
     (its identity map keeps only rows someone references) instead of reading
@@ -153,13 +154,13 @@ def _signed_in_as(session: Session, data: dict[str, Any]) -> tuple[Scope, str, A
         account = session.get(Account, user.account_id) if user is not None else None
         scope = accounts.user_scope(session, data["uid"])
         assert user is not None  # user_scope refused a missing user
-        return scope, user.email, account
+        return scope, user.email, account, user.role
     if isinstance(data.get("kid"), str):
         key = session.get(ApiKey, data["kid"])
         account = session.get(Account, key.account_id) if key is not None else None
         scope = accounts.key_scope(session, data["kid"])
         assert key is not None
-        return scope, f"API key {key.prefix}…", account
+        return scope, f"API key {key.prefix}…", account, accounts.ADMIN
     raise LoginRequired
 
 
@@ -174,7 +175,7 @@ def viewer(request: Request, db: Database, settings: Settings) -> Viewer:
             sign_out(request)  # signed out elsewhere (or a cookie from before sessions)
             raise LoginRequired
         try:
-            home, who, home_account = _signed_in_as(session, data)
+            home, who, home_account, role = _signed_in_as(session, data)
         except Unauthorized:
             sign_out(request)
             raise LoginRequired from None
@@ -188,7 +189,7 @@ def viewer(request: Request, db: Database, settings: Settings) -> Viewer:
             except NotFound:
                 data.pop("as_tenant", None)
         assert home_account is not None and acting is not None  # the scope check found them
-    return Viewer(scope, home, acting.name, home_account.name, who)
+    return Viewer(scope, home, acting.name, home_account.name, who, role)
 
 
 def switch_to(request: Request, db: Database, home: Scope, tenant_id: str | None) -> str | None:

@@ -12,12 +12,14 @@ dashboard and the CLI call these, never the pieces):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from didhub.billing.service import resale
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
+from didhub.errors import ValidationFailed
 from didhub.numbers import cnam
 from didhub.numbers import service as numbers
 from didhub.numbers.models import NumberAssignment, PhoneNumber
@@ -34,6 +36,36 @@ def assign_tenant(
 ) -> PhoneNumber:
     """Give a number to a tenant (``None``: take it back)."""
     return update_number(db, carrier, settings, scope, number_id, NumberChange(tenant_id=tenant_id))
+
+
+MAX_BULK = 500
+
+
+def assign_tenant_many(
+    db: Database,
+    carrier: Carrier,
+    settings: Settings,
+    scope: Scope,
+    number_ids: Sequence[str],
+    tenant_id: str | None,
+) -> list[PhoneNumber]:
+    """Give many numbers to one tenant (``None``: take them back), all or
+    none: one transaction, the numbers locked in id order (the documented lock
+    order), then one caller-name push and one resale bill for all of them."""
+    wanted = sorted({n.strip() for n in number_ids if n.strip()})
+    if not wanted:
+        raise ValidationFailed("number_ids: choose at least one number", field="number_ids")
+    if len(wanted) > MAX_BULK:
+        raise ValidationFailed(
+            f"number_ids: at most {MAX_BULK} numbers at once", field="number_ids"
+        )
+    with db.session() as session:
+        changed = [numbers.set_tenant(session, scope, number_id, tenant_id) for number_id in wanted]
+        owners = {n.owner_id for n in changed}
+    cnam.push(db, carrier, [n.id for n in changed], scope.account_id)
+    for owner_id in sorted(owners):
+        resale.bill_tenants(db, settings, owner_id)
+    return changed
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from didhub.numbers import lifecycle
 from didhub.numbers.lifecycle import ACTIVE, SUSPENDED
 from didhub.numbers.models import PhoneNumber
 from didhub.numbers.service import add_months
+from didhub.outputs import money_text
 from didhub.wallet import ledger, standing
 from didhub.wallet import service as wallet
 from didhub.wallet.models import BillingProfile
@@ -248,7 +249,7 @@ def collect_many(
                 session,
                 account_id,
                 "renewal.charged",
-                f"Monthly fees of {total:.2f} {currency} for {len(lines)} number-month(s)",
+                f"Monthly fees of {money_text(total, currency)} for {len(lines)} number-month(s)",
                 amount=f"{total:.2f}",
                 periods=len(lines),
                 published={
@@ -374,8 +375,8 @@ def _fall_past_due(
         session,
         account_id,
         "account.past_due",
-        f"A monthly fee couldn't be paid ({done.shortfall:.2f} "
-        f"{settings.currency} short). Top up by {grace_end} to keep your numbers.",
+        f"A monthly fee couldn't be paid ({money_text(done.shortfall, settings.currency)} "
+        f"short). Top up by {grace_end} to keep your numbers.",
         shortfall=f"{done.shortfall:.2f}",
         grace_ends=grace_end.isoformat(),
     )

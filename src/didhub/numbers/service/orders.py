@@ -40,6 +40,7 @@ from didhub.numbers.service.search import (
     quote_line,
     validate_numbers,
 )
+from didhub.outputs import money_text
 from didhub.payments.base import PaymentGateway
 from didhub.tenancy import Scope
 from didhub.wallet import ledger
@@ -94,15 +95,16 @@ def purchase(
             check_not_taken(session, scope, numbers, now, field_name)
             if wallet.balance < total:
                 raise InsufficientFunds(
-                    f"this purchase costs {total:.2f} {settings.currency} but the wallet "
-                    f"holds {wallet.balance:.2f}; top up and try again",
+                    f"this purchase costs {money_text(total, settings.currency)} but the "
+                    f"wallet holds {money_text(wallet.balance, settings.currency)}; "
+                    "top up and try again",
                     field="wallet",
                 )
             revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
             txn = ledger.transfer(
                 session,
                 kind="purchase",
-                description=f"Purchase of {len(numbers)} number(s): first month and setup",
+                description=f"Purchase of {_named(numbers)}: first month and setup",
                 debit=wallet.id,
                 credit=revenue,
                 amount=total,
@@ -198,7 +200,7 @@ def refuse_if_none_provided(result: PurchaseResult, settings: Settings, field_na
         reasons = "; ".join(f"{k}: {v}" for k, v in result.errors.items())
         raise CarrierError(
             f"the carrier could not provide the number(s) ({reasons}); "
-            f"{result.refunded:.2f} {settings.currency} was refunded to the wallet",
+            f"{money_text(result.refunded, settings.currency)} was refunded to the wallet",
             field=field_name,
         )
 
@@ -300,7 +302,7 @@ def settle_order(
             ledger.transfer(
                 session,
                 kind="refund",
-                description=f"Refund for {len(errors)} number(s) the carrier could not provide",
+                description=f"Refund for {_named(list(errors))}: not provided by the carrier",
                 debit=revenue,
                 credit=wallet.id,
                 amount=refund,
@@ -320,3 +322,11 @@ def settle_order(
             carrier_for(carrier, holder).release(e164)
     cnam.push(db, carrier, to_list, settled.numbers[0].owner_id if settled.numbers else None)
     return settled
+
+
+def _named(e164s: Sequence[str], shown: int = 3) -> str:
+    """The numbers a billing line is about: ``+15015550123``, or the first
+    few and how many more."""
+    head = ", ".join(e164s[:shown])
+    rest = len(e164s) - shown
+    return f"{head} and {rest} more" if rest > 0 else head
