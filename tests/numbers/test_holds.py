@@ -76,7 +76,7 @@ def test_holds_are_worth_at_most_the_balance_and_count_once_per_number(
     assert quote(client, buyer, five[:2])["held"] is True  # the same two again: still 4.00
     assert quote(client, buyer, five[2:5])["held"] is True  # 10.00 of 10.00
     refused = quote(client, buyer, five[5:6])
-    assert refused["held"] is False and "these would make 12.00" in refused["hold_refused"]
+    assert refused["held"] is False and "these would make $12.00" in refused["hold_refused"]
     # What is held is hidden from the rival; what isn't, isn't.
     offered = {n["phone_number"] for n in search_numbers(client, rival, area_code="501")}
     assert not offered & set(five[:5]) and five[5] in offered

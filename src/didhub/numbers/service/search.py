@@ -35,6 +35,7 @@ from didhub.numbers.models import (
     PhoneNumber,
 )
 from didhub.numbers.service.pricing import price_for
+from didhub.outputs import money_text
 from didhub.tenancy import Scope
 from didhub.wallet import ledger
 from didhub.wallet import service as billing_wallet
@@ -245,8 +246,9 @@ def _hold_refusal(
     allowance = _hold_allowance(session, settings, scope.account_id)
     if value > allowance:
         return (
-            f"held numbers may be worth at most what the account can pay ({allowance:.2f} "
-            f"{settings.currency}); these would make {value:.2f}: top up, or buy without a hold"
+            "held numbers may be worth at most what the account can pay "
+            f"({money_text(allowance, settings.currency)}); these would make "
+            f"{money_text(value, settings.currency)}: top up, or buy without a hold"
         )
     longest = timedelta(minutes=settings.hold_max_total_minutes)
     for e164, since in first_held.items():
