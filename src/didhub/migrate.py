@@ -35,3 +35,19 @@ def upgrade(db: Database, revision: str = "head") -> None:
 
 def is_empty(db: Database) -> bool:
     return not inspect(db.engine).get_table_names()
+
+
+def head_revision() -> str | None:
+    """The newest migration this package ships."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(db: Database) -> str | None:
+    """The revision the database is stamped at (None: never migrated).
+    Raises SQLAlchemy's errors when the database can't be reached."""
+    from alembic.runtime.migration import MigrationContext
+
+    with db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

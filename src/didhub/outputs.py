@@ -10,7 +10,7 @@ for clients."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -49,6 +49,12 @@ def error(code: str, message: str, field: str | None) -> dict[str, Any]:
 def money(value: Decimal) -> str:
     """Two places, or four when per-minute charges left fractions of a cent."""
     return f"{value:.2f}" if value == value.quantize(Decimal("0.01")) else f"{value:.4f}"
+
+
+def cents(value: Decimal) -> str:
+    """To the cent, for a balance shown to a person: display rounding only (half
+    to even), the ledger keeps the ten-thousandths (``money`` shows them)."""
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):.2f}"
 
 
 def when(value: datetime | date | None) -> str | None:

@@ -44,11 +44,13 @@ def phone(e164: str | None) -> str:
     return phonenumbers.format_number(parsed, style)
 
 
-def money(value: Decimal | str | None, currency: str = "USD") -> str:
+def money(value: Decimal | str | None, currency: str = "USD", to_cent: bool = False) -> str:
+    """An amount with its currency: charges as exact as they are (a call's
+    0.0035), balances (``to_cent``) rounded to the cent for display."""
     if value is None:
         return ""
     amount = Decimal(value)
-    text = outputs.money(abs(amount))
+    text = outputs.cents(abs(amount)) if to_cent else outputs.money(abs(amount))
     whole, _, cents = text.partition(".")
     text = f"{int(whole):,}.{cents}"
     sign = "−" if amount < 0 else ""
@@ -68,6 +70,7 @@ def when(value: datetime | date | str | None, with_time: bool = False) -> str:
 
 templates.env.filters["phone"] = phone
 templates.env.filters["money"] = money
+templates.env.filters["balance"] = lambda value, currency="USD": money(value, currency, True)
 templates.env.filters["amount"] = lambda value: outputs.money(Decimal(value))
 templates.env.filters["when"] = when
 templates.env.globals["PREFIX"] = PREFIX
