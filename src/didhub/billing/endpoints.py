@@ -3,7 +3,6 @@ and invoices (under /billing)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Security
@@ -198,15 +197,20 @@ def _filters(
     number: str | None = Query(None, description="an E.164 number or a number id"),
     direction: Literal["inbound", "outbound"] | None = None,
     start: Annotated[
-        datetime | date | None,
+        str | None,
         Query(alias="from", description="calls that started at or after (a date: that day on)"),
     ] = None,
     end: Annotated[
-        datetime | date | None,
+        str | None,
         Query(alias="to", description="calls that started before (a date: through that day)"),
     ] = None,
 ) -> call_records.CallFilter:
-    return call_records.CallFilter(number, direction, start, end)
+    return call_records.CallFilter(
+        number,
+        direction,
+        call_records.moment(start, "from"),
+        call_records.moment(end, "to"),
+    )
 
 
 Filters = Annotated[call_records.CallFilter, Depends(_filters)]

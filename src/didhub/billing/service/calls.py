@@ -117,6 +117,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     return started, number
 
 
+def moment(text: str | None, field: str) -> datetime | date | None:
+    """``2026-11-23`` (a day) or ``2026-11-23T10:15:00Z`` (an instant)."""
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    try:
+        return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed(
+            f"{text!r} is not a date (2026-11-23) or a time (2026-11-23T10:15:00Z)", field=field
+        ) from None
+
+
 def _instant(value: datetime | date, field: str, *, end: bool) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
