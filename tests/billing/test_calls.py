@@ -275,7 +275,6 @@ def test_balances_are_shown_to_the_cent_and_kept_exact(client: TestClient, partn
 
     assert outputs.cents(Decimal("90.4475")) == "90.45"
     assert outputs.cents(Decimal("90.4425")) == "90.44"
-    assert (
     _, e164 = _number(client, partner, phone_number_type="toll-free")
     _post_calls(client, [_call(e164, "cent-1", 126)])  # 0.0525
     exact = client.get("/billing/wallet", headers=partner.headers).json()["data"]["balance"]
