@@ -23,7 +23,8 @@ from didhub import logs, metrics, migrate
 from didhub.api.deps import Ctx
 from didhub.errors import Forbidden
 
-log = logging.getLogger("didhub.access")
+log = logging.getLogger("didhub.api.observe")
+access = logging.getLogger("didhub.access")
 
 # An id a client (or a proxy in front) sent is kept if it is this sort of text.
 _GOOD_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -76,7 +77,7 @@ class Observe:
             metrics.REQUESTS.labels(method, route, str(status)).inc()
             metrics.REQUEST_SECONDS.labels(method, route).observe(elapsed)
             if self.access_log:
-                log.info(
+                access.info(
                     "%s %s %s %.1f ms",
                     method,
                     scope["path"],
