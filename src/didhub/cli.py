@@ -73,7 +73,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     access_log: Annotated[
-        bool, typer.Option(help="Log every request (a line per routing lookup too).")
+        bool,
+        typer.Option(
+            help="Log every request (routing lookups answered from the route cache are "
+            "counted in /metrics, not logged)."
+        ),
     ] = True,
 ) -> Shown:
     """Start the API server (an SQLite or empty PostgreSQL database is migrated
@@ -86,12 +90,22 @@ def serve(
     settings, db = cli.settings, cli.db
     shown_url = make_url(settings.database_url).render_as_string(hide_password=True)
     console.print(f"didhub on http://{host}:{port} ({shown_url}, {settings.carrier})")
-    server = create_app(settings, db, jobs=True)
+    from didhub.logs import uvicorn_config
+
+    server = create_app(settings, db, jobs=True, access_log=access_log)
     # What start-up built (settings, metadata, routes) lives as long as the
     # process: keep it out of full garbage collections' way (see docs/performance.md).
     gc.collect()
     gc.freeze()
-    uvicorn.run(server, host=host, port=port, log_level="info", access_log=access_log)
+    # The access lines are didhub's own (with the request id, didhub.api.observe).
+    uvicorn.run(
+        server,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        log_config=uvicorn_config(settings.log_format, settings.log_level),
+    )
     return Shown(None, lines=[])
 
 

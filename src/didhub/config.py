@@ -187,6 +187,13 @@ class Settings(BaseSettings):
     # Whether `didhub serve` runs the periodic jobs itself: in-process on SQLite,
     # as a job-queue worker on PostgreSQL (beside any `didhub worker`).
     serve_jobs: bool = True
+    # Log lines as JSON objects (one a line, with the request id) or as text
+    # (docs/operations.md, "Logs").
+    log_format: Literal["json", "text"] = "text"
+    log_level: str = "INFO"
+    # GET /metrics: answered to a caller bearing this token (Authorization:
+    # Bearer …), or, without one, only to callers on this machine (loopback).
+    metrics_token: SecretStr | None = None
     # Connections a renewal run bills on at once (PostgreSQL; SQLite uses one).
     renewal_workers: int = Field(default=2, ge=1, le=16)
     # Days a past-due account keeps service, then days suspended before release.

@@ -10,7 +10,7 @@ for clients."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -64,6 +64,12 @@ def money_text(value: Decimal | str, currency: str = "USD") -> str:
     sign = "−" if amount < 0 else ""
     symbol = _SYMBOLS.get(currency)
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+
+
+def cents(value: Decimal) -> str:
+    """To the cent, for a balance shown to a person: display rounding only (half
+    to even), the ledger keeps the ten-thousandths (``money`` shows them)."""
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):.2f}"
 
 
 def when(value: datetime | date | None) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from didhub import metrics
 from didhub.carriers.base import Carrier
 from didhub.config import Settings
 from didhub.db import Database
@@ -55,3 +56,15 @@ def cron_for(seconds: float) -> str:
         step = min(d for d in (1, 2, 3, 4, 6, 8, 12) if d >= hours)
         return f"0 */{step} * * *"
     return "0 0 * * *"
+
+
+def run_job(job: Job, rt: Runtime) -> object:
+    """One round of ``job``, counted and timed (didhub_job_runs_total,
+    didhub_job_failures_total, didhub_job_duration_seconds); errors re-raised."""
+    metrics.JOB_RUNS.labels(job.name).inc()
+    try:
+        with metrics.timed(metrics.JOB_SECONDS, job.name):
+            return job.run(rt)
+    except BaseException:
+        metrics.JOB_FAILURES.labels(job.name).inc()
+        raise

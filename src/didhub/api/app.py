@@ -16,12 +16,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from didhub import __version__, outputs, web
 from didhub.accounts import endpoints as accounts
 from didhub.accounts import views as account_views
-from didhub.api import contract
+from didhub.api import contract, observe
 from didhub.api.deps import Context
 from didhub.billing import endpoints as billing
 from didhub.billing import views as billing_views
 from didhub.carriers import endpoints as carrier_webhooks
 from didhub.carriers.base import Carrier
+from didhub.carriers.metering import meter
 from didhub.carriers.registry import make_carrier
 from didhub.config import Settings, get_settings
 from didhub.db import Database
@@ -90,10 +91,11 @@ def create_app(
     carrier: Carrier | None = None,
     gateway: PaymentGateway | None = None,
     jobs: bool = False,
+    access_log: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
     db = db or Database.from_settings(settings)
-    carrier = carrier or make_carrier(settings, db)
+    carrier = meter(carrier or make_carrier(settings, db))
     gateway = gateway or make_gateway(settings, db)
     runner = _job_runner(Runtime(db, carrier, gateway, settings)) if jobs else None
 
@@ -200,6 +202,7 @@ def create_app(
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "carrier": carrier.name}
 
+    app.include_router(observe.router)
     app.include_router(numbers.router)
     app.include_router(accounts.router)
     app.include_router(wallet.router)
@@ -220,6 +223,7 @@ def create_app(
     ):
         app.include_router(views.router)
     web.install(app, settings)
+    app.add_middleware(observe.Observe, access_log=access_log)
     # Outermost, so that a cached route skips the middleware and routing above.
     app.add_middleware(routing.FastLookups, ctx=app.state.ctx)
     return app

@@ -3,16 +3,17 @@ and invoices (under /billing)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Security
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Query, Request, Security
+from fastapi.responses import HTMLResponse, StreamingResponse
 
 from didhub import outputs
 from didhub.api.contract import KEYED, edge_token, errors
 from didhub.api.deps import Caller, Ctx, Edge
 from didhub.billing.models import RetailPrice
 from didhub.billing.schemas import (
+    CallList,
     InvoiceOut,
     InvoiceSummaryOut,
     MarginLineOut,
@@ -21,6 +22,7 @@ from didhub.billing.schemas import (
     UsageReportOut,
     UsageRequest,
 )
+from didhub.billing.service import calls as call_records
 from didhub.billing.service import invoices
 from didhub.billing.service import resale as resales
 from didhub.billing.service import usage as usages
@@ -179,3 +181,78 @@ def get_invoice(
     if format == "html":
         return HTMLResponse(invoices.render_html(inv))
     return {"data": _invoice(inv)}
+
+
+# ------------------------------------------------------------------ call records
+
+_CSV: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+        "description": "With `Accept: text/csv`: every matching call as CSV (no pages)",
+    }
+}
+
+
+def _filters(
+    number: str | None = Query(None, description="an E.164 number or a number id"),
+    direction: Literal["inbound", "outbound"] | None = None,
+    start: Annotated[
+        str | None,
+        Query(alias="from", description="calls that started at or after (a date: that day on)"),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(alias="to", description="calls that started before (a date: through that day)"),
+    ] = None,
+) -> call_records.CallFilter:
+    return call_records.CallFilter(
+        number,
+        direction,
+        call_records.moment(start, "from"),
+        call_records.moment(end, "to"),
+    )
+
+
+Filters = Annotated[call_records.CallFilter, Depends(_filters)]
+
+
+def _csv(ctx: Ctx, scope: Caller, filters: call_records.CallFilter) -> StreamingResponse:
+    lines = call_records.export_csv(ctx.db, scope, filters)
+    return StreamingResponse(
+        lines,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="calls.csv"'},
+    )
+
+
+@router.get("/calls", response_model=CallList, responses={**errors(*KEYED, 404), **_CSV})
+def list_calls(
+    request: Request,
+    ctx: Ctx,
+    scope: Caller,
+    filters: Filters,
+    limit: int = Query(50, ge=1, le=call_records.MAX_LIMIT),
+    cursor: str | None = None,
+) -> dict[str, Any] | StreamingResponse:
+    """Rated calls, newest first, a page at a time (``meta.next_cursor``)."""
+    if "text/csv" in request.headers.get("accept", ""):
+        return _csv(ctx, scope, filters)
+    with ctx.db.read_session() as session:
+        page = call_records.list_calls(session, scope, filters, limit, cursor)
+    data = [call.shown() for call in page.data]
+    return {"data": data, "meta": {"next_cursor": page.next_cursor, "count": len(data)}}
+
+
+@router.get(
+    "/calls.csv",
+    response_class=StreamingResponse,
+    # Documented as GET /billing/calls with `Accept: text/csv` (the same answer).
+    include_in_schema=False,
+)
+def export_calls(
+    ctx: Ctx,
+    scope: Caller,
+    filters: Filters,
+) -> StreamingResponse:
+    """Every matching call as CSV."""
+    return _csv(ctx, scope, filters)

@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 
 from didhub.inputs import Amount, BigInt, RequestModel
-from didhub.outputs import ResponseModel
+from didhub.outputs import CursorMeta, ResponseModel
 
 
 class _Strict(RequestModel):
@@ -93,3 +93,22 @@ class InvoiceSummaryOut(ResponseModel):
 
 class InvoiceOut(InvoiceSummaryOut):
     lines: list[InvoiceLineOut]
+
+
+class CallOut(ResponseModel):
+    id: int
+    call_id: str
+    phone_number: str
+    number_id: str
+    direction: str
+    started_at: str | None
+    duration_seconds: int
+    billable_seconds: int
+    charge: str | None
+    currency: str
+    tenant_id: str | None
+
+
+class CallList(ResponseModel):
+    data: list[CallOut]
+    meta: CursorMeta

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from didhub.runtime import Job, Runtime
+from didhub.runtime import Job, Runtime, run_job
 
 log = logging.getLogger("didhub.jobs")
 
@@ -41,7 +41,7 @@ class LocalJobs:
     def _loop(self, job: Job, every: float) -> None:
         while not self._stop.wait(every):
             try:
-                job.run(self._rt)
+                run_job(job, self._rt)
             except Exception:  # the next round retries
                 self.failures[job.name] += 1
                 log.exception("job %s failed", job.name)

@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from didhub.db import Database
-from didhub.runtime import Job, Runtime, cron_for
+from didhub.runtime import Job, Runtime, cron_for, run_job
 
 log = logging.getLogger("didhub.jobs")
 
@@ -76,7 +76,7 @@ def _register(app: procrastinate.App, job: Job, every: float) -> None:
             # A worker a whole period behind another: worth an operator's eye.
             log.warning("job %s: tick %s already run by another job; skipped", job.name, timestamp)
             return
-        job.run(rt)
+        run_job(job, rt)
 
     app.periodic(cron=cron_for(every), periodic_id=job.name)(run)
 

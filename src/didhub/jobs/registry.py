@@ -9,7 +9,7 @@ from didhub.billing import tasks as billing_tasks
 from didhub.e911 import tasks as e911_tasks
 from didhub.numbers import tasks as numbers_tasks
 from didhub.porting import tasks as porting_tasks
-from didhub.runtime import Job, Runtime
+from didhub.runtime import Job, Runtime, run_job
 from didhub.wallet import tasks as wallet_tasks
 from didhub.webhooks import tasks as webhooks_tasks
 
@@ -34,7 +34,7 @@ def run_round(rt: Runtime, names: list[str] | None = None) -> dict[str, BaseExce
         if names is not None and job.name not in names:
             continue
         try:
-            job.run(rt)
+            run_job(job, rt)
             outcome[job.name] = None
         except Exception as exc:  # one job's failure must not cost the others their turn
             log.exception("job %s failed", job.name)

@@ -31,6 +31,7 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import select
 
+from didhub import metrics
 from didhub.db import Database
 from didhub.routing.models import RoutingGeneration
 
@@ -38,6 +39,8 @@ log = logging.getLogger("didhub.routing")
 
 Stamp = tuple[int, int | None]
 T = TypeVar("T")
+_HITS = metrics.ROUTE_CACHE.labels("hit")
+_MISSES = metrics.ROUTE_CACHE.labels("miss")
 
 
 class RouteCache(Generic[T]):
@@ -69,11 +72,15 @@ class RouteCache(Generic[T]):
             or time.monotonic() - self._polled_at >= self.poll_seconds
         ):
             return None
-        return self._entries.get(key)
+        found = self._entries.get(key)
+        if found is not None:
+            _HITS.inc()
+        return found
 
     def get(self, key: str, compute: Callable[[], T]) -> T:
         """The answer for ``key``: kept, or ``compute()`` (then kept)."""
         if not self.enabled:
+            _MISSES.inc()
             return compute()
         if time.monotonic() - self._polled_at >= self.poll_seconds:
             self.poll()
@@ -84,7 +91,9 @@ class RouteCache(Generic[T]):
                 self._stamp = stamp
             found = self._entries.get(key)
         if found is not None:
+            _HITS.inc()
             return found
+        _MISSES.inc()
         value = compute()
         with self._lock:
             if self._stamp == stamp == self._current():

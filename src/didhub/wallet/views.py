@@ -117,7 +117,7 @@ def topup(
     currency = ctx.settings.currency
     text = (
         f"Added {money(done.charge.amount, currency)} to your wallet; "
-        f"the balance is {money(done.balance, currency)}."
+        f"the balance is {money(done.balance, currency, to_cent=True)}."
     )
     if done.renewals_paid:
         text += f" {done.renewals_paid} overdue renewal(s) paid."

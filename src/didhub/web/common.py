@@ -44,11 +44,14 @@ def phone(e164: str | None) -> str:
     return phonenumbers.format_number(parsed, style)
 
 
-def money(value: Decimal | str | None, currency: str = "USD") -> str:
-    """The one way the dashboard writes money (``outputs.money_text``)."""
+def money(value: Decimal | str | None, currency: str = "USD", to_cent: bool = False) -> str:
+    """The one way the dashboard writes money (``outputs.money_text``): charges
+    as exact as they are (a call's $0.0035), balances (``to_cent``) rounded to
+    the cent for display."""
     if value is None:
         return ""
-    return outputs.money_text(value, currency)
+    amount = Decimal(outputs.cents(Decimal(value))) if to_cent else Decimal(value)
+    return outputs.money_text(amount, currency)
 
 
 # Lines written before billing lines said things in words.
@@ -74,6 +77,7 @@ def when(value: datetime | date | str | None, with_time: bool = False) -> str:
 
 templates.env.filters["phone"] = phone
 templates.env.filters["money"] = money
+templates.env.filters["balance"] = lambda value, currency="USD": money(value, currency, True)
 templates.env.filters["amount"] = lambda value: outputs.money(Decimal(value))
 templates.env.filters["when"] = when
 templates.env.filters["billing_line"] = billing_line

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from sqlalchemy import or_, select, update
 
-from didhub import __version__, clock
+from didhub import __version__, clock, metrics
 from didhub.db import Database
 from didhub.webhooks import signing, targets
 from didhub.webhooks.events import DELIVERED, FAILED, PENDING
@@ -213,13 +213,16 @@ def _record(
             delivery.delivered_at = outcome.attempted_at
             delivery.next_attempt_at = None
             report.delivered += 1
+            metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
         elif delivery.attempts >= max_attempts:
             delivery.status = FAILED
             delivery.next_attempt_at = None
             report.failed += 1
+            metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
         else:
             delivery.next_attempt_at = outcome.attempted_at + backoff(delivery.attempts)
             report.retrying += 1
+            metrics.WEBHOOK_DELIVERIES.labels("retrying").inc()
 
 
 def _give_up_removed(db: Database, job: _Job, report: DeliveryReport) -> None:

@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from didhub import clock
+from didhub import clock, metrics
 from didhub.accounts import service as accounts
 from didhub.carriers.base import (
     Carrier,
@@ -23,6 +23,7 @@ from didhub.config import Settings
 from didhub.db import Database, new_id
 from didhub.errors import (
     CarrierError,
+    DidhubError,
     InsufficientFunds,
     NumberUnavailable,
 )
@@ -58,6 +59,36 @@ class PurchaseResult:
 
 
 def purchase(
+    db: Database,
+    carrier: Carrier,
+    settings: Settings,
+    scope: Scope,
+    phone_numbers: Sequence[str],
+    field_name: str = "phone_numbers",
+    gateway: PaymentGateway | None = None,
+) -> PurchaseResult:
+    """:func:`_purchase`, counted by outcome (``didhub_purchases_total``):
+    completed, partial, pending (the carrier's answer unknown), or the error's
+    code (insufficient_funds, number_unavailable, carrier_error, …)."""
+    try:
+        result = _purchase(db, carrier, settings, scope, phone_numbers, field_name, gateway)
+    except DidhubError as exc:
+        metrics.PURCHASES.labels(exc.code).inc()
+        raise
+    except Exception:
+        metrics.PURCHASES.labels("internal_error").inc()
+        raise
+    if not result.outcome_known:
+        outcome = "pending"
+    elif any(n.status == FAILED for n in result.numbers):
+        outcome = "partial"
+    else:
+        outcome = "completed"
+    metrics.PURCHASES.labels(outcome).inc()
+    return result
+
+
+def _purchase(
     db: Database,
     carrier: Carrier,
     settings: Settings,
