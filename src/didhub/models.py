@@ -28,6 +28,7 @@ from didhub.numbers.models import (
     NumberOrder,
     PhoneNumber,
 )
+from didhub.outbound.models import OutboundTrunk, SipCredential
 from didhub.payments.models import SandboxCharge
 from didhub.routing.models import RoutingGeneration
 from didhub.wallet.models import (
@@ -42,6 +43,8 @@ from didhub.wallet.models import (
 from didhub.webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "OutboundTrunk",
+    "SipCredential",
     "AccountEvent",
     "BillingProfile",
     "CardCharge",
