@@ -18,6 +18,7 @@ from didhub.db import Database
 from didhub.e911 import commands as e911_commands
 from didhub.jobs import commands as jobs_commands
 from didhub.numbers import commands as numbers_commands
+from didhub.outbound import commands as outbound_commands
 from didhub.porting import commands as porting_commands
 from didhub.routing import commands as routing_commands
 from didhub.webhooks import commands as webhooks_commands
@@ -34,6 +35,7 @@ app.add_typer(webhooks_commands.app, name="webhooks")
 for _name, _group in e911_commands.APPS.items():
     app.add_typer(_group, name=_name)
 app.add_typer(routing_commands.app, name="edge")
+app.add_typer(outbound_commands.app, name="outbound")
 app.add_typer(carriers_commands.app, name="stock")
 app.add_typer(jobs_commands.app, name="jobs")
 app.add_typer(porting_commands.app, name="port")

@@ -168,6 +168,8 @@ class Settings(BaseSettings):
     # Where the SIP edge sends calls forwarded to a phone number (host[:port]
     # of a PSTN gateway) and calls for voicemail ("sip:{mailbox}@vm.example").
     pstn_gateway: str | None = None
+    # The SIP digest realm agents authenticate to on the edge (outbound calls).
+    sip_realm: str = "didhub"
     voicemail_uri: str | None = None
     suspended_announcement: str = "This number is temporarily unavailable"
     # Inbound routes are kept in memory (routing/cache.py). A change made through

@@ -28,6 +28,7 @@ from didhub.numbers.models import (
     NumberOrder,
     PhoneNumber,
 )
+from didhub.outbound.models import OutboundTrunk, SipCredential
 from didhub.payments.models import SandboxCharge
 from didhub.porting.models import PortCarrierOrder, PortDocument, PortNumber, PortOrder, PortOutPin
 from didhub.routing.models import RoutingGeneration
@@ -43,6 +44,8 @@ from didhub.wallet.models import (
 from didhub.webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "OutboundTrunk",
+    "SipCredential",
     "PortCarrierOrder",
     "PortDocument",
     "PortNumber",

@@ -32,6 +32,7 @@ from didhub.errors import DidhubError
 from didhub.numbers import endpoints as numbers
 from didhub.numbers import manage_views as number_manage_views
 from didhub.numbers import views as number_views
+from didhub.outbound import endpoints as outbound
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
 from didhub.porting import endpoints as porting
@@ -208,6 +209,7 @@ def create_app(
     app.include_router(wallet.router)
     app.include_router(billing.router)
     app.include_router(routing.router)
+    app.include_router(outbound.router)
     app.include_router(webhooks.router)
     app.include_router(e911.router)
     app.include_router(carrier_webhooks.router)

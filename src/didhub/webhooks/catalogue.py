@@ -44,9 +44,10 @@ EVENT_TYPES: dict[str, str] = {
     "billing.released_for_nonpayment": "Suspended numbers were released for non-payment",
     "billing.card_added": "A card was put on file",
     "billing.auto_recharge_disabled": "Auto-recharge was turned off (the card was removed)",
+    "e911.call_placed": "An agent dialled 911 or 933: the calling number, agent and address",
 }
 
-GROUPS = ("number", "billing", "port")
+GROUPS = ("number", "billing", "port", "e911")
 
 # billing.wallet.event kinds -> public names.
 ACCOUNT_KINDS: dict[str, str] = {

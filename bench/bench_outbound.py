@@ -1,0 +1,127 @@
+"""Outbound lookups per second through the HTTP API (issue 15).
+
+Starts ``didhub serve`` on a fresh database with one agent, its outbound
+number and SIP credential, and two trunks, then sends ``POST /routing/outbound``
+for random US destinations from ``--threads`` threads, each over its own
+keep-alive connection, ``--requests`` in all. The target is the inbound one
+(docs/performance.md): at least 10,000 per second with p99 <= 2 ms.
+
+    .venv/bin/python bench/bench_outbound.py
+    .venv/bin/python bench/bench_outbound.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/didhub_bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_api import DIDHUB, free_port, fresh_database, summarise  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+
+    workdir, url = fresh_database(args.database_url)
+    env = {**os.environ, "DIDHUB_DATABASE_URL": url, "DIDHUB_EDGE_TRUST_LOOPBACK": "true"}
+
+    def didhub(*argv: str) -> Any:
+        done = subprocess.run(
+            [DIDHUB, *argv], env=env, check=True, capture_output=True, text=True, cwd=workdir
+        )
+        return json.loads(done.stdout) if "--json" in argv else done.stdout
+
+    didhub("migrate")
+    key = didhub("partner", "create", "Bench", "--balance", "100000.00", "--json")["api_key"]
+    didhub(
+        "outbound", "trunk-add", "a", "--host", "127.0.0.1:5091", "--prefix", "1", "--cost", "0.01"
+    )
+    didhub(
+        "outbound", "trunk-add", "b", "--host", "127.0.0.1:5092", "--prefix", "1", "--cost", "0.02"
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [DIDHUB, "serve", "--port", str(port)],
+        env=env,
+        cwd=workdir,
+        stdout=open(workdir / "didhub.log", "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+            for _ in range(600):
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            tenant = client.post("/tenants", json={"name": "T"}).json()["data"]["id"]
+            agent = client.post("/agents", json={"tenant_id": tenant, "name": "A"}).json()["data"]
+            found = client.post(
+                "/telephony/numbers/search", json={"area_code": "501", "page_size": 1}
+            ).json()["data"][0]["phone_number"]
+            bought = client.post("/telephony/numbers/purchase", json={"phone_numbers": [found]})
+            number_id = bought.json()["data"][0]["id"]
+            client.post(
+                "/telephony/numbers/assign",
+                json={
+                    "number_id": number_id,
+                    "agent_id": agent["id"],
+                    "assignment_type": "outbound",
+                },
+            ).raise_for_status()
+            cred = client.post(f"/agents/{agent['id']}/sip-credential").json()["data"]
+
+        per_thread = args.requests // args.threads
+        latencies: list[float] = []
+        lock = threading.Lock()
+
+        def run() -> None:
+            mine: list[float] = []
+            with httpx.Client(base_url=base, timeout=30) as edge:
+                for _ in range(per_thread):
+                    body = {
+                        "username": cred["username"],
+                        "destination": f"+1501555{random.randrange(10000):04d}",
+                        "caller": found,
+                    }
+                    t0 = time.perf_counter()
+                    answer = edge.post("/routing/outbound", json=body)
+                    mine.append(time.perf_counter() - t0)
+                    assert answer.json()["data"]["action"] == "route", answer.text
+            with lock:
+                latencies.extend(mine)
+
+        threads = [threading.Thread(target=run) for _ in range(args.threads)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+        result = summarise("outbound lookup (api)", latencies, elapsed)
+        result["database"] = url.split(":")[0]
+        print(json.dumps(result, indent=2))
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()

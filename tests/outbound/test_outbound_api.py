@@ -1,0 +1,222 @@
+"""Outbound calls through the API (issue 15): an agent's SIP credential (the
+password once, the HA1 only to the edge) and the edge's per-INVITE lookup
+``POST /routing/outbound``: caller ID, destinations, funds, trunks cheapest
+first, and 911 that always goes out and tells the tenant."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from conftest import Acct, buy, search_numbers
+from didhub.cli import app as cli
+from didhub.config import Settings
+from didhub.db import Database
+from didhub.outbound import service as outbound
+from didhub.wallet import ledger
+from didhub.wallet import service as wallet_service
+
+ADDRESS: dict[str, Any] = {
+    "street": "123 North Main Street",
+    "city": "Little Rock",
+    "state": "Arkansas",
+    "postal_code": "72201-1234",
+    "unit": "Suite 200",
+    "caller_name": "Acme Dental",
+}
+
+
+@pytest.fixture
+def trunks(db: Database) -> None:
+    with db.session() as session:
+        outbound.add_trunk(session, "pricey", "127.0.0.1:5091", prefix="1", cost=Decimal("0.02"))
+        outbound.add_trunk(
+            session, "cheap", "127.0.0.1:5092", prefix="1", tech_prefix="99#", cost=Decimal("0.005")
+        )
+        outbound.add_trunk(session, "uk", "127.0.0.1:5093", prefix="44", cost=Decimal("0.001"))
+        outbound.add_trunk(session, "e911", "127.0.0.1:5094", emergency=True)
+
+
+def agent_with_number(
+    client: TestClient, partner: Acct, tenant: Acct, area_code: str = "501"
+) -> tuple[dict[str, Any], str, str]:
+    agent = client.post(
+        "/agents", json={"tenant_id": tenant.id, "name": "Dialer"}, headers=partner.headers
+    ).json()["data"]
+    number = search_numbers(client, partner, area_code=area_code, page_size=1)[0]["phone_number"]
+    number_id = buy(client, partner, number)["data"][0]["id"]
+    assigned = client.post(
+        "/telephony/numbers/assign",
+        json={"number_id": number_id, "agent_id": agent["id"], "assignment_type": "outbound"},
+        headers=partner.headers,
+    )
+    assert assigned.status_code == 200, assigned.text
+    return agent, number, number_id
+
+
+def ask(client: TestClient, username: str, destination: str, caller: str | None) -> Any:
+    response = client.post(
+        "/routing/outbound",
+        json={"username": username, "destination": destination, "caller": caller},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+@pytest.fixture
+def tenant(make_tenant: Callable[..., Acct], partner: Acct) -> Acct:
+    return make_tenant("Dental", partner_id=partner.id)
+
+
+def test_credential_is_shown_once_and_the_edge_gets_its_ha1(
+    client: TestClient, partner: Acct, tenant: Acct, make_partner: Callable[..., Acct]
+) -> None:
+    agent, number, _ = agent_with_number(client, partner, tenant)
+    made = client.post(f"/agents/{agent['id']}/sip-credential", headers=tenant.headers)
+    assert made.status_code == 201, made.text
+    cred = made.json()["data"]
+    assert cred["outbound_numbers"] == [number] and len(cred["password"]) >= 16
+    shown = client.get(f"/agents/{agent['id']}/sip-credential", headers=tenant.headers).json()
+    assert shown["data"]["username"] == cred["username"] and "password" not in shown["data"]
+    route = ask(client, cred["username"], "+15015550123", number)
+    expected = hashlib.md5(
+        f"{cred['username']}:{cred['realm']}:{cred['password']}".encode()
+    ).hexdigest()
+    assert route["ha1"] == expected
+    # Rotating: the old password's HA1 is gone.
+    again = client.post(f"/agents/{agent['id']}/sip-credential", headers=partner.headers).json()
+    assert again["data"]["password"] != cred["password"]
+    assert ask(client, cred["username"], "+15015550123", number)["ha1"] != expected
+    # Another partner can't see or rotate it.
+    other = make_partner("Other")
+    stolen = client.post(f"/agents/{agent['id']}/sip-credential", headers=other.headers)
+    assert stolen.status_code == 404
+
+
+def test_lookup_routes_cheapest_first_with_the_agents_number(
+    client: TestClient, partner: Acct, tenant: Acct, trunks: None
+) -> None:
+    agent, number, _ = agent_with_number(client, partner, tenant)
+    cred = client.post(f"/agents/{agent['id']}/sip-credential", headers=tenant.headers).json()
+    username = cred["data"]["username"]
+    route = ask(client, username, "(501) 555-0123", number)
+    assert route["action"] == "route" and route["caller_id"] == number
+    assert route["destination"] == "+15015550123"
+    assert [t["uri"] for t in route["trunks"]] == [
+        "sip:99#15015550123@127.0.0.1:5092",
+        "sip:15015550123@127.0.0.1:5091",
+    ]
+    # Another number than its own: 403 with a reason.
+    refused = ask(client, username, "+15015550123", "+15015559999")
+    assert (refused["action"], refused["status"]) == ("refuse", 403)
+    assert "not a number assigned outbound" in refused["reason"]
+    # International is off by default.
+    uk = ask(client, username, "+442079460123", number)
+    assert uk["status"] == 403 and "calls outside US" in uk["reason"]
+    # An unknown username gets no HA1.
+    nobody = ask(client, "nobody", "+15015550123", number)
+    assert nobody["status"] == 403 and nobody["ha1"] is None
+
+
+def test_lookup_needs_the_edge_token(
+    settings: Settings, client: TestClient, partner: Acct, tenant: Acct
+) -> None:
+    from didhub.api.app import create_app
+
+    locked = settings.model_copy(update={"edge_token": "s3cret", "edge_trust_loopback": False})
+    app = TestClient(create_app(locked, client.app.state.ctx.db, client.app.state.ctx.carrier))
+    body = {"username": "x", "destination": "+15015550123"}
+    assert app.post("/routing/outbound", json=body).status_code == 401
+    ok = app.post("/routing/outbound", json=body, headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200
+
+
+def test_no_funds_or_bad_standing_refuse_but_911_goes_out_and_tells_the_tenant(
+    client: TestClient,
+    db: Database,
+    settings: Settings,
+    partner: Acct,
+    tenant: Acct,
+    trunks: None,
+) -> None:
+    agent, number, number_id = agent_with_number(client, partner, tenant)
+    username = client.post(f"/agents/{agent['id']}/sip-credential", headers=tenant.headers).json()[
+        "data"
+    ]["username"]
+    address = client.post(
+        "/e911/addresses", json={**ADDRESS, "tenant_id": tenant.id}, headers=partner.headers
+    ).json()["data"]
+    attached = client.put(
+        f"/telephony/numbers/{number_id}/e911",
+        json={"address_id": address["id"]},
+        headers=tenant.headers,
+    )
+    assert attached.status_code == 200, attached.text
+    assert attached.json()["data"]["e911_status"] == "provisioned"
+    # Empty the paying account's wallet.
+    with db.session() as session:
+        balance = ledger.wallet_balance(session, partner.id, settings.currency)
+        ledger.transfer(
+            session,
+            kind="test",
+            description="spent elsewhere",
+            debit=ledger.wallet_id(partner.id, settings.currency),
+            credit=ledger.ensure_platform_book(session, "revenue", settings.currency),
+            amount=balance,
+        )
+    broke = ask(client, username, "+15015550123", number)
+    assert broke["status"] == 402 and "no funds" in broke["reason"]
+    emergency = ask(client, username, "911", "+15015559999")  # even a wrong caller ID
+    assert emergency["action"] == "route" and emergency["emergency"] is True
+    assert emergency["caller_id"] == number
+    assert [t["uri"] for t in emergency["trunks"]] == ["sip:911@127.0.0.1:5094"]
+    assert emergency["address"]["street"] == placed_street(client, tenant)
+    events = client.get("/events", headers=tenant.headers).json()["data"]
+    placed = [e for e in events if e["type"] == "e911.call_placed"]
+    assert len(placed) == 1
+    assert placed[0]["data"]["calling_number"] == number
+    assert placed[0]["data"]["agent_id"] == agent["id"]
+    assert placed[0]["data"]["dispatchable_address"]["street"]
+    # Suspended: refused with the reason, 911 still out.
+    with db.session() as session:
+        wallet_service.profile(session, partner.id).standing = "suspended"
+    assert ask(client, username, "+15015550123", number)["status"] == 403
+    assert ask(client, username, "933", number)["action"] == "route"
+
+
+def placed_street(client: TestClient, tenant: Acct) -> str:
+    addresses = client.get("/e911/addresses", headers=tenant.headers).json()["data"]
+    street: str = addresses[0]["street"]
+    return street
+
+
+def test_operator_adds_trunks_from_the_cli(settings: Settings, db: Database) -> None:
+    runner = CliRunner()
+    env = {"DIDHUB_DATABASE_URL": settings.database_url}
+    added = runner.invoke(
+        cli,
+        [
+            "outbound",
+            "trunk-add",
+            "telnyx",
+            "--host",
+            "sip.telnyx.com",
+            "--prefix",
+            "1",
+            "--cost",
+            "0.004",
+            "--json",
+        ],
+        env=env,
+    )
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(cli, ["outbound", "trunks"], env=env)
+    assert "sip.telnyx.com" in listed.output and "0.004" in listed.output
+    bad = runner.invoke(cli, ["outbound", "trunk-add", "x", "--host", "not a host"], env=env)
+    assert bad.exit_code == 1 and "host" in bad.output
