@@ -36,6 +36,7 @@ from didhub.routing import endpoints as routing
 from didhub.routing.cache import RouteCache
 from didhub.routing.edge_auth import EdgeAuth
 from didhub.runtime import Runtime
+from didhub.twilio_compat import endpoints as twilio_compat
 from didhub.wallet import endpoints as wallet
 from didhub.wallet import views as wallet_views
 from didhub.webhooks import endpoints as webhooks
@@ -205,6 +206,7 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(e911.router)
     app.include_router(carrier_webhooks.router)
+    app.include_router(twilio_compat.router)
     for views in (account_views, number_views, wallet_views, billing_views, e911_views):
         app.include_router(views.router)
     web.install(app, settings)

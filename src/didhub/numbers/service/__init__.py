@@ -32,6 +32,7 @@ from didhub.numbers.service.inventory import (
     list_numbers,
     live_assignments,
     lock_number,
+    set_friendly_name,
 )
 from didhub.numbers.service.orders import (
     PurchaseResult,
@@ -85,6 +86,7 @@ __all__ = [
     "settle_order",
     "get_number",
     "lock_number",
+    "set_friendly_name",
     "InventoryFilter",
     "InventoryPage",
     "encode_cursor",

@@ -1,0 +1,227 @@
+"""The Twilio-compatible API driven by the official ``twilio`` library against a
+real uvicorn serving didhub, checked against didhub's own API."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+import httpx
+import pytest
+import uvicorn
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.rest import Client
+
+from conftest import Acct
+from didhub.api.app import create_app
+from didhub.carriers.sandbox import SandboxCarrier
+from didhub.config import Settings
+from didhub.db import Database
+from didhub.twilio_compat.schemas import account_sid, sid
+
+ADDRESS = {
+    "customer_name": "Acme Dental",
+    "street": "123 North Main Street",
+    "city": "Little Rock",
+    "region": "AR",
+    "postal_code": "72201",
+    "iso_country": "US",
+}
+
+
+@pytest.fixture
+def base_url(settings: Settings, db: Database, carrier: SandboxCarrier) -> Iterator[str]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = create_app(settings, db, carrier)
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    uv.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def twilio(base_url: str, sid: str, token: str) -> Client:
+    client = Client(sid, token)
+    # The library builds every URL from its Api domain's base_url.
+    client.api.base_url = base_url
+    return client
+
+
+def didhub_get(base_url: str, acct: Acct, path: str) -> dict:  # type: ignore[type-arg]
+    answer = httpx.get(base_url + path, headers=acct.headers, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def test_the_twilio_library_searches_buys_configures_and_releases(
+    base_url: str, make_tenant: Callable[..., Acct]
+) -> None:
+    tenant = make_tenant("Voice Agents", balance="50.00")
+    client = twilio(base_url, account_sid(tenant.id), tenant.key)
+    api = client.api.v2010.accounts(account_sid(tenant.id))
+
+    by_area = api.available_phone_numbers("US").local.list(area_code="501", limit=5)
+    assert 1 <= len(by_area) <= 5
+    assert all(n.phone_number.startswith("+1501") for n in by_area)
+    first = by_area[0]
+    assert first.iso_country == "US" and first.region and first.capabilities["voice"] is True
+    assert (
+        first.friendly_name
+        == f"({first.phone_number[2:5]}) {first.phone_number[5:8]}-" + (first.phone_number[8:])
+    )
+
+    tail = first.phone_number[-4:]
+    contains = api.available_phone_numbers("US").local.list(
+        area_code="501", contains=f"*{tail}", limit=10
+    )
+    assert contains and all(tail in n.phone_number[-5:] for n in contains)
+    assert all(n.phone_number.startswith("+1501") for n in contains)
+
+    before = Decimal(didhub_get(base_url, tenant, "/billing/wallet")["data"]["balance"])
+    bought = api.incoming_phone_numbers.create(phone_number=first.phone_number)
+    assert bought.sid.startswith("PN") and len(bought.sid) == 34
+    assert bought.phone_number == first.phone_number
+    assert bought.account_sid == account_sid(tenant.id)
+    second = api.incoming_phone_numbers.create(area_code="501")
+    assert second.phone_number.startswith("+1501") and second.sid != bought.sid
+
+    # The wallet paid what didhub's own API says the numbers cost.
+    ours = didhub_get(base_url, tenant, "/telephony/numbers")["data"]
+    assert sorted(n["phone_number"] for n in ours) == sorted(
+        [first.phone_number, second.phone_number]
+    )
+    paid = sum(
+        Decimal(n["cost_information"]["monthly_cost"])
+        + Decimal(n["cost_information"]["upfront_cost"])
+        for n in ours
+    )
+    after = Decimal(didhub_get(base_url, tenant, "/billing/wallet")["data"]["balance"])
+    assert before - after == paid > 0
+
+    # Paging: one per page, the library follows next_page_uri.
+    page = api.incoming_phone_numbers.page(page_size=1)
+    page_one = list(page)
+    assert len(page_one) == 1
+    following = page.next_page()
+    assert following is not None
+    page_two = list(following)
+    assert len(page_two) == 1
+    assert {page_one[0].sid, page_two[0].sid} == {bought.sid, second.sid}
+    assert following.next_page() is None
+    assert len(api.incoming_phone_numbers.list(page_size=1)) == 2
+    only = api.incoming_phone_numbers.list(phone_number=first.phone_number)
+    assert [n.sid for n in only] == [bought.sid]
+
+    # Friendly name and voice target.
+    updated = api.incoming_phone_numbers(bought.sid).update(
+        friendly_name="Front desk", voice_url="sip:frontdesk@pbx.example.com:5060"
+    )
+    assert updated.friendly_name == "Front desk"
+    assert updated.voice_url == "sip:frontdesk@pbx.example.com:5060"
+    by_name = api.incoming_phone_numbers.list(friendly_name="Front desk")
+    assert [n.sid for n in by_name] == [bought.sid]
+    fetched = api.incoming_phone_numbers(bought.sid).fetch()
+    assert fetched.friendly_name == "Front desk"
+    mine = next(
+        n
+        for n in didhub_get(base_url, tenant, "/telephony/numbers")["data"]
+        if n["phone_number"] == first.phone_number
+    )
+    inbound = mine["assignments"]["inbound"]
+    assert inbound is not None
+    agents = didhub_get(base_url, tenant, "/agents")["data"]
+    agent = next(a for a in agents if a["id"] == inbound["agent_id"])
+    assert agent["sip_uri"] == "sip:frontdesk@pbx.example.com:5060"
+    route = httpx.get(f"{base_url}/routing/inbound/{first.phone_number}", timeout=10).json()
+    assert route["data"]["sip_uri"] == "sip:frontdesk@pbx.example.com:5060"
+
+    # An emergency address, attached.
+    address = api.addresses.create(**ADDRESS)
+    assert address.sid.startswith("AD") and address.validated is True
+    assert [a.sid for a in api.addresses.list()] == [address.sid]
+    assert api.addresses(address.sid).fetch().city == address.city
+    attached = api.incoming_phone_numbers(bought.sid).update(emergency_address_sid=address.sid)
+    assert attached.emergency_address_sid == address.sid
+    e911 = didhub_get(base_url, tenant, f"/telephony/numbers/{mine['id']}/e911")["data"]
+    assert sid("AD", e911["address_id"]) == address.sid
+    assert e911["address"]["city"] == address.city
+
+    # Release: 204, gone from both APIs.
+    assert api.incoming_phone_numbers(bought.sid).delete() is True
+    left = didhub_get(base_url, tenant, "/telephony/numbers")["data"]
+    assert [n["phone_number"] for n in left] == [second.phone_number]
+    assert [n.sid for n in api.incoming_phone_numbers.list()] == [second.sid]
+    with pytest.raises(TwilioRestException) as gone:
+        api.incoming_phone_numbers(bought.sid).fetch()
+    assert gone.value.code == 20404 and gone.value.status == 404
+
+
+def test_twilio_errors_come_in_twilio_shape(
+    base_url: str, make_tenant: Callable[..., Acct]
+) -> None:
+    tenant = make_tenant("Voice Agents", balance="50.00")
+    other = make_tenant("Someone Else", balance="50.00")
+    sid = account_sid(tenant.id)
+
+    bad = twilio(base_url, sid, "not-a-key").api.v2010.accounts(sid)
+    with pytest.raises(TwilioRestException) as refused:
+        bad.incoming_phone_numbers.create(area_code="501")
+    assert refused.value.code == 20003 and refused.value.status == 401
+    # A list's error is the library's plain TwilioException, carrying the answer.
+    with pytest.raises(TwilioException) as listed:
+        bad.incoming_phone_numbers.list()
+    assert json.loads(listed.value.args[1].text)["code"] == 20003
+
+    # Another account's SID with this key: refused as well.
+    crossed = twilio(base_url, account_sid(other.id), tenant.key).api.v2010.accounts(sid)
+    with pytest.raises(TwilioRestException) as wrong:
+        crossed.incoming_phone_numbers.create(area_code="501")
+    assert wrong.value.code == 20003
+
+    api = twilio(base_url, sid, tenant.key).api.v2010.accounts(sid)
+    with pytest.raises(TwilioRestException) as none:
+        api.incoming_phone_numbers.create(area_code="999")
+    assert none.value.code == 21452 and none.value.status == 400
+    assert api.available_phone_numbers("US").local.list(area_code="999") == []
+
+    with pytest.raises(TwilioRestException) as unsupported:
+        api.incoming_phone_numbers.create(area_code="501", sms_url="https://example.com/sms")
+    assert unsupported.value.code == 20001 and unsupported.value.status == 400
+    assert "SmsUrl" in unsupported.value.msg
+    assert api.incoming_phone_numbers.list() == []  # refused before anything was bought
+    with pytest.raises(TwilioException) as near:
+        api.available_phone_numbers("US").local.list(near_lat_long="37.84,-122.28")
+    answer = near.value.args[1]
+    assert answer.status_code == 400 and json.loads(answer.text)["code"] == 20001
+    assert "NearLatLong" in json.loads(answer.text)["message"]
+
+    with pytest.raises(TwilioRestException) as http_voice:
+        number = api.incoming_phone_numbers.create(area_code="501")
+        api.incoming_phone_numbers(number.sid).update(voice_url="https://example.com/twiml")
+    assert http_voice.value.code == 21502
+
+    # A number someone else holds is not available.
+    taken = api.incoming_phone_numbers.list()[0].phone_number
+    other_api = twilio(base_url, account_sid(other.id), other.key).api.v2010.accounts(
+        account_sid(other.id)
+    )
+    with pytest.raises(TwilioRestException) as unavailable:
+        other_api.incoming_phone_numbers.create(phone_number=taken)
+    assert unavailable.value.code == 21422
+
+    raw = httpx.get(f"{base_url}/2010-04-01/Accounts/{sid}/Calls.json", auth=(sid, tenant.key))
+    assert raw.status_code == 404 and raw.json()["code"] == 20404
