@@ -67,6 +67,11 @@ def didhub_get(base_url: str, acct: Acct, path: str) -> dict:  # type: ignore[ty
     return answer.json()  # type: ignore[no-any-return]
 
 
+def mine_in_didhub(base_url: str, acct: Acct, e164: str) -> dict:  # type: ignore[type-arg]
+    rows = didhub_get(base_url, acct, "/telephony/numbers")["data"]
+    return next(n for n in rows if n["phone_number"] == e164)  # type: ignore[no-any-return]
+
+
 def test_the_twilio_library_searches_buys_configures_and_releases(
     base_url: str, make_tenant: Callable[..., Acct]
 ) -> None:
@@ -132,6 +137,7 @@ def test_the_twilio_library_searches_buys_configures_and_releases(
     )
     assert updated.friendly_name == "Front desk"
     assert updated.voice_url == "sip:frontdesk@pbx.example.com:5060"
+    assert mine_in_didhub(base_url, tenant, first.phone_number)["friendly_name"] == "Front desk"
     by_name = api.incoming_phone_numbers.list(friendly_name="Front desk")
     assert [n.sid for n in by_name] == [bought.sid]
     fetched = api.incoming_phone_numbers(bought.sid).fetch()
@@ -225,3 +231,88 @@ def test_twilio_errors_come_in_twilio_shape(
 
     raw = httpx.get(f"{base_url}/2010-04-01/Accounts/{sid}/Calls.json", auth=(sid, tenant.key))
     assert raw.status_code == 404 and raw.json()["code"] == 20404
+
+
+def test_a_number_is_bought_configured_or_not_at_all(
+    base_url: str, make_tenant: Callable[..., Acct]
+) -> None:
+    tenant = make_tenant("Voice Agents", balance="50.00")
+    other = make_tenant("Someone Else", balance="50.00")
+    sid = account_sid(tenant.id)
+    api = twilio(base_url, sid, tenant.key).api.v2010.accounts(sid)
+    address = api.addresses.create(**ADDRESS)
+    before = didhub_get(base_url, tenant, "/billing/wallet")["data"]["balance"]
+    # A bad setting is refused before the purchase: nothing bought, nothing paid.
+    for bad in (
+        {"voice_url": "sip:"},
+        {"emergency_address_sid": "AD" + "0" * 32},
+        {"friendly_name": "x" * 65},
+    ):
+        with pytest.raises(TwilioRestException):
+            api.incoming_phone_numbers.create(area_code="501", **bad)
+    assert didhub_get(base_url, tenant, "/telephony/numbers")["data"] == []
+    assert didhub_get(base_url, tenant, "/billing/wallet")["data"]["balance"] == before
+
+    number = api.incoming_phone_numbers.create(
+        area_code="501",
+        friendly_name="Sales line",
+        voice_url="sip:sales@pbx.example.com",
+        emergency_address_sid=address.sid,
+    )
+    assert number.friendly_name == "Sales line"
+    assert number.voice_url == "sip:sales@pbx.example.com"
+    assert number.emergency_address_sid == address.sid
+    ours = mine_in_didhub(base_url, tenant, number.phone_number)
+    assert ours["friendly_name"] == "Sales line" and ours["e911"] is not None
+
+    # Clearing: an empty VoiceUrl takes the inbound agent away.
+    cleared = api.incoming_phone_numbers(number.sid).update(voice_url="")
+    assert cleared.voice_url is None
+    assert mine_in_didhub(base_url, tenant, number.phone_number)["assignments"]["inbound"] is None
+
+    # Another account sees none of it.
+    other_api = twilio(base_url, account_sid(other.id), other.key).api.v2010.accounts(
+        account_sid(other.id)
+    )
+    with pytest.raises(TwilioRestException) as hidden:
+        other_api.incoming_phone_numbers(number.sid).fetch()
+    assert hidden.value.code == 20404
+    with pytest.raises(TwilioRestException) as hidden_address:
+        other_api.addresses(address.sid).fetch()
+    assert hidden_address.value.code == 20404
+    assert other_api.addresses.list() == []
+
+
+def test_two_buyers_racing_for_one_number_pay_once(
+    base_url: str, make_tenant: Callable[..., Acct], database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the race between two servers' transactions is PostgreSQL's")
+    buyers = [make_tenant(f"Racer {i}", balance="50.00") for i in range(2)]
+    sid0 = account_sid(buyers[0].id)
+    api0 = twilio(base_url, sid0, buyers[0].key).api.v2010.accounts(sid0)
+    wanted = api0.available_phone_numbers("US").local.list(area_code="501", limit=1)[0]
+    results: list[object] = [None, None]
+    start = threading.Barrier(2)
+
+    def race(i: int) -> None:
+        acct = buyers[i]
+        sid = account_sid(acct.id)
+        api = twilio(base_url, sid, acct.key).api.v2010.accounts(sid)
+        start.wait()
+        try:
+            results[i] = api.incoming_phone_numbers.create(phone_number=wanted.phone_number)
+        except TwilioRestException as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    refused = [r for r in results if isinstance(r, TwilioRestException)]
+    assert len(refused) == 1 and refused[0].code == 21422
+    paid = [Decimal(didhub_get(base_url, b, "/billing/wallet")["data"]["balance"]) for b in buyers]
+    owners = [didhub_get(base_url, b, "/telephony/numbers")["data"] for b in buyers]
+    assert sorted(len(o) for o in owners) == [0, 1]
+    assert sorted(paid)[1] == Decimal("50.00") > sorted(paid)[0]

@@ -239,6 +239,10 @@ def available(
 # ---------------------------------------------------------------- IncomingPhoneNumbers
 
 _NUMBER_FIELDS = {"FriendlyName", "VoiceUrl", "EmergencyAddressSid"}
+_NOT_SIP = "VoiceUrl must be a sip: URI; didhub relays calls over SIP and does not fetch TwiML"
+_NO_TENANT = (
+    "VoiceUrl needs the number assigned to a tenant: agents, which calls go to, belong to tenants"
+)
 
 
 def _number_id(number_sid: str) -> str:
@@ -280,19 +284,11 @@ def _voice_target(ctx: Ctx, scope: Scope, number_id: str, url: str) -> None:
                 numbers.unassign_agent(session, scope, number.id, "inbound")
             return
         if not url.lower().startswith(("sip:", "sips:")):
-            raise TwilioFailure(
-                21502,
-                "VoiceUrl must be a sip: URI; didhub relays calls over "
-                "SIP and does not fetch TwiML",
-            )
+            raise TwilioFailure(21502, _NOT_SIP)
         sip_uri = numbering.parse_sip_uri(url, field="VoiceUrl")
         tenant_id = e911.serving_account(number)
         if accounts.get_account(session, scope, tenant_id, "VoiceUrl").kind != "tenant":
-            raise TwilioFailure(
-                21502,
-                "VoiceUrl needs the number assigned to a tenant: "
-                "agents, which calls go to, belong to tenants",
-            )
+            raise TwilioFailure(21502, _NO_TENANT)
         name = VOICE_AGENT.format(number.e164)
         agent = next(
             (a for a in accounts.list_agents(session, scope, tenant_id) if a.name == name), None
@@ -333,6 +329,27 @@ def _apply(ctx: Ctx, scope: Scope, number_id: str, params: Mapping[str, str]) ->
             e911.attach(ctx.db, ctx.carrier, scope, number_id, address_id)
 
 
+def _precheck(ctx: Ctx, scope: Scope, params: Mapping[str, str]) -> None:
+    """What a purchase would be configured with, refused before anything is bought."""
+    if len(params.get("FriendlyName", "").strip()) > numbers.FRIENDLY_NAME_MAX:
+        raise TwilioFailure(
+            20001, f"FriendlyName is at most {numbers.FRIENDLY_NAME_MAX} characters"
+        )
+    url = params.get("VoiceUrl", "").strip()
+    with ctx.db.read_session() as session:
+        if url:
+            if not url.lower().startswith(("sip:", "sips:")):
+                raise TwilioFailure(21502, _NOT_SIP)
+            numbering.parse_sip_uri(url, field="VoiceUrl")
+            if accounts.get_account(session, scope, scope.account_id, "VoiceUrl").kind != (
+                "tenant"
+            ):
+                raise TwilioFailure(21502, _NO_TENANT)
+        raw = params.get("EmergencyAddressSid", "").strip()
+        if raw:
+            e911.get_address(session, scope, _address_id(raw), field="EmergencyAddressSid")
+
+
 def _key(request: Request) -> str | None:
     return request.headers.get("Idempotency-Key") or request.headers.get(
         "I-Twilio-Idempotency-Token"
@@ -355,6 +372,8 @@ def buy(account: str, request: Request, ctx: Ctx, params: Params) -> Response:
                     21452, f"No phone numbers found in area code {params['AreaCode']}"
                 )
             wanted = offered[0].phone_number
+
+        _precheck(ctx, scope, params)
 
         def purchase() -> tuple[int, Any]:
             result = numbers.purchase(

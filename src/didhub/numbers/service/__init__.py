@@ -23,6 +23,7 @@ from didhub.numbers.service.assignments import (
     unassign_agent,
 )
 from didhub.numbers.service.inventory import (
+    FRIENDLY_NAME_MAX,
     InventoryFilter,
     InventoryPage,
     count_by_tenant,
@@ -69,6 +70,7 @@ from didhub.numbers.service.search import (
 )
 
 __all__ = [
+    "FRIENDLY_NAME_MAX",
     "price_for",
     "add_months",
     "MAX_NUMBERS_PER_ORDER",
