@@ -4,23 +4,17 @@ real uvicorn serving didhub, checked against didhub's own API."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 
 import httpx
 import pytest
-import uvicorn
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
+from twilio_compat_server import didhub_get, served  # noqa: F401 (the base_url fixture)
 
 from conftest import Acct
-from didhub.api.app import create_app
-from didhub.carriers.sandbox import SandboxCarrier
-from didhub.config import Settings
-from didhub.db import Database
 from didhub.twilio_compat.schemas import account_sid, sid
 
 ADDRESS = {
@@ -33,38 +27,11 @@ ADDRESS = {
 }
 
 
-@pytest.fixture
-def base_url(settings: Settings, db: Database, carrier: SandboxCarrier) -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(settings, db, carrier)
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
-
-
-def twilio(base_url: str, sid: str, token: str) -> Client:
+def twilio(url: str, sid: str, token: str) -> Client:
     client = Client(sid, token)
     # The library builds every URL from its Api domain's base_url.
-    client.api.base_url = base_url
+    client.api.base_url = url
     return client
-
-
-def didhub_get(base_url: str, acct: Acct, path: str) -> dict:  # type: ignore[type-arg]
-    answer = httpx.get(base_url + path, headers=acct.headers, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return answer.json()  # type: ignore[no-any-return]
 
 
 def mine_in_didhub(base_url: str, acct: Acct, e164: str) -> dict:  # type: ignore[type-arg]

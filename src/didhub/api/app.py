@@ -36,6 +36,7 @@ from didhub.routing import endpoints as routing
 from didhub.routing.cache import RouteCache
 from didhub.routing.edge_auth import EdgeAuth
 from didhub.runtime import Runtime
+from didhub.telnyx_compat import endpoints as telnyx_compat
 from didhub.twilio_compat import endpoints as twilio_compat
 from didhub.wallet import endpoints as wallet
 from didhub.wallet import views as wallet_views
@@ -207,6 +208,7 @@ def create_app(
     app.include_router(e911.router)
     app.include_router(carrier_webhooks.router)
     app.include_router(twilio_compat.router)
+    app.include_router(telnyx_compat.router)
     for views in (account_views, number_views, wallet_views, billing_views, e911_views):
         app.include_router(views.router)
     web.install(app, settings)

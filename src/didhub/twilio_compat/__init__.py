@@ -1,1 +1,1 @@
-"""A Twilio-compatible number API (docs/twilio-compat.md): an edge over didhub\x27s own services."""
+"""A Twilio-compatible number API (docs/twilio-compat.md), on didhub's own services."""
