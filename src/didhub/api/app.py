@@ -41,6 +41,8 @@ from didhub.routing import endpoints as routing
 from didhub.routing.cache import RouteCache
 from didhub.routing.edge_auth import EdgeAuth
 from didhub.runtime import Runtime
+from didhub.telnyx_compat import endpoints as telnyx_compat
+from didhub.twilio_compat import endpoints as twilio_compat
 from didhub.wallet import endpoints as wallet
 from didhub.wallet import views as wallet_views
 from didhub.webhooks import endpoints as webhooks
@@ -213,6 +215,8 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(e911.router)
     app.include_router(carrier_webhooks.router)
+    app.include_router(twilio_compat.router)
+    app.include_router(telnyx_compat.router)
     app.include_router(porting.router)
     for views in (
         account_views,

@@ -269,6 +269,8 @@ def patch_number(
             change_tenant="tenant_id" in fields,
             cnam=body.cnam,
             change_cnam="cnam" in fields,
+            friendly_name=body.friendly_name,
+            change_friendly_name="friendly_name" in fields,
         )
         number = assignments.update_number(
             ctx.db, ctx.carrier, ctx.settings, scope, number_id, change

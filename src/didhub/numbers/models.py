@@ -33,6 +33,8 @@ class PhoneNumber(Base):
     locality: Mapped[str | None] = mapped_column(String(120), default=None)
     administrative_area: Mapped[str | None] = mapped_column(String(8), default=None)
     rate_center: Mapped[str | None] = mapped_column(String(32), default=None)
+    # A label the owner gives it (the Twilio-compatible API's FriendlyName).
+    friendly_name: Mapped[str | None] = mapped_column(String(64), default=None)
     features: Mapped[list[str]] = mapped_column(JSON, default=list)
     # See numbers/lifecycle.py for the allowed transitions.
     status: Mapped[str] = mapped_column(String(16))

@@ -142,15 +142,17 @@ class BulkTenantRequest(_Strict):
 
 class PatchNumberRequest(_Strict):
     """Absent fields stay as they are. ``tenant_id``: null unassigns;
-    ``cnam``: the number's caller name, null to inherit the default."""
+    ``cnam``: the number's caller name, null to inherit the default;
+    ``friendly_name``: the owner's label for it, null for none."""
 
     tenant_id: str | None = None
     cnam: str | None = None
+    friendly_name: str | None = Field(default=None, max_length=64)
 
     @model_validator(mode="after")
     def _something(self) -> PatchNumberRequest:
-        if not self.model_fields_set & {"tenant_id", "cnam"}:
-            raise ValueError("give tenant_id and/or cnam")
+        if not self.model_fields_set & {"tenant_id", "cnam", "friendly_name"}:
+            raise ValueError("give tenant_id, cnam and/or friendly_name")
         return self
 
 
@@ -292,6 +294,7 @@ class PhoneNumberOut(ResponseModel):
     locality: str | None
     administrative_area: str | None
     rate_center: str | None
+    friendly_name: str | None = Field(description="The owner's label for it")
     features: list[str]
     tenant_id: str | None
     tenant_name: str | None
@@ -413,6 +416,7 @@ def phone_numbers(
                 "locality": row.locality,
                 "administrative_area": row.administrative_area,
                 "rate_center": row.rate_center,
+                "friendly_name": row.friendly_name,
                 "features": list(row.features or []),
                 "tenant_id": row.tenant_id,
                 "tenant_name": tenants.get(row.tenant_id) if row.tenant_id else None,

@@ -76,6 +76,8 @@ class NumberChange:
     change_tenant: bool = True
     cnam: str | None = None
     change_cnam: bool = False
+    friendly_name: str | None = None
+    change_friendly_name: bool = False
 
 
 def update_number(
@@ -92,6 +94,8 @@ def update_number(
             number = numbers.set_tenant(session, scope, number_id, change.tenant_id)
         if change.change_cnam:
             number, _ = cnam.set_own_name(session, scope, number_id, change.cnam)
+        if change.change_friendly_name:
+            number = numbers.set_friendly_name(session, scope, number_id, change.friendly_name)
     cnam.push(db, carrier, [number.id], scope.account_id)
     if change.change_tenant:
         resale.bill_tenants(db, settings, number.owner_id)

@@ -1,7 +1,7 @@
 """Outbound calls: agents' SIP credentials (HA1 only) and outbound trunks
 
 Revision ID: 0028
-Revises: 0025
+Revises: 0027
 Create Date: 2026-12-02 13:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import didhub.db
 
 revision = "0028"
-down_revision = "0025"
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 

@@ -23,6 +23,7 @@ from didhub.numbers.service.assignments import (
     unassign_agent,
 )
 from didhub.numbers.service.inventory import (
+    FRIENDLY_NAME_MAX,
     InventoryFilter,
     InventoryPage,
     count_by_tenant,
@@ -33,6 +34,7 @@ from didhub.numbers.service.inventory import (
     live_assignments,
     lock_number,
     resolve_number_id,
+    set_friendly_name,
 )
 from didhub.numbers.service.orders import (
     PurchaseResult,
@@ -70,6 +72,7 @@ from didhub.numbers.service.search import (
 )
 
 __all__ = [
+    "FRIENDLY_NAME_MAX",
     "price_for",
     "add_months",
     "MAX_NUMBERS_PER_ORDER",
@@ -88,6 +91,7 @@ __all__ = [
     "get_number",
     "lock_number",
     "resolve_number_id",
+    "set_friendly_name",
     "InventoryFilter",
     "InventoryPage",
     "encode_cursor",

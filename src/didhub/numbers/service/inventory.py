@@ -15,7 +15,7 @@ from didhub.errors import (
     ValidationFailed,
 )
 from didhub.numbering.parsing import parse_e164
-from didhub.numbers import repository
+from didhub.numbers import lifecycle, repository
 from didhub.numbers.lifecycle import LIVE_STATUSES
 from didhub.numbers.models import (
     NumberAssignment,
@@ -53,6 +53,27 @@ def lock_number(
 ) -> PhoneNumber:
     """A number the scope sees, its row locked (``SELECT … FOR UPDATE``)."""
     return repository.get(session, scope, number_id, for_update=True, field=field)
+
+
+FRIENDLY_NAME_MAX = 64
+
+
+def set_friendly_name(
+    session: Session, scope: Scope, number_id: str, name: str | None
+) -> PhoneNumber:
+    """Label a number (``None`` or blank: no label); its owner's scope only."""
+    number = lock_number(session, scope, number_id)
+    repository.require_writable(session, scope, number, "rename")
+    text = (name or "").strip() or None
+    if text is not None and len(text) > FRIENDLY_NAME_MAX:
+        raise ValidationFailed(
+            f"friendly_name is at most {FRIENDLY_NAME_MAX} characters", field="friendly_name"
+        )
+    if text != number.friendly_name:
+        number.friendly_name = text
+        lifecycle.record(session, number, "friendly_name.set", scope.account_id, name=text)
+    session.flush()
+    return number
 
 
 @dataclass(frozen=True)

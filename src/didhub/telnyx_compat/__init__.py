@@ -1,0 +1,1 @@
+"""A Telnyx-compatible number API (docs/twilio-compat.md, "Telnyx"), on didhub's services."""

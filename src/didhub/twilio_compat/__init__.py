@@ -1,0 +1,1 @@
+"""A Twilio-compatible number API (docs/twilio-compat.md), on didhub's own services."""
