@@ -161,7 +161,11 @@ def make_engine(url: str, pool_size: int = 10, max_overflow: int = 10) -> Engine
 
         _watch_writes(engine)
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip per checkout (docs/performance.md).
+    # Connections are recycled before a typical idle timeout drops them.
+    engine = create_engine(
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False, pool_recycle=300
+    )
     _watch_writes(engine)
     return engine
 

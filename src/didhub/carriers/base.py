@@ -30,6 +30,9 @@ class SearchQuery:
     pattern: str | None = None
     # A US ZIP code. Only carriers with ``searches_by_postal_code`` can honour it.
     postal_code: str | None = None
+    # How many results the caller will read (its page's end plus one to know
+    # there is more): a carrier that pages a database reads that many first.
+    wanted: int | None = None
 
 
 def searches_by_postal_code(carrier: object) -> bool:

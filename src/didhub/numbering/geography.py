@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import gc
 import re
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -460,8 +461,27 @@ def _geodata(calling_code: str) -> dict[str, str]:
     return out
 
 
-@functools.cache
+# One build per calling code however many threads ask at once after a start-up:
+# functools.cache alone lets every waiting thread build its own copy.
+_BUILD_LOCK = threading.Lock()
+_BUILT: dict[str, GeographyIndex] = {}
+BUILDS: dict[str, int] = {}  # how many times each index was built (tests read it)
+
+
 def _group_index(calling_code: str) -> GeographyIndex:
+    index = _BUILT.get(calling_code)
+    if index is not None:
+        return index
+    with _BUILD_LOCK:
+        index = _BUILT.get(calling_code)
+        if index is None:
+            index = _build_group_index(calling_code)
+            BUILDS[calling_code] = BUILDS.get(calling_code, 0) + 1
+            _BUILT[calling_code] = index
+    return index
+
+
+def _build_group_index(calling_code: str) -> GeographyIndex:
     data = _geodata(calling_code)
     if calling_code == "1":
         blocks = _nanp_blocks(data) + _toll_free_blocks()

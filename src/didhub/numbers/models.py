@@ -24,6 +24,10 @@ class PhoneNumber(Base):
             postgresql_where=text(_LIVE),
         ),
         Index("ix_phone_numbers_owner_status", "owner_id", "status"),
+        # settle_order and reconcile find an order's numbers; reconcile's sweep
+        # finds the numbers being released (docs/performance.md).
+        Index("ix_phone_numbers_order_id", "order_id"),
+        Index("ix_phone_numbers_status_carrier", "status", "carrier"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -85,7 +85,7 @@ def search(
         exclude = _held_by_others(session, scope, clock.now())
     start = (page - 1) * page_size
     try:
-        results = carrier.search(query, exclude)
+        results = carrier.search(replace(query, wanted=start + page_size + 1), exclude)
         found = list(itertools.islice(results, start, start + page_size + 1))
     except CarrierFailure as exc:
         # Never an empty page: "nothing found" would read as "nothing available".
