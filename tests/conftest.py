@@ -21,7 +21,7 @@ from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.api.app import create_app
 from didhub.carriers.sandbox import SandboxCarrier
-from didhub.config import Settings
+from didhub.config import Settings, get_settings
 from didhub.db import Base, Database
 from didhub.migrate import upgrade
 
@@ -97,6 +97,18 @@ def settings(database_url: str) -> Settings:
         edge_token="test-edge-token-0123456789",
         _env_file=None,  # type: ignore[call-arg]
     )
+
+
+@pytest.fixture
+def cli_env(db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The ``didhub`` commands (typer's CliRunner, in this process) on the test
+    database, with the test carrier's sandbox seed and no API key of the shell."""
+    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("DIDHUB_SANDBOX_SEED", "test")
+    monkeypatch.delenv("DIDHUB_API_KEY", raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -76,10 +76,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     access_log: Annotated[
         bool,
-        typer.Option(
-            help="Log every request (routing lookups answered from the route cache are "
-            "counted in /metrics, not logged)."
-        ),
+        typer.Option(help="Log every request (a line per routing lookup too)."),
     ] = True,
 ) -> Shown:
     """Start the API server (an SQLite or empty PostgreSQL database is migrated

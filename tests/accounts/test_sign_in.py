@@ -20,7 +20,6 @@ from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.accounts import throttle
 from didhub.cli import app as cli
-from didhub.config import get_settings
 from didhub.db import Database
 from didhub.errors import TooManyRequests
 from didhub.web import session as web_session
@@ -150,14 +149,6 @@ def test_signing_out_ends_the_session_for_a_copied_cookie_too(
     assert out.status_code == 303
     after = thief.get("/dashboard/numbers/inventory", follow_redirects=False)
     assert after.status_code == 303 and after.headers["location"].startswith("/dashboard/login")
-
-
-@pytest.fixture
-def cli_env(db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_a_new_password_ends_every_session_of_the_user(

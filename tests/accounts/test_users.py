@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner
@@ -12,19 +11,10 @@ from conftest import Acct
 from didhub.accounts import service as accounts
 from didhub.accounts.models import User
 from didhub.cli import app
-from didhub.config import get_settings
 from didhub.db import Database
 from didhub.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def cli_env(db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_a_user_signs_in_with_the_right_password_only(db: Database, partner: Acct) -> None:

@@ -111,7 +111,11 @@ def test_openapi_documents_the_key_every_error_and_every_answer(client: TestClie
     assert schemes["edgeToken"]["scheme"] == "bearer"
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     public = {("get", "/health"), ("get", "/webhooks/event-types")}
-    edge = {("get", "/routing/inbound/{e164}"), ("post", "/billing/usage")}
+    edge = {
+        ("get", "/routing/inbound/{e164}"),
+        ("post", "/routing/outbound"),
+        ("post", "/billing/usage"),
+    }
     signed = {("post", "/carriers/telnyx/webhooks")}
     error_ref = "#/components/schemas/ErrorBody"
     for path, operations in spec["paths"].items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from didhub.accounts import service as accounts
 from didhub.api.app import create_app
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.cli import app as cli
-from didhub.config import Settings, get_settings
+from didhub.config import Settings
 from didhub.db import Database
 
 NUL = "a\x00b"
@@ -224,15 +224,6 @@ def test_integers_past_bigint_and_true_as_a_number_are_refused(
     cursor = base64.urlsafe_b64encode(f"evt:{past - 1}".encode()).decode().rstrip("=")
     events = api.get(f"/events?cursor={cursor}", headers=partner.headers)
     assert events.status_code == 200 and events.json()["meta"]["next_cursor"] is None
-
-
-@pytest.fixture
-def cli_env(db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
-    monkeypatch.setenv("DIDHUB_SANDBOX_SEED", "test")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_the_cli_refuses_a_balance_of_1e309_naming_it(cli_env: None, db: Database) -> None:

@@ -6,7 +6,7 @@ nobody else their renewals."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,7 +24,7 @@ from didhub.billing.models import Renewal
 from didhub.billing.service import renewals
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.cli import app as cli_app
-from didhub.config import Price, Settings, get_settings
+from didhub.config import Price, Settings
 from didhub.db import Database
 from didhub.errors import DidhubError
 from didhub.numbers.models import PhoneNumber
@@ -336,15 +336,6 @@ def test_a_price_that_is_negative_or_finer_than_a_cent_is_refused_naming_it(
     with pytest.raises(ValidationError) as raised:
         Settings(prices=prices, _env_file=None)  # type: ignore[arg-type, call-arg]
     assert message in str(raised.value)
-
-
-@pytest.fixture
-def cli_env(db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
-    monkeypatch.setenv("DIDHUB_SANDBOX_SEED", "test")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_the_cli_refuses_to_start_with_a_bad_price_in_one_line(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 from conftest import Acct, search_numbers
 from didhub import clock, outputs
 from didhub.cli import app
-from didhub.config import get_settings
 
 
 def _number(client: TestClient, acct: Acct, **search: Any) -> tuple[str, str]:
@@ -242,14 +241,6 @@ def test_csv_export_has_every_matching_call(client: TestClient, partner: Acct) -
         assert newest["charge"] == "0.2425" and newest["currency"] == "USD"
     bad = client.get("/billing/calls.csv", params={"direction": "up"}, headers=partner.headers)
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "direction"
-
-
-@pytest.fixture
-def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_cli_lists_the_same_calls(client: TestClient, partner: Acct, cli_env: None) -> None:

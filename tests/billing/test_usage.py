@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +18,7 @@ from conftest import Acct, ledger_ok, search_numbers
 from didhub import clock
 from didhub.billing.service.rating import billable_seconds, charge_for
 from didhub.cli import app
-from didhub.config import Settings, get_settings
+from didhub.config import Settings
 from didhub.db import Database
 
 
@@ -134,14 +133,6 @@ def test_a_bad_record_fails_the_batch_naming_it(
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == field
     assert wallet(client, partner) == "98.00"  # the good record wasn't charged either
-
-
-@pytest.fixture
-def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_cdr_csv_import(

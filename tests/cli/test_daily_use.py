@@ -25,21 +25,9 @@ from conftest import Acct, buy, search_numbers
 from dashboard import sign_in
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.cli import app
-from didhub.config import get_settings
-from didhub.db import Database
 
 runner = CliRunner()
 DIDHUB = str(Path(sys.executable).parent / "didhub")
-
-
-@pytest.fixture
-def cli_env(db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
-    monkeypatch.setenv("DIDHUB_SANDBOX_SEED", "test")
-    monkeypatch.delenv("DIDHUB_API_KEY", raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def run(*args: str) -> str:

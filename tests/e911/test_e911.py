@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from conftest import Acct, buy, search_numbers
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.cli import app
-from didhub.config import get_settings
 from didhub.db import Database
 from didhub.e911 import service as e911
 from didhub.errors import ValidationFailed
@@ -418,16 +417,6 @@ def test_duplicate_address_record_covers_the_location(client: TestClient, partne
 
 
 # ------------------------------------------------------------------ CLI
-
-
-@pytest.fixture
-def cli_env(db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
-    monkeypatch.setenv("DIDHUB_SANDBOX_SEED", "test")
-    monkeypatch.delenv("DIDHUB_API_KEY", raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_cli_address_attach_and_compliance(

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.cli import app as cli
-from didhub.config import Settings, get_settings
+from didhub.config import Settings
 from didhub.db import Database
 from didhub.jobs.local import LocalJobs
 from didhub.jobs.queue import QueueWorker, claim_tick, make_app
@@ -242,14 +242,6 @@ def test_real_servers_and_worker_share_the_queue(queue: Database, tmp_path: Path
     assert worker.returncode == 0
     with queue.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM procrastinate_workers")).scalar_one() == 0
-
-
-@pytest.fixture
-def cli_env(db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @sqlite_only

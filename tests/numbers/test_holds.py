@@ -56,7 +56,7 @@ def test_an_account_without_money_cannot_squat_toll_free_numbers(
     answer = quote(client, squatter, wanted)
     assert answer["total"] == "750.00" and answer["sufficient_funds"] is False
     assert answer["held"] is False and answer["expires_at"] is None
-    assert "at most what the account can pay (0.00 USD)" in answer["hold_refused"]
+    assert "at most what the account can pay ($0.00)" in answer["hold_refused"]
     assert quote(client, squatter, wanted)["held"] is False  # re-quoting changes nothing
     # Nothing was kept from anyone: the rival finds and buys one of them.
     assert set(wanted) <= set(toll_free(client, rival, 150))

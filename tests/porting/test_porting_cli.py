@@ -15,23 +15,18 @@ from didhub.carriers.base import CarrierFailure
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.cli import app
 from didhub.config import get_settings
-from didhub.db import Database
 from portflow import BELL, NOT_PORTABLE, documents_in_tmp  # noqa: F401
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def cli_env(
-    db: Database, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def cli_env(  # the shared one (conftest.py), and:
+    cli_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[None]:
-    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
-    monkeypatch.setenv("DIDHUB_SANDBOX_SEED", "test")
     monkeypatch.setenv("DIDHUB_DATA_DIR", str(tmp_path / "cli-data"))
-    monkeypatch.delenv("DIDHUB_API_KEY", raising=False)
     get_settings.cache_clear()
     yield
-    get_settings.cache_clear()
 
 
 def run(*args: str, code: int = 0) -> str:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -12,19 +12,11 @@ from typer.testing import CliRunner
 
 from conftest import Acct, buy, search_numbers
 from didhub.cli import app
-from didhub.config import Settings, get_settings
+from didhub.config import Settings
 from didhub.db import Base, Database
 from didhub.migrate import include_name
 from didhub.wallet import ledger
 from didhub.wallet.models import LedgerAccount
-
-
-@pytest.fixture
-def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_migrations_create_exactly_the_models_schema(db: Database) -> None:

@@ -702,14 +702,12 @@ def test_event_feed_pages_with_a_cursor(client: TestClient, partner: Acct) -> No
 
 
 @pytest.fixture
-def cli_env(db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DIDHUB_DATABASE_URL", database_url)
-    monkeypatch.setenv("DIDHUB_SANDBOX_SEED", "test")
+def cli_env(  # the shared one (conftest.py), and:
+    cli_env: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     monkeypatch.setenv("DIDHUB_WEBHOOK_ALLOW_PRIVATE", "true")  # the receiver is on loopback
-    monkeypatch.delenv("DIDHUB_API_KEY", raising=False)
     get_settings.cache_clear()
     yield
-    get_settings.cache_clear()
 
 
 def cli(*args: str, code: int = 0) -> str:

@@ -231,5 +231,5 @@ def create_app(
     web.install(app, settings)
     app.add_middleware(observe.Observe, access_log=access_log)
     # Outermost, so that a cached route skips the middleware and routing above.
-    app.add_middleware(routing.FastLookups, ctx=app.state.ctx)
+    app.add_middleware(routing.FastLookups, ctx=app.state.ctx, access_log=access_log)
     return app

@@ -11,6 +11,8 @@ malformed number, whose errors FastAPI renders as for every endpoint.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter, Security
@@ -28,6 +30,8 @@ from didhub.routing import service as routing
 from didhub.routing.schemas import InboundRouteOut
 
 PREFIX = "/routing/inbound/"
+ROUTE = "/routing/inbound/{e164}"  # the template, as api/observe.py labels a route
+access = logging.getLogger("didhub.access")
 
 router = APIRouter(prefix="/routing", tags=["routing"])
 
@@ -72,15 +76,17 @@ class FastLookups:
     worker thread. A refused caller or a malformed number goes on to the
     endpoint, which renders the error."""
 
-    def __init__(self, app: ASGIApp, ctx: Context) -> None:
+    def __init__(self, app: ASGIApp, ctx: Context, access_log: bool = False) -> None:
         self.app = app
         self.ctx = ctx
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             path: str = scope["path"]
             e164 = path[len(PREFIX) :]
             if path.startswith(PREFIX) and e164 and "/" not in e164 and self._allowed(scope):
+                started = time.perf_counter()
                 answer = self.ctx.routes.hit(e164)
                 if answer is None:
                     try:
@@ -100,6 +106,19 @@ class FastLookups:
                         }
                     )
                     await send({"type": "http.response.body", "body": body})
+                    if self.access_log:  # the same line as api/observe.py's
+                        elapsed = (time.perf_counter() - started) * 1000
+                        access.info(
+                            "GET %s %s %.1f ms",
+                            path,
+                            status,
+                            elapsed,
+                            extra={
+                                "route": ROUTE,
+                                "status": status,
+                                "duration_ms": round(elapsed, 1),
+                            },
+                        )
                     return
         await self.app(scope, receive, send)
 
