@@ -6,19 +6,25 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Security
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from didhub.api.contract import KEYED, edge_token, errors
 from didhub.api.deps import Caller, Ctx, Edge
+from didhub.inputs import RequestModel
 from didhub.outbound import service as outbound
 
 router = APIRouter(tags=["outbound"])
 
 
-class OutboundLookup(BaseModel):
-    username: str = Field(description="The digest username the caller presented")
-    destination: str = Field(description="The dialled number: E.164, 10/11 NANP digits, 911, 933")
-    caller: str | None = Field(None, description="The number in the caller's From")
+class OutboundLookup(RequestModel):
+    """The edge's question per INVITE; text checked like every request body's
+    (no NUL bytes or other controls: PostgreSQL refuses them)."""
+
+    username: str = Field(max_length=128, description="The digest username the caller presented")
+    destination: str = Field(
+        max_length=64, description="The dialled number: E.164, 10/11 NANP digits, 911, 933"
+    )
+    caller: str | None = Field(None, max_length=64, description="The number in the caller's From")
 
 
 @router.post("/agents/{agent_id}/sip-credential", status_code=201, responses=errors(*KEYED, 404))
