@@ -43,6 +43,20 @@ SEARCHES: list[dict[str, Any]] = [
 ]
 
 
+def wait_healthy(url: str, seconds: float = 120) -> None:
+    """Until ``didhub serve`` at ``url`` answers ``/health`` (a loaded machine
+    starts slowly); exits naming it if it never does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not start")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -112,12 +126,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-            for _ in range(100):
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+            wait_healthy(str(client.base_url).rstrip("/"))
             for body in SEARCHES:  # warm-up: builds the geography index
                 client.post("/telephony/numbers/search", json=body).raise_for_status()
 

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import DIDHUB, free_port, fresh_database, summarise  # noqa: E402
+from bench_api import DIDHUB, free_port, fresh_database, summarise, wait_healthy  # noqa: E402
 
 
 def main() -> None:
@@ -65,12 +65,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-            for _ in range(600):
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+            wait_healthy(str(client.base_url).rstrip("/"))
             tenant = client.post("/tenants", json={"name": "T"}).json()["data"]["id"]
             agent = client.post("/agents", json={"tenant_id": tenant, "name": "A"}).json()["data"]
             found = client.post(

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import DIDHUB, free_port, summarise  # noqa: E402
+from bench_api import DIDHUB, free_port, summarise, wait_healthy  # noqa: E402
 from bench_renewals import DEFAULT_URL, FIRST_E164, machine, reset, seed  # noqa: E402
 
 from didhub.billing.service import books
@@ -97,12 +97,7 @@ def main() -> None:
             headers={"Authorization": f"Bearer {EDGE_TOKEN}"},
             timeout=120,
         ) as client:
-            for _ in range(100):
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+            wait_healthy(str(client.base_url).rstrip("/"))
             sent = 0
             latencies: list[float] = []
             start = time.perf_counter()

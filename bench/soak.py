@@ -44,7 +44,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import DIDHUB, free_port, fresh_database  # noqa: E402
+from bench_api import DIDHUB, free_port, fresh_database, wait_healthy  # noqa: E402
 
 EDGE_TOKEN = "soak-edge-token-0123456789abcdef"
 AREA_CODES = ["212", "312", "415", "501", "602", "713", "801", "919", "305", "404"]
@@ -252,18 +252,6 @@ def start(
 ) -> subprocess.Popen[bytes]:
     log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115
     return subprocess.Popen(args, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_healthy(url: str) -> None:
-    deadline = time.monotonic() + 120  # a loaded machine starts slowly
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} did not start")
 
 
 def checks(url: str, env: dict[str, str], workdir: Path, last_as_of: date) -> dict[str, Any]:
