@@ -20,6 +20,9 @@ class CallRecordIn(_Strict):
     # Longer than DIDHUB_MAX_CALL_SECONDS is reported back in ``rejected``, not a 422.
     duration_seconds: BigInt = Field(ge=0)
     call_id: str = Field(min_length=1, max_length=255)
+    destination: str | None = Field(
+        default=None, max_length=32, description="An outbound call's dialled number, E.164"
+    )
 
 
 class UsageRequest(_Strict):

@@ -25,6 +25,9 @@ class OutboundLookup(RequestModel):
         max_length=64, description="The dialled number: E.164, 10/11 NANP digits, 911, 933"
     )
     caller: str | None = Field(None, max_length=64, description="The number in the caller's From")
+    source_ip: str | None = Field(
+        None, max_length=64, description="The address the INVITE came from (IP allow-lists)"
+    )
 
 
 @router.post("/agents/{agent_id}/sip-credential", status_code=201, responses=errors(*KEYED, 404))
@@ -83,10 +86,12 @@ def lookup(body: OutboundLookup, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
             "ha1": decision.ha1,
             "agent_id": decision.agent_id,
             "tenant_id": decision.tenant_id,
+            "account_id": decision.account_id,
             "caller_id": decision.caller_id,
             "destination": decision.destination,
             "emergency": decision.emergency,
             "trunks": decision.trunks,
             "address": decision.address,
+            "max_concurrent_calls": decision.max_concurrent_calls,
         }
     }

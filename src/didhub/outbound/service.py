@@ -178,6 +178,8 @@ class Decision:
     emergency: bool = False
     trunks: list[dict[str, str]] = field(default_factory=list)
     address: dict[str, str | None] | None = None
+    account_id: str | None = None  # who pays: the edge counts calls in progress per account
+    max_concurrent_calls: int | None = None  # None: no limit
 
 
 def _destination(raw: str) -> str:
