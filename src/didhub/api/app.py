@@ -33,6 +33,7 @@ from didhub.numbers import endpoints as numbers
 from didhub.numbers import manage_views as number_manage_views
 from didhub.numbers import views as number_views
 from didhub.outbound import endpoints as outbound
+from didhub.outbound import views as outbound_views
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
 from didhub.porting import endpoints as porting
@@ -226,6 +227,7 @@ def create_app(
         billing_views,
         e911_views,
         porting_views,
+        outbound_views,
     ):
         app.include_router(views.router)
     web.install(app, settings)
