@@ -6,6 +6,7 @@ FastAPI doesn't check) carry exactly their documented fields."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -33,9 +34,13 @@ from didhub.routing.schemas import InboundRouteOut
 from didhub.wallet.schemas import TopupOut
 
 EDGE_TOKEN = "edge-token-for-the-contract-test"
-# Per operation: the whole run takes about 50 s on two idle cores (no deadline:
-# schemathesis's default).
-MAX_EXAMPLES = 25
+# Per operation (no deadline: schemathesis's default). The full count on
+# PostgreSQL, whose storage refuses what SQLite keeps (a NUL byte in text was a
+# 500 there only); fewer on SQLite, where the same requests reach the same
+# validation and a run costs minutes of CI per database.
+ON_PG = os.environ.get("DIDHUB_DATABASE_URL", "").startswith("postgresql")
+MAX_EXAMPLES = 25 if ON_PG else 8
+STATEFUL_EXAMPLES = 10 if ON_PG else 3
 # schemathesis's default, and 402 and 422: see below.
 POSITIVE_ANSWERS = ["2xx", "3xx", "401", "402", "403", "404", "409", "422", "429", "5xx"]
 
@@ -76,7 +81,7 @@ def test_schemathesis_with_every_check_finds_nothing(
             "seed": 13,
             # Sequences of calls (the schema has no links; schemathesis infers
             # them): fewer, as each is several requests.
-            "phases": {"stateful": {"generation": {"max-examples": 10}}},
+            "phases": {"stateful": {"generation": {"max-examples": STATEFUL_EXAMPLES}}},
             "generation": {"max-examples": MAX_EXAMPLES},
             "checks": {
                 "enabled": True,

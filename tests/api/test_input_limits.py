@@ -235,3 +235,27 @@ def test_the_cli_refuses_a_balance_of_1e309_naming_it(cli_env: None, db: Databas
     listed = runner.invoke(cli, ["partner", "create", "Acme", "--balance", "5", "--json"])
     assert json.loads(listed.output)["balance"] == "5.00"
     assert ledger_ok(db)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "content_type", "says"),
+    [
+        # schemathesis's find: a part without a name.
+        ("/porting/orders/ord_x/documents", b"--b0\r\n[]--b0--\r\n",
+         "multipart/form-data; boundary=b0", "not a valid form"),
+        ("/porting/orders/ord_x/documents",
+         b"--b0\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b0--\r\n",
+         "multipart/form-data; boundary=b0", "not a valid form"),
+        ("/agents", b"\xff\xfe{", "application/json", "not valid JSON"),
+    ],
+)  # fmt: skip
+def test_a_body_the_framework_cannot_read_is_a_422_naming_the_body(
+    api: TestClient, partner: Acct, path: str, body: bytes, content_type: str, says: str
+) -> None:
+    answer = api.post(
+        path,
+        content=body,
+        headers={**partner.headers, "Content-Type": content_type},
+    )
+    _refused(answer, "body")
+    assert says in answer.json()["error"]["message"]

@@ -140,17 +140,18 @@ def test_calls_are_routed_by_kamailio_and_billed(
             call = sipp_call(edge, "+15125550123", tmp_path, "unknown", expect=404)
             assert call.returncode == 0, call.stdout[-2000:]
 
-            # A 65-second call to the toll-free number is rated per minute:
-            # 65 s → 66 s in 6-second increments at 0.0250/min = 0.0275.
+            # A 13-second call to the toll-free number is rated per minute:
+            # 13 s → 18 s in 6-second increments at 0.0250/min = 0.0075 (the
+            # edge counts whole seconds: 14 s is 18 s too).
             call = sipp_call(
-                edge, toll_free["phone_number"], tmp_path, "long", seconds=65, timeout=120
+                edge, toll_free["phone_number"], tmp_path, "long", seconds=13, timeout=60
             )
             assert call.returncode == 0, call.stdout[-2000:]
             assert line.wait(timeout=30) == 0
             record = _usage_for(db, toll_free["id"])
             assert record.direction == "inbound"
-            assert 65 <= record.duration_seconds <= 66
-            assert record.billable_seconds == 66 and record.amount == Decimal("0.0275")
+            assert 13 <= record.duration_seconds <= 14
+            assert record.billable_seconds == 18 and record.amount == Decimal("0.0075")
             assert record.ledger_transaction_id is not None  # posted to the wallet
 
             # The operator's check: the edge answers, reaches didhub, and routes

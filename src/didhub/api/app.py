@@ -167,12 +167,14 @@ def create_app(
         if web.is_dashboard(request):
             title = "Page not found" if exc.status_code == 404 else "That didn't work"
             return web.error_page(request, exc.status_code, title, str(exc.detail))
-        if exc.status_code == 400 and exc.detail == contract.UNPARSABLE_BODY:
-            # A body that isn't even text is as invalid JSON as a malformed one.
-            return JSONResponse(
-                outputs.error("validation_error", "the request body is not valid JSON", "body"),
-                status_code=422,
-            )
+        if exc.status_code == 400:
+            # The framework's 400s are all bodies it couldn't read: one that isn't
+            # even text is as invalid JSON as a malformed one, and a broken
+            # multipart form (no boundary, a part without a name) says what.
+            text = "the request body is not valid JSON"
+            if exc.detail != contract.UNPARSABLE_BODY:
+                text = f"the request body is not a valid form: {exc.detail}"
+            return JSONResponse(outputs.error("validation_error", text, "body"), status_code=422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = exc.headers
         if exc.status_code == 405:

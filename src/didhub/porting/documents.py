@@ -18,7 +18,6 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
-from fpdf import FPDF
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+$")
 MAX_BYTES = 10 * 1024 * 1024
@@ -79,6 +78,10 @@ def render_loa(
     today: date,
 ) -> bytes:
     """The letter of authorization, filled from the order, for signature."""
+    # Imported here: fpdf2 (and fontTools) take about a second to import, which
+    # every CLI command and server start would pay for a letter few ask for.
+    from fpdf import FPDF
+
     pdf = FPDF(format="Letter")
     pdf.set_title("Letter of Authorization")
     pdf.add_page()
