@@ -18,9 +18,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Engine, Table, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    Engine,
+    Integer,
+    Table,
+    create_engine,
+    event,
+)
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 if TYPE_CHECKING:
     from didhub.config import Settings
@@ -38,6 +47,12 @@ def new_id(prefix: str) -> str:
         chars.append(_CROCKFORD[value & 31])
         value >>= 5
     return f"{prefix}_{''.join(reversed(chars))}"
+
+
+# The id of a table that only grows (ledger entries, events, call records): a
+# 64-bit BIGINT on PostgreSQL, where INTEGER ends at 2,147,483,647; on SQLite an
+# INTEGER PRIMARY KEY is already the 64-bit rowid (BIGINT would not autoincrement).
+BigId: TypeEngine[int] = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Money(TypeDecorator[Decimal]):

@@ -6,7 +6,7 @@ from decimal import Decimal
 from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from didhub.db import Base, Money, UtcDateTime
+from didhub.db import Base, BigId, Money, UtcDateTime
 
 
 class Renewal(Base):
@@ -16,7 +16,7 @@ class Renewal(Base):
     __tablename__ = "renewals"
     __table_args__ = (UniqueConstraint("number_id", "period_start"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     # No foreign keys: a billing run writes a million of these rows a month and
     # each key check costs a lookup a row. ``didhub ledger check`` proves
     # instead that each renewal transaction's rows add up to what the wallet
@@ -40,7 +40,7 @@ class UsageRecord(Base):
 
     __tablename__ = "usage_records"
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(String(255), unique=True)
     number_id: Mapped[str] = mapped_column(ForeignKey("phone_numbers.id"), index=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -66,7 +66,7 @@ class RetailPrice(Base):
     __tablename__ = "retail_prices"
     __table_args__ = (UniqueConstraint("partner_id", "applies_to", "phone_number_type"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     partner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     applies_to: Mapped[str] = mapped_column(String(40))
     phone_number_type: Mapped[str] = mapped_column(String(16))
@@ -94,7 +94,7 @@ class RetailPriceVersion(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     partner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     applies_to: Mapped[str] = mapped_column(String(40))
     phone_number_type: Mapped[str] = mapped_column(String(16))
@@ -112,7 +112,7 @@ class ResaleCharge(Base):
 
     __tablename__ = "resale_charges"
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(80), unique=True)
     kind: Mapped[str] = mapped_column(String(16))  # setup | monthly | usage
     partner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)

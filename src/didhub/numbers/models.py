@@ -6,7 +6,7 @@ from decimal import Decimal
 from sqlalchemy import JSON, Date, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from didhub.db import Base, Money, UtcDateTime
+from didhub.db import Base, BigId, Money, UtcDateTime
 
 # The partial unique indexes below make "two buyers own one number" impossible
 # at the database, whatever the application does.
@@ -129,7 +129,7 @@ class NumberEvent(Base):
 
     __tablename__ = "number_events"
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     number_id: Mapped[str] = mapped_column(ForeignKey("phone_numbers.id"), index=True)
     account_id: Mapped[str | None] = mapped_column(String(40), default=None)
     kind: Mapped[str] = mapped_column(String(40))

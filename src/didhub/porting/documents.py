@@ -18,7 +18,6 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
-
 _KEY = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+$")
 MAX_BYTES = 10 * 1024 * 1024
 

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Date, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from didhub.db import Base, UtcDateTime
+from didhub.db import Base, BigId, UtcDateTime
 
 
 class PortOrder(Base):
@@ -50,7 +50,7 @@ class PortNumber(Base):
 
     __tablename__ = "port_numbers"
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     order_id: Mapped[str] = mapped_column(ForeignKey("port_orders.id"), index=True)
     e164: Mapped[str] = mapped_column(String(20), index=True)
     portable: Mapped[bool | None] = mapped_column(default=None)

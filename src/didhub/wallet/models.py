@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from didhub.db import Base, Money, UtcDateTime
+from didhub.db import Base, BigId, Money, UtcDateTime
 
 
 class LedgerAccount(Base):
@@ -46,7 +46,7 @@ class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (CheckConstraint("amount <> 0", name="ck_ledger_entries_nonzero"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     transaction_id: Mapped[str] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
     ledger_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Money())
@@ -118,7 +118,7 @@ class AccountEvent(Base):
 
     __tablename__ = "account_events"
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     kind: Mapped[str] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(String(500))

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from didhub.db import Base, UtcDateTime
+from didhub.db import Base, BigId, UtcDateTime
 
 
 class WebhookEndpoint(Base):
@@ -39,7 +39,7 @@ class Event(Base):
 
     __tablename__ = "events"
 
-    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(40), unique=True)
     type: Mapped[str] = mapped_column(String(64))
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -64,7 +64,7 @@ class WebhookDelivery(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
-    event_seq: Mapped[int] = mapped_column(ForeignKey("events.seq"), index=True)
+    event_seq: Mapped[int] = mapped_column(BigId, ForeignKey("events.seq"), index=True)
     status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
@@ -84,7 +84,7 @@ class WebhookAttempt(Base):
 
     __tablename__ = "webhook_attempts"
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
     attempted_at: Mapped[datetime] = mapped_column(UtcDateTime())
     status_code: Mapped[int | None] = mapped_column(default=None)
