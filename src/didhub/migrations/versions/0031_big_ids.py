@@ -41,9 +41,11 @@ def _alter(kind: str) -> None:
         return
     for table, column in GROWING.items():
         op.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE {kind}')
-        sequence = op.get_bind().exec_driver_sql(
-            f"SELECT pg_get_serial_sequence('\"{table}\"', '{column}')"
-        ).scalar()
+        sequence = (
+            op.get_bind()
+            .exec_driver_sql(f"SELECT pg_get_serial_sequence('\"{table}\"', '{column}')")
+            .scalar()
+        )
         if sequence is not None:
             op.execute(f"ALTER SEQUENCE {sequence} AS {kind}")
     op.execute(f'ALTER TABLE "webhook_deliveries" ALTER COLUMN "event_seq" TYPE {kind}')
