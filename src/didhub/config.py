@@ -186,6 +186,8 @@ class Settings(BaseSettings):
     # must divide the minute or the hour: the nearest such step not more often
     # is used (7 -> every 10 s). See docs/operations.md, "Periodic jobs".
     sweep_seconds: int = Field(default=300, ge=0)
+    # How long an Idempotency-Key's answer is replayed (then the key is forgotten).
+    idempotency_keep_hours: float = Field(default=24, gt=0)
     # Whether `didhub serve` runs the periodic jobs itself: in-process on SQLite,
     # as a job-queue worker on PostgreSQL (beside any `didhub worker`).
     serve_jobs: bool = True

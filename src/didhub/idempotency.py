@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, String, delete, update
+from sqlalchemy import JSON, Index, String, delete, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -47,6 +47,7 @@ Answer = tuple[int, Any]
 
 class IdempotencyRecord(Base):
     __tablename__ = "idempotency_records"
+    __table_args__ = (Index("ix_idempotency_records_created_at", "created_at"),)
 
     account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -216,3 +217,38 @@ def run_once(
         raise
     _store(db, account_id, key, answer)
     return answer
+
+
+PURGE_BATCH = 1000
+
+
+def purge(db: Database, keep: timedelta) -> int:
+    """Forget the keys claimed longer than ``keep`` ago (``DIDHUB_IDEMPOTENCY_KEEP_HOURS``,
+    24 by default, as Stripe keeps them): answered ones, and claims whose lease
+    lapsed. A claim still renewed by its request's heartbeat is kept however old.
+    In batches, so the table is never locked for long; returns how many went."""
+    removed = 0
+    while True:
+        now = clock.now()
+        old = (
+            select(IdempotencyRecord.account_id, IdempotencyRecord.key)
+            .where(
+                IdempotencyRecord.created_at < now - keep,
+                or_(
+                    IdempotencyRecord.state == "done",
+                    IdempotencyRecord.lease_expires_at < now,
+                ),
+            )
+            .limit(PURGE_BATCH)
+        )
+        with db.session() as session:
+            batch = list(session.execute(old).tuples())
+            if batch:
+                session.execute(
+                    delete(IdempotencyRecord).where(
+                        tuple_(IdempotencyRecord.account_id, IdempotencyRecord.key).in_(batch)
+                    )
+                )
+        removed += len(batch)
+        if len(batch) < PURGE_BATCH:
+            return removed

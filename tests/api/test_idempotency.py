@@ -23,8 +23,11 @@ from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.idempotency import IdempotencyRecord
+from didhub.jobs.registry import run_round
 from didhub.numbers import cnam
 from didhub.numbers import service as numbers
+from didhub.payments.sandbox_gateway import SandboxGateway
+from didhub.runtime import Runtime
 from didhub.wallet import ledger
 from didhub.wallet.models import CardCharge
 
@@ -253,3 +256,49 @@ def test_an_unanswered_topup_retried_with_its_key_is_settled_not_charged_again(
     assert balance(db, partner) == Decimal("110.00")
     with db.session() as session:
         assert session.query(CardCharge).filter_by(account_id=partner.id).count() == 1
+
+
+def test_answers_are_replayed_for_a_day_then_the_key_is_forgotten(
+    client: TestClient, partner: Acct, carrier: SandboxCarrier, db: Database, settings: Settings
+) -> None:
+    """Like Stripe's: a key's answer is replayed for DIDHUB_IDEMPOTENCY_KEEP_HOURS
+    (24), then the purge job forgets it and the key may name a new request. A
+    claim still held by a running request is never purged, however old."""
+    time_now = MovableClock()
+    try:
+        old_number, new_number = (
+            n["phone_number"] for n in search_numbers(client, partner, page_size=2)[:2]
+        )
+        key = {"Idempotency-Key": "buy-1"}
+        first = buy(client, partner, old_number, **key)
+        with db.session() as session:
+            session.add(
+                IdempotencyRecord(
+                    account_id=partner.id,
+                    key="still-running",
+                    fingerprint="x",
+                    state="in_progress",
+                    created_at=time_now.moment,
+                    lease_expires_at=time_now.moment + timedelta(days=2),
+                )
+            )
+        rt = Runtime(db, carrier, SandboxGateway(db), settings)
+
+        time_now.advance(timedelta(hours=23))
+        assert run_round(rt, ["idempotency.purge"]) == {"idempotency.purge": None}
+        assert buy(client, partner, old_number, **key) == first  # replayed
+        reused = client.post(
+            PURCHASE, json={"phone_numbers": [new_number]}, headers={**partner.headers, **key}
+        )
+        assert reused.status_code == 422  # still this key's request
+
+        time_now.advance(timedelta(hours=2))
+        assert run_round(rt, ["idempotency.purge"]) == {"idempotency.purge": None}
+        with db.session() as session:
+            kept = session.scalars(select(IdempotencyRecord.key)).all()
+        assert kept == ["still-running"]
+        second = buy(client, partner, new_number, **key)  # a new request now
+        assert [n["phone_number"] for n in second["data"]] == [new_number]
+        assert ledger_ok(db)
+    finally:
+        clock.set_clock(None)

@@ -4,7 +4,9 @@ a one-off round runs them (``didhub jobs run``, tests)."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from didhub import idempotency
 from didhub.billing import tasks as billing_tasks
 from didhub.e911 import tasks as e911_tasks
 from didhub.numbers import tasks as numbers_tasks
@@ -22,6 +24,12 @@ JOBS: list[Job] = [
     *e911_tasks.JOBS,
     *porting_tasks.JOBS,
     *webhooks_tasks.JOBS,
+    Job(
+        "idempotency.purge",
+        lambda rt: idempotency.purge(rt.db, timedelta(hours=rt.settings.idempotency_keep_hours)),
+        lambda s: s.sweep_seconds,
+        "forget Idempotency-Keys answered more than DIDHUB_IDEMPOTENCY_KEEP_HOURS ago",
+    ),
 ]
 BY_NAME = {job.name: job for job in JOBS}
 
