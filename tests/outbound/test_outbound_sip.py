@@ -400,7 +400,7 @@ def wait_for_calls(
         time.sleep(0.2)
 
 
-def test_a_503_trunk_fails_over_and_911_goes_out_without_funds(
+def test_a_silent_or_503_trunk_fails_over_and_911_goes_out_without_funds(
     client: TestClient,
     setup: Setup,
     settings: Settings,
@@ -409,7 +409,10 @@ def test_a_503_trunk_fails_over_and_911_goes_out_without_funds(
     tmp_path: Path,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    # The cheapest trunk is down (503); the next one answers.
+    # The cheapest trunk doesn't answer at all (nothing listens there), the next
+    # one is down (503), the third answers.
+    with db.session() as session:
+        outbound.add_trunk(session, "silent", f"127.0.0.1:{free_port()}", prefix="1")
     down = trunk(db, tmp_path, "down", processes, cost="0.001", scenario=TRUNK_503)
     backup = trunk(db, tmp_path, "backup", processes, cost="0.009")
     emergency = trunk(db, tmp_path, "e911", processes, cost="0", emergency=True)
@@ -445,6 +448,8 @@ def test_a_503_trunk_fails_over_and_911_goes_out_without_funds(
             )
             assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
             assert down.wait(timeout=20) == 0 and backup.wait(timeout=20) == 0
+            tried = edge.log.read_text(errors="replace")
+            assert "trunk failed (408)" in tried and "trunk failed (503)" in tried, tried[-3000:]
             assert received_invite(tmp_path, "down").startswith("INVITE sip:15015550123@")
             assert header(received_invite(tmp_path, "backup"), "P-Asserted-Identity") == (
                 f"<sip:{setup.number}@didhub>"
@@ -497,13 +502,14 @@ class LimitingProxy:
     the account setting will."""
 
     def __init__(self, didhub_url: str, limit: int) -> None:
+        # One client, its connections kept: the edge gives a lookup 1 s.
+        http = self.http = httpx.Client(base_url=didhub_url, timeout=5)
+
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                answer = httpx.request(
-                    self.command, didhub_url + self.path, content=body, headers=headers
-                )
+                answer = http.request(self.command, self.path, content=body, headers=headers)
                 content = answer.content
                 if self.path == "/routing/outbound" and answer.status_code == 200:
                     decided = answer.json()
@@ -530,6 +536,7 @@ class LimitingProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.http.close()
 
 
 def test_a_call_over_the_accounts_concurrent_limit_is_busy_until_one_ends(
