@@ -238,15 +238,15 @@ PHONE_ANSWERING_KEEPALIVE = PHONE.replace(
 
 
 def sipp_uas(
-    workdir: Path, name: str, scenario_text: str = PHONE
+    workdir: Path, name: str, scenario_text: str = PHONE, calls: int = 1
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """An agent's phone: answers one call, waits for the BYE, exits 0."""
+    """An agent's phone: answers ``calls`` calls, each until its BYE, then exits 0."""
     port = free_port()
     scenario = workdir / f"{name}.xml"
     scenario.write_text(scenario_text)
     process = subprocess.Popen(
         [
-            "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-m", "1",
+            "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-m", str(calls),
             "-nostdin", "-trace_msg", "-message_file", str(workdir / f"{name}-messages.log"),
         ],
         stdout=subprocess.DEVNULL,

@@ -168,6 +168,11 @@ def test_every_readme_block_runs_in_order(tmp_path: Path, database: str | None) 
     assert search.count('"locality":"Little Rock"') == 5, search
     route = next(o for b, o in outputs.items() if "/routing/inbound/" in b)
     assert exported["AGENT"] in route, route
+    # The first outbound call's lookup: routed as $NUM over the trunk added.
+    outbound = next(o for b, o in outputs.items() if "/routing/outbound" in b)
+    assert '"action":"route"' in outbound and f'"caller_id":"{exported["NUM"]}"' in outbound
+    assert "sip:15015550123@sip.carrier.example" in outbound, outbound
+    assert exported["SIP_USER"].startswith("agt-"), exported["SIP_USER"]
     released = next(o for b, o in outputs.items() if "numbers/release" in b)
     assert '"status":"released"' in released, released
 

@@ -1,0 +1,587 @@
+"""Outbound calls end to end (issue 15): an AI agent's SIP client (sipp, with
+digest auth) calls out through Kamailio (deploy/kamailio/kamailio.cfg), which
+asks a real ``didhub serve`` (POST /routing/outbound) and relays the call to a
+carrier trunk (another sipp) with the agent's number in From and
+P-Asserted-Identity. Needs kamailio and sipp (``.ci/run`` installs them).
+
+The concurrent-call limit: didhub answers ``max_concurrent_calls`` as null
+until the account setting exists (and a served didhub can't be monkeypatched
+from the test), so its test puts a proxy between the edge and the real didhub
+that sets it to 1 in didhub's answers: the edge's side (a dialog profile per
+account, 486 with a Warning, the place freed at the BYE) is tested; the
+setting's own test comes with the setting."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import Acct, buy, search_numbers
+from didhub.config import Settings
+from didhub.db import Database
+from didhub.outbound import service as outbound
+from didhub.wallet import ledger
+from didhub.webhooks import delivery
+from sip_edge import Edge, didhub_server, free_port, kamailio, require_sip_tools, sipp_uas
+from webhook_receiver import Receiver
+
+DESTINATION = "+15015550123"  # a US number the agent dials
+UK = "+442079460123"
+
+ADDRESS: dict[str, Any] = {
+    "street": "123 North Main Street",
+    "city": "Little Rock",
+    "state": "Arkansas",
+    "postal_code": "72201-1234",
+    "unit": "Suite 200",
+    "caller_name": "Acme Dental",
+}
+
+
+@pytest.fixture(autouse=True)
+def _sip_tools() -> None:
+    require_sip_tools()
+
+
+# The agent's SIP client: INVITE, the edge's 407, the same INVITE with digest
+# credentials (sipp's -au/-ap), then the call or the expected refusal. The From
+# is what a SIP client configured with domain = the realm sends: its number
+# (or whatever it put there) @ the realm.
+_FIRST_INVITE = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="an agent calls out with digest auth">
+  <send retrans="500">
+    <![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "AI Agent" <sip:{caller}@didhub>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: sip:agent@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="407" auth="true"/>
+  <send>
+    <![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+[last_Via:]
+From: "AI Agent" <sip:{caller}@didhub>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "AI Agent" <sip:{caller}@didhub>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 2 INVITE
+Contact: sip:agent@[local_ip]:[local_port]
+[authentication]
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=agent 1 1 IN IP4 [local_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+"""
+
+AGENT_ANSWERED = (
+    _FIRST_INVITE
+    + """  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send>
+    <![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: "AI Agent" <sip:{caller}@didhub>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <pause/>
+  <send retrans="500">
+    <![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: "AI Agent" <sip:{caller}@didhub>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 3 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"""
+)
+
+AGENT_REFUSED = (
+    _FIRST_INVITE
+    + """  <recv response="{code}"/>
+  <send>
+    <![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+[last_Via:]
+From: "AI Agent" <sip:{caller}@didhub>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"""
+)
+
+# A carrier trunk that is down: every INVITE gets 503.
+TRUNK_503 = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="a trunk answering 503">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+SIP/2.0 503 Service Unavailable
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"""
+
+
+def agent_call(
+    edge: Edge,
+    destination: str,
+    caller: str,
+    credential: tuple[str, str],
+    workdir: Path,
+    name: str,
+    expect: int | None = None,
+    seconds: float = 1,
+    timeout: float = 30,
+) -> subprocess.CompletedProcess[bytes]:
+    """The agent dials ``destination`` presenting ``caller``. With ``expect``,
+    the call must end with that final answer; without, it must be answered,
+    last ``seconds`` and be hung up by the agent."""
+    username, password = credential
+    args = ["sipp", edge.address, "-s", destination, "-i", "127.0.0.1", "-p", str(free_port())]
+    args += ["-au", username, "-ap", password, "-m", "1", "-nostdin"]
+    args += ["-timeout", f"{int(timeout)}s", "-timeout_error"]
+    args += ["-trace_msg", "-message_file", str(workdir / f"{name}-messages.log")]
+    scenario = workdir / f"{name}.xml"
+    if expect is None:
+        scenario.write_text(AGENT_ANSWERED.replace("{caller}", caller))
+        args += ["-d", str(int(seconds * 1000))]
+    else:
+        text = AGENT_REFUSED.replace("{caller}", caller).replace("{code}", str(expect))
+        scenario.write_text(text)
+    args += ["-sf", str(scenario)]
+    return subprocess.run(args, cwd=workdir, capture_output=True, timeout=timeout + 30)
+
+
+def last_reply(workdir: Path, name: str) -> str:
+    """The last SIP message the agent received (the edge's final answer)."""
+    log = (workdir / f"{name}-messages.log").read_text(errors="replace")
+    received = re.split(r"-{10,} [^\n]*\n(?=UDP message received)", log)
+    return received[-1]
+
+
+def received_invite(workdir: Path, name: str) -> str:
+    """The INVITE a trunk (a sipp UAS) received."""
+    log = (workdir / f"{name}-messages.log").read_text(errors="replace")
+    start = log.index("INVITE sip:")
+    return log[start : log.index("\n\n", start)]
+
+
+def header(message: str, name: str) -> str:
+    found = re.search(rf"^{name}:\s*(.*)$", message, re.MULTILINE | re.IGNORECASE)
+    assert found, f"no {name} in {message}"
+    return found.group(1).strip()
+
+
+class Setup:
+    """A partner's tenant with an agent that has a 501 number assigned outbound
+    and a SIP credential."""
+
+    def __init__(self, client: TestClient, partner: Acct, tenant: Acct) -> None:
+        self.client, self.partner, self.tenant = client, partner, tenant
+        agent = client.post(
+            "/agents", json={"tenant_id": tenant.id, "name": "Dialer"}, headers=partner.headers
+        )
+        assert agent.status_code == 201, agent.text
+        self.agent_id: str = agent.json()["data"]["id"]
+        found = search_numbers(client, partner, area_code="501", page_size=2)
+        bought = buy(client, partner, *[f["phone_number"] for f in found])["data"]
+        (self.number, self.number_id), (self.other, _) = [
+            (n["phone_number"], n["id"]) for n in bought
+        ]
+        assigned = client.post(
+            "/telephony/numbers/assign",
+            json={
+                "number_id": self.number_id,
+                "agent_id": self.agent_id,
+                "assignment_type": "outbound",
+            },
+            headers=partner.headers,
+        )
+        assert assigned.status_code == 200, assigned.text
+        made = client.post(f"/agents/{self.agent_id}/sip-credential", headers=tenant.headers)
+        assert made.status_code == 201, made.text
+        self.credential = (made.json()["data"]["username"], made.json()["data"]["password"])
+
+
+@pytest.fixture
+def setup(
+    client: TestClient, make_partner: Callable[..., Acct], make_tenant: Callable[..., Acct]
+) -> Setup:
+    partner = make_partner("Dial Co", balance="100.00")
+    tenant = make_tenant("Dental", partner_id=partner.id)
+    return Setup(client, partner, tenant)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+
+
+def trunk(
+    db: Database,
+    workdir: Path,
+    name: str,
+    processes: list[subprocess.Popen[bytes]],
+    cost: str,
+    scenario: str | None = None,
+    emergency: bool = False,
+    calls: int = 1,
+) -> subprocess.Popen[bytes]:
+    """A carrier trunk: a sipp UAS on loopback (``calls`` calls, then it exits),
+    added as an outbound trunk."""
+    if scenario is None:
+        process, port = sipp_uas(workdir, name, calls=calls)
+    else:
+        process, port = sipp_uas(workdir, name, scenario, calls=calls)
+    processes.append(process)
+    with db.session() as session:
+        outbound.add_trunk(
+            session,
+            name,
+            f"127.0.0.1:{port}",
+            prefix="" if emergency else "1",
+            cost=Decimal(cost),
+            emergency=emergency,
+        )
+    return process
+
+
+def test_an_agents_call_reaches_the_trunk_with_its_number_and_refusals_say_why(
+    client: TestClient,
+    setup: Setup,
+    database_url: str,
+    db: Database,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    carrier = trunk(db, tmp_path, "carrier", processes, cost="0.004")
+    with (
+        didhub_server(database_url, tmp_path) as server,
+        kamailio(server.url, tmp_path) as edge,
+    ):
+        # Answered: the trunk got the call with the agent's number in From and
+        # P-Asserted-Identity (the agent's display name dropped).
+        call = agent_call(
+            edge, DESTINATION, setup.number, setup.credential, tmp_path, "call", seconds=2
+        )
+        assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+        assert carrier.wait(timeout=20) == 0
+        invite = received_invite(tmp_path, "carrier")
+        assert invite.startswith(f"INVITE sip:{DESTINATION.lstrip('+')}@127.0.0.1:")
+        number = re.escape(setup.number)
+        assert re.fullmatch(rf"<sip:{number}@didhub>;tag=\S+", header(invite, "From"))
+        assert header(invite, "P-Asserted-Identity") == f"<sip:{setup.number}@didhub>"
+        # The agent's credentials stay at the edge.
+        assert "Proxy-Authorization" not in invite
+
+        # A wrong password: 403, and nothing reaches a trunk.
+        wrong = (setup.credential[0], "not-the-password")
+        call = agent_call(edge, DESTINATION, setup.number, wrong, tmp_path, "wrong", expect=403)
+        assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+        assert "wrong password" in header(last_reply(tmp_path, "wrong"), "Warning")
+        # A username didhub doesn't know: 403.
+        nobody = ("nobody", "whatever")
+        call = agent_call(edge, DESTINATION, setup.number, nobody, tmp_path, "nobody", expect=403)
+        assert call.returncode == 0, call.stdout[-2000:]
+
+        # Presenting a number not assigned to it: 403 with the reason.
+        call = agent_call(
+            edge, DESTINATION, setup.other, setup.credential, tmp_path, "other", expect=403
+        )
+        assert call.returncode == 0, call.stdout[-2000:]
+        warning = header(last_reply(tmp_path, "other"), "Warning")
+        assert warning.startswith('399 didhub "') and "not a number assigned outbound" in warning
+
+        # International is off for a US account.
+        call = agent_call(edge, UK, setup.number, setup.credential, tmp_path, "uk", expect=403)
+        assert call.returncode == 0, call.stdout[-2000:]
+        assert "calls outside US" in header(last_reply(tmp_path, "uk"), "Warning")
+
+        # The answered call is billed to the caller's number, outbound.
+        calls = wait_for_calls(client, setup.partner, "outbound")
+        log = edge.log.read_text(errors="replace")
+    assert "usage report" not in log, log[-3000:]
+    assert len(calls) == 1, calls
+    record = calls[0]
+    assert record["phone_number"] == setup.number and record["direction"] == "outbound"
+    assert 2 <= record["duration_seconds"] <= 3
+    assert record["billable_seconds"] >= record["duration_seconds"]
+    assert record["charge"] is not None  # rated at the outbound rate that applies
+
+
+def wait_for_calls(
+    client: TestClient, acct: Acct, direction: str, wait: float = 10
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + wait
+    while True:
+        answer = client.get("/billing/calls", params={"direction": direction}, headers=acct.headers)
+        assert answer.status_code == 200, answer.text
+        calls: list[dict[str, Any]] = answer.json()["data"]
+        if calls or time.monotonic() > deadline:
+            return calls
+        time.sleep(0.2)
+
+
+def test_a_silent_or_503_trunk_fails_over_and_911_goes_out_without_funds(
+    client: TestClient,
+    setup: Setup,
+    settings: Settings,
+    database_url: str,
+    db: Database,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    # The cheapest trunk doesn't answer at all (nothing listens there), the next
+    # one is down (503), the third answers.
+    with db.session() as session:
+        outbound.add_trunk(session, "silent", f"127.0.0.1:{free_port()}", prefix="1")
+    down = trunk(db, tmp_path, "down", processes, cost="0.001", scenario=TRUNK_503)
+    backup = trunk(db, tmp_path, "backup", processes, cost="0.009")
+    emergency = trunk(db, tmp_path, "e911", processes, cost="0", emergency=True)
+    # The agent's number has the tenant's E911 address: a 911 call presents it
+    # (the number a dispatcher can locate), whatever the agent put in From.
+    address = setup.client.post(
+        "/e911/addresses",
+        json={**ADDRESS, "tenant_id": setup.tenant.id},
+        headers=setup.partner.headers,
+    )
+    assert address.status_code == 201, address.text
+    e911_number = setup.number
+    attached = client.put(
+        f"/telephony/numbers/{setup.number_id}/e911",
+        json={"address_id": address.json()["data"]["id"]},
+        headers=setup.tenant.headers,
+    )
+    assert attached.status_code == 200, attached.text
+    receiver = Receiver()
+    hook = client.post(
+        "/webhooks",
+        json={"url": receiver.url, "events": ["e911.call_placed"]},
+        headers=setup.partner.headers,
+    )
+    assert hook.status_code == 201, hook.text
+    try:
+        with (
+            didhub_server(database_url, tmp_path) as server,
+            kamailio(server.url, tmp_path) as edge,
+        ):
+            call = agent_call(
+                edge, DESTINATION, setup.number, setup.credential, tmp_path, "failover"
+            )
+            assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+            assert down.wait(timeout=20) == 0 and backup.wait(timeout=20) == 0
+            tried = edge.log.read_text(errors="replace")
+            assert "trunk failed (408)" in tried and "trunk failed (503)" in tried, tried[-3000:]
+            assert received_invite(tmp_path, "down").startswith("INVITE sip:15015550123@")
+            assert header(received_invite(tmp_path, "backup"), "P-Asserted-Identity") == (
+                f"<sip:{setup.number}@didhub>"
+            )
+
+            # The account's wallet emptied: a call is 402, with the reason.
+            with db.session() as session:
+                payer = setup.partner.id
+                balance = ledger.wallet_balance(session, payer, settings.currency)
+                ledger.transfer(
+                    session,
+                    kind="test",
+                    description="spent elsewhere",
+                    debit=ledger.wallet_id(payer, settings.currency),
+                    credit=ledger.ensure_platform_book(session, "revenue", settings.currency),
+                    amount=balance,
+                )
+            call = agent_call(
+                edge, DESTINATION, setup.number, setup.credential, tmp_path, "broke", expect=402
+            )
+            assert call.returncode == 0, call.stdout[-2000:]
+            assert "no funds" in header(last_reply(tmp_path, "broke"), "Warning")
+
+            # 911 still goes out, to the emergency trunk, as the E911 number,
+            # even presenting a number that isn't the agent's.
+            call = agent_call(edge, "911", setup.other, setup.credential, tmp_path, "911")
+            assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+            assert emergency.wait(timeout=20) == 0
+            invite = received_invite(tmp_path, "e911")
+            assert invite.startswith("INVITE sip:911@127.0.0.1:")
+            assert header(invite, "P-Asserted-Identity") == f"<sip:{e911_number}@didhub>"
+            assert f"<sip:{e911_number}@didhub>" in header(invite, "From")
+
+        # The front desk hears of it: the e911.call_placed webhook.
+        delivery.deliver_due(db, allow_private=True)
+        placed = [r.event for r in receiver.received if r.type == "e911.call_placed"]
+        assert len(placed) == 1, [r.type for r in receiver.received]
+        assert placed[0]["data"]["calling_number"] == e911_number
+        assert placed[0]["data"]["agent_id"] == setup.agent_id
+        # The address as provisioned (validated: "123 N MAIN ST").
+        street = address.json()["data"]["street"]
+        assert placed[0]["data"]["dispatchable_address"]["street"] == street
+    finally:
+        receiver.close()
+
+
+class LimitingProxy:
+    """Between the edge and didhub: passes every request on, and in
+    POST /routing/outbound's route answers sets ``max_concurrent_calls``, as
+    the account setting will."""
+
+    def __init__(self, didhub_url: str, limit: int) -> None:
+        # One client, its connections kept: the edge gives a lookup 1 s.
+        http = self.http = httpx.Client(base_url=didhub_url, timeout=5)
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                answer = http.request(self.command, self.path, content=body, headers=headers)
+                content = answer.content
+                if self.path == "/routing/outbound" and answer.status_code == 200:
+                    decided = answer.json()
+                    if decided["data"]["action"] == "route":
+                        decided["data"]["max_concurrent_calls"] = limit
+                    content = json.dumps(decided).encode()
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = _forward  # noqa: N815  (http.server's names)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        host, port = self.server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.http.close()
+
+
+def test_a_call_over_the_accounts_concurrent_limit_is_busy_until_one_ends(
+    client: TestClient,
+    setup: Setup,
+    database_url: str,
+    db: Database,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    carrier = trunk(db, tmp_path, "carrier", processes, cost="0.004", calls=2)
+    with didhub_server(database_url, tmp_path) as server:
+        proxy = LimitingProxy(server.url, limit=1)
+        try:
+            with kamailio(proxy.url, tmp_path) as edge:
+                first: list[subprocess.CompletedProcess[bytes]] = []
+                talking = threading.Thread(
+                    target=lambda: first.append(
+                        agent_call(
+                            edge, DESTINATION, setup.number, setup.credential, tmp_path,
+                            "first", seconds=6,
+                        )
+                    )
+                )  # fmt: skip
+                talking.start()
+                messages = tmp_path / "carrier-messages.log"
+                deadline = time.monotonic() + 15
+                while not (messages.exists() and "ACK sip:" in messages.read_text()):
+                    assert time.monotonic() < deadline, "the first call was not answered"
+                    time.sleep(0.1)
+                # The account's one call is in progress: the second is busy.
+                call = agent_call(
+                    edge, DESTINATION, setup.number, setup.credential, tmp_path, "second",
+                    expect=486,
+                )  # fmt: skip
+                assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+                warning = header(last_reply(tmp_path, "second"), "Warning")
+                assert "1 calls in progress" in warning, warning
+                talking.join(timeout=40)
+                assert first and first[0].returncode == 0, first and first[0].stdout[-2000:]
+                # The first call ended: its place is free again.
+                call = agent_call(
+                    edge, DESTINATION, setup.number, setup.credential, tmp_path, "third"
+                )
+                assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+                assert carrier.wait(timeout=20) == 0
+        finally:
+            proxy.close()
