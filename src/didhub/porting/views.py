@@ -153,10 +153,12 @@ def _submit_page(
 ) -> HTMLResponse:
     with ctx.db.read_session() as db_session:
         order = order_shape(db_session, repository.get(db_session, viewer.scope, order_id))
-    try:
-        dates = porting.foc_dates(ctx.db, ctx.carrier, viewer.scope, order_id)
-    except DidhubError as exc:
-        dates, error = [], error or error_text(exc)
+    dates: list[str] = []
+    if order["status"] == "draft":  # the carrier is asked only when there is a choice to make
+        try:
+            dates = porting.foc_dates(ctx.db, ctx.carrier, viewer.scope, order_id)
+        except DidhubError as exc:
+            error = error or error_text(exc)
     return render(
         request,
         "porting/port_submit.html",
