@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,79 @@ from didhub.config import Settings
 def documents_in_tmp(settings: Settings, tmp_path: Path) -> None:
     """Porting tests keep their documents in the test's own folder."""
     settings.data_dir = str(tmp_path / "data")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class S3Server:
+    """moto's S3-compatible server on 127.0.0.1 (a real HTTP server in a thread)."""
+
+    endpoint_url: str
+    bucket: str = "didhub-docs"
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="test-key",
+            aws_secret_access_key="test-secret",
+        )
+
+    def keys(self, prefix: str = "") -> list[str]:
+        answer = self.client().list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+        return sorted(o["Key"] for o in answer.get("Contents", []))
+
+    def configure(self, settings: Settings, prefix: str) -> None:
+        from pydantic import SecretStr
+
+        settings.document_store = "s3"
+        settings.s3_bucket = self.bucket
+        settings.s3_prefix = prefix
+        settings.s3_endpoint_url = self.endpoint_url
+        settings.s3_region = "us-east-1"
+        settings.s3_access_key_id = SecretStr("test-key")
+        settings.s3_secret_access_key = SecretStr("test-secret")
+        settings.s3_timeout_seconds = 2.0
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    s3 = S3Server(f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            s3.client().create_bucket(Bucket=s3.bucket)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                server.stop()
+                raise
+            time.sleep(0.1)
+    yield s3
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_kind(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """The test runs once on each document store: the data folder, then S3."""
+    if request.param == "s3":
+        s3: S3Server = request.getfixturevalue("s3_server")
+        s3.configure(settings, f"t-{tmp_path.name}/")
+    yield request.param
 
 
 ADDRESS: dict[str, Any] = {

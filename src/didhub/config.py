@@ -12,7 +12,14 @@ from decimal import Decimal
 from functools import cache
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 
@@ -131,9 +138,21 @@ class Settings(BaseSettings):
     # seconds (0: as far as the FOC date allows at each look).
     sandbox_port_step_seconds: float = 60.0
     # Where porting documents (LOAs, bills) are kept: ``local`` (files under
-    # ``data_dir``) or ``s3`` (not built yet: refused at start, docs/porting.md).
+    # ``data_dir``) or ``s3`` (an S3-compatible bucket, the s3_* settings below;
+    # docs/porting.md).
     data_dir: str = "./data"
-    document_store: str = "local"
+    document_store: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    # Keys are <s3_prefix><order id>/<document id>.<ext>.
+    s3_prefix: str = "didhub/porting/"
+    # An S3-compatible server's URL (MinIO, Ceph, R2...); unset: AWS's own.
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    # Unset: boto3's own chain (AWS_* variables, ~/.aws, an instance role).
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # How long a request to the store may take before it is reported unreachable.
+    s3_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     hold_minutes: int = Field(default=10, ge=1, le=240)
     # A quote holds numbers only within the account's allowance: at most this
     # many numbers, worth at most its wallet balance (plus hold_card_allowance
@@ -239,6 +258,12 @@ class Settings(BaseSettings):
                 if problem is not None:
                     raise ValueError(f"DIDHUB_PRICES: {number_type}.{part} {problem}")
         return prices
+
+    @model_validator(mode="after")
+    def _s3_bucket_named(self) -> Settings:
+        if self.document_store == "s3" and not self.s3_bucket:
+            raise ValueError("DIDHUB_DOCUMENT_STORE=s3 needs DIDHUB_S3_BUCKET")
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -78,3 +78,10 @@ class TooManyRequests(DidhubError):
     ) -> None:
         super().__init__(message, field=field, code=code)
         self.retry_after = retry_after
+
+
+class ServiceUnavailable(DidhubError):
+    """A service didhub depends on (other than a carrier) didn't answer."""
+
+    status_code = 503
+    code = "service_unavailable"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from fastapi.testclient import TestClient
 
 from conftest import Acct, ledger_ok
@@ -17,7 +18,7 @@ from didhub.config import Settings
 from didhub.db import Database
 from didhub.numbers import service as numbers
 from didhub.wallet import ledger
-from portflow import (  # noqa: F401  (documents_in_tmp: an autouse fixture)
+from portflow import (  # noqa: F401  (documents_in_tmp, s3_server, store_kind: fixtures)
     BELL,
     NOT_PORTABLE,
     WIRELESS,
@@ -26,6 +27,8 @@ from portflow import (  # noqa: F401  (documents_in_tmp: an autouse fixture)
     foc_date,
     ready_order,
     refresh,
+    s3_server,
+    store_kind,
 )
 
 
@@ -34,6 +37,7 @@ def _balance(db: Database, settings: Settings, account_id: str) -> Decimal:
         return ledger.wallet_balance(session, account_id, settings.currency)
 
 
+@pytest.mark.usefixtures("store_kind")
 def test_exception_corrected_then_ported_numbers_active_billed_and_routed(
     client: TestClient,
     db: Database,
@@ -203,6 +207,7 @@ def test_submission_needs_e911_and_documents_and_an_allowed_date(
     )
 
 
+@pytest.mark.usefixtures("store_kind")
 def test_documents_only_for_the_owner_and_its_partner(
     client: TestClient,
     partner: Acct,

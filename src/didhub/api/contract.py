@@ -39,6 +39,8 @@ _MEANING = {
     429: "Too many requests; retry after the `Retry-After` header's seconds.",
     502: "The carrier or the payment gateway failed or did not answer; nothing was charged "
     "that wasn't delivered.",
+    503: "A store didhub keeps files in (porting documents: the data folder or S3) can't be "
+    "reached; nothing was written.",
 }
 
 # Every operation with an API key: a missing or refused key, and bad input.

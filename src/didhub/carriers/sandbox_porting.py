@@ -16,16 +16,22 @@ rejections, decided by the order's own fields so tests can pick them.
   moves as far as the date allows at each look (tests take seconds).
 * Port-out: ``port_away`` is the test hook for a number another carrier takes.
 
-State lives in this process (the sandbox plays an outside system; a ported
-number joins ``sandbox_allocations`` so the inventory comparison sees it).
+State lives in the database (``sandbox_port_orders``, ``sandbox_port_outs``,
+``sandbox_port_pins``; a ported number joins ``sandbox_allocations`` so the
+inventory comparison sees it), as a real carrier keeps its orders: every
+process running the sandbox — two servers, a worker, the CLI — sees the same
+order, and ids are random, never a per-process counter. A look that moves an
+order locks its row, so two processes looking at once move it once.
 """
 
 from __future__ import annotations
 
-import threading
+import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from didhub import clock
 from didhub.carriers.base import (
@@ -35,24 +41,16 @@ from didhub.carriers.base import (
     PortOut,
     PortRequestData,
 )
-from didhub.carriers.models import SandboxAllocation
+from didhub.carriers.models import (
+    SandboxAllocation,
+    SandboxPortOrder,
+    SandboxPortOut,
+    SandboxPortPin,
+)
 from didhub.db import Database
 
 PIN_MISMATCH = "PIN does not match the PIN on the losing carrier's account"
 ACCOUNT_MISMATCH = "Account number does not match the customer service record (CSR)"
-
-
-@dataclass
-class _Order:
-    id: str
-    request: PortRequestData
-    numbers: tuple[str, ...]
-    losing_carrier: str
-    submitted_at: datetime
-    status: str = "submitted"
-    reason: str | None = None
-    foc_date: str | None = None
-    history: list[str] = field(default_factory=list)
 
 
 def _line(e164: str) -> str:
@@ -74,16 +72,10 @@ class SandboxPorting:
     def __init__(self, db: Database, step_seconds: float = 0.0) -> None:
         self.db = db
         self.step_seconds = step_seconds
-        self._orders: dict[str, _Order] = {}
-        self._documents: dict[str, int] = {}
-        self._port_outs: list[PortOut] = []
-        self._pins: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self._next = 0
 
-    def _id(self, prefix: str) -> str:
-        self._next += 1
-        return f"sbx-{prefix}-{self._next:05d}"
+    @staticmethod
+    def _id(prefix: str) -> str:
+        return f"sbx-{prefix}-{secrets.token_hex(8)}"
 
     def check_portability(self, phone_numbers: Sequence[str]) -> list[Portability]:
         out = []
@@ -117,15 +109,13 @@ class SandboxPorting:
     def upload_document(self, filename: str, content: bytes) -> str:
         if not content:
             raise CarrierFailure("sandbox: the document is empty")
-        with self._lock:
-            doc = self._id("doc")
-            self._documents[doc] = len(content)
-            return doc
+        return self._id("doc")
 
-    def _rejection(self, request: PortRequestData) -> str | None:
-        if request.pin == "0000":
+    @staticmethod
+    def _rejection(order: SandboxPortOrder) -> str | None:
+        if order.pin == "0000":
             return PIN_MISMATCH
-        if request.account_number.upper().startswith("BAD"):
+        if order.account_number.upper().startswith("BAD"):
             return ACCOUNT_MISMATCH
         return None
 
@@ -137,113 +127,139 @@ class SandboxPorting:
         for e164 in request.phone_numbers:
             groups.setdefault(losing_carrier(e164), []).append(e164)
         states = []
-        with self._lock:
+        with self.db.session() as s:
             for losing, numbers in sorted(groups.items()):
-                order = _Order(self._id("port"), request, tuple(numbers), losing, clock.now())
-                self._orders[order.id] = order
+                order = SandboxPortOrder(
+                    id=self._id("port"),
+                    reference=request.reference[:40],
+                    numbers=list(numbers),
+                    losing_carrier=losing,
+                    pin=request.pin,
+                    account_number=request.account_number,
+                    requested_foc_date=request.foc_date,
+                    submitted_at=clock.now(),
+                    status="submitted",
+                )
+                s.add(order)
                 states.append(self._state(order))
         return states
 
     def resubmit_port(self, carrier_order_id: str, request: PortRequestData) -> PortOrderState:
-        with self._lock:
-            order = self._get(carrier_order_id)
+        with self.db.session() as s:
+            order = self._get(s, carrier_order_id)
             if order.status != "exception":
                 raise CarrierFailure(f"sandbox: order {order.id} is {order.status}, not exception")
-            order.request = replace(request, phone_numbers=order.numbers)
+            order.pin, order.account_number = request.pin, request.account_number
+            order.requested_foc_date = request.foc_date
             order.status, order.reason = "submitted", None
             order.submitted_at = clock.now()
             return self._state(order)
 
-    def _get(self, carrier_order_id: str) -> _Order:
-        order = self._orders.get(carrier_order_id)
+    @staticmethod
+    def _get(s: Session, carrier_order_id: str) -> SandboxPortOrder:
+        order = s.scalars(
+            select(SandboxPortOrder)
+            .where(SandboxPortOrder.id == carrier_order_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
         if order is None:
             raise CarrierFailure(f"sandbox: no porting order {carrier_order_id}")
         return order
 
-    def _steps(self, order: _Order) -> float:
+    def _steps(self, order: SandboxPortOrder) -> float:
         if self.step_seconds <= 0:
             return float("inf")
         return (clock.now() - order.submitted_at).total_seconds() / self.step_seconds
 
-    def _advance(self, order: _Order) -> None:
+    def _advance(self, s: Session, order: SandboxPortOrder) -> None:
         if order.status in ("cancelled", "ported", "exception"):
             return
         steps = self._steps(order)
         if steps >= 1:
-            rejection = self._rejection(order.request)
+            rejection = self._rejection(order)
             if rejection is not None:
                 order.status, order.reason = "exception", rejection
                 return
             order.status = "in_progress"
         if steps >= 2:
-            order.status, order.foc_date = "foc_confirmed", order.request.foc_date
+            order.status, order.foc_date = "foc_confirmed", order.requested_foc_date
         if (
             steps >= 3
             and order.foc_date is not None
             and clock.now().date() >= date.fromisoformat(order.foc_date)
         ):
-            self._allocate(order)
+            self._allocate(s, order)
             order.status = "ported"
 
-    def _allocate(self, order: _Order) -> None:
-        with self.db.session() as s:
-            for e164 in order.numbers:
-                row = s.get(SandboxAllocation, e164)
-                if row is None:
-                    s.add(
-                        SandboxAllocation(
-                            e164=e164, order_id=order.id, status="active", allocated_at=clock.now()
-                        )
+    @staticmethod
+    def _allocate(s: Session, order: SandboxPortOrder) -> None:
+        for e164 in order.numbers:
+            row = s.get(SandboxAllocation, e164)
+            if row is None:
+                s.add(
+                    SandboxAllocation(
+                        e164=e164, order_id=order.id, status="active", allocated_at=clock.now()
                     )
-                else:
-                    row.status, row.order_id = "active", order.id
+                )
+            else:
+                row.status, row.order_id = "active", order.id
 
-    def _state(self, order: _Order) -> PortOrderState:
+    @staticmethod
+    def _state(order: SandboxPortOrder) -> PortOrderState:
         return PortOrderState(
             order.id,
             order.status,  # type: ignore[arg-type]
-            order.numbers,
+            tuple(order.numbers),
             order.foc_date,
             order.reason,
             order.losing_carrier,
         )
 
     def port_status(self, carrier_order_id: str) -> PortOrderState:
-        with self._lock:
-            order = self._get(carrier_order_id)
-            self._advance(order)
+        with self.db.session() as s:
+            order = self._get(s, carrier_order_id)
+            self._advance(s, order)
             return self._state(order)
 
     def cancel_port(self, carrier_order_id: str) -> None:
-        with self._lock:
-            order = self._get(carrier_order_id)
+        with self.db.session() as s:
+            order = self._get(s, carrier_order_id)
             if order.status == "ported":
                 raise CarrierFailure(f"sandbox: order {order.id} has already ported")
             order.status = "cancelled"
 
     def port_outs(self) -> list[PortOut]:
-        with self._lock:
-            return list(self._port_outs)
+        with self.db.read_session() as s:
+            rows = s.scalars(
+                select(SandboxPortOut).order_by(SandboxPortOut.reported_at, SandboxPortOut.id)
+            )
+            return [PortOut(r.e164, r.ported_on, r.id, r.winning_carrier) for r in rows]
 
     def port_away(self, phone_number: str, on: date | None = None, pin: str | None = None) -> None:
         """Test hook: another carrier ports the number away (refused without
         the number's port-out PIN when it has one)."""
-        wanted = self._pins.get(phone_number)
-        if wanted is not None and pin != wanted:
-            raise CarrierFailure("sandbox: port-out refused, the PIN does not match")
         with self.db.session() as s:
+            wanted = s.get(SandboxPortPin, phone_number)
+            if wanted is not None and pin != wanted.pin:
+                raise CarrierFailure("sandbox: port-out refused, the PIN does not match")
             row = s.get(SandboxAllocation, phone_number)
             if row is not None:
                 row.status = "released"
-        with self._lock:
-            self._port_outs.append(
-                PortOut(
-                    phone_number,
-                    (on or clock.now().date()).isoformat(),
-                    self._id("portout"),
-                    "Sandbox Winning Co",
+            s.add(
+                SandboxPortOut(
+                    id=self._id("portout"),
+                    e164=phone_number,
+                    ported_on=(on or clock.now().date()).isoformat(),
+                    winning_carrier="Sandbox Winning Co",
+                    reported_at=clock.now(),
                 )
             )
 
     def set_port_out_pin(self, phone_number: str, pin: str) -> None:
-        self._pins[phone_number] = pin
+        with self.db.session() as s:
+            row = s.get(SandboxPortPin, phone_number)
+            if row is None:
+                s.add(SandboxPortPin(e164=phone_number, pin=pin))
+            else:
+                row.pin = pin

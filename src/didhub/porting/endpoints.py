@@ -90,7 +90,7 @@ def update(order_id: str, body: OrderFields, ctx: Ctx, scope: Caller) -> dict[st
     "/orders/{order_id}/documents",
     status_code=201,
     response_model=Data[DocumentOut],
-    responses=errors(*KEYED, 404, 409),
+    responses=errors(*KEYED, 404, 409, 503),
     description="kind: loa (the signed letter of authorization) or bill (a recent bill).",
 )
 async def upload(
@@ -130,7 +130,7 @@ async def upload(
 @router.get(
     "/orders/{order_id}/documents/{document_id}",
     response_class=Response,
-    responses={200: _FILE, **errors(*KEYED, 404)},
+    responses={200: _FILE, **errors(*KEYED, 404, 503)},
 )
 def download(order_id: str, document_id: str, ctx: Ctx, scope: Caller) -> Response:
     doc, content = porting.read_document(ctx.db, ctx.settings, scope, order_id, document_id)
@@ -163,7 +163,7 @@ def foc_dates(order_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
 @router.post(
     "/orders/{order_id}/submit",
     response_model=Data[PortOrderOut],
-    responses=errors(*KEYED, 402, 404, 409, 502),
+    responses=errors(*KEYED, 402, 404, 409, 502, 503),
 )
 def submit(order_id: str, body: SubmitRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     porting.submit(ctx.db, ctx.carrier, ctx.settings, scope, order_id, body.foc_date)
@@ -173,7 +173,7 @@ def submit(order_id: str, body: SubmitRequest, ctx: Ctx, scope: Caller) -> dict[
 @router.post(
     "/orders/{order_id}/resubmit",
     response_model=Data[PortOrderOut],
-    responses=errors(*KEYED, 402, 404, 409, 502),
+    responses=errors(*KEYED, 402, 404, 409, 502, 503),
 )
 def resubmit(order_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     porting.resubmit(ctx.db, ctx.carrier, ctx.settings, scope, order_id)

@@ -7,7 +7,7 @@ On PostgreSQL each ALTER rewrites its table under an exclusive lock: on a
 large ledger, run it in a maintenance window (docs/operations.md).
 
 Revision ID: 0031
-Revises: 0029
+Revises: 0030
 Create Date: 2026-12-02 16:20:00
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0031"
-down_revision = "0029"
+down_revision = "0030"
 branch_labels = None
 depends_on = None
 

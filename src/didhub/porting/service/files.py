@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from sqlalchemy import select
@@ -20,7 +21,7 @@ DOCUMENT_KINDS = ("loa", "bill")
 
 
 def store(settings: Settings) -> documents.DocumentStore:
-    return documents.make_store(settings.document_store, settings.data_dir)
+    return documents.make_store(settings)
 
 
 def add_document(
@@ -43,32 +44,43 @@ def add_document(
         raise ValidationFailed("the file is over 10 MB", field="file")
     if content_type not in ("application/pdf", "image/png", "image/jpeg"):
         raise ValidationFailed("the file must be a PDF, PNG or JPEG", field="file")
-    with db.session() as session:
-        order = repository.get(session, scope, order_id)
-        if order.status not in (DRAFT, EXCEPTION, CORRECTED):
-            raise Conflict(
-                f"port order {order.id} is {order.status}; documents are added before "
-                "submission or to correct an exception",
-                field="order_id",
-                code="port_not_editable",
+    target = store(settings)
+    written: str | None = None
+    try:
+        with db.session() as session:
+            order = repository.get(session, scope, order_id)
+            if order.status not in (DRAFT, EXCEPTION, CORRECTED):
+                raise Conflict(
+                    f"port order {order.id} is {order.status}; documents are added before "
+                    "submission or to correct an exception",
+                    field="order_id",
+                    code="port_not_editable",
+                )
+            doc_id = new_id("doc")
+            ext = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}[content_type]
+            key = f"{order.id}/{doc_id}.{ext}"
+            # The file first: a store that fails writes no row; a row that
+            # fails to commit takes its file away again (below).
+            target.put(key, content)
+            written = key
+            doc = PortDocument(
+                id=doc_id,
+                order_id=order.id,
+                kind=kind,
+                filename=(filename or f"{kind}.{ext}")[-200:],
+                content_type=content_type,
+                size=len(content),
+                storage_key=key,
+                signed=signed,
+                created_at=clock.now(),
             )
-        doc_id = new_id("doc")
-        ext = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}[content_type]
-        key = f"{order.id}/{doc_id}.{ext}"
-        store(settings).put(key, content)
-        doc = PortDocument(
-            id=doc_id,
-            order_id=order.id,
-            kind=kind,
-            filename=(filename or f"{kind}.{ext}")[-200:],
-            content_type=content_type,
-            size=len(content),
-            storage_key=key,
-            signed=signed,
-            created_at=clock.now(),
-        )
-        session.add(doc)
-        return doc
+            session.add(doc)
+    except BaseException:
+        if written is not None:
+            with contextlib.suppress(Exception):
+                target.delete(written)
+        raise
+    return doc
 
 
 def read_document(
