@@ -23,12 +23,14 @@ from sqlalchemy.orm import Session
 
 from conftest import Acct, buy, ledger_ok, search_numbers
 from didhub import clock
-from didhub.billing.service import dunning, renewals
+from didhub.billing.models import RetailPriceVersion
+from didhub.billing.service import dunning, renewals, resale
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.numbers.models import NumberEvent, PhoneNumber
 from didhub.payments.sandbox_gateway import SandboxGateway
+from didhub.tenancy import PARTNER, Scope
 from didhub.wallet import ledger
 from didhub.wallet import service as wallet
 
@@ -416,3 +418,66 @@ def test_calls_posted_while_the_run_renews_their_number_never_deadlock(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert balance(db, acct.id) == Decimal("10.00") - 2 - 1 - Decimal("0.02")
     assert ledger_ok(db)
+
+
+@postgres_only
+def test_two_first_retail_prices_at_once_both_succeed_and_the_later_one_holds(
+    client: TestClient, partner: Acct, db: Database
+) -> None:
+    """Staged at the bad moment: the first PUT has inserted the price row and is
+    held before its commit; the second, for the same number type, starts then
+    (and waits on that row, seen in pg_stat_activity). Before, the second found
+    no row, inserted one and hit the unique constraint: a 500."""
+    first_inserted, let_first_commit = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+    body = {
+        "phone_number_type": "local",
+        "setup": "0",
+        "per_minute_inbound": "0",
+        "per_minute_outbound": "0",
+    }
+
+    def hold(session: Session) -> None:
+        first_inserted.set()
+        let_first_commit.wait(timeout=20)
+
+    def first() -> None:
+        try:
+            with db.session() as session:
+                event.listen(session, "before_commit", hold)
+                resale.set_retail_price(
+                    session, Scope(partner.id, PARTNER), None, "local",
+                    Decimal("3.00"), Decimal("0"), Decimal("0"), Decimal("0"),
+                )  # fmt: skip
+        except BaseException as exc:  # noqa: BLE001 - the assertion below names it
+            errors.append(exc)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert first_inserted.wait(timeout=20)
+        answers: list[Any] = []
+        second = threading.Thread(
+            target=lambda: answers.append(
+                client.put(
+                    "/billing/retail-prices",
+                    json={**body, "monthly": "4.00"},
+                    headers=partner.headers,
+                )  # fmt: skip
+            )
+        )
+        second.start()
+        assert wait_for_a_lock_waiter(db, threading.Event(), limit=20)
+    finally:
+        let_first_commit.set()
+        thread.join(timeout=20)
+    second.join(timeout=20)
+    assert errors == []
+    assert answers[0].status_code == 200, answers[0].text
+    prices = client.get("/billing/retail-prices", headers=partner.headers).json()["data"]
+    assert [(p["tenant_id"], p["monthly"]) for p in prices] == [(None, "4.00")]
+    with db.session() as session:
+        versions = session.scalars(
+            select(RetailPriceVersion.monthly).order_by(RetailPriceVersion.id)
+        ).all()
+    assert versions == [Decimal("3.00"), Decimal("4.00")]

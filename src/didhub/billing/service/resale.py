@@ -102,21 +102,37 @@ def set_retail_price(
     setup = _amount(setup, "setup", "0.01")
     per_minute_inbound = _amount(per_minute_inbound, "per_minute_inbound", "0.0001")
     per_minute_outbound = _amount(per_minute_outbound, "per_minute_outbound", "0.0001")
+    now = clock.now()
+    # The row exists once, whoever sets it first: two first PUTs at once both
+    # insert, one of them does nothing, and each then takes the row's lock (only
+    # this path locks it) and writes in turn; the later write is the price.
+    table: Table = RetailPrice.__table__  # type: ignore[assignment]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    session.execute(
+        insert.values(
+            partner_id=scope.account_id,
+            applies_to=applies_to,
+            phone_number_type=phone_number_type,
+            monthly=monthly,
+            setup=setup,
+            per_minute_inbound=per_minute_inbound,
+            per_minute_outbound=per_minute_outbound,
+            updated_at=now,
+        ).on_conflict_do_nothing(
+            index_elements=[table.c.partner_id, table.c.applies_to, table.c.phone_number_type]
+        )
+    )
     price = session.scalars(
-        select(RetailPrice).where(
+        select(RetailPrice)
+        .where(
             RetailPrice.partner_id == scope.account_id,
             RetailPrice.applies_to == applies_to,
             RetailPrice.phone_number_type == phone_number_type,
         )
-    ).first()
-    if price is None:
-        price = RetailPrice(
-            partner_id=scope.account_id,
-            applies_to=applies_to,
-            phone_number_type=phone_number_type,
-        )
-        session.add(price)
-    now = clock.now()
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     price.monthly = monthly
     price.setup = setup
     price.per_minute_inbound = per_minute_inbound
