@@ -9,14 +9,18 @@ from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from conftest import Acct, ledger_ok
 from didhub import clock
+from didhub.carriers.models import SandboxPortOrder
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.carriers.sandbox_porting import PIN_MISMATCH
+from didhub.cli import app as cli
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.numbers import service as numbers
+from didhub.porting import service as porting
 from didhub.wallet import ledger
 from portflow import (  # noqa: F401  (documents_in_tmp, s3_server, store_kind: fixtures)
     BELL,
@@ -295,3 +299,37 @@ def test_twilio_and_bandwidth_refuse_with_a_reason() -> None:
             assert "not supported yet" in str(exc) and "import" in str(exc)
         else:  # pragma: no cover
             raise AssertionError(f"{cls.__name__} should refuse porting")
+
+
+def test_a_refresh_the_carrier_cannot_answer_says_so_and_changes_nothing(
+    client: TestClient,
+    db: Database,
+    partner: Acct,
+    make_tenant: Callable[..., Acct],
+    cli_env: None,
+) -> None:
+    """The carrier no longer knows one of the order's carrier orders: a person's
+    refresh (API, CLI) is a 502 naming it, not the old status shown as if
+    fresh; the periodic job just asks again later."""
+    tenant = make_tenant("Acme Dental", partner_id=partner.id)
+    order = ready_order(client, partner, tenant.id, [BELL])
+    chosen = foc_date(client, partner, order["id"])
+    submitted = client.post(
+        f"/porting/orders/{order['id']}/submit", json={"foc_date": chosen}, headers=partner.headers
+    )
+    assert submitted.status_code == 200, submitted.text
+    lost = submitted.json()["data"]["carrier_orders"][0]["carrier_order_id"]
+    with db.session() as session:
+        session.delete(session.get_one(SandboxPortOrder, lost))
+
+    answer = client.post(f"/porting/orders/{order['id']}/refresh", headers=partner.headers)
+    assert answer.status_code == 502, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "carrier_error" and lost in error["message"]
+    shown = CliRunner().invoke(cli, ["port", "refresh", order["id"], "--key", partner.key])
+    assert shown.exit_code == 1 and lost in shown.output
+    after = client.get(f"/porting/orders/{order['id']}", headers=partner.headers).json()["data"]
+    assert after["status"] == "submitted"
+    # The sweep doesn't fail over it.
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    assert porting.sync_open(ctx.db, ctx.carrier, ctx.settings).checked >= 1

@@ -127,7 +127,7 @@ def port_resubmit(cli: Cli, key: KeyOpt, order_id: str) -> Shown:
 def port_refresh(cli: Cli, key: KeyOpt, order_id: str) -> Shown:
     """Ask the carrier about the order now."""
     _shown(cli, key, order_id)
-    porting.sync_order(cli.db, cli.carrier, cli.settings, order_id)
+    porting.sync_order(cli.db, cli.carrier, cli.settings, order_id, asked=True)
     return _shown(cli, key, order_id)
 
 

@@ -188,7 +188,7 @@ def resubmit(order_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
 )
 def refresh(order_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
     _order(ctx, scope, order_id)  # 404 outside the scope
-    porting.sync_order(ctx.db, ctx.carrier, ctx.settings, order_id)
+    porting.sync_order(ctx.db, ctx.carrier, ctx.settings, order_id, asked=True)
     return _order(ctx, scope, order_id)
 
 

@@ -213,7 +213,7 @@ def act(request: Request, order_id: str, action: str, ctx: Ctx, viewer: Who) -> 
         if action == "refresh":
             with ctx.db.read_session() as db_session:
                 repository.get(db_session, viewer.scope, order_id)
-            porting.sync_order(ctx.db, ctx.carrier, ctx.settings, order_id)
+            porting.sync_order(ctx.db, ctx.carrier, ctx.settings, order_id, asked=True)
             text = "Asked the carrier for news."
         elif action == "cancel":
             porting.cancel(ctx.db, ctx.carrier, viewer.scope, order_id)

@@ -14,6 +14,7 @@ Lock order: the owner's wallet, then the order row, then the new numbers.
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -25,7 +26,7 @@ from didhub.carriers.base import Carrier, CarrierFailure, CarrierOutcomeUnknown,
 from didhub.config import Settings
 from didhub.db import Database, new_id
 from didhub.e911 import service as e911
-from didhub.errors import DidhubError
+from didhub.errors import CarrierError, DidhubError
 from didhub.numbers import cnam
 from didhub.numbers import lifecycle as number_lifecycle
 from didhub.numbers import service as numbers
@@ -47,6 +48,8 @@ from didhub.porting.service.orders import (
     porting_for,
 )
 from didhub.wallet import ledger
+
+log = logging.getLogger("didhub.porting")
 
 
 @dataclass
@@ -82,8 +85,16 @@ def sync_order(
     settings: Settings,
     order_id: str,
     report: SyncReport | None = None,
+    *,
+    asked: bool = False,
 ) -> SyncReport:
+    """Ask the carrier about each of the order's open carrier orders and record
+    what it says. ``asked``: a person asked (refresh in the API, CLI or
+    dashboard), so a status check that fails is a 502 naming the carrier order
+    and what the carrier said, after the others were recorded; the periodic job
+    just asks again next sweep."""
     report = report if report is not None else SyncReport()
+    failed: list[str] = []
     with db.read_session() as session:
         splits = [
             c.carrier_order_id
@@ -95,9 +106,16 @@ def sync_order(
         report.checked += 1
         try:
             state = porting.port_status(carrier_order_id)
-        except (CarrierFailure, CarrierOutcomeUnknown):
+        except (CarrierFailure, CarrierOutcomeUnknown) as exc:
+            log.warning("port status of %s failed: %s", carrier_order_id, exc)
+            failed.append(f"{carrier_order_id}: {exc or type(exc).__name__}")
             continue
         apply_state(db, carrier, settings, order_id, state, report)
+    if asked and failed:
+        raise CarrierError(
+            "the carrier didn't answer about " + "; ".join(failed) + " (nothing changed there)",
+            field="order_id",
+        )
     return report
 
 
