@@ -88,13 +88,24 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-# The tables an inbound route is read from (routing/service.py). A transaction
+# The tables an inbound route (routing/service.py) or an outbound lookup's
+# static part (outbound/service.py) is read from. A transaction
 # that writes one of them adds one to routing_generation just before it commits,
 # and, once committed, to its Database's ``routing_epoch``: route caches
 # (routing/cache.py) watch both, the epoch for this process's changes at once and
 # the generation for every other process's.
 ROUTING_TABLES = frozenset(
-    {"phone_numbers", "number_assignments", "agents", "accounts", "account_settings"}
+    {
+        "phone_numbers",
+        "number_assignments",
+        "agents",
+        "accounts",
+        "account_settings",
+        # an outbound lookup's static part (outbound/service.py)
+        "sip_credentials",
+        "outbound_trunks",
+        "outbound_settings",
+    }
 )
 _WRITE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)", re.IGNORECASE)
 _ROUTING_WRITTEN = "didhub_routing_written"

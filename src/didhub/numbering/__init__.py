@@ -17,9 +17,11 @@ from didhub.numbering.geography import (
     rate_center_keys,
 )
 from didhub.numbering.parsing import (
+    CALL_TYPES,
     NANP_COUNTRIES,
     SUPPORTED_COUNTRIES,
     TOLL_FREE_NPAS,
+    call_type_of,
     compile_pattern,
     normalize_country,
     number_type_of,
@@ -29,6 +31,7 @@ from didhub.numbering.parsing import (
 )
 
 __all__ = [
+    "CALL_TYPES",
     "CA_PROVINCES",
     "NANP_COUNTRIES",
     "SUPPORTED_COUNTRIES",
@@ -37,6 +40,7 @@ __all__ = [
     "Exchange",
     "GeographyIndex",
     "NumberBlock",
+    "call_type_of",
     "compile_pattern",
     "exchanges",
     "country_index",

@@ -92,6 +92,41 @@ def number_type_of(e164: str) -> str:
     return "local"
 
 
+CALL_TYPES = (
+    "local",
+    "mobile",
+    "toll-free",
+    "premium",
+    "shared-cost",
+    "voip",
+    "personal",
+    "pager",
+    "uan",
+    "voicemail",
+    "unknown",
+)
+_CALL_TYPES = {
+    PhoneNumberType.PREMIUM_RATE: "premium",
+    PhoneNumberType.SHARED_COST: "shared-cost",
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.VOIP: "voip",
+    PhoneNumberType.PERSONAL_NUMBER: "personal",
+    PhoneNumberType.PAGER: "pager",
+    PhoneNumberType.UAN: "uan",
+    PhoneNumberType.VOICEMAIL: "voicemail",
+    PhoneNumberType.FIXED_LINE: "local",
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "local",
+}
+
+
+def call_type_of(e164: str) -> str:
+    """What a dialled number is, for outbound guards: one of ``CALL_TYPES``
+    (``premium`` for 1-900 and other premium-rate ranges)."""
+    if number_type_of(e164) == "toll-free":
+        return "toll-free"
+    return _CALL_TYPES.get(phonenumbers.number_type(_parse_known(e164)), "unknown")
+
+
 def compile_pattern(value: str, field: str = "pattern") -> str:
     """A vanity pattern as digits and ``X`` wildcards, e.g. ``"877-555-XXXX"`` →
     ``"877555XXXX"`` and ``"1-800-FLOWERS"`` → ``"8003569377"``. ``X``, ``*`` and
