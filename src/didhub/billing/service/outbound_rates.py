@@ -48,9 +48,8 @@ class RateTable:
 
     @classmethod
     def load(cls, session: Session, default: Decimal) -> RateTable:
-        return cls(
-            session.execute(select(OutboundRate.prefix, OutboundRate.rate)).tuples(), default
-        )
+        rows = session.execute(select(OutboundRate.prefix, OutboundRate.rate))
+        return cls(((prefix, rate) for prefix, rate in rows), default)
 
     def match(self, e164: str) -> tuple[str | None, Decimal]:
         """``(prefix, rate)`` for a dialled E.164 number; ``(None, default)``
