@@ -116,6 +116,7 @@ class CallOut(ResponseModel):
     charge: str | None
     currency: str
     tenant_id: str | None
+    destination: str | None = None
 
 
 class CallList(ResponseModel):
