@@ -129,3 +129,19 @@ def test_each_911_lookup_emits_its_event_even_when_kept(
         assert ask(client, username, "911", number)["emergency"] is True
     events = client.get("/events", headers=tenant.headers).json()["data"]
     assert [e["type"] for e in events].count("e911.call_placed") == 3
+
+
+def test_bodies_the_fast_path_passes_on_get_the_endpoints_errors(client: TestClient) -> None:
+    for body, field in [
+        ({"username": "a", "destination": "+15015550123", "extra": 1}, "extra"),
+        ({"username": "a", "destination": "not a number"}, "destination"),
+        ({"username": "a\x00", "destination": "+15015550123"}, "username"),
+        ({"destination": "+15015550123"}, "username"),
+    ]:
+        answer = client.post("/routing/outbound", json=body)
+        assert answer.status_code == 422, (body, answer.text)
+        assert answer.json()["error"]["field"] == field, (body, answer.text)
+    broken = client.post(
+        "/routing/outbound", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert broken.status_code == 422

@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Security
 from pydantic import Field
+from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
 from didhub.api.contract import KEYED, edge_token, errors
-from didhub.api.deps import Caller, Ctx, Edge
+from didhub.api.deps import Caller, Context, Ctx, Edge
 from didhub.billing.service import outbound_rates
 from didhub.errors import ValidationFailed
 from didhub.inputs import RequestModel
@@ -193,7 +194,12 @@ def get_credential(agent_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
 def lookup(body: OutboundLookup, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
     """What the edge does with an INVITE from an agent: the HA1 to check its
     digest with, and the route (caller ID, trunks cheapest first) or the
-    refusal (SIP status and a reason for the Warning header)."""
+    refusal (SIP status and a reason for the Warning header). Usually answered
+    by ``routing.endpoints.FastLookups`` ahead of FastAPI (:func:`answer`)."""
+    return answer(ctx, body)
+
+
+def answer(ctx: Context, body: OutboundLookup) -> dict[str, Any]:
     decision = outbound.lookup(
         ctx.db,
         ctx.settings,
@@ -220,3 +226,12 @@ def lookup(body: OutboundLookup, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
             "max_concurrent_calls": decision.max_concurrent_calls,
         }
     }
+
+
+def fast_body(raw: bytes) -> OutboundLookup | None:
+    """The request body as the endpoint would take it, or None (the endpoint
+    then renders the error)."""
+    try:
+        return OutboundLookup.model_validate_json(raw)
+    except PydanticValidationError:
+        return None
