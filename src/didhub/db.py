@@ -194,9 +194,10 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size, max_overflow)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        self.read_sessionmaker = sessionmaker(
-            self.engine.execution_options(didhub_read_only=True), expire_on_commit=False
-        )
+        # Reads only (a write raises): the read sessions' bind, and for a
+        # statement or two without a Session (a connection costs less).
+        self.read_engine = self.engine.execution_options(didhub_read_only=True)
+        self.read_sessionmaker = sessionmaker(self.read_engine, expire_on_commit=False)
         # How many of this process's commits may have changed a route, and the
         # highest routing_generation those commits wrote.
         self.routing_epoch = 0
