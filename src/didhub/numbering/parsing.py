@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -122,9 +123,22 @@ _CALL_TYPES = {
 def call_type_of(e164: str) -> str:
     """What a dialled number is, for outbound guards: one of ``CALL_TYPES``
     (``premium`` for 1-900 and other premium-rate ranges)."""
-    if number_type_of(e164) == "toll-free":
-        return "toll-free"
-    return _CALL_TYPES.get(phonenumbers.number_type(_parse_known(e164)), "unknown")
+    return describe_dialled(e164)[1]
+
+
+@functools.lru_cache(maxsize=65_536)
+def describe_dialled(e164: str) -> tuple[str | None, str]:
+    """``(country, call type)`` of a valid E.164 number from one parse (None:
+    a number no country has). Kept: parsing and classifying costs more than
+    the rest of an outbound lookup, and agents dial the same numbers again."""
+    number = _parse_known(e164)
+    region = phonenumbers.region_code_for_number(number)
+    kind = phonenumbers.number_type(number)
+    if kind == PhoneNumberType.TOLL_FREE or (
+        number.country_code == 1 and str(number.national_number)[:3] in TOLL_FREE_NPAS
+    ):
+        return region, "toll-free"
+    return region, _CALL_TYPES.get(kind, "unknown")
 
 
 def compile_pattern(value: str, field: str = "pattern") -> str:

@@ -33,6 +33,7 @@ settings, the trunks: :class:`Snapshot`) is kept by the API in a route cache
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -196,19 +197,25 @@ class Decision:
     max_concurrent_calls: int | None = None  # None: no limit
 
 
+@functools.lru_cache(maxsize=65_536)
+def _valid(e164: str) -> str:
+    # Kept (a refusal raises, and is not): validating costs more than the lookup.
+    return numbering.parse_e164(e164, field="destination")
+
+
 def _destination(raw: str) -> str:
     digits = raw.strip()
     if digits in EMERGENCY:
         return digits
     digits = re.sub(r"[\s().-]", "", digits)
     if digits.startswith("+"):
-        return numbering.parse_e164(digits, field="destination")
+        return _valid(digits)
     if re.fullmatch(r"\d{10}", digits):
-        return numbering.parse_e164("+1" + digits, field="destination")
+        return _valid("+1" + digits)
     if re.fullmatch(r"1\d{10}", digits):
-        return numbering.parse_e164("+" + digits, field="destination")
+        return _valid("+" + digits)
     if digits.startswith("011"):
-        return numbering.parse_e164("+" + digits[3:], field="destination")
+        return _valid("+" + digits[3:])
     raise ValidationFailed(f"{raw!r} is not a number this edge can dial", field="destination")
 
 
@@ -436,6 +443,9 @@ def funds(session: Session | Connection, settings: Settings, payer: str, tenant_
 def _presented(caller: Caller, raw: str | None) -> CallerNumber | None:
     if not raw:
         return None
+    exact = next((n for n in caller.numbers if n.e164 == raw), None)
+    if exact is not None:
+        return exact  # as the edge usually sends it: no parsing
     try:
         e164 = numbering.parse_e164(raw, field="caller")
     except ValidationFailed:
@@ -483,13 +493,12 @@ def decide(
             return refuse(403, f"{caller_raw} is not a number assigned outbound to this agent")
         presented = caller.numbers[0]
     home = presented.region
-    region = _region(dialled)
+    region, kind = numbering.describe_dialled(dialled)
     if not policy.country_allowed(home, region):
         allowed = ", ".join(dict.fromkeys([home or "its country", *policy.allowed_countries]))
         return refuse(
             403, f"calls outside {allowed} are not enabled for this account ({region} dialled)"
         )
-    kind = numbering.call_type_of(dialled)
     if kind in policy.denied_number_types:
         return refuse(403, f"calls to {kind} numbers are not enabled for this account")
     payer = presented.owner_id
