@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     # Calls are billed in increments of this many seconds, with a minimum.
     usage_increment_seconds: int = Field(default=6, ge=1)
     usage_minimum_seconds: int = Field(default=6, ge=0)
+    # An outbound call with a destination no prefix of the outbound rate table
+    # covers is rated at this a minute (``didhub outbound rates-import``).
+    outbound_default_rate: Decimal = Field(default=Decimal("0.0200"), ge=0, le=100)
     # The longest call billed: the SIP edge ends a call at this length (Kamailio's
     # dialog timeout, MAX_CALL_SECONDS in deploy/kamailio/kamailio.cfg, must be the
     # same), and a longer usage record is reported back, not charged. 4 hours,

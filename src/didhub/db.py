@@ -103,13 +103,24 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-# The tables an inbound route is read from (routing/service.py). A transaction
+# The tables an inbound route (routing/service.py) or an outbound lookup's
+# static part (outbound/service.py) is read from. A transaction
 # that writes one of them adds one to routing_generation just before it commits,
 # and, once committed, to its Database's ``routing_epoch``: route caches
 # (routing/cache.py) watch both, the epoch for this process's changes at once and
 # the generation for every other process's.
 ROUTING_TABLES = frozenset(
-    {"phone_numbers", "number_assignments", "agents", "accounts", "account_settings"}
+    {
+        "phone_numbers",
+        "number_assignments",
+        "agents",
+        "accounts",
+        "account_settings",
+        # an outbound lookup's static part (outbound/service.py)
+        "sip_credentials",
+        "outbound_trunks",
+        "outbound_settings",
+    }
 )
 _WRITE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)", re.IGNORECASE)
 _ROUTING_WRITTEN = "didhub_routing_written"
@@ -198,9 +209,10 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size, max_overflow)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        self.read_sessionmaker = sessionmaker(
-            self.engine.execution_options(didhub_read_only=True), expire_on_commit=False
-        )
+        # Reads only (a write raises): the read sessions' bind, and for a
+        # statement or two without a Session (a connection costs less).
+        self.read_engine = self.engine.execution_options(didhub_read_only=True)
+        self.read_sessionmaker = sessionmaker(self.read_engine, expire_on_commit=False)
         # How many of this process's commits may have changed a route, and the
         # highest routing_generation those commits wrote.
         self.routing_epoch = 0

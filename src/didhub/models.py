@@ -10,6 +10,7 @@ from didhub.accounts.models import (
     User,
 )
 from didhub.billing.models import (
+    OutboundRate,
     Renewal,
     ResaleCharge,
     RetailPrice,
@@ -28,7 +29,7 @@ from didhub.numbers.models import (
     NumberOrder,
     PhoneNumber,
 )
-from didhub.outbound.models import OutboundTrunk, SipCredential
+from didhub.outbound.models import OutboundSettings, OutboundTrunk, SipCredential
 from didhub.payments.models import SandboxCharge
 from didhub.porting.models import PortCarrierOrder, PortDocument, PortNumber, PortOrder, PortOutPin
 from didhub.routing.models import RoutingGeneration
@@ -44,6 +45,8 @@ from didhub.wallet.models import (
 from didhub.webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "OutboundRate",
+    "OutboundSettings",
     "OutboundTrunk",
     "SipCredential",
     "PortCarrierOrder",

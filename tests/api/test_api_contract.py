@@ -120,6 +120,7 @@ def test_openapi_documents_the_key_every_error_and_every_answer(client: TestClie
         ("get", "/routing/inbound/{e164}"),
         ("post", "/routing/outbound"),
         ("post", "/billing/usage"),
+        ("put", "/outbound/rates"),  # the operator's rate deck: no account's key may
     }
     signed = {("post", "/carriers/telnyx/webhooks")}
     error_ref = "#/components/schemas/ErrorBody"

@@ -207,6 +207,7 @@ def test_a_tenant_sees_only_its_calls_and_its_own_charge(
                 "charge",
                 "currency",
                 "tenant_id",
+                "destination",
             ]
         )
     ]

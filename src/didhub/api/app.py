@@ -34,6 +34,7 @@ from didhub.numbers import manage_views as number_manage_views
 from didhub.numbers import views as number_views
 from didhub.outbound import endpoints as outbound
 from didhub.outbound import views as outbound_views
+from didhub.outbound.service import Snapshot
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
 from didhub.porting import endpoints as porting
@@ -110,12 +111,14 @@ def create_app(
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = settings.db_pool_size + settings.db_max_overflow
         routes.start()
+        callers.start()
         if runner is not None:
             runner.start()
         yield
         if runner is not None:
             runner.stop()
         routes.stop()
+        callers.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -125,12 +128,14 @@ def create_app(
         dependencies=[Depends(contract.checked_parameters)],
     )
     routes: RouteCache[tuple[int, bytes]] = RouteCache(db, settings.routing_cache_seconds)
+    callers: RouteCache[Snapshot] = RouteCache(db, settings.routing_cache_seconds)
     app.state.ctx = Context(
         db=db,
         carrier=carrier,
         settings=settings,
         gateway=gateway,
         routes=routes,
+        callers=callers,
         edge=EdgeAuth(settings),
     )
 

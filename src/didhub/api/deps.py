@@ -16,6 +16,7 @@ from didhub.db import Database
 from didhub.errors import Unauthorized
 from didhub.idempotency import HEADER
 from didhub.inputs import check_text
+from didhub.outbound.service import Snapshot
 from didhub.payments.base import PaymentGateway
 from didhub.routing.cache import RouteCache
 from didhub.routing.edge_auth import EdgeAuth
@@ -30,6 +31,8 @@ class Context:
     gateway: PaymentGateway
     # Inbound routing answers (HTTP status, JSON body), for the SIP edge.
     routes: RouteCache[tuple[int, bytes]]
+    # Outbound lookups' static part by SIP username (outbound/service.py).
+    callers: RouteCache[Snapshot]
     # Who may use the SIP edge's endpoints.
     edge: EdgeAuth
 

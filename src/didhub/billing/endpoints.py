@@ -44,7 +44,12 @@ def usage(body: UsageRequest, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
         ctx.settings,
         [
             usages.CallRecord(
-                r.phone_number, r.direction, r.started_at, r.duration_seconds, r.call_id
+                r.phone_number,
+                r.direction,
+                r.started_at,
+                r.duration_seconds,
+                r.call_id,
+                r.destination,
             )
             for r in body.records
         ],
@@ -67,6 +72,7 @@ def _retail(price: RetailPrice) -> dict[str, Any]:
         "setup": outputs.money(price.setup),
         "per_minute_inbound": f"{price.per_minute_inbound:.4f}",
         "per_minute_outbound": f"{price.per_minute_outbound:.4f}",
+        "outbound_markup_percent": f"{price.outbound_markup_percent:.2f}",
     }
 
 
@@ -84,6 +90,7 @@ def put_retail_price(body: RetailPriceRequest, ctx: Ctx, scope: Caller) -> dict[
             body.setup,
             body.per_minute_inbound,
             body.per_minute_outbound,
+            body.outbound_markup_percent,
         )
         return {"data": _retail(price)}
 

@@ -39,6 +39,13 @@ class UsageRecord(Base):
     ``ledger_transaction_id`` is set when its batch is posted to the wallet."""
 
     __tablename__ = "usage_records"
+    __table_args__ = (
+        # Today's outbound spend of a tenant or an owner (the daily limit).
+        Index("ix_usage_records_tenant_direction_started", "tenant_id", "direction", "started_at"),
+        Index(
+            "ix_usage_records_account_direction_started", "account_id", "direction", "started_at"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(String(255), unique=True)
@@ -57,6 +64,21 @@ class UsageRecord(Base):
     )
     posted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # An outbound call's dialled number (E.164): rated by the outbound rate table.
+    destination: Mapped[str | None] = mapped_column(String(20), default=None)
+
+
+class OutboundRate(Base):
+    """What an outbound minute costs by destination prefix (E.164 digits, no
+    +): the longest prefix of the dialled number wins; a destination no prefix
+    covers is rated at ``DIDHUB_OUTBOUND_DEFAULT_RATE``."""
+
+    __tablename__ = "outbound_rates"
+
+    prefix: Mapped[str] = mapped_column(String(15), primary_key=True)
+    rate: Mapped[Decimal] = mapped_column(Money())
+    description: Mapped[str] = mapped_column(String(100), default="")
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class RetailPrice(Base):
@@ -74,6 +96,8 @@ class RetailPrice(Base):
     setup: Mapped[Decimal] = mapped_column(Money())
     per_minute_inbound: Mapped[Decimal] = mapped_column(Money())
     per_minute_outbound: Mapped[Decimal] = mapped_column(Money())
+    # Percent over the platform's rate for outbound calls rated by destination.
+    outbound_markup_percent: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
@@ -102,6 +126,7 @@ class RetailPriceVersion(Base):
     setup: Mapped[Decimal] = mapped_column(Money())
     per_minute_inbound: Mapped[Decimal] = mapped_column(Money())
     per_minute_outbound: Mapped[Decimal] = mapped_column(Money())
+    outbound_markup_percent: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))
     valid_from: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

@@ -38,6 +38,11 @@ class RetailPriceRequest(_Strict):
     setup: Amount = Decimal("0")
     per_minute_inbound: Amount = Decimal("0")
     per_minute_outbound: Amount = Decimal("0")
+    outbound_markup_percent: Amount = Field(
+        default=Decimal("0"),
+        description="Percent over the platform's rate for outbound calls rated by destination "
+        "(the tenant pays at least per_minute_outbound)",
+    )
 
 
 class UsageReportOut(ResponseModel):
@@ -54,6 +59,7 @@ class RetailPriceOut(ResponseModel):
     setup: str
     per_minute_inbound: str
     per_minute_outbound: str
+    outbound_markup_percent: str
 
 
 class MarginLineOut(ResponseModel):
@@ -110,6 +116,7 @@ class CallOut(ResponseModel):
     charge: str | None
     currency: str
     tenant_id: str | None
+    destination: str | None = None
 
 
 class CallList(ResponseModel):

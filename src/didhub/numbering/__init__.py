@@ -17,10 +17,13 @@ from didhub.numbering.geography import (
     rate_center_keys,
 )
 from didhub.numbering.parsing import (
+    CALL_TYPES,
     NANP_COUNTRIES,
     SUPPORTED_COUNTRIES,
     TOLL_FREE_NPAS,
+    call_type_of,
     compile_pattern,
+    describe_dialled,
     normalize_country,
     number_type_of,
     parse_e164,
@@ -29,6 +32,7 @@ from didhub.numbering.parsing import (
 )
 
 __all__ = [
+    "CALL_TYPES",
     "CA_PROVINCES",
     "NANP_COUNTRIES",
     "SUPPORTED_COUNTRIES",
@@ -37,7 +41,9 @@ __all__ = [
     "Exchange",
     "GeographyIndex",
     "NumberBlock",
+    "call_type_of",
     "compile_pattern",
+    "describe_dialled",
     "exchanges",
     "country_index",
     "geography_index",

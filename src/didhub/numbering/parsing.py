@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -90,6 +91,54 @@ def number_type_of(e164: str) -> str:
     if kind == PhoneNumberType.MOBILE:
         return "mobile"
     return "local"
+
+
+CALL_TYPES = (
+    "local",
+    "mobile",
+    "toll-free",
+    "premium",
+    "shared-cost",
+    "voip",
+    "personal",
+    "pager",
+    "uan",
+    "voicemail",
+    "unknown",
+)
+_CALL_TYPES = {
+    PhoneNumberType.PREMIUM_RATE: "premium",
+    PhoneNumberType.SHARED_COST: "shared-cost",
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.VOIP: "voip",
+    PhoneNumberType.PERSONAL_NUMBER: "personal",
+    PhoneNumberType.PAGER: "pager",
+    PhoneNumberType.UAN: "uan",
+    PhoneNumberType.VOICEMAIL: "voicemail",
+    PhoneNumberType.FIXED_LINE: "local",
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "local",
+}
+
+
+def call_type_of(e164: str) -> str:
+    """What a dialled number is, for outbound guards: one of ``CALL_TYPES``
+    (``premium`` for 1-900 and other premium-rate ranges)."""
+    return describe_dialled(e164)[1]
+
+
+@functools.lru_cache(maxsize=65_536)
+def describe_dialled(e164: str) -> tuple[str | None, str]:
+    """``(country, call type)`` of a valid E.164 number from one parse (None:
+    a number no country has). Kept: parsing and classifying costs more than
+    the rest of an outbound lookup, and agents dial the same numbers again."""
+    number = _parse_known(e164)
+    region = phonenumbers.region_code_for_number(number)
+    kind = phonenumbers.number_type(number)
+    if kind == PhoneNumberType.TOLL_FREE or (
+        number.country_code == 1 and str(number.national_number)[:3] in TOLL_FREE_NPAS
+    ):
+        return region, "toll-free"
+    return region, _CALL_TYPES.get(kind, "unknown")
 
 
 def compile_pattern(value: str, field: str = "pattern") -> str:

@@ -3,15 +3,22 @@ and the edge's per-INVITE lookup (``POST /routing/outbound``)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
-from fastapi import APIRouter, Security
+from fastapi import APIRouter, Request, Security
 from pydantic import Field
+from pydantic import ValidationError as PydanticValidationError
+from starlette.concurrency import run_in_threadpool
 
 from didhub.api.contract import KEYED, edge_token, errors
-from didhub.api.deps import Caller, Ctx, Edge
+from didhub.api.deps import Caller, Context, Ctx, Edge
+from didhub.billing.service import outbound_rates
+from didhub.errors import ValidationFailed
 from didhub.inputs import RequestModel
 from didhub.outbound import service as outbound
+from didhub.outbound import settings as outbound_settings
+from didhub.tenancy import TENANT
 
 router = APIRouter(tags=["outbound"])
 
@@ -28,6 +35,120 @@ class OutboundLookup(RequestModel):
     source_ip: str | None = Field(
         None, max_length=64, description="The address the INVITE came from (IP allow-lists)"
     )
+
+
+class OutboundSettingsPatch(RequestModel):
+    """A partial change: a field left out is kept, ``null`` inherits (a
+    tenant its partner's, a partner the platform's)."""
+
+    caller_id_policy: str | None = Field(None, description="reject or rewrite")
+    allowed_countries: list[str] | None = Field(
+        None, max_length=300, description="ISO codes beside the caller ID's own country; * all"
+    )
+    denied_number_types: list[str] | None = Field(
+        None, max_length=20, description="e.g. premium, toll-free, mobile"
+    )
+    daily_spend_limit: Decimal | None = Field(None, description="Today's outbound spend cap")
+    max_concurrent_calls: int | None = Field(None, description="Calls in progress at once")
+    allowed_ips: list[str] | None = Field(
+        None, max_length=100, description="CIDRs INVITEs must come from"
+    )
+
+
+def _settings_change(body: OutboundSettingsPatch) -> dict[str, Any]:
+    return {name: getattr(body, name) for name in body.model_fields_set}
+
+
+@router.get("/outbound/settings", tags=["settings"], responses=errors(*KEYED))
+def get_own_settings(ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    """The caller's outbound settings: its own (null: inherited) and in effect."""
+    with ctx.db.read_session() as session:
+        view = outbound_settings.get_settings(session, scope, scope.account_id)
+    return {"data": outbound_settings.shown(view)}
+
+
+@router.patch("/outbound/settings", tags=["settings"], responses=errors(*KEYED))
+def patch_own_settings(body: OutboundSettingsPatch, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        view = outbound_settings.change_settings(
+            session, scope, scope.account_id, _settings_change(body)
+        )
+    return {"data": outbound_settings.shown(view)}
+
+
+@router.get(
+    "/tenants/{tenant_id}/outbound/settings", tags=["settings"], responses=errors(*KEYED, 404)
+)
+def get_tenant_settings(tenant_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+    with ctx.db.read_session() as session:
+        view = outbound_settings.get_settings(session, scope, tenant_id, TENANT)
+    return {"data": outbound_settings.shown(view)}
+
+
+@router.patch(
+    "/tenants/{tenant_id}/outbound/settings", tags=["settings"], responses=errors(*KEYED, 404)
+)
+def patch_tenant_settings(
+    tenant_id: str, body: OutboundSettingsPatch, ctx: Ctx, scope: Caller
+) -> dict[str, Any]:
+    """A partner sets a tenant's outbound guards (its own fall back to the
+    partner's)."""
+    with ctx.db.session() as session:
+        view = outbound_settings.change_settings(
+            session, scope, tenant_id, _settings_change(body), TENANT
+        )
+    return {"data": outbound_settings.shown(view)}
+
+
+def _rates(ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.read_session() as session:
+        rows = outbound_rates.list_rates(session)
+    return {
+        "data": [
+            {"prefix": r.prefix, "rate": f"{r.rate:.4f}", "description": r.description}
+            for r in rows
+        ],
+        "meta": {"default_rate": f"{ctx.settings.outbound_default_rate:.4f}"},
+    }
+
+
+@router.get("/outbound/rates", tags=["billing"], responses=errors(*KEYED))
+def get_rates(ctx: Ctx, _scope: Caller) -> dict[str, Any]:
+    """The platform's outbound rates a minute by destination prefix (the
+    longest prefix wins), and the default rate for destinations none covers."""
+    return _rates(ctx)
+
+
+@router.put(
+    "/outbound/rates",
+    tags=["billing"],
+    responses=errors(401, 403, 422),
+    dependencies=[Security(edge_token)],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def put_rates(request: Request, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
+    """Replace the outbound rate table with a CSV rate deck (columns prefix,
+    rate, optional description); the operator's token (``didhub edge token``)."""
+    raw = await request.body()
+    if len(raw) > 20_000_000:
+        raise ValidationFailed("a rate deck is at most 20 MB", field="body")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationFailed("the CSV must be UTF-8", field="body") from None
+    return await run_in_threadpool(_import_rates, ctx, text)
+
+
+def _import_rates(ctx: Ctx, text: str) -> dict[str, Any]:
+    rows = outbound_rates.read_csv(text)
+    with ctx.db.session() as session:
+        outbound_rates.replace_rates(session, rows)
+    return _rates(ctx)
 
 
 @router.post("/agents/{agent_id}/sip-credential", status_code=201, responses=errors(*KEYED, 404))
@@ -73,11 +194,21 @@ def get_credential(agent_id: str, ctx: Ctx, scope: Caller) -> dict[str, Any]:
 def lookup(body: OutboundLookup, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
     """What the edge does with an INVITE from an agent: the HA1 to check its
     digest with, and the route (caller ID, trunks cheapest first) or the
-    refusal (SIP status and a reason for the Warning header)."""
-    with ctx.db.session() as session:
-        decision = outbound.lookup(
-            session, ctx.settings, body.username, body.destination, body.caller
-        )
+    refusal (SIP status and a reason for the Warning header). Usually answered
+    by ``routing.endpoints.FastLookups`` ahead of FastAPI (:func:`answer`)."""
+    return answer(ctx, body)
+
+
+def answer(ctx: Context, body: OutboundLookup) -> dict[str, Any]:
+    decision = outbound.lookup(
+        ctx.db,
+        ctx.settings,
+        body.username,
+        body.destination,
+        body.caller,
+        body.source_ip,
+        kept=ctx.callers.get,
+    )
     return {
         "data": {
             "action": decision.action,
@@ -95,3 +226,12 @@ def lookup(body: OutboundLookup, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
             "max_concurrent_calls": decision.max_concurrent_calls,
         }
     }
+
+
+def fast_body(raw: bytes) -> OutboundLookup | None:
+    """The request body as the endpoint would take it, or None (the endpoint
+    then renders the error)."""
+    try:
+        return OutboundLookup.model_validate_json(raw)
+    except PydanticValidationError:
+        return None

@@ -42,3 +42,21 @@ class OutboundTrunk(Base):
     cost: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))
     emergency: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class OutboundSettings(Base):
+    """An account's outbound guards; NULL everywhere means "inherit": a tenant
+    falls back to its partner, a partner to the platform's defaults (see
+    ``outbound/settings.py``). Lists are stored comma-separated."""
+
+    __tablename__ = "outbound_settings"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    caller_id_policy: Mapped[str | None] = mapped_column(String(16), default=None)
+    # ISO alpha-2 codes beside the caller ID's own country, or "*" for every country.
+    allowed_countries: Mapped[str | None] = mapped_column(String(1000), default=None)
+    denied_number_types: Mapped[str | None] = mapped_column(String(200), default=None)
+    daily_spend_limit: Mapped[Decimal | None] = mapped_column(Money(), default=None)
+    max_concurrent_calls: Mapped[int | None] = mapped_column(default=None)
+    allowed_ips: Mapped[str | None] = mapped_column(String(2000), default=None)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

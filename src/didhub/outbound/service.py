@@ -7,44 +7,59 @@ itself; the password is never stored), and either the route (the caller ID to
 set in From and P-Asserted-Identity, the trunks cheapest first for failover)
 or a refusal (a SIP status and a reason for the Warning header).
 
-Rules, in order:
+Rules, in order (the account's outbound settings, ``outbound/settings.py``):
 
 - an unknown username is refused 403;
-- the caller ID must be a number assigned outbound to the agent and active
-  (a suspended or released number can't be presented); another number is 403;
 - 911 and 933 always go out, to the emergency trunk, presenting a number of
   the tenant with a provisioned E911 address (the presented number if it has
-  one), never refused for funds, standing or destination, and each emits
-  ``e911.call_placed``;
-- any other destination must be in the caller ID's own country (international
-  calls are off); the paying account must be in good standing (403) with funds
-  in its wallet (402); some trunk must serve the destination (503).
+  one), never refused for funds, standing, spend, destination or source
+  address, and each emits ``e911.call_placed``;
+- the INVITE must come from the tenant's IP allow-list, if it has one (403);
+- the caller ID must be a number assigned outbound to the agent and active
+  (a suspended or released number can't be presented); another number is 403,
+  or, with the ``rewrite`` caller-ID policy, replaced by the agent's first
+  outbound number;
+- the destination must be in the caller ID's own country or an allowed one,
+  and not of a denied number type (premium by default) (403);
+- the paying account (the number's owner) must be in good standing (403),
+  with funds in its wallet (402), and the tenant below its daily spend limit
+  (403); some trunk must serve the destination (503).
+
+The static part of an answer (the credential, the agent's numbers, the
+settings, the trunks: :class:`Snapshot`) is kept by the API in a route cache
+(``routing/cache.py``) that any write to those tables clears; the funds
+(:class:`Funds`) are read on every lookup.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ipaddress
 import re
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, column, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from didhub import clock, numbering
 from didhub.accounts import repository as accounts_repo
 from didhub.accounts.models import Agent
 from didhub.config import Settings
-from didhub.db import new_id
+from didhub.db import Database, Money, UtcDateTime, new_id
 from didhub.e911.models import E911Address, NumberE911
 from didhub.errors import NotFound, ValidationFailed
 from didhub.numbers.lifecycle import ACTIVE
 from didhub.numbers.models import NumberAssignment, PhoneNumber
 from didhub.outbound.models import OutboundTrunk, SipCredential
+from didhub.outbound.settings import REWRITE, Network, Policy, policy_for
 from didhub.tenancy import Scope
 from didhub.wallet import ledger
-from didhub.wallet.models import BillingProfile
 from didhub.webhooks import events
 
 EMERGENCY = frozenset({"911", "933"})
@@ -182,19 +197,25 @@ class Decision:
     max_concurrent_calls: int | None = None  # None: no limit
 
 
+@functools.lru_cache(maxsize=65_536)
+def _valid(e164: str) -> str:
+    # Kept (a refusal raises, and is not): validating costs more than the lookup.
+    return numbering.parse_e164(e164, field="destination")
+
+
 def _destination(raw: str) -> str:
     digits = raw.strip()
     if digits in EMERGENCY:
         return digits
     digits = re.sub(r"[\s().-]", "", digits)
     if digits.startswith("+"):
-        return numbering.parse_e164(digits, field="destination")
+        return _valid(digits)
     if re.fullmatch(r"\d{10}", digits):
-        return numbering.parse_e164("+1" + digits, field="destination")
+        return _valid("+1" + digits)
     if re.fullmatch(r"1\d{10}", digits):
-        return numbering.parse_e164("+" + digits, field="destination")
+        return _valid("+" + digits)
     if digits.startswith("011"):
-        return numbering.parse_e164("+" + digits[3:], field="destination")
+        return _valid("+" + digits[3:])
     raise ValidationFailed(f"{raw!r} is not a number this edge can dial", field="destination")
 
 
@@ -205,7 +226,7 @@ def _region(e164: str) -> str | None:
         return None
 
 
-def _routes(trunks: list[OutboundTrunk], dialled: str) -> list[dict[str, str]]:
+def _routes(trunks: Sequence[OutboundTrunk | Trunk], dialled: str) -> list[dict[str, str]]:
     return [
         {
             "name": t.name,
@@ -309,56 +330,191 @@ def _emergency(
     )
 
 
-def lookup(
-    session: Session, settings: Settings, username: str, destination: str, caller: str | None
-) -> Decision:
-    """The edge's one question per INVITE (see the module's rules). Writes
-    only the ``e911.call_placed`` event of an emergency call."""
-    credential = session.scalars(
-        select(SipCredential).where(SipCredential.username == username)
-    ).first()
-    if credential is None:
-        return Decision("refuse", 403, f"no SIP credential {username!r}")
-    agent = session.get(Agent, credential.agent_id)
-    assert agent is not None
-    dialled = _destination(destination)
-    numbers = outbound_numbers(session, agent.id)
-    by_e164 = {n.e164: n for n in numbers}
-    presented: PhoneNumber | None = None
-    if caller:
-        try:
-            presented = by_e164.get(numbering.parse_e164(caller, field="caller"))
-        except ValidationFailed:
-            presented = None
+@dataclass(frozen=True)
+class CallerNumber:
+    id: str
+    e164: str
+    owner_id: str
+    region: str | None
 
-    def refuse(status: int, reason: str) -> Decision:
-        return Decision("refuse", status, reason, credential.ha1, agent.id, agent.tenant_id)
 
-    if dialled in EMERGENCY:
-        return _emergency(session, credential, agent, dialled, presented, numbers)
-    if not numbers:
-        return refuse(403, "no number is assigned outbound to this agent")
-    if presented is None:
-        return refuse(403, f"{caller} is not a number assigned outbound to this agent")
-    home = _region(presented.e164)
-    if _region(dialled) != home:
-        return refuse(403, f"calls outside {home} are not enabled for this account")
-    payer = presented.owner_id
-    profile = session.get(BillingProfile, payer)
-    if profile is not None and profile.standing != "good":
-        return refuse(403, f"the account is {profile.standing}")
-    if ledger.wallet_balance(session, payer, settings.currency) <= 0:
-        return refuse(402, "the account has no funds for calls")
-    digits = dialled.lstrip("+")
-    trunks = [
-        t
+@dataclass(frozen=True)
+class Trunk:
+    name: str
+    host: str
+    prefix: str
+    tech_prefix: str
+    cost: Decimal
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What a lookup needs of a username that changes only by a write to a
+    routing table (``db.ROUTING_TABLES``): kept in memory by the API."""
+
+    ha1: str
+    agent_id: str
+    tenant_id: str
+    numbers: tuple[CallerNumber, ...]
+    policy: Policy
+    networks: tuple[Network, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A username's static part (None: no such credential) and the trunks."""
+
+    caller: Caller | None
+    trunks: tuple[Trunk, ...]
+
+
+@dataclass(frozen=True)
+class Funds:
+    """What a lookup reads afresh every time: the payer's standing and
+    balance, and the tenant's outbound spend today (UTC)."""
+
+    standing: str
+    balance: Decimal
+    spent_today: Decimal
+
+
+def snapshot(session: Session, username: str) -> Snapshot:
+    """The static part of a lookup for ``username`` (see :class:`Caller`)."""
+    trunks = tuple(
+        Trunk(t.name, t.host, t.prefix, t.tech_prefix, t.cost)
         for t in session.scalars(
             select(OutboundTrunk)
             .where(OutboundTrunk.emergency.is_(False))
             .order_by(OutboundTrunk.cost, OutboundTrunk.name)
         )
-        if digits.startswith(t.prefix)
-    ]
+    )
+    credential = session.scalars(
+        select(SipCredential).where(SipCredential.username == username)
+    ).first()
+    if credential is None:
+        return Snapshot(None, trunks)
+    agent = session.get_one(Agent, credential.agent_id)
+    policy = policy_for(session, agent.tenant_id)
+    numbers = tuple(
+        CallerNumber(n.id, n.e164, n.owner_id, _region(n.e164))
+        for n in outbound_numbers(session, agent.id)
+    )
+    caller = Caller(credential.ha1, agent.id, agent.tenant_id, numbers, policy, policy.networks)
+    return Snapshot(caller, trunks)
+
+
+# The dynamic part of a lookup in one statement of three key look-ups, built
+# once: composing it with the ORM costs more than running it.
+_FUNDS = (
+    text(
+        "SELECT"
+        " (SELECT standing FROM billing_profiles WHERE account_id = :payer) AS standing,"
+        " (SELECT balance FROM ledger_accounts WHERE id = :wallet) AS balance,"
+        " (SELECT COALESCE(SUM(amount), 0) FROM usage_records"
+        "   WHERE (tenant_id = :tenant OR account_id = :tenant)"
+        "   AND direction = 'outbound' AND started_at >= :today) AS spent"
+    )
+    .bindparams(bindparam("today", type_=UtcDateTime()))
+    .columns(column("standing", String()), column("balance", Money()), column("spent", Money()))
+)
+
+
+def funds(session: Session | Connection, settings: Settings, payer: str, tenant_id: str) -> Funds:
+    """The payer's standing and balance and the tenant's outbound spend since
+    00:00 UTC (the rated amounts of its calls: what the platform charges)."""
+    today = datetime.combine(clock.now().date(), time(), UTC)
+    row = session.execute(
+        _FUNDS,
+        {
+            "payer": payer,
+            "wallet": ledger.wallet_id(payer, settings.currency),
+            "tenant": tenant_id,
+            "today": today,
+        },
+    ).one()
+    standing, balance, spent = row
+    return Funds(
+        standing or "good",
+        balance if balance is not None else Decimal("0"),
+        spent if spent is not None else Decimal("0"),
+    )
+
+
+def _presented(caller: Caller, raw: str | None) -> CallerNumber | None:
+    if not raw:
+        return None
+    exact = next((n for n in caller.numbers if n.e164 == raw), None)
+    if exact is not None:
+        return exact  # as the edge usually sends it: no parsing
+    try:
+        e164 = numbering.parse_e164(raw, field="caller")
+    except ValidationFailed:
+        return None
+    return next((n for n in caller.numbers if n.e164 == e164), None)
+
+
+def _ip_allowed(caller: Caller, source_ip: str | None) -> bool:
+    if not caller.networks:
+        return True
+    if not source_ip:
+        return False
+    try:
+        address = ipaddress.ip_address(source_ip.strip())
+    except ValueError:
+        return False
+    return any(address in net for net in caller.networks)
+
+
+def decide(
+    settings: Settings,
+    snap: Snapshot,
+    dialled: str,
+    caller_raw: str | None,
+    source_ip: str | None,
+    read_funds: Callable[[str, str], Funds],
+    username: str = "",
+) -> Decision:
+    """The rules for a call that isn't an emergency call (see the module)."""
+    caller = snap.caller
+    if caller is None:
+        return Decision("refuse", 403, f"no SIP credential {username!r}")
+
+    def refuse(status: int, reason: str) -> Decision:
+        return Decision("refuse", status, reason, caller.ha1, caller.agent_id, caller.tenant_id)
+
+    policy = caller.policy
+    if not _ip_allowed(caller, source_ip):
+        return refuse(403, f"calls from {source_ip or 'an unknown address'} are not allowed")
+    if not caller.numbers:
+        return refuse(403, "no number is assigned outbound to this agent")
+    presented = _presented(caller, caller_raw)
+    if presented is None:
+        if policy.caller_id_policy != REWRITE:
+            return refuse(403, f"{caller_raw} is not a number assigned outbound to this agent")
+        presented = caller.numbers[0]
+    home = presented.region
+    region, kind = numbering.describe_dialled(dialled)
+    if not policy.country_allowed(home, region):
+        allowed = ", ".join(dict.fromkeys([home or "its country", *policy.allowed_countries]))
+        return refuse(
+            403, f"calls outside {allowed} are not enabled for this account ({region} dialled)"
+        )
+    if kind in policy.denied_number_types:
+        return refuse(403, f"calls to {kind} numbers are not enabled for this account")
+    payer = presented.owner_id
+    money = read_funds(payer, caller.tenant_id)
+    if money.standing != "good":
+        return refuse(403, f"the account is {money.standing.replace('_', ' ')}")
+    if money.balance <= 0:
+        return refuse(402, "the account has no funds for calls")
+    limit = policy.daily_spend_limit
+    if limit is not None and money.spent_today >= limit:
+        return refuse(
+            403,
+            f"the daily outbound limit of {limit:.2f} {settings.currency} is reached",
+        )
+    digits = dialled.lstrip("+")
+    trunks = [t for t in snap.trunks if digits.startswith(t.prefix)]
     if not trunks:
         return refuse(503, f"no outbound trunk serves {dialled}")
     return Decision(
@@ -366,7 +522,63 @@ def lookup(
         caller_id=presented.e164,
         destination=dialled,
         trunks=_routes(trunks, dialled),
-        ha1=credential.ha1,
-        agent_id=agent.id,
-        tenant_id=agent.tenant_id,
+        ha1=caller.ha1,
+        agent_id=caller.agent_id,
+        tenant_id=caller.tenant_id,
+        account_id=payer,
+        max_concurrent_calls=policy.max_concurrent_calls,
     )
+
+
+Kept = Callable[[str, Callable[[], Snapshot]], Snapshot]
+
+
+def lookup(
+    db: Database,
+    settings: Settings,
+    username: str,
+    destination: str,
+    caller: str | None,
+    source_ip: str | None = None,
+    kept: Kept | None = None,
+) -> Decision:
+    """The edge's one question per INVITE (see the module's rules). The static
+    part comes through ``kept`` (the API's cache) when given; the funds are
+    read every time; an emergency call is worked out afresh and writes its
+    ``e911.call_placed`` event."""
+    dialled = _destination(destination)
+    if dialled in EMERGENCY:
+        with db.session() as session:
+            return _emergency_lookup(session, username, dialled, caller)
+
+    def compute() -> Snapshot:
+        with db.read_session() as session:
+            return snapshot(session, username)
+
+    snap = kept(username, compute) if kept is not None else compute()
+
+    def read_funds(payer: str, tenant_id: str) -> Funds:
+        with db.read_engine.begin() as connection:
+            return funds(connection, settings, payer, tenant_id)
+
+    return decide(settings, snap, dialled, caller, source_ip, read_funds, username)
+
+
+def _emergency_lookup(
+    session: Session, username: str, dialled: str, caller: str | None
+) -> Decision:
+    credential = session.scalars(
+        select(SipCredential).where(SipCredential.username == username)
+    ).first()
+    if credential is None:
+        return Decision("refuse", 403, f"no SIP credential {username!r}")
+    agent = session.get_one(Agent, credential.agent_id)
+    numbers = outbound_numbers(session, agent.id)
+    presented: PhoneNumber | None = None
+    if caller:
+        try:
+            e164 = numbering.parse_e164(caller, field="caller")
+            presented = next((n for n in numbers if n.e164 == e164), None)
+        except ValidationFailed:
+            presented = None
+    return _emergency(session, credential, agent, dialled, presented, numbers)

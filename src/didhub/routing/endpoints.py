@@ -18,18 +18,21 @@ from typing import Any
 from fastapi import APIRouter, Security
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from didhub import outputs
 from didhub.api.contract import edge_token, errors
 from didhub.api.deps import Context, Ctx, Edge
 from didhub.errors import DidhubError, NotFound
+from didhub.outbound import endpoints as outbound_endpoints
 from didhub.outputs import Data
 from didhub.routing import schemas as route_schemas
 from didhub.routing import service as routing
 from didhub.routing.schemas import InboundRouteOut
 
 PREFIX = "/routing/inbound/"
+OUTBOUND = "/routing/outbound"
+_MAX_BODY = 4096  # the lookup's fields are bounded well below this
 ROUTE = "/routing/inbound/{e164}"  # the template, as api/observe.py labels a route
 access = logging.getLogger("didhub.access")
 
@@ -82,6 +85,14 @@ class FastLookups:
         self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == OUTBOUND
+            and self._allowed(scope)
+        ):
+            await self._outbound(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["method"] == "GET":
             path: str = scope["path"]
             e164 = path[len(PREFIX) :]
@@ -121,6 +132,72 @@ class FastLookups:
                         )
                     return
         await self.app(scope, receive, send)
+
+    async def _outbound(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /routing/outbound``: a well-formed body answered here (the
+        static part from the callers' cache, the money read in a worker
+        thread); anything else replayed to the endpoint."""
+        started = time.perf_counter()
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            more = message.get("more_body", False)
+            if size > _MAX_BODY:
+                break
+        raw = b"".join(chunks)
+        body = outbound_endpoints.fast_body(raw) if not more else None
+        if body is not None:
+            try:
+                content = await run_in_threadpool(outbound_endpoints.answer, self.ctx, body)
+            except DidhubError:
+                content = None
+            if content is not None:
+                await self._send(send, 200, _encode(content))
+                self._log("POST", OUTBOUND, OUTBOUND, 200, started)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": raw, "more_body": more}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _send(send: Send, status: int, body: bytes) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-length", str(len(body)).encode()),
+                    (b"content-type", b"application/json"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _log(self, method: str, path: str, route: str, status: int, started: float) -> None:
+        if self.access_log:  # the same line as api/observe.py's
+            elapsed = (time.perf_counter() - started) * 1000
+            access.info(
+                "%s %s %s %.1f ms",
+                method,
+                path,
+                status,
+                elapsed,
+                extra={"route": route, "status": status, "duration_ms": round(elapsed, 1)},
+            )
 
     def _allowed(self, scope: Scope) -> bool:
         authorization = None

@@ -47,6 +47,7 @@ CSV_COLUMNS = (
     "charge",
     "currency",
     "tenant_id",
+    "destination",
 )
 _PREFIX = "call:"
 
@@ -72,6 +73,7 @@ class Call:
     charge: Decimal | None
     currency: str
     tenant_id: str | None
+    destination: str | None = None  # an outbound call's dialled number
 
     def shown(self) -> dict[str, object]:
         return {
@@ -86,6 +88,7 @@ class Call:
             "charge": None if self.charge is None else outputs.money(self.charge),
             "currency": self.currency,
             "tenant_id": self.tenant_id,
+            "destination": self.destination,
         }
 
 
@@ -192,6 +195,7 @@ def _call(
         charge=row.amount if pays_rated else retail,
         currency=row.currency,
         tenant_id=row.tenant_id,
+        destination=row.destination,
     )
 
 

@@ -10,6 +10,7 @@ wallet retail for the same event:
 | number assigned to the tenant | (paid at purchase) | retail setup + first month |
 | a monthly renewal | monthly fee | retail monthly |
 | a call | per-minute rate | retail per-minute rate |
+| an outbound call to a destination | its rate | rate + markup %, at least retail outbound |
 
 An event is resold as it happened, whenever the charge is written: to the
 tenant the number served at the event's moment, at the retail price in force
@@ -32,7 +33,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 
 from sqlalchemy import ColumnElement, String, Table, cast, exists, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -48,7 +49,7 @@ from didhub.billing.models import (
     RetailPriceVersion,
     UsageRecord,
 )
-from didhub.billing.service.rating import charge_for
+from didhub.billing.service.rating import RATE_PLACES, charge_for
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.errors import Forbidden, ValidationFailed
@@ -84,6 +85,7 @@ def set_retail_price(
     setup: Decimal,
     per_minute_inbound: Decimal,
     per_minute_outbound: Decimal,
+    outbound_markup_percent: Decimal = Decimal("0"),
 ) -> RetailPrice:
     """Set a retail price from now on. Events before now keep the price they
     happened under (or none): a new version is added, none is changed."""
@@ -102,6 +104,7 @@ def set_retail_price(
     setup = _amount(setup, "setup", "0.01")
     per_minute_inbound = _amount(per_minute_inbound, "per_minute_inbound", "0.0001")
     per_minute_outbound = _amount(per_minute_outbound, "per_minute_outbound", "0.0001")
+    outbound_markup_percent = _amount(outbound_markup_percent, "outbound_markup_percent", "0.01")
     now = clock.now()
     # The row exists once, whoever sets it first: two first PUTs at once both
     # insert, one of them does nothing, and each then takes the row's lock (only
@@ -118,6 +121,7 @@ def set_retail_price(
             setup=setup,
             per_minute_inbound=per_minute_inbound,
             per_minute_outbound=per_minute_outbound,
+            outbound_markup_percent=outbound_markup_percent,
             updated_at=now,
         ).on_conflict_do_nothing(
             index_elements=[table.c.partner_id, table.c.applies_to, table.c.phone_number_type]
@@ -137,6 +141,7 @@ def set_retail_price(
     price.setup = setup
     price.per_minute_inbound = per_minute_inbound
     price.per_minute_outbound = per_minute_outbound
+    price.outbound_markup_percent = outbound_markup_percent
     price.updated_at = now
     session.add(
         RetailPriceVersion(
@@ -147,6 +152,7 @@ def set_retail_price(
             setup=setup,
             per_minute_inbound=per_minute_inbound,
             per_minute_outbound=per_minute_outbound,
+            outbound_markup_percent=outbound_markup_percent,
             valid_from=now,
         )
     )
@@ -401,8 +407,7 @@ def _calls(
         if served is None:
             continue
         tenant_id, price = served
-        inbound = call.direction == "inbound"
-        rate = price.per_minute_inbound if inbound else price.per_minute_outbound
+        rate = retail_rate(price, call)
         due.append(
             _Due(
                 f"usage:{call.id}",
@@ -417,6 +422,23 @@ def _calls(
             )
         )
     return due
+
+
+def retail_rate(price: RetailPriceVersion, call: UsageRecord) -> Decimal:
+    """A call's retail rate a minute. Inbound and outbound calls without a
+    destination: the partner's flat per-minute price. An outbound call rated
+    by destination: the platform's rate plus the partner's markup, but never
+    below the flat outbound price (a domestic call costs the tenant what the
+    partner advertises; a dearer destination is resold at cost plus markup,
+    never at a loss)."""
+    if call.direction == "inbound":
+        return price.per_minute_inbound
+    if call.destination is None:
+        return price.per_minute_outbound
+    marked_up = (call.rate * (100 + price.outbound_markup_percent) / 100).quantize(
+        RATE_PLACES, rounding=ROUND_UP
+    )
+    return max(price.per_minute_outbound, marked_up)
 
 
 def _parents(session: Session, tenancies: _Tenancies) -> dict[str, str | None]:

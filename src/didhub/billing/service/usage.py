@@ -1,5 +1,7 @@
 """Per-minute usage: call records from the SIP edge (or a CSV import) rated by
-number type and direction from the price list, and posted to wallets in batches.
+number type and direction from the price list (an outbound call with a
+``destination`` by the outbound rate table, ``outbound_rates.py``), and posted
+to wallets in batches.
 
 Rating rounds a call up to the billing increment (default 6 s) with a minimum
 (default 6 s); a call that wasn't answered (0 s) costs nothing. A record whose
@@ -25,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from didhub import clock, numbering
 from didhub.billing.models import UsageRecord
-from didhub.billing.service import resale
+from didhub.billing.service import outbound_rates, resale
 from didhub.billing.service.rating import billable_minutes, billable_seconds, charge_for, rate_for
 from didhub.config import Settings
 from didhub.db import Database
@@ -45,6 +47,8 @@ class CallRecord:
     started_at: datetime
     duration_seconds: int
     call_id: str
+    # An outbound call's dialled number: rated by the outbound rate table.
+    destination: str | None = None
 
 
 @dataclass
@@ -75,7 +79,16 @@ def validate(records: Sequence[CallRecord], prefix: str = "records") -> list[Cal
         call_id = r.call_id.strip()
         if not call_id or len(call_id) > 255:
             raise ValidationFailed("must be 1 to 255 characters", field=f"{where}.call_id")
-        clean.append(CallRecord(e164, r.direction, r.started_at, r.duration_seconds, call_id))
+        destination = None
+        if r.destination is not None and r.destination.strip():
+            if r.direction != "outbound":
+                raise ValidationFailed(
+                    "only an outbound call has a destination", field=f"{where}.destination"
+                )
+            destination = numbering.parse_e164(r.destination, field=f"{where}.destination")
+        clean.append(
+            CallRecord(e164, r.direction, r.started_at, r.duration_seconds, call_id, destination)
+        )
     return clean
 
 
@@ -121,6 +134,11 @@ def record(db: Database, settings: Settings, records: Sequence[CallRecord]) -> U
         ):
             candidates[row.e164].append(row)
         now = clock.now()
+        table = (
+            outbound_rates.RateTable.load(session, settings.outbound_default_rate)
+            if any(r.destination is not None for r in clean)
+            else None
+        )
         fresh: list[UsageRecord] = []
         for index, r in enumerate(clean):
             if r.call_id in known or r.call_id in seen:
@@ -150,7 +168,10 @@ def record(db: Database, settings: Settings, records: Sequence[CallRecord]) -> U
                 settings.usage_increment_seconds,
                 settings.usage_minimum_seconds,
             )
-            rate = rate_for(settings, number.phone_number_type, r.direction)
+            if r.destination is not None and table is not None:
+                rate = table.rate_for(r.destination)  # an outbound call, by where it went
+            else:
+                rate = rate_for(settings, number.phone_number_type, r.direction)
             fresh.append(
                 UsageRecord(
                     call_id=r.call_id,
@@ -165,6 +186,7 @@ def record(db: Database, settings: Settings, records: Sequence[CallRecord]) -> U
                     amount=charge_for(rate, seconds),
                     currency=number.currency,
                     created_at=now,
+                    destination=r.destination,
                 )
             )
         # The lock order: the owners' wallets before anything that touches a
@@ -283,6 +305,7 @@ CSV_COLUMNS = {
     "duration_seconds": ("duration_seconds", "duration"),
     "call_id": ("call_id", "id", "uniqueid"),
 }
+OPTIONAL_CSV_COLUMNS = {"destination": ("destination", "dialled", "dst")}
 
 
 def read_csv(path: Path) -> list[CallRecord]:
@@ -298,6 +321,9 @@ def read_csv(path: Path) -> list[CallRecord]:
             if found is None:
                 raise ValidationFailed(f"the CSV has no {key} column", field=key)
             columns[key] = found
+        dialled = next(
+            (header[n] for n in OPTIONAL_CSV_COLUMNS["destination"] if n in header), None
+        )
         for line, row in enumerate(reader, start=2):
             try:
                 started = datetime.fromisoformat(row[columns["started_at"]].strip())
@@ -314,6 +340,7 @@ def read_csv(path: Path) -> list[CallRecord]:
                     started_at=started,
                     duration_seconds=duration,
                     call_id=row[columns["call_id"]],
+                    destination=(row.get(dialled) or None) if dialled else None,
                 )
             )
     return out
