@@ -119,6 +119,7 @@ def test_openapi_documents_the_key_every_error_and_every_answer(client: TestClie
     edge = {
         ("get", "/routing/inbound/{e164}"),
         ("post", "/routing/outbound"),
+        ("post", "/routing/outbound/emergency-placed"),
         ("post", "/billing/usage"),
         ("put", "/outbound/rates"),  # the operator's rate deck: no account's key may
     }

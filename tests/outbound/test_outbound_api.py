@@ -69,6 +69,23 @@ def ask(client: TestClient, username: str, destination: str, caller: str | None)
     return response.json()["data"]
 
 
+def placed(client: TestClient, username: str, destination: str, caller: str | None,
+           call_id: str) -> Any:  # fmt: skip
+    """The edge's report, after the digest checked out, that it places a 911/933 call."""
+    response = client.post(
+        "/routing/outbound/emergency-placed",
+        json={"username": username, "destination": destination, "caller": caller,
+              "call_id": call_id},
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def call_placed_events(client: TestClient, acct: Acct) -> list[dict[str, Any]]:
+    events = client.get("/events", headers=acct.headers).json()["data"]
+    return [e for e in events if e["type"] == "e911.call_placed"]
+
+
 @pytest.fixture
 def tenant(make_tenant: Callable[..., Acct], partner: Acct) -> Acct:
     return make_tenant("Dental", partner_id=partner.id)
@@ -177,12 +194,18 @@ def test_no_funds_or_bad_standing_refuse_but_911_goes_out_and_tells_the_tenant(
     assert emergency["caller_id"] == number
     assert [t["uri"] for t in emergency["trunks"]] == ["sip:911@127.0.0.1:5094"]
     assert emergency["address"]["street"] == placed_street(client, tenant)
-    events = client.get("/events", headers=tenant.headers).json()["data"]
-    placed = [e for e in events if e["type"] == "e911.call_placed"]
-    assert len(placed) == 1
-    assert placed[0]["data"]["calling_number"] == number
-    assert placed[0]["data"]["agent_id"] == agent["id"]
-    assert placed[0]["data"]["dispatchable_address"]["street"]
+    # The lookup comes before the edge checks the digest: it tells no one.
+    assert call_placed_events(client, tenant) == []
+    # The edge, once the digest checked out: the front desk is told, once per call.
+    told = placed(client, username, "911", "+15015559999", "call-911-a")
+    assert told["calling_number"] == number
+    placed(client, username, "911", "+15015559999", "call-911-a")  # a retransmission
+    sent = call_placed_events(client, tenant)
+    assert len(sent) == 1
+    assert sent[0]["data"]["calling_number"] == number
+    assert sent[0]["data"]["agent_id"] == agent["id"]
+    assert sent[0]["data"]["call_id"] == "call-911-a"
+    assert sent[0]["data"]["dispatchable_address"]["street"] == placed_street(client, tenant)
     # Suspended: refused with the reason, 911 still out.
     with db.session() as session:
         wallet_service.profile(session, partner.id).standing = "suspended"
@@ -220,3 +243,22 @@ def test_operator_adds_trunks_from_the_cli(settings: Settings, db: Database) -> 
     assert "sip.telnyx.com" in listed.output and "0.004" in listed.output
     bad = runner.invoke(cli, ["outbound", "trunk-add", "x", "--host", "not a host"], env=env)
     assert bad.exit_code == 1 and "host" in bad.output
+
+
+def test_only_emergency_calls_of_known_credentials_are_reported_placed(
+    client: TestClient, partner: Acct, tenant: Acct, trunks: None
+) -> None:
+    agent, number, _ = agent_with_number(client, partner, tenant)
+    username = client.post(f"/agents/{agent['id']}/sip-credential", headers=tenant.headers).json()[
+        "data"
+    ]["username"]
+    body = {"username": username, "destination": "+15015550123", "caller": number, "call_id": "c1"}
+    answer = client.post("/routing/outbound/emergency-placed", json=body)
+    assert answer.status_code == 422 and answer.json()["error"]["field"] == "destination"
+    stranger = {**body, "username": "nobody-here", "destination": "911"}
+    answer = client.post("/routing/outbound/emergency-placed", json=stranger)
+    assert answer.status_code == 404 and answer.json()["error"]["field"] == "username"
+    assert "nobody-here" not in answer.text
+    refused = ask(client, "nobody-here", "911", number)
+    assert refused["status"] == 403 and refused["reason"] == "unknown SIP credential"
+    assert call_placed_events(client, tenant) == []

@@ -18,7 +18,13 @@ from didhub.db import Database
 from didhub.outbound import service as outbound
 from didhub.wallet import ledger
 from didhub.wallet import service as wallet_service
-from outbound.test_outbound_api import agent_with_number, ask, trunks  # noqa: F401
+from outbound.test_outbound_api import (  # noqa: F401
+    agent_with_number,
+    ask,
+    call_placed_events,
+    placed,
+    trunks,
+)
 
 
 @pytest.fixture
@@ -115,7 +121,7 @@ def test_kept_answers_read_only_the_money_and_see_every_change(
     assert refused["reason"] == "no number is assigned outbound to this agent"
 
 
-def test_each_911_lookup_emits_its_event_even_when_kept(
+def test_each_911_call_placed_emits_its_event_even_when_kept(
     client: TestClient,
     partner: Acct,
     tenant: Acct,
@@ -125,10 +131,10 @@ def test_each_911_lookup_emits_its_event_even_when_kept(
     cred = client.post(f"/agents/{agent['id']}/sip-credential", headers=tenant.headers).json()
     username = cred["data"]["username"]
     assert ask(client, username, "+15015550123", number)["action"] == "route"  # now kept
-    for _ in range(3):
+    for call in range(3):
         assert ask(client, username, "911", number)["emergency"] is True
-    events = client.get("/events", headers=tenant.headers).json()["data"]
-    assert [e["type"] for e in events].count("e911.call_placed") == 3
+        placed(client, username, "911", number, f"call-{call}")
+    assert len(call_placed_events(client, tenant)) == 3
 
 
 def test_bodies_the_fast_path_passes_on_get_the_endpoints_errors(client: TestClient) -> None:

@@ -165,8 +165,6 @@ def test_ip_allow_list_but_911_from_anywhere(
     assert unknown["status"] == 403
     emergency = ask(client, username, "911", number, "198.51.100.9")
     assert emergency["action"] == "route" and emergency["emergency"] is True
-    events = client.get("/events", headers=tenant.headers).json()["data"]
-    assert [e["type"] for e in events].count("e911.call_placed") == 1
 
 
 def test_daily_spend_limit_refuses_once_reached_but_not_911(

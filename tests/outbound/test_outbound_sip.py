@@ -4,31 +4,27 @@ asks a real ``didhub serve`` (POST /routing/outbound) and relays the call to a
 carrier trunk (another sipp) with the agent's number in From and
 P-Asserted-Identity. Needs kamailio and sipp (``.ci/run`` installs them).
 
-The concurrent-call limit: didhub answers ``max_concurrent_calls`` as null
-until the account setting exists (and a served didhub can't be monkeypatched
-from the test), so its test puts a proxy between the edge and the real didhub
-that sets it to 1 in didhub's answers: the edge's side (a dialog profile per
-account, 486 with a Warning, the place freed at the BYE) is tested; the
-setting's own test comes with the setting."""
+The account's guards are its outbound settings (``PATCH /outbound/settings``):
+a daily spend limit, a concurrent-call limit (the edge counts calls in progress
+per paying account in a dialog profile), and the calls are rated by the
+destination's rate from the outbound rate table."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from conftest import Acct, buy, search_numbers
+from didhub.billing.service import outbound_rates
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.outbound import service as outbound
@@ -332,7 +328,12 @@ def test_an_agents_call_reaches_the_trunk_with_its_number_and_refusals_say_why(
     tmp_path: Path,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    carrier = trunk(db, tmp_path, "carrier", processes, cost="0.004")
+    carrier = trunk(db, tmp_path, "carrier", processes, cost="0.004", calls=2)
+    # The operator's rate deck: Arkansas (+1 501) dearer than the rest of +1.
+    with db.session() as session:
+        outbound_rates.replace_rates(
+            session, outbound_rates.read_csv("prefix,rate\n1,0.0100\n1501,0.0600\n")
+        )
     with (
         didhub_server(database_url, tmp_path) as server,
         kamailio(server.url, tmp_path) as edge,
@@ -343,7 +344,6 @@ def test_an_agents_call_reaches_the_trunk_with_its_number_and_refusals_say_why(
             edge, DESTINATION, setup.number, setup.credential, tmp_path, "call", seconds=2
         )
         assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
-        assert carrier.wait(timeout=20) == 0
         invite = received_invite(tmp_path, "carrier")
         assert invite.startswith(f"INVITE sip:{DESTINATION.lstrip('+')}@127.0.0.1:")
         number = re.escape(setup.number)
@@ -375,27 +375,45 @@ def test_an_agents_call_reaches_the_trunk_with_its_number_and_refusals_say_why(
         assert call.returncode == 0, call.stdout[-2000:]
         assert "calls outside US" in header(last_reply(tmp_path, "uk"), "Warning")
 
-        # The answered call is billed to the caller's number, outbound.
+        # The answered call is billed to the caller's number, outbound, at the
+        # destination's rate: 2-3 s is one 6-second increment at 0.0600/min.
         calls = wait_for_calls(client, setup.partner, "outbound")
         log = edge.log.read_text(errors="replace")
-    assert "usage report" not in log, log[-3000:]
-    assert len(calls) == 1, calls
-    record = calls[0]
-    assert record["phone_number"] == setup.number and record["direction"] == "outbound"
-    assert 2 <= record["duration_seconds"] <= 3
-    assert record["billable_seconds"] >= record["duration_seconds"]
-    assert record["charge"] is not None  # rated at the outbound rate that applies
+        assert "usage report" not in log, log[-3000:]
+        assert len(calls) == 1, calls
+        record = calls[0]
+        assert record["phone_number"] == setup.number and record["direction"] == "outbound"
+        assert record["destination"] == DESTINATION
+        assert 2 <= record["duration_seconds"] <= 3 and record["billable_seconds"] == 6
+        assert Decimal(record["charge"]) == Decimal("0.0060")
+
+        # A daily spend limit the day's calls have reached: refused, with why.
+        limited = client.patch(
+            "/outbound/settings", json={"daily_spend_limit": "0.01"}, headers=setup.tenant.headers
+        )
+        assert limited.status_code == 200, limited.text
+        call = agent_call(
+            edge, DESTINATION, setup.number, setup.credential, tmp_path, "second", seconds=3
+        )
+        assert call.returncode == 0, call.stdout[-2000:]
+        assert carrier.wait(timeout=20) == 0  # its two calls done
+        assert len(wait_for_calls(client, setup.partner, "outbound", count=2)) == 2
+        call = agent_call(
+            edge, DESTINATION, setup.number, setup.credential, tmp_path, "spent", expect=403
+        )
+        assert call.returncode == 0, call.stdout[-2000:]
+        assert "daily outbound limit" in header(last_reply(tmp_path, "spent"), "Warning")
 
 
 def wait_for_calls(
-    client: TestClient, acct: Acct, direction: str, wait: float = 10
+    client: TestClient, acct: Acct, direction: str, wait: float = 10, count: int = 1
 ) -> list[dict[str, Any]]:
     deadline = time.monotonic() + wait
     while True:
         answer = client.get("/billing/calls", params={"direction": direction}, headers=acct.headers)
         assert answer.status_code == 200, answer.text
         calls: list[dict[str, Any]] = answer.json()["data"]
-        if calls or time.monotonic() > deadline:
+        if len(calls) >= count or time.monotonic() > deadline:
             return calls
         time.sleep(0.2)
 
@@ -473,6 +491,12 @@ def test_a_silent_or_503_trunk_fails_over_and_911_goes_out_without_funds(
             assert call.returncode == 0, call.stdout[-2000:]
             assert "no funds" in header(last_reply(tmp_path, "broke"), "Warning")
 
+            # 911 with a wrong password: refused, and no one is alarmed (the
+            # front desk is told only of calls whose caller checked out).
+            wrong = (setup.credential[0], "not-the-password")
+            call = agent_call(edge, "911", setup.number, wrong, tmp_path, "911-wrong", expect=403)
+            assert call.returncode == 0, call.stdout[-2000:]
+
             # 911 still goes out, to the emergency trunk, as the E911 number,
             # even presenting a number that isn't the agent's.
             call = agent_call(edge, "911", setup.other, setup.credential, tmp_path, "911")
@@ -496,49 +520,6 @@ def test_a_silent_or_503_trunk_fails_over_and_911_goes_out_without_funds(
         receiver.close()
 
 
-class LimitingProxy:
-    """Between the edge and didhub: passes every request on, and in
-    POST /routing/outbound's route answers sets ``max_concurrent_calls``, as
-    the account setting will."""
-
-    def __init__(self, didhub_url: str, limit: int) -> None:
-        # One client, its connections kept: the edge gives a lookup 1 s.
-        http = self.http = httpx.Client(base_url=didhub_url, timeout=5)
-
-        class Handler(BaseHTTPRequestHandler):
-            def _forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                answer = http.request(self.command, self.path, content=body, headers=headers)
-                content = answer.content
-                if self.path == "/routing/outbound" and answer.status_code == 200:
-                    decided = answer.json()
-                    if decided["data"]["action"] == "route":
-                        decided["data"]["max_concurrent_calls"] = limit
-                    content = json.dumps(decided).encode()
-                self.send_response(answer.status_code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            do_GET = do_POST = _forward  # noqa: N815  (http.server's names)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        host, port = self.server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.http.close()
-
-
 def test_a_call_over_the_accounts_concurrent_limit_is_busy_until_one_ends(
     client: TestClient,
     setup: Setup,
@@ -548,40 +529,39 @@ def test_a_call_over_the_accounts_concurrent_limit_is_busy_until_one_ends(
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
     carrier = trunk(db, tmp_path, "carrier", processes, cost="0.004", calls=2)
-    with didhub_server(database_url, tmp_path) as server:
-        proxy = LimitingProxy(server.url, limit=1)
-        try:
-            with kamailio(proxy.url, tmp_path) as edge:
-                first: list[subprocess.CompletedProcess[bytes]] = []
-                talking = threading.Thread(
-                    target=lambda: first.append(
-                        agent_call(
-                            edge, DESTINATION, setup.number, setup.credential, tmp_path,
-                            "first", seconds=6,
-                        )
-                    )
-                )  # fmt: skip
-                talking.start()
-                messages = tmp_path / "carrier-messages.log"
-                deadline = time.monotonic() + 15
-                while not (messages.exists() and "ACK sip:" in messages.read_text()):
-                    assert time.monotonic() < deadline, "the first call was not answered"
-                    time.sleep(0.1)
-                # The account's one call is in progress: the second is busy.
-                call = agent_call(
-                    edge, DESTINATION, setup.number, setup.credential, tmp_path, "second",
-                    expect=486,
-                )  # fmt: skip
-                assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
-                warning = header(last_reply(tmp_path, "second"), "Warning")
-                assert "1 calls in progress" in warning, warning
-                talking.join(timeout=40)
-                assert first and first[0].returncode == 0, first and first[0].stdout[-2000:]
-                # The first call ended: its place is free again.
-                call = agent_call(
-                    edge, DESTINATION, setup.number, setup.credential, tmp_path, "third"
+    limited = client.patch(
+        "/outbound/settings", json={"max_concurrent_calls": 1}, headers=setup.tenant.headers
+    )
+    assert limited.status_code == 200, limited.text
+    with (
+        didhub_server(database_url, tmp_path) as server,
+        kamailio(server.url, tmp_path) as edge,
+    ):
+        first: list[subprocess.CompletedProcess[bytes]] = []
+        talking = threading.Thread(
+            target=lambda: first.append(
+                agent_call(
+                    edge, DESTINATION, setup.number, setup.credential, tmp_path,
+                    "first", seconds=6,
                 )
-                assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
-                assert carrier.wait(timeout=20) == 0
-        finally:
-            proxy.close()
+            )
+        )  # fmt: skip
+        talking.start()
+        messages = tmp_path / "carrier-messages.log"
+        deadline = time.monotonic() + 15
+        while not (messages.exists() and "ACK sip:" in messages.read_text()):
+            assert time.monotonic() < deadline, "the first call was not answered"
+            time.sleep(0.1)
+        # The account's one call is in progress: the second is busy.
+        call = agent_call(
+            edge, DESTINATION, setup.number, setup.credential, tmp_path, "second", expect=486
+        )
+        assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+        warning = header(last_reply(tmp_path, "second"), "Warning")
+        assert "1 calls in progress" in warning, warning
+        talking.join(timeout=40)
+        assert first and first[0].returncode == 0, first and first[0].stdout[-2000:]
+        # The first call ended: its place is free again.
+        call = agent_call(edge, DESTINATION, setup.number, setup.credential, tmp_path, "third")
+        assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+        assert carrier.wait(timeout=20) == 0

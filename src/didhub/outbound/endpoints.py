@@ -199,6 +199,32 @@ def lookup(body: OutboundLookup, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
     return answer(ctx, body)
 
 
+class EmergencyPlaced(RequestModel):
+    """The edge's word that it checked the caller's digest and is placing a
+    911/933 call."""
+
+    username: str = Field(max_length=128, description="The digest username, now verified")
+    destination: str = Field(max_length=64, description="911 or 933")
+    caller: str | None = Field(None, max_length=64, description="The number in the caller's From")
+    call_id: str = Field(min_length=1, max_length=255, description="The INVITE's Call-ID")
+
+
+@router.post(
+    "/routing/outbound/emergency-placed",
+    responses=errors(401, 404, 422),
+    dependencies=[Security(edge_token)],
+    tags=["routing"],
+)
+def emergency_placed(body: EmergencyPlaced, ctx: Ctx, _edge: Edge) -> dict[str, Any]:
+    """A 911/933 call is going out: the ``e911.call_placed`` event and webhook
+    (Kari's Law's front-desk notice), once per call id. The edge sends this
+    after the digest check, so a lookup alone never sets it off."""
+    data = outbound.emergency_placed(
+        ctx.db, body.username, body.destination, body.caller, body.call_id
+    )
+    return {"data": data}
+
+
 def answer(ctx: Context, body: OutboundLookup) -> dict[str, Any]:
     decision = outbound.lookup(
         ctx.db,

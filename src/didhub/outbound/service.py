@@ -13,7 +13,8 @@ Rules, in order (the account's outbound settings, ``outbound/settings.py``):
 - 911 and 933 always go out, to the emergency trunk, presenting a number of
   the tenant with a provisioned E911 address (the presented number if it has
   one), never refused for funds, standing, spend, destination or source
-  address, and each emits ``e911.call_placed``;
+  address; the edge reports each once it has checked the caller's digest
+  (:func:`emergency_placed`), which emits ``e911.call_placed``;
 - the INVITE must come from the tenant's IP allow-list, if it has one (403);
 - the caller ID must be a number assigned outbound to the agent and active
   (a suspended or released number can't be presented); another number is 403,
@@ -40,8 +41,9 @@ import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import String, bindparam, column, select, text
 from sqlalchemy.engine import Connection
@@ -61,6 +63,7 @@ from didhub.outbound.settings import REWRITE, Network, Policy, policy_for
 from didhub.tenancy import Scope
 from didhub.wallet import ledger
 from didhub.webhooks import events
+from didhub.webhooks.models import Event
 
 EMERGENCY = frozenset({"911", "933"})
 _USERNAME = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
@@ -270,6 +273,21 @@ def _address(address: E911Address) -> dict[str, str | None]:
     }
 
 
+def _emergency_number(
+    session: Session,
+    agent: Agent,
+    presented: PhoneNumber | None,
+    numbers: list[PhoneNumber],
+) -> tuple[PhoneNumber | None, dict[str, str | None] | None]:
+    """The number a 911/933 call presents and its dispatchable address: the
+    presented number if it has a provisioned E911 address, else another of the
+    tenant's that has one, else (no address) the presented or first number."""
+    found = _e911_number(session, agent.tenant_id, presented)
+    if found is not None:
+        return found[0], _address(found[1])
+    return presented or (numbers[0] if numbers else None), None
+
+
 def _emergency(
     session: Session,
     credential: SipCredential,
@@ -278,13 +296,7 @@ def _emergency(
     presented: PhoneNumber | None,
     numbers: list[PhoneNumber],
 ) -> Decision:
-    found = _e911_number(session, agent.tenant_id, presented)
-    if found is not None:
-        number: PhoneNumber | None = found[0]
-        address: dict[str, str | None] | None = _address(found[1])
-    else:
-        number = presented or (numbers[0] if numbers else None)
-        address = None
+    number, address = _emergency_number(session, agent, presented, numbers)
     trunks = list(
         session.scalars(
             select(OutboundTrunk)
@@ -293,20 +305,6 @@ def _emergency(
         )
     )
     caller_id = number.e164 if number is not None else None
-    events.emit(
-        session,
-        "e911.call_placed",
-        number.owner_id if number is not None else agent.tenant_id,
-        {
-            "calling_number": caller_id,
-            "dialled": dialled,
-            "agent_id": agent.id,
-            "agent_name": agent.name,
-            "dispatchable_address": address,
-        },
-        tenant_id=agent.tenant_id,
-        number_id=number.id if number is not None else None,
-    )
     if not trunks:
         return Decision(
             "refuse",
@@ -328,6 +326,50 @@ def _emergency(
         trunks=_routes(trunks, dialled),
         address=address,
     )
+
+
+def emergency_placed(
+    db: Database, username: str, destination: str, caller: str | None, call_id: str
+) -> dict[str, Any]:
+    """The edge checked the caller's digest and is placing its 911/933 call:
+    the ``e911.call_placed`` event (webhook) for Kari's Law's front-desk
+    notice, with the number presented and its dispatchable address, as the
+    lookup chose them. Emitted here and not at the lookup, which comes before
+    the digest is checked: knowing a username must not be enough to set off
+    a front desk's alarm. A call id already told of is not told again (a
+    retransmission, a re-challenge)."""
+    dialled = _destination(destination)
+    if dialled not in EMERGENCY:
+        raise ValidationFailed("only 911 and 933 calls are reported placed", field="destination")
+    with db.session() as session:
+        credential, agent, presented, numbers = _emergency_caller(session, username, caller)
+        number, address = _emergency_number(session, agent, presented, numbers)
+        payload: dict[str, Any] = {
+            "calling_number": number.e164 if number is not None else None,
+            "dialled": dialled,
+            "agent_id": agent.id,
+            "agent_name": agent.name,
+            "dispatchable_address": address,
+            "call_id": call_id,
+        }
+        # The tenant's 911 calls of the last hour: a handful at most.
+        recent = session.scalars(
+            select(Event.data).where(
+                Event.type == "e911.call_placed",
+                Event.tenant_id == agent.tenant_id,
+                Event.created_at >= clock.now() - timedelta(hours=1),
+            )
+        )
+        if all(data.get("call_id") != call_id for data in recent):
+            events.emit(
+                session,
+                "e911.call_placed",
+                number.owner_id if number is not None else agent.tenant_id,
+                payload,
+                tenant_id=agent.tenant_id,
+                number_id=number.id if number is not None else None,
+            )
+    return payload
 
 
 @dataclass(frozen=True)
@@ -477,7 +519,7 @@ def decide(
     """The rules for a call that isn't an emergency call (see the module)."""
     caller = snap.caller
     if caller is None:
-        return Decision("refuse", 403, f"no SIP credential {username!r}")
+        return Decision("refuse", 403, "unknown SIP credential")
 
     def refuse(status: int, reason: str) -> Decision:
         return Decision("refuse", status, reason, caller.ha1, caller.agent_id, caller.tenant_id)
@@ -564,14 +606,14 @@ def lookup(
     return decide(settings, snap, dialled, caller, source_ip, read_funds, username)
 
 
-def _emergency_lookup(
-    session: Session, username: str, dialled: str, caller: str | None
-) -> Decision:
+def _emergency_caller(
+    session: Session, username: str, caller: str | None
+) -> tuple[SipCredential, Agent, PhoneNumber | None, list[PhoneNumber]]:
     credential = session.scalars(
         select(SipCredential).where(SipCredential.username == username)
     ).first()
     if credential is None:
-        return Decision("refuse", 403, f"no SIP credential {username!r}")
+        raise NotFound("unknown SIP credential", field="username")
     agent = session.get_one(Agent, credential.agent_id)
     numbers = outbound_numbers(session, agent.id)
     presented: PhoneNumber | None = None
@@ -581,4 +623,14 @@ def _emergency_lookup(
             presented = next((n for n in numbers if n.e164 == e164), None)
         except ValidationFailed:
             presented = None
+    return credential, agent, presented, numbers
+
+
+def _emergency_lookup(
+    session: Session, username: str, dialled: str, caller: str | None
+) -> Decision:
+    try:
+        credential, agent, presented, numbers = _emergency_caller(session, username, caller)
+    except NotFound:
+        return Decision("refuse", 403, "unknown SIP credential")
     return _emergency(session, credential, agent, dialled, presented, numbers)
