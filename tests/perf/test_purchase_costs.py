@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import event, text
 
-from conftest import Acct, ledger_ok
+from conftest import Acct, ledger_ok, search_numbers
 from didhub.api.app import create_app
 from didhub.carriers.base import NumberOrderResult
 from didhub.carriers.stock import StockCarrier, import_csv
@@ -151,3 +151,58 @@ def test_a_number_the_carrier_could_not_provide_is_refunded_with_one_bump_at_mos
     wallet = client.get("/billing/wallet", headers=buyer.headers).json()
     assert wallet["data"]["balance"] == "100.00", wallet
     assert ledger_ok(db)
+
+
+def _auto_recharge(client: TestClient, acct: Acct) -> None:
+    h = acct.headers
+    card = client.put("/billing/card", json={"card_token": "tok_visa"}, headers=h)
+    assert card.status_code == 200, card.text
+    auto = {"enabled": True, "threshold": "5.00", "amount": "25.00"}
+    assert client.put("/billing/auto-recharge", json=auto, headers=h).status_code == 200
+
+
+def test_an_empty_wallet_with_auto_recharge_buys_after_one_charge(
+    client: TestClient, make_partner: Any, db: Database
+) -> None:
+    """The order's transaction finds the wallet short, leaves, the card pays,
+    and the order is placed again: charged once, bought once."""
+    buyer = make_partner("Card", balance="0")
+    _auto_recharge(client, buyer)
+    number = search_numbers(client, buyer, area_code="312")[0]["phone_number"]
+    bought = client.post(
+        "/telephony/numbers/purchase", json={"phone_number": number}, headers=buyer.headers
+    )
+    assert bought.status_code == 200, bought.text
+    assert bought.json()["data"]["status"] == "active"
+    wallet = client.get("/billing/wallet", headers=buyer.headers).json()["data"]
+    # 25.00 charged (the recharge amount covers the 2.00 missing), 2.00 spent;
+    # 23.00 is above the 5.00 threshold, so no second charge.
+    assert wallet["balance"] == "23.00", wallet
+    with db.read_session() as session:
+        charges = session.execute(text("SELECT count(*) FROM card_charges")).scalar_one()
+    assert charges == 1
+    assert ledger_ok(db)
+
+
+def test_a_purchase_refused_for_a_taken_number_charges_no_card(
+    client: TestClient, make_partner: Any, db: Database
+) -> None:
+    rich = make_partner("Rich", balance="100.00")
+    buyer = make_partner("Card", balance="0")
+    _auto_recharge(client, buyer)
+    number = search_numbers(client, rich, area_code="312")[0]["phone_number"]
+    assert (
+        client.post(
+            "/telephony/numbers/purchase", json={"phone_number": number}, headers=rich.headers
+        ).status_code
+        == 200
+    )
+    refused = client.post(
+        "/telephony/numbers/purchase", json={"phone_number": number}, headers=buyer.headers
+    )
+    assert refused.status_code in (404, 409), refused.text
+    wallet = client.get("/billing/wallet", headers=buyer.headers).json()["data"]
+    assert wallet["balance"] == "0.00", wallet
+    with db.read_session() as session:
+        charges = session.execute(text("SELECT count(*) FROM card_charges")).scalar_one()
+    assert charges == 0
