@@ -125,6 +125,7 @@ ROUTING_TABLES = frozenset(
 _WRITE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)", re.IGNORECASE)
 _ROUTING_WRITTEN = "didhub_routing_written"
 _ROUTING_BUMPED = "didhub_routing_bumped"
+_ROUTES_UNCHANGED = "didhub_routes_unchanged"
 _BUMP = (
     "UPDATE routing_generation SET generation = generation + 1 WHERE id = 1 RETURNING generation"
 )
@@ -268,9 +269,23 @@ def _forget_connection(session: Session) -> None:
     session.info.pop("didhub_connection", None)
 
 
+def routes_unchanged(session: Session) -> None:
+    """Declare that what this session's current transaction writes to the
+    routing tables changes no route, so its commit doesn't bump
+    ``routing_generation`` (a purchase's ``provisioning`` rows: routes are read
+    only from active and suspended numbers, routing/service.py). Only for a
+    transaction whose every routing-table write is of that kind."""
+    session.info[_ROUTES_UNCHANGED] = session.get_transaction()
+
+
 def _bump_generation(session: Session) -> None:
     session.flush()  # what commit would flush may write a routing table too
     connection = session.info.pop("didhub_connection", None)
+    declared = session.info.pop(_ROUTES_UNCHANGED, None)
+    if declared is not None and declared is session.get_transaction():
+        if connection is not None:
+            connection.info.pop(_ROUTING_WRITTEN, None)
+        return
     if connection is not None and connection.info.pop(_ROUTING_WRITTEN, False):
         # The transaction's last statement, so the row lock it takes on
         # PostgreSQL is held only for the commit itself.

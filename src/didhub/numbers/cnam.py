@@ -78,6 +78,11 @@ def effective_cnam(
     default, else its partner's, else none."""
     if listing is None:
         listing = session.get(CnamListing, number.id)
+    return _effective(session, number, listing)
+
+
+def _effective(session: Session, number: PhoneNumber, listing: CnamListing | None) -> EffectiveCnam:
+    """:func:`effective_cnam` with the listing already read (``None``: it has none)."""
     if listing is not None and listing.name is not None:
         return EffectiveCnam(listing.name, "number")
     chain = account_settings.levels(session, number.owner_id, number.tenant_id)
@@ -123,7 +128,7 @@ def mark(session: Session, number: PhoneNumber, account_id: str | None, **data: 
     if number.status not in LISTABLE:
         return False
     row = session.get(CnamListing, number.id, with_for_update=True)
-    wanted = effective_cnam(session, number, row)
+    wanted = _effective(session, number, row)
     now = clock.now()
     if row is None:
         if wanted.name is None:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -50,8 +50,15 @@ def platform_book_id(kind: str, currency: str) -> str:
     return f"platform_{kind}_{currency}"
 
 
+_BOOKS = "didhub_ledger_books"
+
+
 def _ensure_book(session: Session, book_id: str, owner_id: str | None, kind: str, cur: str) -> None:
-    if session.get(LedgerAccount, book_id) is not None:
+    found = session.get(LedgerAccount, book_id)
+    if found is not None:
+        # Kept for the session: the posting that follows reads it again, and the
+        # identity map alone holds it only while something else does.
+        session.info.setdefault(_BOOKS, {})[book_id] = found
         return
     try:
         with session.begin_nested():
@@ -118,15 +125,40 @@ def ensure_platform_book(session: Session, kind: str, currency: str) -> str:
     return book_id
 
 
-def lock_wallet(session: Session, owner_id: str, currency: str) -> LedgerAccount:
-    """Lock an account's wallet row for the rest of the transaction and return it."""
-    book_id = ensure_wallet(session, owner_id, currency)
+_LOCKED = "didhub_locked_wallets"
+
+
+def _locked(session: Session) -> set[str]:
+    """The wallets this session's current transaction holds the row lock of (and
+    has read under it): :func:`post` needn't lock and read them again."""
+    transaction = session.get_transaction()
+    held = session.info.get(_LOCKED)
+    if held is None or held[0] is not transaction:
+        held = (transaction, set())
+        session.info[_LOCKED] = held
+    books: set[str] = held[1]
+    return books
+
+
+def _select_locked(session: Session, book_id: str) -> LedgerAccount | None:
     book = session.scalars(
         select(LedgerAccount)
         .where(LedgerAccount.id == book_id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    ).one()
+    ).one_or_none()
+    if book is not None:
+        _locked(session).add(book.id)
+    return book
+
+
+def lock_wallet(session: Session, owner_id: str, currency: str) -> LedgerAccount:
+    """Lock an account's wallet row for the rest of the transaction and return
+    it: one statement when the wallet exists (it is created on first use)."""
+    book = _select_locked(session, wallet_id(owner_id, currency))
+    if book is None:
+        book = _select_locked(session, ensure_wallet(session, owner_id, currency))
+    assert book is not None
     return book
 
 
@@ -143,7 +175,7 @@ def lock_wallets(
         for owner in sorted(set(owner_ids)):
             if wallet_id(owner, currency) not in found:
                 ensure_wallet(session, owner, currency)
-    return {
+    locked = {
         book.owner_id: book
         for book in session.scalars(
             select(LedgerAccount)
@@ -154,6 +186,8 @@ def lock_wallets(
         )
         if book.owner_id is not None
     }
+    _locked(session).update(book.id for book in locked.values())
+    return locked
 
 
 def wallet_balance(session: Session, owner_id: str, currency: str) -> Decimal:
@@ -202,6 +236,7 @@ def post(
     if sum((p.amount for p in postings), Decimal("0")) != 0:
         raise ValueError(f"unbalanced ledger transaction {kind}: {postings}")
     books: dict[str, str] = {}
+    loaded: dict[str, LedgerAccount] = {}
     for posting in postings:
         if posting.amount == 0:
             continue
@@ -209,6 +244,7 @@ def post(
         if found is None:
             raise ValueError(f"unknown ledger book {posting.book_id}")
         books[found.id] = found.currency
+        loaded[found.id] = found
     _one_currency(kind, books, currency)
     txn = LedgerTransaction(
         id=new_id("txn"),
@@ -219,23 +255,23 @@ def post(
     )
     session.add(txn)
     session.flush()
+    entries: list[dict[str, object]] = []
     for posting in sorted(postings, key=lambda p: p.book_id):
         if posting.amount == 0:
             continue
-        book = session.get(LedgerAccount, posting.book_id)
-        if book is None:
-            raise ValueError(f"unknown ledger book {posting.book_id}")
+        book = loaded[posting.book_id]
         if book.owner_id is not None:
-            book = session.scalars(
-                select(LedgerAccount)
-                .where(LedgerAccount.id == posting.book_id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            ).one()
+            if book.id not in _locked(session):
+                relocked = _select_locked(session, posting.book_id)
+                if relocked is None:
+                    raise ValueError(f"unknown ledger book {posting.book_id}")
+                book = relocked
             book.balance = book.balance + posting.amount
-        session.add(
-            LedgerEntry(transaction_id=txn.id, ledger_account_id=book.id, amount=posting.amount)
+        entries.append(
+            {"transaction_id": txn.id, "ledger_account_id": book.id, "amount": posting.amount}
         )
+    # One statement for the entries (nothing reads their ids back).
+    session.execute(insert(LedgerEntry), entries)
     session.flush()
     return txn
 

@@ -383,9 +383,14 @@ def cover(
     return outcome
 
 
-def auto_recharge_on(session: Session, account_id: str) -> bool:
-    """Whether a shortfall would be charged to the account's card."""
-    billing = session.get(BillingProfile, account_id)
+def auto_recharge_on(
+    session: Session, account_id: str, billing: BillingProfile | None | bool = True
+) -> bool:
+    """Whether a shortfall would be charged to the account's card. ``billing``:
+    the account's profile when the caller has read it already (``None``: it has
+    none), else it is read here."""
+    if billing is True or billing is False:
+        billing = session.get(BillingProfile, account_id)
     return (
         billing is not None
         and billing.auto_recharge_enabled
@@ -393,7 +398,9 @@ def auto_recharge_on(session: Session, account_id: str) -> bool:
     )
 
 
-def require_good_standing(session: Session, account_id: str) -> None:
+def require_good_standing(session: Session, account_id: str) -> BillingProfile | None:
+    """402 ``account_past_due`` unless the account is in good standing; its
+    billing profile (``None``: it has none, so it is in good standing)."""
     billing = session.get(BillingProfile, account_id)
     if billing is not None and billing.standing != "good":
         raise InsufficientFunds(
@@ -402,6 +409,7 @@ def require_good_standing(session: Session, account_id: str) -> None:
             field="wallet",
             code="account_past_due",
         )
+    return billing
 
 
 def recharge_below_threshold(

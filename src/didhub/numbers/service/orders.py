@@ -20,7 +20,7 @@ from didhub.carriers.base import (
 )
 from didhub.carriers.registry import carrier_for
 from didhub.config import Settings
-from didhub.db import Database, new_id
+from didhub.db import Database, new_id, routes_unchanged
 from didhub.errors import (
     CarrierError,
     DidhubError,
@@ -36,6 +36,7 @@ from didhub.numbers.models import (
 )
 from didhub.numbers.service.pricing import add_months
 from didhub.numbers.service.search import (
+    QuoteLine,
     check_not_taken,
     describe_numbers,
     quote_line,
@@ -114,86 +115,35 @@ def _purchase(
     routes = {line.number.phone_number: line.number.carrier or carrier.name for line in lines}
     total = sum((line.total for line in lines), Decimal("0.00"))
     order_id = new_id("ord")
-    with db.session() as session:
-        billing_wallet.require_good_standing(session, scope.account_id)
-    # The partner guide: an empty wallet is charged to the card when
-    # auto-recharge is on. That top-up stays in the wallet whatever follows.
-    billing_wallet.cover(db, gateway, settings, scope.account_id, total, order_id)
-    now = clock.now()
-    try:
-        with db.session() as session:
-            wallet = ledger.lock_wallet(session, scope.account_id, settings.currency)
-            check_not_taken(session, scope, numbers, now, field_name)
-            if wallet.balance < total:
-                raise InsufficientFunds(
-                    f"this purchase costs {money_text(total, settings.currency)} but the "
-                    f"wallet holds {money_text(wallet.balance, settings.currency)}; "
-                    "top up and try again",
-                    field="wallet",
-                )
-            revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
-            txn = ledger.transfer(
-                session,
-                kind="purchase",
-                description=f"Purchase of {_named(numbers)}: first month and setup",
-                debit=wallet.id,
-                credit=revenue,
-                amount=total,
-                reference=order_id,
+    covered = False
+    while True:
+        try:
+            placed = _place_order(
+                db,
+                carrier,
+                settings,
+                scope,
+                numbers,
+                lines,
+                routes,
+                order_id,
+                field_name,
+                gateway,
+                may_cover=not covered,
             )
-            session.add(
-                NumberOrder(
-                    id=order_id,
-                    account_id=scope.account_id,
-                    carrier=carrier.name,
-                    status="pending",
-                    total=total,
-                    currency=settings.currency,
-                    ledger_transaction_id=txn.id,
-                    created_at=now,
-                )
-            )
-            session.flush()
-            # A tenant buying for itself owns and serves the number (the
-            # AI-agent seed); a partner's number starts Unassigned.
-            tenant_id = scope.account_id if scope.kind == accounts.TENANT else None
-            rows = [
-                PhoneNumber(
-                    id=new_id("num"),
-                    e164=line.number.phone_number,
-                    country_code=line.number.country_code,
-                    phone_number_type=line.number.phone_number_type,
-                    locality=line.number.locality,
-                    administrative_area=line.number.administrative_area,
-                    rate_center=line.number.rate_center,
-                    features=list(line.number.features),
-                    status=PROVISIONING,
-                    is_managed=True,
-                    carrier=routes[line.number.phone_number],
-                    order_id=order_id,
-                    owner_id=scope.account_id,
-                    tenant_id=tenant_id,
-                    monthly_cost=line.monthly_cost,
-                    upfront_cost=line.upfront_cost,
-                    currency=settings.currency,
-                    created_at=now,
-                )
-                # Inserted in E.164 order, as quote inserts holds: two buyers
-                # of [A, B] and [B, A] then wait for each other, never deadlock.
-                for line in sorted(lines, key=lambda item: item.number.phone_number)
-            ]
-            session.add_all(rows)
-            session.flush()
-            for row in rows:
-                lifecycle.record(
-                    session, row, "status.provisioning", scope.account_id, order_id=order_id
-                )
-            session.execute(delete(NumberHold).where(NumberHold.e164.in_(numbers)))
-    except IntegrityError:
-        # The live-number unique index: someone else's purchase won the race.
-        raise NumberUnavailable(
-            "a number was just bought by someone else", field=field_name
-        ) from None
+        except _NeedsCover:
+            # The partner guide: an empty wallet is charged to the card when
+            # auto-recharge is on. That top-up stays in the wallet whatever
+            # follows. Charged outside any transaction, then placed again.
+            billing_wallet.cover(db, gateway, settings, scope.account_id, total, order_id)
+            covered = True
+            continue
+        except IntegrityError:
+            # The live-number unique index: someone else's purchase won the race.
+            raise NumberUnavailable(
+                "a number was just bought by someone else", field=field_name
+            ) from None
+        break
 
     results: list[NumberOrderResult] = []
     answered: set[str] = set()
@@ -207,6 +157,7 @@ def _purchase(
         except CarrierOutcomeUnknown:
             continue  # this carrier's numbers stay provisioning
         answered.add(name)
+    provided = {r.phone_number for r in results if r.status == "active"}
     settled = settle_order(
         db,
         carrier,
@@ -215,14 +166,123 @@ def _purchase(
         results,
         authoritative=True,
         answered_by=frozenset(answered),
+        account=(scope.account_id, settings.currency),
+        # Only a number its carrier answered for and didn't provide is refunded.
+        may_refund=any(routes[n] in answered and n not in provided for n in numbers),
     )
     settled.numbers.sort(key=lambda n: numbers.index(n.e164))  # the order asked for
     if len(answered) < len(set(routes.values())):
         settled.outcome_known = False
         return settled
-    billing_wallet.recharge_below_threshold(db, gateway, settings, scope.account_id, order_id)
+    if placed:
+        billing_wallet.recharge_below_threshold(db, gateway, settings, scope.account_id, order_id)
     refuse_if_none_provided(settled, settings, field_name)
     return settled
+
+
+class _NeedsCover(Exception):
+    """The wallet can't pay but auto-recharge would charge the card: leave the
+    transaction, charge, and place the order again."""
+
+
+def _place_order(
+    db: Database,
+    carrier: Carrier,
+    settings: Settings,
+    scope: Scope,
+    numbers: Sequence[str],
+    lines: Sequence[QuoteLine],
+    routes: dict[str, str],
+    order_id: str,
+    field_name: str,
+    gateway: PaymentGateway | None,
+    *,
+    may_cover: bool,
+) -> bool:
+    """Step 2 of the saga, one transaction: lock the wallet, refuse an account
+    not in good standing, numbers held by others or owned, and a purchase the
+    wallet can't pay (``_NeedsCover`` first when the card would pay it, once);
+    debit, insert the order and its numbers as ``provisioning``. Returns
+    whether a card could top the wallet up after (auto-recharge is on)."""
+    total = sum((line.total for line in lines), Decimal("0.00"))
+    now = clock.now()
+    with db.session() as session:
+        # Provisioning numbers route nowhere: this commit needn't tell route caches.
+        routes_unchanged(session)
+        wallet = ledger.lock_wallet(session, scope.account_id, settings.currency)
+        billing = billing_wallet.require_good_standing(session, scope.account_id)
+        check_not_taken(session, scope, numbers, now, field_name)
+        recharges = gateway is not None and billing_wallet.auto_recharge_on(
+            session, scope.account_id, billing
+        )
+        if wallet.balance < total:
+            if recharges and may_cover:
+                raise _NeedsCover
+            raise InsufficientFunds(
+                f"this purchase costs {money_text(total, settings.currency)} but the "
+                f"wallet holds {money_text(wallet.balance, settings.currency)}; "
+                "top up and try again",
+                field="wallet",
+            )
+        revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
+        txn = ledger.transfer(
+            session,
+            kind="purchase",
+            description=f"Purchase of {_named(numbers)}: first month and setup",
+            debit=wallet.id,
+            credit=revenue,
+            amount=total,
+            reference=order_id,
+        )
+        session.add(
+            NumberOrder(
+                id=order_id,
+                account_id=scope.account_id,
+                carrier=carrier.name,
+                status="pending",
+                total=total,
+                currency=settings.currency,
+                ledger_transaction_id=txn.id,
+                created_at=now,
+            )
+        )
+        session.flush()
+        # A tenant buying for itself owns and serves the number (the
+        # AI-agent seed); a partner's number starts Unassigned.
+        tenant_id = scope.account_id if scope.kind == accounts.TENANT else None
+        rows = [
+            PhoneNumber(
+                id=new_id("num"),
+                e164=line.number.phone_number,
+                country_code=line.number.country_code,
+                phone_number_type=line.number.phone_number_type,
+                locality=line.number.locality,
+                administrative_area=line.number.administrative_area,
+                rate_center=line.number.rate_center,
+                features=list(line.number.features),
+                status=PROVISIONING,
+                is_managed=True,
+                carrier=routes[line.number.phone_number],
+                order_id=order_id,
+                owner_id=scope.account_id,
+                tenant_id=tenant_id,
+                monthly_cost=line.monthly_cost,
+                upfront_cost=line.upfront_cost,
+                currency=settings.currency,
+                created_at=now,
+            )
+            # Inserted in E.164 order, as quote inserts holds: two buyers
+            # of [A, B] and [B, A] then wait for each other, never deadlock.
+            for line in sorted(lines, key=lambda item: item.number.phone_number)
+        ]
+        session.add_all(rows)
+        session.flush()
+        for row in rows:
+            lifecycle.record(
+                session, row, "status.provisioning", scope.account_id, order_id=order_id
+            )
+        session.execute(delete(NumberHold).where(NumberHold.e164.in_(numbers)))
+    return recharges
 
 
 def refuse_if_none_provided(result: PurchaseResult, settings: Settings, field_name: str) -> None:
@@ -265,6 +325,8 @@ def settle_order(
     results: Sequence[NumberOrderResult],
     authoritative: bool,
     answered_by: frozenset[str] | None = None,
+    account: tuple[str, str] | None = None,
+    may_refund: bool = True,
 ) -> PurchaseResult:
     """Apply carriers' answers for an order. Only ``provisioning`` numbers
     change, so settling twice refunds nothing twice. With ``authoritative``,
@@ -274,14 +336,24 @@ def settle_order(
     numbers recorded as theirs (``phone_numbers.carrier``) change, so one
     carrier's answer about an order split across carriers (a Telnyx webhook,
     say) never fails the numbers another carrier filled. ``None``: every
-    number of the order (the order went to one carrier)."""
+    number of the order (the order went to one carrier).
+
+    ``account``: the order's (account id, currency), when the caller knows
+    them (the purchase that placed it). ``may_refund=False``: the caller knows
+    no number of the order can fail here (every number the answer is about was
+    provided), so the wallet needn't be locked."""
     by_number = {r.phone_number: r for r in results}
     with db.session() as session:
-        account_id, currency = session.execute(
-            select(NumberOrder.account_id, NumberOrder.currency).where(NumberOrder.id == order_id)
-        ).one()
+        if account is None:
+            account_id, currency = session.execute(
+                select(NumberOrder.account_id, NumberOrder.currency).where(
+                    NumberOrder.id == order_id
+                )
+            ).one()
+        else:
+            account_id, currency = account
         # The documented lock order: the wallet, then the order, then its numbers by id.
-        wallet = ledger.lock_wallet(session, account_id, currency)
+        wallet = ledger.lock_wallet(session, account_id, currency) if may_refund else None
         order = session.scalars(
             select(NumberOrder)
             .where(NumberOrder.id == order_id)
@@ -329,6 +401,10 @@ def settle_order(
                 errors[row.e164] = reason
                 refund += row.monthly_cost + row.upfront_cost
         if refund:
+            if wallet is None:
+                # A caller's may_refund=False was wrong: nothing settles, the
+                # numbers stay provisioning for reconcile, nothing is lost.
+                raise RuntimeError(f"settling {order_id} refunds, but its wallet isn't locked")
             revenue = ledger.ensure_platform_book(session, ledger.REVENUE, order.currency)
             ledger.transfer(
                 session,

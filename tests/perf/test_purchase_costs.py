@@ -1,0 +1,208 @@
+"""Issue 20, item 5 (and issue 19): what one purchase costs the database, counted
+on the engine as the API runs it, and that it doesn't grow with the inventory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import event, text
+
+from conftest import Acct, ledger_ok, search_numbers
+from didhub.api.app import create_app
+from didhub.carriers.base import NumberOrderResult
+from didhub.carriers.stock import StockCarrier, import_csv
+from didhub.config import Settings
+from didhub.db import Database
+
+# What a purchase of one number may cost, through the API with the stock carrier
+# (docs/performance.md, "What a purchase costs"): authentication (one read),
+# the carrier's look-up (one read), the debit and the order (one), the carrier's
+# order (one), the settlement (one), the answer (one read). 34 statements at
+# the time of writing on SQLite: authentication 2, look-up 1, the order 14 (the
+# wallet, standing, holds, owned, revenue book, the ledger transaction, balance
+# and entries, order, number, subscribers, history, event, holds), the carrier 1,
+# settling 11, the answer 5. Before issue 20: 9 transactions, 48 statements.
+MAX_TRANSACTIONS = 6
+MAX_STATEMENTS = 34
+
+
+@dataclass
+class Count:
+    transactions: int = 0
+    statements: list[str] = field(default_factory=list)
+
+    @property
+    def generation_bumps(self) -> int:
+        return sum("UPDATE routing_generation" in s for s in self.statements)
+
+
+@contextmanager
+def counted(db: Database) -> Iterator[Count]:
+    """Transactions begun and SQL statements sent on the engine while the block
+    runs (SQLite's ``BEGIN [IMMEDIATE]`` is how a transaction begins there, not
+    a statement of its own: PostgreSQL's driver sends its BEGIN out of sight)."""
+    count = Count()
+
+    def statement(_c: Any, _cur: Any, sql: str, _p: Any, _ctx: Any, _many: bool) -> None:
+        if not sql.lstrip().upper().startswith("BEGIN"):
+            count.statements.append(" ".join(sql.split()))
+
+    def begin(_conn: Any) -> None:
+        count.transactions += 1
+
+    event.listen(db.engine, "before_cursor_execute", statement)
+    event.listen(db.engine, "begin", begin)
+    try:
+        yield count
+    finally:
+        event.remove(db.engine, "before_cursor_execute", statement)
+        event.remove(db.engine, "begin", begin)
+
+
+def _stock(first: int, count: int) -> str:
+    return "number,rate_center,city,state,cost\n" + "".join(
+        f"+1312{n:07d},CHICAGO,Chicago,IL,0.50\n" for n in range(first, first + count)
+    )
+
+
+def _generation(db: Database) -> int:
+    with db.engine.connect() as conn:
+        value: int = conn.execute(
+            text("SELECT generation FROM routing_generation WHERE id = 1")
+        ).scalar_one()
+        return value
+
+
+def _buy(client: TestClient, acct: Acct, e164: str) -> dict[str, Any]:
+    response = client.post(
+        "/telephony/numbers/purchase", json={"phone_number": e164}, headers=acct.headers
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def test_a_purchase_costs_a_few_transactions_whatever_the_stock(
+    db: Database, settings: Settings, make_partner: Any
+) -> None:
+    buyer = make_partner(balance="100.00")
+    client = TestClient(create_app(settings, db, StockCarrier(db)))
+    import_csv(db, _stock(5550000, 10))
+    _buy(client, buyer, "+13125550000")  # the first ever opens the revenue book
+
+    costs: dict[int, Count] = {}
+    for size, e164 in ((10, "+13125550001"), (2_000, "+13125550002")):
+        if size > 10:
+            import_csv(db, _stock(5560000, size - 10))
+        before = _generation(db)
+        with counted(db) as count:
+            answer = _buy(client, buyer, e164)
+        assert answer["data"]["phone_number"] == e164
+        assert answer["data"]["status"] == "active"
+        assert answer["meta"]["charged"] == "2.00"
+        # Route caches are told once: the number went live.
+        assert _generation(db) == before + 1
+        assert count.generation_bumps == 1, count.statements
+        costs[size] = count
+
+    small, large = costs[10], costs[2_000]
+    assert small.transactions <= MAX_TRANSACTIONS, small.transactions
+    assert len(small.statements) <= MAX_STATEMENTS, "\n".join(small.statements)
+    # Flat with the inventory: the same statements at 10 and at 2,000 numbers.
+    assert (large.transactions, len(large.statements)) == (
+        small.transactions,
+        len(small.statements),
+    )
+    balance = client.get("/billing/wallet", headers=buyer.headers)
+    assert balance.status_code == 200, balance.text
+    assert ledger_ok(db)
+
+
+class _SoldMeanwhile(StockCarrier):
+    """Stock whose number another seller takes between the look-up and the order."""
+
+    def order(self, order_id: str, phone_numbers: Sequence[str]) -> list[NumberOrderResult]:
+        super().order("ord_elsewhere", phone_numbers)
+        return super().order(order_id, phone_numbers)
+
+
+def test_a_number_the_carrier_could_not_provide_is_refunded_with_one_bump_at_most(
+    db: Database, settings: Settings, make_partner: Any
+) -> None:
+    buyer = make_partner(balance="100.00")
+    client = TestClient(create_app(settings, db, _SoldMeanwhile(db)))
+    import_csv(db, _stock(5550000, 3))
+    before = _generation(db)
+    with counted(db) as count:
+        response = client.post(
+            "/telephony/numbers/purchase",
+            json={"phone_number": "+13125550001"},
+            headers=buyer.headers,
+        )
+    assert response.status_code == 502, response.text
+    assert "2.00 was refunded" in response.json()["error"]["message"]
+    assert count.generation_bumps <= 1
+    assert _generation(db) <= before + 1
+    assert count.transactions <= MAX_TRANSACTIONS
+    wallet = client.get("/billing/wallet", headers=buyer.headers).json()
+    assert wallet["data"]["balance"] == "100.00", wallet
+    assert ledger_ok(db)
+
+
+def _auto_recharge(client: TestClient, acct: Acct) -> None:
+    h = acct.headers
+    card = client.put("/billing/card", json={"card_token": "tok_visa"}, headers=h)
+    assert card.status_code == 200, card.text
+    auto = {"enabled": True, "threshold": "5.00", "amount": "25.00"}
+    assert client.put("/billing/auto-recharge", json=auto, headers=h).status_code == 200
+
+
+def test_an_empty_wallet_with_auto_recharge_buys_after_one_charge(
+    client: TestClient, make_partner: Any, db: Database
+) -> None:
+    """The order's transaction finds the wallet short, leaves, the card pays,
+    and the order is placed again: charged once, bought once."""
+    buyer = make_partner("Card", balance="0")
+    _auto_recharge(client, buyer)
+    number = search_numbers(client, buyer, area_code="312")[0]["phone_number"]
+    bought = client.post(
+        "/telephony/numbers/purchase", json={"phone_number": number}, headers=buyer.headers
+    )
+    assert bought.status_code == 200, bought.text
+    assert bought.json()["data"]["status"] == "active"
+    wallet = client.get("/billing/wallet", headers=buyer.headers).json()["data"]
+    # 25.00 charged (the recharge amount covers the 2.00 missing), 2.00 spent;
+    # 23.00 is above the 5.00 threshold, so no second charge.
+    assert wallet["balance"] == "23.00", wallet
+    with db.read_session() as session:
+        charges = session.execute(text("SELECT count(*) FROM card_charges")).scalar_one()
+    assert charges == 1
+    assert ledger_ok(db)
+
+
+def test_a_purchase_refused_for_a_taken_number_charges_no_card(
+    client: TestClient, make_partner: Any, db: Database
+) -> None:
+    rich = make_partner("Rich", balance="100.00")
+    buyer = make_partner("Card", balance="0")
+    _auto_recharge(client, buyer)
+    number = search_numbers(client, rich, area_code="312")[0]["phone_number"]
+    assert (
+        client.post(
+            "/telephony/numbers/purchase", json={"phone_number": number}, headers=rich.headers
+        ).status_code
+        == 200
+    )
+    refused = client.post(
+        "/telephony/numbers/purchase", json={"phone_number": number}, headers=buyer.headers
+    )
+    assert refused.status_code in (404, 409), refused.text
+    wallet = client.get("/billing/wallet", headers=buyer.headers).json()["data"]
+    assert wallet["balance"] == "0.00", wallet
+    with db.read_session() as session:
+        charges = session.execute(text("SELECT count(*) FROM card_charges")).scalar_one()
+    assert charges == 0
