@@ -39,8 +39,7 @@ __all__ = ["browser", "page", "partner_user", "server"]
 
 def _edge_ha1(db: Database, settings: Settings, username: str, number: str) -> str | None:
     """The HA1 the edge would check an INVITE's digest against."""
-    with db.session() as session:
-        return outbound.lookup(session, settings, username, "+15125550199", number).ha1
+    return outbound.lookup(db, settings, username, "+15125550199", number).ha1
 
 
 def test_an_agents_sip_credential_in_the_dashboard(
