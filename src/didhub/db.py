@@ -103,8 +103,9 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-# The tables an inbound route (routing/service.py) or an outbound lookup's
-# static part (outbound/service.py) is read from. A transaction
+# The tables an inbound route (routing/service.py), an outbound lookup's
+# static part (outbound/service.py) or an API key's scope (api/deps.py) is read
+# from. A transaction
 # that writes one of them adds one to routing_generation just before it commits,
 # and, once committed, to its Database's ``routing_epoch``: route caches
 # (routing/cache.py) watch both, the epoch for this process's changes at once and
@@ -120,6 +121,8 @@ ROUTING_TABLES = frozenset(
         "sip_credentials",
         "outbound_trunks",
         "outbound_settings",
+        # an API key's scope: the key (revoked or not) and the accounts it sees
+        "api_keys",
     }
 )
 _WRITE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)", re.IGNORECASE)

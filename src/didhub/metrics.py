@@ -60,6 +60,11 @@ ROUTE_CACHE = Counter(
     "Routing lookups answered from the route cache (hit) or the database (miss)",
     ["result"],
 )
+KEY_CACHE = Counter(
+    "didhub_api_key_cache_lookups",
+    "API keys' scopes answered from memory (hit) or the database (miss)",
+    ["result"],
+)
 
 
 @contextmanager

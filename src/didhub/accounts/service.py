@@ -178,6 +178,11 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def key_digest(secret: str) -> str:
+    """What a key is stored and looked up by (its secret is never kept)."""
+    return _hash(secret)
+
+
 @dataclass(frozen=True)
 class NewKey:
     key: ApiKey

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from didhub import __version__, outputs, web
+from didhub import __version__, metrics, outputs, web
 from didhub.accounts import endpoints as accounts
 from didhub.accounts import views as account_views
 from didhub.api import contract, observe
@@ -44,6 +44,7 @@ from didhub.routing.cache import RouteCache
 from didhub.routing.edge_auth import EdgeAuth
 from didhub.runtime import Runtime
 from didhub.telnyx_compat import endpoints as telnyx_compat
+from didhub.tenancy import Scope
 from didhub.twilio_compat import endpoints as twilio_compat
 from didhub.wallet import endpoints as wallet
 from didhub.wallet import views as wallet_views
@@ -112,6 +113,7 @@ def create_app(
         limiter.total_tokens = settings.db_pool_size + settings.db_max_overflow
         routes.start()
         callers.start()
+        scopes.start()
         if runner is not None:
             runner.start()
         yield
@@ -119,6 +121,7 @@ def create_app(
             runner.stop()
         routes.stop()
         callers.stop()
+        scopes.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -129,6 +132,9 @@ def create_app(
     )
     routes: RouteCache[tuple[int, bytes]] = RouteCache(db, settings.routing_cache_seconds)
     callers: RouteCache[Snapshot] = RouteCache(db, settings.routing_cache_seconds)
+    scopes: RouteCache[Scope] = RouteCache(
+        db, settings.routing_cache_seconds, counter=metrics.KEY_CACHE
+    )
     app.state.ctx = Context(
         db=db,
         carrier=carrier,
@@ -136,6 +142,7 @@ def create_app(
         gateway=gateway,
         routes=routes,
         callers=callers,
+        scopes=scopes,
         edge=EdgeAuth(settings),
     )
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from didhub.accounts import service as accounts
 from didhub.carriers.base import Carrier
@@ -33,6 +34,10 @@ class Context:
     routes: RouteCache[tuple[int, bytes]]
     # Outbound lookups' static part by SIP username (outbound/service.py).
     callers: RouteCache[Snapshot]
+    # API keys' scopes by the key's digest: cleared by any commit that writes
+    # api_keys or accounts (a revocation, a new tenant), here at once and in
+    # every other process within DIDHUB_ROUTING_CACHE_SECONDS (routing/cache.py).
+    scopes: RouteCache[Scope]
     # Who may use the SIP edge's endpoints.
     edge: EdgeAuth
 
@@ -70,15 +75,28 @@ def _bearer(token: str | None, x_api_key: str | None) -> str | None:
     return token or x_api_key
 
 
-def get_scope(
+async def get_scope(
     ctx: Annotated[Context, Depends(get_context)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_auth)] = None,
     x_api_key: Annotated[str | None, Security(api_key_auth)] = None,
 ) -> Scope:
-    with ctx.db.read_session() as session:
-        return accounts.authenticate(
-            session, _bearer(bearer.credentials if bearer else None, x_api_key)
-        )
+    """The caller's scope, from memory when the key was seen since the last
+    change to keys or accounts (no thread hop, no database); else read in a
+    worker thread, which keeps it. Only valid keys are kept: an unknown or
+    revoked one is asked of the database every time."""
+    secret = _bearer(bearer.credentials if bearer else None, x_api_key)
+    if not secret:
+        raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
+    digest = accounts.key_digest(secret)
+    kept = ctx.scopes.hit(digest)
+    if kept is not None:
+        return kept
+
+    def read() -> Scope:
+        with ctx.db.read_session() as session:
+            return accounts.authenticate(session, secret)
+
+    return await run_in_threadpool(ctx.scopes.get, digest, read)
 
 
 async def get_idempotency_key(

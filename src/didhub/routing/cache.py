@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from prometheus_client import Counter
 from sqlalchemy import select
 
 from didhub import metrics
@@ -39,12 +40,18 @@ log = logging.getLogger("didhub.routing")
 
 Stamp = tuple[int, int | None]
 T = TypeVar("T")
-_HITS = metrics.ROUTE_CACHE.labels("hit")
-_MISSES = metrics.ROUTE_CACHE.labels("miss")
 
 
 class RouteCache(Generic[T]):
-    def __init__(self, db: Database, poll_seconds: float, max_entries: int = 50_000) -> None:
+    def __init__(
+        self,
+        db: Database,
+        poll_seconds: float,
+        max_entries: int = 50_000,
+        counter: Counter = metrics.ROUTE_CACHE,
+    ) -> None:
+        self._hits = counter.labels("hit")
+        self._misses = counter.labels("miss")
         self.db = db
         self.poll_seconds = poll_seconds
         self.max_entries = max_entries
@@ -74,13 +81,13 @@ class RouteCache(Generic[T]):
             return None
         found = self._entries.get(key)
         if found is not None:
-            _HITS.inc()
+            self._hits.inc()
         return found
 
     def get(self, key: str, compute: Callable[[], T]) -> T:
         """The answer for ``key``: kept, or ``compute()`` (then kept)."""
         if not self.enabled:
-            _MISSES.inc()
+            self._misses.inc()
             return compute()
         if time.monotonic() - self._polled_at >= self.poll_seconds:
             self.poll()
@@ -91,9 +98,9 @@ class RouteCache(Generic[T]):
                 self._stamp = stamp
             found = self._entries.get(key)
         if found is not None:
-            _HITS.inc()
+            self._hits.inc()
             return found
-        _MISSES.inc()
+        self._misses.inc()
         value = compute()
         with self._lock:
             if self._stamp == stamp == self._current():

@@ -1,0 +1,86 @@
+"""API keys' scopes kept in memory (api/deps.py): a key seen once is answered
+without the database, and a revocation or a change to the accounts it sees
+ends that at once in this process and within DIDHUB_ROUTING_CACHE_SECONDS in
+any other (the CLI, another server), here a second Database on the same
+database standing in for one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from conftest import Acct
+from didhub.accounts import service as accounts
+from didhub.db import Database
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def note(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+
+
+def _until(check: Any, limit: float = 5.0) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_key_seen_once_reads_no_key_until_this_server_revokes_it(
+    client: TestClient, db: Database, partner: Acct
+) -> None:
+    assert client.get("/tenants", headers=partner.headers).status_code == 200
+    with statements(db) as seen:
+        assert client.get("/tenants", headers=partner.headers).status_code == 200
+    assert not [s for s in seen if "api_keys" in s], seen
+    with db.session() as session:
+        accounts.revoke_api_key(session, accounts.find_key(session, partner.key).id)
+    # Revoked through this process: refused at the very next request.
+    assert client.get("/tenants", headers=partner.headers).status_code == 401
+
+
+def test_another_process_revoking_a_key_or_adding_a_tenant_is_seen_within_the_poll(
+    client: TestClient, db: Database, partner: Acct, database_url: str
+) -> None:
+    elsewhere = Database(database_url)
+    try:
+        assert client.get("/tenants", headers=partner.headers).json()["data"] == []
+        # Another process adds a tenant under the partner: its scope grows.
+        with elsewhere.session() as session:
+            tenant = accounts.create_tenant(session, "Elsewhere Inc", "USD", partner.id)
+        assert _until(
+            lambda: (
+                client.get(f"/tenants/{tenant.id}/settings", headers=partner.headers).status_code
+                == 200
+            )
+        )
+        # Another process revokes the key: refused within the poll.
+        with elsewhere.session() as session:
+            accounts.revoke_api_key(session, accounts.find_key(session, partner.key).id)
+        assert _until(lambda: client.get("/tenants", headers=partner.headers).status_code == 401)
+    finally:
+        elsewhere.engine.dispose()
+
+
+def test_an_unknown_key_is_never_kept(client: TestClient, db: Database) -> None:
+    for _ in range(2):
+        with statements(db) as seen:
+            answer = client.get("/tenants", headers={"Authorization": "Bearer dh_nope"})
+        assert answer.status_code == 401
+        assert [s for s in seen if "api_keys" in s]  # asked of the database each time
