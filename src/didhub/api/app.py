@@ -34,6 +34,7 @@ from didhub.numbers import manage_views as number_manage_views
 from didhub.numbers import views as number_views
 from didhub.outbound import endpoints as outbound
 from didhub.outbound import views as outbound_views
+from didhub.outbound.funds_cache import FundsCache
 from didhub.outbound.service import Snapshot
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
@@ -112,6 +113,7 @@ def create_app(
         limiter.total_tokens = settings.db_pool_size + settings.db_max_overflow
         routes.start()
         callers.start()
+        funds.start()
         if runner is not None:
             runner.start()
         yield
@@ -119,6 +121,7 @@ def create_app(
             runner.stop()
         routes.stop()
         callers.stop()
+        funds.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -129,6 +132,7 @@ def create_app(
     )
     routes: RouteCache[tuple[int, bytes]] = RouteCache(db, settings.routing_cache_seconds)
     callers: RouteCache[Snapshot] = RouteCache(db, settings.routing_cache_seconds)
+    funds = FundsCache(db, settings.routing_cache_seconds)
     app.state.ctx = Context(
         db=db,
         carrier=carrier,
@@ -136,6 +140,7 @@ def create_app(
         gateway=gateway,
         routes=routes,
         callers=callers,
+        funds=funds,
         edge=EdgeAuth(settings),
     )
 

@@ -16,6 +16,7 @@ from didhub.db import Database
 from didhub.errors import Unauthorized
 from didhub.idempotency import HEADER
 from didhub.inputs import check_text
+from didhub.outbound.funds_cache import FundsCache
 from didhub.outbound.service import Snapshot
 from didhub.payments.base import PaymentGateway
 from didhub.routing.cache import RouteCache
@@ -33,6 +34,8 @@ class Context:
     routes: RouteCache[tuple[int, bytes]]
     # Outbound lookups' static part by SIP username (outbound/service.py).
     callers: RouteCache[Snapshot]
+    # Outbound lookups' money part by payer and tenant (outbound/funds_cache.py).
+    funds: FundsCache
     # Who may use the SIP edge's endpoints.
     edge: EdgeAuth
 
