@@ -92,7 +92,7 @@ def main() -> None:
                 },
             ).raise_for_status()
             cred = client.post(f"/agents/{agent['id']}/sip-credential").json()["data"]
-            # Every guard on, so each lookup checks them all (the money read afresh).
+            # Every guard on, so each lookup checks them all (the money from the funds cache).
             client.patch(
                 f"/tenants/{tenant}/outbound/settings",
                 json={

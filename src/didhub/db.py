@@ -125,9 +125,17 @@ ROUTING_TABLES = frozenset(
         "api_keys",
     }
 )
+# The tables an outbound lookup's money part (outbound/service.py ``funds``:
+# standing, balance, spend today) is read from. A commit that writes one adds
+# one to its Database's ``money_epoch`` (this process's money cache,
+# outbound/funds_cache.py, starts afresh); other processes' writes are seen by
+# that cache's poll of cheap high-water marks, so no commit writes anything more.
+MONEY_TABLES = frozenset({"ledger_accounts", "ledger_entries", "billing_profiles", "usage_records"})
 _WRITE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)", re.IGNORECASE)
 _ROUTING_WRITTEN = "didhub_routing_written"
 _ROUTING_BUMPED = "didhub_routing_bumped"
+_MONEY_WRITTEN = "didhub_money_written"
+_MONEY_COMMITTING = "didhub_money_committing"
 _ROUTES_UNCHANGED = "didhub_routes_unchanged"
 _BUMP = (
     "UPDATE routing_generation SET generation = generation + 1 WHERE id = 1 RETURNING generation"
@@ -142,6 +150,7 @@ def _watch_writes(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         conn.info.pop(_ROUTING_WRITTEN, None)
+        conn.info.pop(_MONEY_WRITTEN, None)
 
     @event.listens_for(engine, "before_cursor_execute")
     def _statement(
@@ -155,8 +164,14 @@ def _watch_writes(engine: Engine) -> None:
             # skipped, and could fail as busy under load: refuse it every time
             # instead, so a read path that starts writing is found by its tests.
             raise RuntimeError(f"a write in a read-only session: {statement[:80]}")
-        if written.group(1).lower() in ROUTING_TABLES:
-            conn.info[_ROUTING_WRITTEN] = True
+        _mark(conn, written.group(1).lower())
+
+
+def _mark(conn: Any, table: str) -> None:
+    if table in ROUTING_TABLES:
+        conn.info[_ROUTING_WRITTEN] = True
+    if table in MONEY_TABLES:
+        conn.info[_MONEY_WRITTEN] = True
 
 
 def make_engine(url: str, pool_size: int = 10, max_overflow: int = 10) -> Engine:
@@ -221,6 +236,8 @@ class Database:
         # highest routing_generation those commits wrote.
         self.routing_epoch = 0
         self.routing_generation: int | None = None
+        # How many of this process's commits wrote a money table (MONEY_TABLES).
+        self.money_epoch = 0
         self._epoch_lock = threading.Lock()
         event.listen(self.sessionmaker, "after_begin", _remember_connection)
         event.listen(self.sessionmaker, "before_commit", _bump_generation)
@@ -228,6 +245,9 @@ class Database:
         event.listen(self.sessionmaker, "after_rollback", _forget_connection)
 
     def _after_commit(self, session: Session) -> None:
+        if session.info.pop(_MONEY_COMMITTING, False):
+            with self._epoch_lock:
+                self.money_epoch += 1
         generation = session.info.pop(_ROUTING_BUMPED, None)
         if generation is not None:
             with self._epoch_lock:
@@ -270,6 +290,7 @@ def _remember_connection(session: Session, _transaction: Any, connection: Any) -
 def _forget_connection(session: Session) -> None:
     # Back in the pool, the connection may soon be another session's.
     session.info.pop("didhub_connection", None)
+    session.info.pop(_MONEY_COMMITTING, None)
 
 
 def routes_unchanged(session: Session) -> None:
@@ -284,6 +305,8 @@ def routes_unchanged(session: Session) -> None:
 def _bump_generation(session: Session) -> None:
     session.flush()  # what commit would flush may write a routing table too
     connection = session.info.pop("didhub_connection", None)
+    if connection is not None and connection.info.pop(_MONEY_WRITTEN, False):
+        session.info[_MONEY_COMMITTING] = True
     declared = session.info.pop(_ROUTES_UNCHANGED, None)
     if declared is not None and declared is session.get_transaction():
         if connection is not None:
@@ -306,6 +329,8 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     if dialect.name != "postgresql":
         session.execute(table.insert(), rows)
         return
+    # COPY passes no before_cursor_execute hook: mark the write here.
+    _mark(session.connection(), table.name)
     names = list(rows[0])
     binders: list[TypeDecorator[Any] | None] = []
     for name in names:

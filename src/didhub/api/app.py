@@ -34,6 +34,7 @@ from didhub.numbers import manage_views as number_manage_views
 from didhub.numbers import views as number_views
 from didhub.outbound import endpoints as outbound
 from didhub.outbound import views as outbound_views
+from didhub.outbound.funds_cache import FundsCache
 from didhub.outbound.service import Snapshot
 from didhub.payments.base import PaymentGateway
 from didhub.payments.registry import make_gateway
@@ -114,6 +115,7 @@ def create_app(
         routes.start()
         callers.start()
         scopes.start()
+        funds.start()
         if runner is not None:
             runner.start()
         yield
@@ -122,6 +124,7 @@ def create_app(
         routes.stop()
         callers.stop()
         scopes.stop()
+        funds.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -135,6 +138,7 @@ def create_app(
     scopes: RouteCache[Scope] = RouteCache(
         db, settings.routing_cache_seconds, counter=metrics.KEY_CACHE
     )
+    funds = FundsCache(db, settings.routing_cache_seconds)
     app.state.ctx = Context(
         db=db,
         carrier=carrier,
@@ -143,6 +147,7 @@ def create_app(
         routes=routes,
         callers=callers,
         scopes=scopes,
+        funds=funds,
         edge=EdgeAuth(settings),
     )
 

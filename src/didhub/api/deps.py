@@ -17,6 +17,7 @@ from didhub.db import Database
 from didhub.errors import Unauthorized
 from didhub.idempotency import HEADER
 from didhub.inputs import check_text
+from didhub.outbound.funds_cache import FundsCache
 from didhub.outbound.service import Snapshot
 from didhub.payments.base import PaymentGateway
 from didhub.routing.cache import RouteCache
@@ -38,6 +39,8 @@ class Context:
     # api_keys or accounts (a revocation, a new tenant), here at once and in
     # every other process within DIDHUB_ROUTING_CACHE_SECONDS (routing/cache.py).
     scopes: RouteCache[Scope]
+    # Outbound lookups' money part by payer and tenant (outbound/funds_cache.py).
+    funds: FundsCache
     # Who may use the SIP edge's endpoints.
     edge: EdgeAuth
 

@@ -234,7 +234,27 @@ def answer(ctx: Context, body: OutboundLookup) -> dict[str, Any]:
         body.caller,
         body.source_ip,
         kept=ctx.callers.get,
+        kept_funds=ctx.funds.get,
     )
+    return _shown(decision)
+
+
+def kept_answer(ctx: Context, body: OutboundLookup) -> dict[str, Any] | None:
+    """The answer from memory alone (no database, no thread), or None: a part
+    isn't kept, or it is an emergency call (then :func:`answer`)."""
+    decision = outbound.kept_lookup(
+        ctx.settings,
+        body.username,
+        body.destination,
+        body.caller,
+        body.source_ip,
+        ctx.callers.hit,
+        ctx.funds.hit,
+    )
+    return _shown(decision) if decision is not None else None
+
+
+def _shown(decision: outbound.Decision) -> dict[str, Any]:
     return {
         "data": {
             "action": decision.action,

@@ -28,8 +28,10 @@ Rules, in order (the account's outbound settings, ``outbound/settings.py``):
 
 The static part of an answer (the credential, the agent's numbers, the
 settings, the trunks: :class:`Snapshot`) is kept by the API in a route cache
-(``routing/cache.py``) that any write to those tables clears; the funds
-(:class:`Funds`) are read on every lookup.
+(``routing/cache.py``) that any write to those tables clears; the money
+(:class:`Funds`) in a funds cache (``outbound/funds_cache.py``) that any
+commit writing a money table clears. With both kept, :func:`kept_lookup`
+answers without the database.
 """
 
 from __future__ import annotations
@@ -412,8 +414,9 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Funds:
-    """What a lookup reads afresh every time: the payer's standing and
-    balance, and the tenant's outbound spend today (UTC)."""
+    """The money part of a lookup: the payer's standing and balance, and the
+    tenant's outbound spend today (UTC); kept by the API until a money table
+    is written (``outbound/funds_cache.py``)."""
 
     standing: str
     balance: Decimal
@@ -573,6 +576,42 @@ def decide(
 
 
 Kept = Callable[[str, Callable[[], Snapshot]], Snapshot]
+KeptFunds = Callable[[str, str, Callable[[], Funds]], Funds]
+
+
+class _NotKept(Exception):
+    pass
+
+
+def kept_lookup(
+    settings: Settings,
+    username: str,
+    destination: str,
+    caller: str | None,
+    source_ip: str | None,
+    snapshot_hit: Callable[[str], Snapshot | None],
+    funds_hit: Callable[[str, str], Funds | None],
+) -> Decision | None:
+    """The lookup from memory alone (no database: the event loop's path), or
+    ``None`` when a part isn't kept or the call is an emergency call (worked
+    out afresh by :func:`lookup`)."""
+    dialled = _destination(destination)
+    if dialled in EMERGENCY:
+        return None
+    snap = snapshot_hit(username)
+    if snap is None:
+        return None
+
+    def read_funds(payer: str, tenant_id: str) -> Funds:
+        found = funds_hit(payer, tenant_id)
+        if found is None:
+            raise _NotKept
+        return found
+
+    try:
+        return decide(settings, snap, dialled, caller, source_ip, read_funds, username)
+    except _NotKept:
+        return None
 
 
 def lookup(
@@ -583,11 +622,11 @@ def lookup(
     caller: str | None,
     source_ip: str | None = None,
     kept: Kept | None = None,
+    kept_funds: KeptFunds | None = None,
 ) -> Decision:
     """The edge's one question per INVITE (see the module's rules). The static
-    part comes through ``kept`` (the API's cache) when given; the funds are
-    read every time; an emergency call is worked out afresh and writes its
-    ``e911.call_placed`` event."""
+    part comes through ``kept`` and the money through ``kept_funds`` (the
+    API's caches) when given; an emergency call is worked out afresh."""
     dialled = _destination(destination)
     if dialled in EMERGENCY:
         with db.session() as session:
@@ -600,8 +639,11 @@ def lookup(
     snap = kept(username, compute) if kept is not None else compute()
 
     def read_funds(payer: str, tenant_id: str) -> Funds:
-        with db.read_engine.begin() as connection:
-            return funds(connection, settings, payer, tenant_id)
+        def fresh() -> Funds:
+            with db.read_engine.begin() as connection:
+                return funds(connection, settings, payer, tenant_id)
+
+        return kept_funds(payer, tenant_id, fresh) if kept_funds is not None else fresh()
 
     return decide(settings, snap, dialled, caller, source_ip, read_funds, username)
 

@@ -134,9 +134,10 @@ class FastLookups:
         await self.app(scope, receive, send)
 
     async def _outbound(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """``POST /routing/outbound``: a well-formed body answered here (the
-        static part from the callers' cache, the money read in a worker
-        thread); anything else replayed to the endpoint."""
+        """``POST /routing/outbound``: a well-formed body answered here, on
+        the event loop when the callers' and the funds' caches both hold it
+        (an emergency call never is), else in a worker thread; anything else
+        replayed to the endpoint."""
         started = time.perf_counter()
         chunks: list[bytes] = []
         size = 0
@@ -155,7 +156,10 @@ class FastLookups:
         body = outbound_endpoints.fast_body(raw) if not more else None
         if body is not None:
             try:
-                content = await run_in_threadpool(outbound_endpoints.answer, self.ctx, body)
+                # Both parts kept: answered here, on the event loop; else in a thread.
+                content = outbound_endpoints.kept_answer(self.ctx, body)
+                if content is None:
+                    content = await run_in_threadpool(outbound_endpoints.answer, self.ctx, body)
             except DidhubError:
                 content = None
             if content is not None:
