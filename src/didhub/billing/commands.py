@@ -61,7 +61,11 @@ def billing_run(
 def billing_import_cdrs(
     cli: Cli,
     file: Annotated[
-        Path, typer.Argument(help="CSV with phone_number, direction, start, duration, call_id.")
+        Path,
+        typer.Argument(
+            help="CSV with phone_number, direction, start, duration, call_id, and for"
+            " outbound calls optionally destination (rated by the outbound rate table)."
+        ),
     ],
 ) -> Shown:
     """Rate call records from a CSV file; call ids seen before are skipped."""
