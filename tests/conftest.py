@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, event, make_url, text
 
 import didhub.models  # noqa: F401
 from didhub import clock
@@ -176,6 +177,24 @@ def buy(client: TestClient, acct: Acct, *numbers: str, **headers: str) -> dict[s
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     return answer
+
+
+@contextmanager
+def sent_statements(
+    db: Database, keep: Callable[[str], bool] = lambda statement: True
+) -> Iterator[list[str]]:
+    """The SQL the engine sends while the block runs (those ``keep`` keeps)."""
+    sent: list[str] = []
+
+    def note(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if keep(statement):
+            sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
 
 
 def ledger_ok(db: Database) -> bool:

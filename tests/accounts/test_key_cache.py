@@ -7,30 +7,18 @@ database standing in for one."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
-from conftest import Acct
+from conftest import Acct, sent_statements
 from didhub.accounts import service as accounts
 from didhub.db import Database
 
 
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def note(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(db.engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", note)
+def statements(db: Database) -> AbstractContextManager[list[str]]:
+    return sent_statements(db)
 
 
 def _until(check: Any, limit: float = 5.0) -> bool:

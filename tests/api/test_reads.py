@@ -7,15 +7,14 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 
-from conftest import Acct, buy, search_numbers
+from conftest import Acct, buy, search_numbers, sent_statements
 from dashboard import PASSWORD, sign_in
 from didhub import clock
 from didhub.accounts import service as accounts
@@ -149,19 +148,9 @@ def test_a_write_in_a_read_session_is_refused_before_it_reaches_the_database(
 # ------------------------------------------------------------------ statements per page
 
 
-@contextmanager
-def counted(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        if args[2] != "BEGIN":  # SQLite's, sent by db.py; PostgreSQL's goes unseen
-            statements.append(args[2])
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
+def counted(db: Database) -> AbstractContextManager[list[str]]:
+    # SQLite's BEGIN, sent by db.py, is not counted; PostgreSQL's goes unseen.
+    return sent_statements(db, lambda statement: statement != "BEGIN")
 
 
 def _fifty_numbers_serving_fifty_tenants(

@@ -11,17 +11,16 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
-from conftest import Acct
+from conftest import Acct, sent_statements
 from didhub import clock
 from didhub.accounts import service as accounts
 from didhub.api.app import create_app
@@ -46,19 +45,9 @@ def tenant(make_tenant: Callable[..., Acct], partner: Acct) -> Acct:
     return make_tenant("Dental", partner_id=partner.id)
 
 
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
+def statements(db: Database) -> AbstractContextManager[list[str]]:
+    """The SELECTs sent while the block runs."""
+    return sent_statements(db, lambda statement: statement.lstrip().upper().startswith("SELECT"))
 
 
 def test_kept_answers_read_only_the_money_and_see_every_change(
