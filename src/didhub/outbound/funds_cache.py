@@ -132,11 +132,12 @@ class FundsCache:
                 self._entries[key] = value
         return value
 
-    def poll(self) -> None:
-        """Read the high-water marks (once, however many threads ask)."""
+    def poll(self, force: bool = False) -> None:
+        """Read the high-water marks (once, however many threads ask, unless
+        ``force``)."""
         with self._poll_lock:
             started = time.monotonic()
-            if started - self._polled_at < self.poll_seconds / 2:
+            if not force and started - self._polled_at < self.poll_seconds / 2:
                 return  # another thread just did
             floors = self._floors
             with self.db.read_session() as session:
