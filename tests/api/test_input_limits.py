@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import Acct, ledger_ok
+from dashboard import PASSWORD, sign_in
 from didhub.accounts import service as accounts
 from didhub.api.app import create_app
 from didhub.carriers.sandbox import SandboxCarrier
@@ -133,8 +134,6 @@ def test_nul_bytes_in_path_and_query_parameters_are_refused_naming_them(
 def test_nul_bytes_in_dashboard_forms_get_the_dashboard_error_page(
     api: TestClient, db: Database, partner: Acct, make_tenant: Callable[..., Acct]
 ) -> None:
-    from test_web import PASSWORD, sign_in
-
     tenant = make_tenant("T", partner.id)
     with db.session() as session:
         accounts.create_user(session, partner.id, "ops@acme.example", PASSWORD)
