@@ -16,6 +16,7 @@ rules (two decimal places, a top-up's ceiling, ...).
 
 from __future__ import annotations
 
+import functools
 import re
 import types
 import typing
@@ -121,6 +122,15 @@ def _holds_model(annotation: Any) -> bool:
     return any(_holds_model(arg) for arg in typing.get_args(annotation))
 
 
+@functools.cache
+def _field_kind(model: type[BaseModel], name: str) -> tuple[bool, bool, bool]:
+    """(number, bool, holds a model) for a field: worked out once per field,
+    not per request (reading the annotation costs more than the check)."""
+    field = model.model_fields.get(name)
+    annotation = field.annotation if field is not None else None
+    return _is_number(annotation), _is_bool(annotation), _holds_model(annotation)
+
+
 class RequestModel(BaseModel):
     """Every request body's base: unknown fields refused, text stripped, and
     the rules above applied to every field (nested models name their path)."""
@@ -130,13 +140,12 @@ class RequestModel(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _safe_input(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        annotation = field.annotation if field is not None else None
-        if isinstance(value, bool) and _is_number(annotation):
+        is_number, is_bool, holds_model = _field_kind(cls, info.field_name or "")
+        if isinstance(value, bool) and is_number:
             raise ValueError("must be a number, not true or false")
-        if _is_bool(annotation) and not isinstance(value, bool) and value is not None:
+        if is_bool and not isinstance(value, bool) and value is not None:
             raise ValueError("must be true or false")
-        if _holds_model(annotation):
+        if holds_model:
             return value
         found = find_text_problem(value)
         if found is not None:
