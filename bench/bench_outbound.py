@@ -44,6 +44,9 @@ def main() -> None:
         metavar="SECONDS",
         help="send the lookups with wrk for this long (8 connections) instead of Python",
     )
+    parser.add_argument(
+        "--access-log", action="store_true", help="serve with a log line per request"
+    )
     args = parser.parse_args()
 
     workdir, url = fresh_database(args.database_url)
@@ -65,7 +68,7 @@ def main() -> None:
     )
     port = free_port()
     server = subprocess.Popen(
-        [DIDHUB, "serve", "--port", str(port)],
+        [DIDHUB, "serve", "--port", str(port), *(() if args.access_log else ("--no-access-log",))],
         env=env,
         cwd=workdir,
         stdout=open(workdir / "didhub.log", "wb"),  # noqa: SIM115
@@ -114,6 +117,7 @@ def main() -> None:
             assert routed["action"] == "route", routed
             result = _wrk(base, workdir, cred["username"], found, args.wrk)
             result["database"] = url.split(":")[0]
+            result["access_log"] = args.access_log
             print(json.dumps(result, indent=2))
             return
         per_thread = args.requests // args.threads

@@ -140,11 +140,11 @@ class FundsCache:
             if not force and started - self._polled_at < self.poll_seconds / 2:
                 return  # another thread just did
             floors = self._floors
-            with self.db.read_session() as session:
-                ledger_count, ledger_max, usage_count, usage_max = session.execute(
+            with self.db.read_engine.begin() as connection:  # Core: no session's work
+                ledger_count, ledger_max, usage_count, usage_max = connection.execute(
                     _MARKS, {"ledger_floor": floors[0], "usage_floor": floors[1]}
                 ).one()
-                standings = tuple(tuple(row) for row in session.execute(_STANDINGS))
+                standings = tuple(tuple(row) for row in connection.execute(_STANDINGS))
             marks = (floors, ledger_count, ledger_max, usage_count, usage_max, standings)
             with self._lock:
                 if marks != self._marks:

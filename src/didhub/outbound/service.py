@@ -501,13 +501,16 @@ def _presented(caller: Caller, raw: str | None) -> CallerNumber | None:
 def _ip_allowed(caller: Caller, source_ip: str | None) -> bool:
     if not caller.networks:
         return True
-    if not source_ip:
-        return False
+    address = _ip_address(source_ip) if source_ip else None
+    return address is not None and any(address in net for net in caller.networks)
+
+
+@functools.lru_cache(maxsize=4096)  # an edge's few addresses, parsed once
+def _ip_address(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        address = ipaddress.ip_address(source_ip.strip())
+        return ipaddress.ip_address(raw.strip())
     except ValueError:
-        return False
-    return any(address in net for net in caller.networks)
+        return None
 
 
 def decide(

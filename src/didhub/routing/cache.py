@@ -36,6 +36,8 @@ from didhub import metrics
 from didhub.db import Database
 from didhub.routing.models import RoutingGeneration
 
+_GENERATION = select(RoutingGeneration.generation).where(RoutingGeneration.id == 1)
+
 log = logging.getLogger("didhub.routing")
 
 Stamp = tuple[int, int | None]
@@ -115,10 +117,10 @@ class RouteCache(Generic[T]):
             started = time.monotonic()
             if started - self._polled_at < self.poll_seconds / 2:
                 return  # another thread just did
-            with self.db.read_session() as session:
-                generation = session.scalar(
-                    select(RoutingGeneration.generation).where(RoutingGeneration.id == 1)
-                )
+            # A Core connection: ten times a second, an ORM session's own
+            # work would cost more than the query.
+            with self.db.read_engine.connect() as connection:
+                generation = connection.execute(_GENERATION).scalar()
             with self._lock:
                 epoch, own = self.db.routing_commits()
                 if generation == own and self._stamp == (epoch, self._generation):

@@ -39,11 +39,13 @@ access = logging.getLogger("didhub.access")
 router = APIRouter(prefix="/routing", tags=["routing"])
 
 
+# As Starlette's JSONResponse renders, so either path sends the same bytes
+# (one encoder: json.dumps with these options builds a new one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+
+
 def _encode(content: Any) -> bytes:
-    # As Starlette's JSONResponse renders, so either path sends the same bytes.
-    return json.dumps(
-        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode("utf-8")
+    return _ENCODER.encode(content).encode("utf-8")
 
 
 def _answer(ctx: Context, e164: str) -> tuple[int, bytes]:
