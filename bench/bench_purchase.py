@@ -62,16 +62,32 @@ def stock_e164(i: int) -> str:
     return f"+1{npa}{200 + (i // 10_000) // 50}{i % 10_000:04d}"
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``serve --workers``: the API workers, the jobs)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found.extend(tree(int(child)))
+    return found
+
+
 def cpu_ms(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / TICK  # utime + stime
+    """CPU time used by ``pid`` and its descendants."""
+    total = 0.0
+    for each in tree(pid):
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) * 1000 / TICK  # utime + stime
+    return total
 
 
 def status_kb(pid: int, name: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(name + ":"):
-            return int(line.split()[1])
-    return 0
+    """``name`` (e.g. VmHWM) from /proc status, summed over ``pid``'s tree."""
+    total = 0
+    for each in tree(pid):
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith(name + ":"):
+                total += int(line.split()[1])
+    return total
 
 
 def buyers(url: str, count: int) -> list[tuple[str, str]]:
@@ -257,7 +273,7 @@ def floor(
 
 
 @contextmanager
-def served(url: str, **env: str) -> Iterator[tuple[str, int, float]]:
+def served(url: str, workers: int = 1, **env: str) -> Iterator[tuple[str, int, float]]:
     """``didhub serve`` with the stock carrier, periodic jobs off: (url, pid,
     seconds from the start of the process to its first healthy answer)."""
     workdir = Path(tempfile.mkdtemp(prefix="didhub-bench-"))
@@ -265,7 +281,7 @@ def served(url: str, **env: str) -> Iterator[tuple[str, int, float]]:
     log = open(workdir / "didhub.log", "wb")  # noqa: SIM115
     began = time.perf_counter()
     process = subprocess.Popen(
-        [DIDHUB, "serve", "--port", str(port)],
+        [DIDHUB, "serve", "--port", str(port), "--workers", str(workers)],
         env={
             **os.environ,
             "DIDHUB_DATABASE_URL": url,
@@ -294,7 +310,7 @@ def served(url: str, **env: str) -> Iterator[tuple[str, int, float]]:
 
 
 def bench_database(
-    url: str, levels: list[int], limit: int, seconds: float, stock: int
+    url: str, levels: list[int], limit: int, seconds: float, stock: int, workers: int = 1
 ) -> dict[str, Any]:
     name = "sqlite" if url.startswith("sqlite") else "postgresql"
     print(f"[{name}] seeding {stock:,} stock numbers", file=sys.stderr, flush=True)
@@ -306,7 +322,7 @@ def bench_database(
     results: list[dict[str, Any]] = []
     next_number = [0]
     lock = threading.Lock()
-    with served(url) as (base, pid, _):
+    with served(url, workers) as (base, pid, _):
         clients = [
             httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
             for _, key in owners
@@ -350,6 +366,7 @@ def bench_database(
     )
     return {
         "database": name,
+        "serve_workers": workers,
         "stock_numbers": stock,
         "transactions_per_purchase": transactions,
         "statements_per_purchase": statements,
@@ -378,6 +395,9 @@ def main() -> None:
     parser.add_argument("--purchases", type=int, default=400, help="at most, per level")
     parser.add_argument("--seconds", type=float, default=20, help="at most, per level")
     parser.add_argument("--stock", type=int, default=20_000, help="stock numbers seeded")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="didhub serve --workers (CPU and memory summed)"
+    )
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     if args.stock < len(levels) * args.purchases + 10:
@@ -386,12 +406,16 @@ def main() -> None:
     runs = []
     if not args.skip_postgresql:
         runs.append(
-            bench_database(args.database_url, levels, args.purchases, args.seconds, args.stock)
+            bench_database(
+                args.database_url, levels, args.purchases, args.seconds, args.stock, args.workers
+            )
         )
     if not args.skip_sqlite:
         path = args.sqlite_path or str(Path(tempfile.mkdtemp(prefix="didhub-bench-")) / "b.db")
         runs.append(
-            bench_database(f"sqlite:///{path}", levels, args.purchases, args.seconds, args.stock)
+            bench_database(
+                f"sqlite:///{path}", levels, args.purchases, args.seconds, args.stock, args.workers
+            )
         )
     print(json.dumps({"machine": started, "runs": runs}, indent=2))
 

@@ -78,6 +78,14 @@ def serve(
         bool,
         typer.Option(help="Log every request (a line per routing lookup too)."),
     ] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="API processes (about one per core; the periodic jobs run in one more).",
+        ),
+    ] = 1,
 ) -> Shown:
     """Start the API server (an SQLite or empty PostgreSQL database is migrated
     first)."""
@@ -88,8 +96,18 @@ def serve(
 
     settings, db = cli.settings, cli.db
     shown_url = make_url(settings.database_url).render_as_string(hide_password=True)
-    console.print(f"didhub on http://{host}:{port} ({shown_url}, {settings.carrier})")
+    shown_workers = f", {workers} workers" if workers > 1 else ""
+    console.print(
+        f"didhub on http://{host}:{port} ({shown_url}, {settings.carrier}{shown_workers})"
+    )
     from didhub.logs import uvicorn_config
+
+    if workers > 1:
+        from didhub.api.workers import serve as serve_workers
+
+        db.dispose()  # each process opens its own
+        serve_workers(host, port, workers, access_log)
+        return Shown(None, lines=[])
 
     server = create_app(settings, db, jobs=True, access_log=access_log)
     # What start-up built (settings, metadata, routes) lives as long as the

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -30,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from didhub.epochs import Epochs, SharedEpochs
 
 if TYPE_CHECKING:
     from didhub.config import Settings
@@ -232,32 +235,45 @@ class Database:
         # statement or two without a Session (a connection costs less).
         self.read_engine = self.engine.execution_options(didhub_read_only=True)
         self.read_sessionmaker = sessionmaker(self.read_engine, expire_on_commit=False)
-        # How many of this process's commits may have changed a route, and the
-        # highest routing_generation those commits wrote.
-        self.routing_epoch = 0
+        # How many commits may have changed a route, and how many wrote a money
+        # table (MONEY_TABLES): this process's, or with share_epochs() every
+        # process's on this machine (didhub serve --workers). And the highest
+        # routing_generation this process's commits wrote.
+        self.epochs: Epochs = Epochs()
         self.routing_generation: int | None = None
-        # How many of this process's commits wrote a money table (MONEY_TABLES).
-        self.money_epoch = 0
         self._epoch_lock = threading.Lock()
         event.listen(self.sessionmaker, "after_begin", _remember_connection)
         event.listen(self.sessionmaker, "before_commit", _bump_generation)
         event.listen(self.sessionmaker, "after_commit", self._after_commit)
         event.listen(self.sessionmaker, "after_rollback", _forget_connection)
 
+    def share_epochs(self, path: Path) -> None:
+        """Count commits in the file every process of ``didhub serve
+        --workers`` maps (``epochs.py``), so each one's caches see the others'
+        changes at once."""
+        self.epochs = SharedEpochs(path)
+
+    @property
+    def routing_epoch(self) -> int:
+        return self.epochs.routing
+
+    @property
+    def money_epoch(self) -> int:
+        return self.epochs.money
+
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(_MONEY_COMMITTING, False):
-            with self._epoch_lock:
-                self.money_epoch += 1
+            self.epochs.add_money()
         generation = session.info.pop(_ROUTING_BUMPED, None)
         if generation is not None:
             with self._epoch_lock:
-                self.routing_epoch += 1
+                self.epochs.add_routing()
                 self.routing_generation = max(self.routing_generation or 0, generation)
 
     def routing_commits(self) -> tuple[int, int | None]:
         """``(routing_epoch, routing_generation)``, read together."""
         with self._epoch_lock:
-            return self.routing_epoch, self.routing_generation
+            return self.epochs.routing, self.routing_generation
 
     @property
     def is_sqlite(self) -> bool:

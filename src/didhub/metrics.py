@@ -2,16 +2,26 @@
 
 Every metric lives here, in the process's default registry, so each domain
 imports only this module (the kernel) to count what it does. One process, one
-set of numbers: with several server processes each answers its own /metrics.
+set of numbers; under ``didhub serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR``
+set, prometheus-client's multiprocess mode) every worker's /metrics adds up all
+of that server's processes.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 # Latency buckets in seconds: a routing lookup is ~1 ms, a carrier order seconds.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -78,4 +88,8 @@ def timed(histogram: Histogram, *labels: str) -> Iterator[None]:
 
 def exposition() -> tuple[bytes, str]:
     """The current numbers in Prometheus' text format, and its content type."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

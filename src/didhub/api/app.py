@@ -92,6 +92,13 @@ def _job_runner(rt: Runtime) -> _Runner | None:
     return QueueWorker(rt, JOBS)
 
 
+def job_runner(db: Database, settings: Settings) -> _Runner | None:
+    """The periodic jobs' runner for a process of their own (``serve --workers``)."""
+    return _job_runner(
+        Runtime(db, meter(make_carrier(settings, db)), make_gateway(settings, db), settings)
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     db: Database | None = None,
