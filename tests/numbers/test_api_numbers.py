@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from conftest import Acct, buy, ledger_ok, search_numbers
 from didhub import clock
 from didhub.db import Database
+from didhub.numbers.schemas import SearchAnswer
 
 
 def wallet(client: TestClient, acct: Acct) -> Decimal:
@@ -44,6 +45,23 @@ def test_search_by_state_and_city_answers_the_seed_shape(client: TestClient, par
             "currency": "USD",
         }
     assert len({i["phone_number"] for i in found}) == 20
+
+
+def test_a_search_answer_is_exactly_its_documented_model(client: TestClient, partner: Acct) -> None:
+    """The search answer is sent without FastAPI checking it against its
+    response model (outputs.sent): the check is here, with the model's
+    unknown fields refused, for each kind of search."""
+    for body in (
+        {"area_code": "501", "page_size": 3},
+        {"phone_number_type": "toll-free", "pattern": "877-XXX-XXXX", "page_size": 2},
+        {"administrative_area": "TX", "page": 2, "page_size": 2},
+        {"area_code": "000"},  # nothing found
+    ):
+        answer = client.post("/telephony/numbers/search", json=body, headers=partner.headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        shown = answer.json()
+        assert SearchAnswer.model_validate(shown).model_dump(exclude_unset=True) == shown
 
 
 def test_search_filters_area_code_nxx_and_rate_center(client: TestClient, partner: Acct) -> None:

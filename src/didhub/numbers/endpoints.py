@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from didhub import numbering, outputs
 from didhub.accounts.models import Agent
@@ -51,7 +51,7 @@ router = APIRouter(prefix="/telephony", tags=["numbers"])
     response_model_exclude_unset=True,
     responses=errors(*KEYED, 502),
 )
-def search(body: SearchRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
+def search(body: SearchRequest, ctx: Ctx, scope: Caller) -> Response:
     page = numbers.search(ctx.db, ctx.carrier, scope, body.to_query(), body.page, body.page_size)
     meta: dict[str, Any] = {
         "page": page.page,
@@ -65,10 +65,12 @@ def search(body: SearchRequest, ctx: Ctx, scope: Caller) -> dict[str, Any]:
         # their error text is for the operator's log, not the buyer).
         meta["partial"] = True
         meta["failed_carriers"] = sorted(page.failed_carriers)
-    return {
-        "data": [number_schemas.available(ctx.settings, item) for item in page.data],
-        "meta": meta,
-    }
+    return outputs.sent(
+        {
+            "data": [number_schemas.available(ctx.settings, item) for item in page.data],
+            "meta": meta,
+        }
+    )
 
 
 @router.get("/localities", response_model=Data[list[LocalityOut]], responses=errors(*KEYED))

@@ -10,10 +10,8 @@ malformed number, whose errors FastAPI renders as for every endpoint.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from typing import Any
 
 from fastapi import APIRouter, Security
 from fastapi.responses import Response
@@ -39,13 +37,8 @@ access = logging.getLogger("didhub.access")
 router = APIRouter(prefix="/routing", tags=["routing"])
 
 
-# As Starlette's JSONResponse renders, so either path sends the same bytes
-# (one encoder: json.dumps with these options builds a new one per call).
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
-
-
-def _encode(content: Any) -> bytes:
-    return _ENCODER.encode(content).encode("utf-8")
+# As Starlette's JSONResponse renders, so either path sends the same bytes.
+_encode = outputs.encode
 
 
 def _answer(ctx: Context, e164: str) -> tuple[int, bytes]:
