@@ -6,6 +6,7 @@ first, and 911 that always goes out and tells the tenant."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -262,3 +263,44 @@ def test_only_emergency_calls_of_known_credentials_are_reported_placed(
     refused = ask(client, "nobody-here", "911", number)
     assert refused["status"] == 403 and refused["reason"] == "unknown SIP credential"
     assert call_placed_events(client, tenant) == []
+
+
+def test_a_trunks_digest_credentials_reach_only_the_edge(
+    settings: Settings, db: Database, client: TestClient, partner: Acct, tenant: Acct
+) -> None:
+    runner = CliRunner()
+    env = {"DIDHUB_DATABASE_URL": settings.database_url}
+
+    def add(*argv: str, **extra: str) -> Any:
+        return runner.invoke(cli, ["outbound", "trunk-add", *argv], env={**env, **extra})
+
+    # Both or neither, each refusal naming the field that's missing.
+    alone = add("twilio", "--host", "example.pstn.twilio.com", "--username", "didhub")
+    assert alone.exit_code == 1 and "password" in alone.output
+    without = add("twilio", "--host", "example.pstn.twilio.com", "--password", "p4ss")
+    assert without.exit_code == 1 and "username" in without.output
+    spaced = add("twilio", "--host", "h.example", "--username", "a b", "--password", "p4ss")
+    assert spaced.exit_code == 1 and "username" in spaced.output
+    # The password from the environment keeps it out of the shell's history.
+    added = add(
+        "twilio", "--host", "example.pstn.twilio.com", "--prefix", "1", "--cost", "0.001",
+        "--username", "didhub", "--json", DIDHUB_TRUNK_PASSWORD="Secr3t-for-Twilio",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert "Secr3t" not in added.output and '"auth": "digest"' in added.output
+    listed = runner.invoke(cli, ["outbound", "trunks", "--json"], env=env)
+    assert "Secr3t" not in listed.output
+    shown = {t["name"]: t for t in json.loads(listed.output)}
+    assert (shown["twilio"]["auth"], shown["twilio"]["username"]) == ("digest", "didhub")
+    with db.session() as session:
+        outbound.add_trunk(session, "ip-auth", "127.0.0.1:5091", prefix="1", cost=Decimal("0.01"))
+
+    # The edge's lookup carries them, for that trunk's place in the list only.
+    agent, number, _ = agent_with_number(client, partner, tenant)
+    cred = client.post(f"/agents/{agent['id']}/sip-credential", headers=tenant.headers).json()
+    route = ask(client, cred["data"]["username"], "+15015550123", number)
+    assert [t["name"] for t in route["trunks"]] == ["twilio", "ip-auth"]
+    assert route["trunks"][0]["auth_username"] == "didhub"
+    assert route["trunks"][0]["auth_password"] == "Secr3t-for-Twilio"
+    assert "auth_username" not in route["trunks"][1]
+    assert route["trunk_auth"] == {"0": {"username": "didhub", "password": "Secr3t-for-Twilio"}}

@@ -30,7 +30,15 @@ from didhub.db import Database
 from didhub.outbound import service as outbound
 from didhub.wallet import ledger
 from didhub.webhooks import delivery
-from sip_edge import Edge, didhub_server, free_port, kamailio, require_sip_tools, sipp_uas
+from sip_edge import (
+    PHONE,
+    Edge,
+    didhub_server,
+    free_port,
+    kamailio,
+    require_sip_tools,
+    sipp_uas,
+)
 from webhook_receiver import Receiver
 
 DESTINATION = "+15015550123"  # a US number the agent dials
@@ -192,6 +200,64 @@ Content-Length: 0
 """
 
 
+def _challenge(code: str, header_name: str) -> str:
+    return f"""  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+SIP/2.0 {code}
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+{header_name}: Digest realm="carrier.example", nonce="4f1c0a9e77d2", algorithm=MD5
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"""
+
+
+# A carrier trunk that knows the edge by digest credentials (as Twilio's and
+# Telnyx's credential-authenticated trunks do): it challenges the INVITE with
+# 401, checks the answer and takes the call only if the credentials are right
+# (403 otherwise).
+TRUNK_CHECKING_DIGEST = PHONE.replace(
+    '  <recv request="INVITE" crlf="true"/>',
+    _challenge("401 Unauthorized", "WWW-Authenticate")
+    + """  <recv request="INVITE" crlf="true">
+    <action>
+      <verifyauth assign_to="authvalid" username="{user}" password="{password}"/>
+    </action>
+  </recv>
+  <nop hide="true" test="authvalid" next="valid"/>
+  <send>
+    <![CDATA[
+SIP/2.0 403 Forbidden
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK" next="done"/>
+  <label id="valid"/>
+""",
+).replace("</scenario>", '  <label id="done"/>\n</scenario>')
+
+# A trunk that doesn't take the edge's credentials: it challenges (407) again.
+TRUNK_REFUSING_DIGEST = (
+    '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="wrong credentials">\n'
+    + _challenge("407 Proxy Authentication Required", "Proxy-Authenticate")
+    + _challenge("407 Proxy Authentication Required", "Proxy-Authenticate")
+    + "</scenario>\n"
+)
+
+
 def agent_call(
     edge: Edge,
     destination: str,
@@ -300,9 +366,11 @@ def trunk(
     scenario: str | None = None,
     emergency: bool = False,
     calls: int = 1,
+    username: str | None = None,
+    password: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """A carrier trunk: a sipp UAS on loopback (``calls`` calls, then it exits),
-    added as an outbound trunk."""
+    added as an outbound trunk (with digest credentials if given)."""
     if scenario is None:
         process, port = sipp_uas(workdir, name, calls=calls)
     else:
@@ -316,6 +384,8 @@ def trunk(
             prefix="" if emergency else "1",
             cost=Decimal(cost),
             emergency=emergency,
+            username=username,
+            password=password,
         )
     return process
 
@@ -565,3 +635,43 @@ def test_a_call_over_the_accounts_concurrent_limit_is_busy_until_one_ends(
         call = agent_call(edge, DESTINATION, setup.number, setup.credential, tmp_path, "third")
         assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
         assert carrier.wait(timeout=20) == 0
+
+
+def test_a_trunk_that_challenges_gets_its_credentials_and_one_refusing_them_fails_over(
+    client: TestClient,
+    setup: Setup,
+    database_url: str,
+    db: Database,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    # The cheapest trunk refuses the credentials it was given (it challenges
+    # again); the next checks its own and takes the call.
+    refusing = trunk(
+        db, tmp_path, "refusing", processes, cost="0.001", scenario=TRUNK_REFUSING_DIGEST,
+        username="edge-old", password="rotated-away",
+    )  # fmt: skip
+    checking = trunk(
+        db, tmp_path, "checking", processes, cost="0.002",
+        scenario=TRUNK_CHECKING_DIGEST.replace("{user}", "didhub-edge").replace(
+            "{password}", "s3cret:Pa55"
+        ),
+        username="didhub-edge", password="s3cret:Pa55",
+    )  # fmt: skip
+    with (
+        didhub_server(database_url, tmp_path) as server,
+        kamailio(server.url, tmp_path) as edge,
+    ):
+        call = agent_call(edge, DESTINATION, setup.number, setup.credential, tmp_path, "authed")
+        assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+        assert refusing.wait(timeout=20) == 0 and checking.wait(timeout=20) == 0
+        log = edge.log.read_text(errors="replace")
+        assert "answered as edge-old" in log and "trunk failed (407)" in log, log[-3000:]
+        assert "answered as didhub-edge" in log, log[-3000:]
+    messages = (tmp_path / "checking-messages.log").read_text(errors="replace")
+    answered = messages[messages.index("Authorization: Digest") :].split("\n", 1)[0]
+    assert 'username="didhub-edge"' in answered and 'realm="carrier.example"' in answered
+    assert "s3cret" not in messages  # a digest, not the password
+    # The caller ID still rode along on the authenticated INVITE.
+    second = messages[messages.rindex("INVITE sip:") :]
+    assert header(second, "P-Asserted-Identity") == f"<sip:{setup.number}@didhub>"

@@ -48,6 +48,17 @@ def trunk_add(
     tech_prefix: Annotated[str, typer.Option(help="Digits the carrier wants first.")] = "",
     cost: Annotated[str, typer.Option(help="Cost a minute (decides the order).")] = "0",
     emergency: Annotated[bool, typer.Option(help="Carries 911/933 calls.")] = False,
+    username: Annotated[
+        str | None,
+        typer.Option(help="Digest username, if the carrier challenges (else IP auth)."),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            help="Digest password (or DIDHUB_TRUNK_PASSWORD); never shown again.",
+            envvar="DIDHUB_TRUNK_PASSWORD",
+        ),
+    ] = None,
 ) -> Shown:
     """Add an outbound trunk (operator): calls go out cheapest first."""
     with cli.db.session() as session:
@@ -59,6 +70,8 @@ def trunk_add(
             tech_prefix=tech_prefix,
             cost=Decimal(cost),
             emergency=emergency,
+            username=username,
+            password=password,
         )
         data = _trunk(trunk)
     return Shown(data)
@@ -69,7 +82,9 @@ def trunks(cli: Cli) -> Shown:
     """The outbound trunks, cheapest first."""
     with cli.db.read_session() as session:
         rows = [_trunk(t) for t in outbound.list_trunks(session)]
-    return Shown(rows, table=Table.of(rows, "id name host prefix tech_prefix cost emergency"))
+    return Shown(
+        rows, table=Table.of(rows, "id name host prefix tech_prefix cost emergency auth username")
+    )
 
 
 @command(app, "trunk-remove", json_output=False)
@@ -89,6 +104,9 @@ def _trunk(t: OutboundTrunk) -> dict[str, str]:
         "tech_prefix": t.tech_prefix,
         "cost": str(t.cost),
         "emergency": "yes" if t.emergency else "no",
+        # The password is the operator's secret: never shown back.
+        "auth": "digest" if t.auth_username else "ip",
+        "username": t.auth_username or "",
     }
 
 

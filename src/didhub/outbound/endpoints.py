@@ -268,9 +268,21 @@ def _shown(decision: outbound.Decision) -> dict[str, Any]:
             "destination": decision.destination,
             "emergency": decision.emergency,
             "trunks": decision.trunks,
+            "trunk_auth": _trunk_auth(decision.trunks),
             "address": decision.address,
             "max_concurrent_calls": decision.max_concurrent_calls,
         }
+    }
+
+
+def _trunk_auth(trunks: list[dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The digest credentials by the trunk's place in ``trunks`` ("0", "1",
+    ...), for the edge's failure route, which reads an object's field but
+    can't index a list; a trunk without credentials has no entry."""
+    return {
+        str(place): {"username": t["auth_username"], "password": t["auth_password"]}
+        for place, t in enumerate(trunks)
+        if "auth_username" in t
     }
 
 

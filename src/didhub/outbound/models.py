@@ -30,7 +30,10 @@ class SipCredential(Base):
 class OutboundTrunk(Base):
     """A carrier trunk calls leave by: destinations starting with ``prefix``
     (E.164 digits, "" for all) cost ``cost`` a minute; ``emergency`` trunks
-    carry 911/933 only."""
+    carry 911/933 only. A trunk that challenges the edge (401/407) is answered
+    with ``auth_username``/``auth_password`` (both NULL: the carrier knows the
+    edge by its address). The password is an operator's secret kept as given
+    (the edge's digest answer needs it); only the edge's lookup ever sees it."""
 
     __tablename__ = "outbound_trunks"
 
@@ -41,6 +44,8 @@ class OutboundTrunk(Base):
     tech_prefix: Mapped[str] = mapped_column(String(16), default="")
     cost: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))
     emergency: Mapped[bool] = mapped_column(default=False)
+    auth_username: Mapped[str | None] = mapped_column(String(128), default=None)
+    auth_password: Mapped[str | None] = mapped_column(String(128), default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

@@ -145,7 +145,11 @@ def add_trunk(
     tech_prefix: str = "",
     cost: Decimal = Decimal("0"),
     emergency: bool = False,
+    username: str | None = None,
+    password: str | None = None,
 ) -> OutboundTrunk:
+    """A trunk; ``username`` and ``password`` (both or neither) answer the
+    carrier's digest challenge, else the carrier trusts the edge's address."""
     if not name.strip():
         raise ValidationFailed("a trunk needs a name", field="name")
     if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?", host):
@@ -156,6 +160,17 @@ def add_trunk(
         raise ValidationFailed("tech_prefix is digits, # or *", field="tech_prefix")
     if cost < 0:
         raise ValidationFailed("cost can't be negative", field="cost")
+    username, password = username or None, password or None
+    if username is not None and password is None:
+        raise ValidationFailed("a trunk username needs its password", field="password")
+    if password is not None and username is None:
+        raise ValidationFailed("a trunk password needs its username", field="username")
+    for name_of, value in (("username", username), ("password", password)):
+        if value is not None and not re.fullmatch(r"[\x21-\x7e]{1,128}", value):
+            raise ValidationFailed(
+                f"the trunk {name_of} is 1-128 printable characters without spaces",
+                field=name_of,
+            )
     trunk = OutboundTrunk(
         id=new_id("trk"),
         name=name.strip(),
@@ -164,6 +179,8 @@ def add_trunk(
         tech_prefix=tech_prefix,
         cost=cost,
         emergency=emergency,
+        auth_username=username,
+        auth_password=password,
         created_at=clock.now(),
     )
     session.add(trunk)
@@ -232,14 +249,18 @@ def _region(e164: str) -> str | None:
 
 
 def _routes(trunks: Sequence[OutboundTrunk | Trunk], dialled: str) -> list[dict[str, str]]:
-    return [
-        {
+    routes = []
+    for t in trunks:
+        route = {
             "name": t.name,
             "uri": f"sip:{t.tech_prefix}{dialled.lstrip('+')}@{t.host}",
             "cost": str(t.cost),
         }
-        for t in trunks
-    ]
+        if t.auth_username and t.auth_password:  # the carrier's digest challenge
+            route["auth_username"] = t.auth_username
+            route["auth_password"] = t.auth_password
+        routes.append(route)
+    return routes
 
 
 def _e911_number(
@@ -389,6 +410,8 @@ class Trunk:
     prefix: str
     tech_prefix: str
     cost: Decimal
+    auth_username: str | None = None
+    auth_password: str | None = None
 
 
 @dataclass(frozen=True)
@@ -426,7 +449,7 @@ class Funds:
 def snapshot(session: Session, username: str) -> Snapshot:
     """The static part of a lookup for ``username`` (see :class:`Caller`)."""
     trunks = tuple(
-        Trunk(t.name, t.host, t.prefix, t.tech_prefix, t.cost)
+        Trunk(t.name, t.host, t.prefix, t.tech_prefix, t.cost, t.auth_username, t.auth_password)
         for t in session.scalars(
             select(OutboundTrunk)
             .where(OutboundTrunk.emergency.is_(False))
