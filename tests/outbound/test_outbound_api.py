@@ -19,6 +19,8 @@ from conftest import Acct, buy, search_numbers
 from didhub.cli import app as cli
 from didhub.config import Settings
 from didhub.db import Database
+from didhub.numbers import lifecycle
+from didhub.numbers.models import PhoneNumber
 from didhub.outbound import service as outbound
 from didhub.wallet import ledger
 from didhub.wallet import service as wallet_service
@@ -304,3 +306,31 @@ def test_a_trunks_digest_credentials_reach_only_the_edge(
     assert route["trunks"][0]["auth_password"] == "Secr3t-for-Twilio"
     assert "auth_username" not in route["trunks"][1]
     assert route["trunk_auth"] == {"0": {"username": "didhub", "password": "Secr3t-for-Twilio"}}
+
+
+def test_a_number_suspended_for_non_payment_or_released_cant_be_presented(
+    client: TestClient, db: Database, partner: Acct, tenant: Acct, trunks: None
+) -> None:
+    agent, number, number_id = agent_with_number(client, partner, tenant)
+    cred = client.post(f"/agents/{agent['id']}/sip-credential", headers=tenant.headers).json()
+    username = cred["data"]["username"]
+    assert ask(client, username, "+15015550123", number)["action"] == "route"
+    with db.session() as session:  # as the past-due sweep does
+        lifecycle.transition(
+            session, session.get_one(PhoneNumber, number_id), lifecycle.SUSPENDED,
+            reason="non_payment",
+        )  # fmt: skip
+    suspended = ask(client, username, "+15015550123", number)
+    assert (suspended["action"], suspended["status"]) == ("refuse", 403)
+    assert suspended["reason"] == "no number is assigned outbound to this agent"
+    with db.session() as session:
+        lifecycle.transition(
+            session, session.get_one(PhoneNumber, number_id), lifecycle.ACTIVE
+        )  # paid: presentable again
+    assert ask(client, username, "+15015550123", number)["action"] == "route"
+    released = client.post(
+        "/telephony/numbers/release", json={"number_id": number_id}, headers=partner.headers
+    )
+    assert released.status_code == 200, released.text
+    gone = ask(client, username, "+15015550123", number)
+    assert (gone["action"], gone["status"]) == ("refuse", 403)
