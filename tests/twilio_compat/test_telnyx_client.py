@@ -50,6 +50,11 @@ def test_the_telnyx_library_searches_orders_lists_and_deletes(
     # Paging: the library follows page[number] to the last page.
     listed = [n.phone_number for n in client.phone_numbers.list(page_size=1)]
     assert sorted(listed) == sorted(wanted)
+    first_page = client.phone_numbers.list(page_size=1)
+    assert (first_page.meta.total_results, first_page.meta.total_pages) == (2, 2)
+    last_digits = ours[1]["phone_number"][-7:]
+    found = client.phone_numbers.list(filter={"phone_number": last_digits})
+    assert [n.phone_number for n in found] == [ours[1]["phone_number"]]
     one = client.phone_numbers.retrieve(ours[0]["id"])
     assert one.data.phone_number == ours[0]["phone_number"]
 

@@ -107,6 +107,11 @@ def test_the_twilio_library_searches_buys_configures_and_releases(
     assert mine_in_didhub(base_url, tenant, first.phone_number)["friendly_name"] == "Front desk"
     by_name = api.incoming_phone_numbers.list(friendly_name="Front desk")
     assert [n.sid for n in by_name] == [bought.sid]
+    # A number without a name of its own goes by its default, "(NPA) NXX-XXXX".
+    default = api.incoming_phone_numbers(second.sid).fetch().friendly_name
+    assert default.startswith("(") and default.count("-") == 1
+    assert [n.sid for n in api.incoming_phone_numbers.list(friendly_name=default)] == [second.sid]
+    assert api.incoming_phone_numbers.list(friendly_name="Nobody") == []
     fetched = api.incoming_phone_numbers(bought.sid).fetch()
     assert fetched.friendly_name == "Front desk"
     mine = next(

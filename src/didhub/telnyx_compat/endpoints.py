@@ -19,7 +19,6 @@ from didhub.api.deps import Ctx
 from didhub.carriers.base import AvailableNumber, SearchQuery
 from didhub.errors import DidhubError, ValidationFailed
 from didhub.numbers import service as numbers
-from didhub.numbers.lifecycle import LIVE_STATUSES
 from didhub.numbers.models import PhoneNumber
 from didhub.tenancy import Scope
 
@@ -315,25 +314,19 @@ def list_numbers(request: Request, ctx: Ctx) -> Response:
         ):
             raise ValidationFailed("page[number] ≥ 1 and page[size] 1 to 250", field="page")
         page_no, size = int(number_raw), int(size_raw)
-        with ctx.db.read_session() as session:
-            rows = [
-                r
-                for r in numbers.list_numbers(
-                    session, scope, numbers.InventoryFilter(), 100_000
-                ).data
-                if r.status in LIVE_STATUSES
-            ]
         wanted = "".join(c for c in q.get("filter[phone_number]", "") if c.isdigit())
-        if wanted:
-            rows = [r for r in rows if wanted in r.e164]
-        total_pages = max(1, -(-len(rows) // size))
-        chosen = rows[(page_no - 1) * size : page_no * size]
+        with ctx.db.read_session() as session:
+            chosen, _, total = numbers.live_page(
+                session, scope, (page_no - 1) * size, size, digits=wanted, count=True
+            )
+        assert total is not None
+        total_pages = max(1, -(-total // size))
         return JSONResponse(
             {
                 "data": [_number(r) for r in chosen],
                 "meta": {
                     "total_pages": total_pages,
-                    "total_results": len(rows),
+                    "total_results": total,
                     "page_number": page_no,
                     "page_size": size,
                 },

@@ -399,12 +399,6 @@ def buy(account: str, request: Request, ctx: Ctx, params: Params) -> Response:
     return _answer(work)
 
 
-def _owned(ctx: Ctx, scope: Scope) -> list[PhoneNumber]:
-    with ctx.db.read_session() as session:
-        page = numbers.list_numbers(session, scope, numbers.InventoryFilter(), 100_000)
-    return [n for n in page.data if n.status in LIVE_STATUSES]
-
-
 @router.get("/Accounts/{account}/IncomingPhoneNumbers.json")
 def list_incoming(account: str, request: Request, ctx: Ctx, params: Params) -> Response:
     def work() -> Response:
@@ -412,18 +406,20 @@ def list_incoming(account: str, request: Request, ctx: Ctx, params: Params) -> R
         _only(params, {"PhoneNumber", "FriendlyName", "Page", "PageSize"})
         size = _int(params, "PageSize", 50, 1, MAX_LIST_PAGE)
         page_no = _int(params, "Page", 0, 0, 100_000)
-        rows = _owned(ctx, scope)
-        if params.get("PhoneNumber"):
-            digits = "".join(c for c in params["PhoneNumber"] if c.isdigit())
-            rows = [r for r in rows if digits and digits in r.e164]
-        if "FriendlyName" in params:
-            rows = [
-                r
-                for r in rows
-                if (r.friendly_name or tw.friendly(r.e164)) == params["FriendlyName"]
-            ]
-        chosen = rows[page_no * size : (page_no + 1) * size]
-        has_more = len(rows) > (page_no + 1) * size
+        digits = "".join(c for c in params.get("PhoneNumber", "") if c.isdigit())
+        chosen: list[PhoneNumber] = []
+        has_more = False
+        if digits or not params.get("PhoneNumber"):  # no digits: matches no number
+            name = params.get("FriendlyName")
+            with ctx.db.read_session() as session:
+                chosen, has_more, _ = numbers.live_page(
+                    session,
+                    scope,
+                    page_no * size,
+                    size,
+                    digits=digits,
+                    named=None if name is None else (name, tw.e164_of_friendly(name)),
+                )
         kept = {k: v for k, v in params.items() if k in ("PhoneNumber", "FriendlyName")}
         return _json(
             tw.page(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
@@ -69,6 +70,16 @@ def friendly(e164: str) -> str:
     if e164.startswith("+1") and len(e164) == 12:
         return f"({e164[2:5]}) {e164[5:8]}-{e164[8:]}"
     return e164
+
+
+def e164_of_friendly(name: str) -> str | None:
+    """The number whose default friendly name (:func:`friendly`) is ``name``."""
+    found = re.fullmatch(r"\((\d{3})\) (\d{3})-(\d{4})", name)
+    if found:
+        return "+1" + "".join(found.groups())
+    if re.fullmatch(r"\+\d{8,15}", name) and not (name.startswith("+1") and len(name) == 12):
+        return name
+    return None
 
 
 def available(item: AvailableNumber) -> dict[str, Any]:

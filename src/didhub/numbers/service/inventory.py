@@ -106,6 +106,37 @@ def decode_cursor(cursor: str) -> str:
     return value
 
 
+def live_page(
+    session: Session,
+    scope: Scope,
+    offset: int,
+    limit: int,
+    *,
+    digits: str = "",
+    named: tuple[str, str | None] | None = None,
+    count: bool = False,
+) -> tuple[list[PhoneNumber], bool, int | None]:
+    """One offset page of the scope's live numbers in id order, filtered in
+    SQL (the Twilio- and Telnyx-compatible lists): ``digits`` found in the
+    E.164, ``named`` = (a friendly name, the E.164 whose default friendly name
+    it is, if any). Returns the page, whether more follow, and with ``count``
+    how many match in all."""
+    query = select(PhoneNumber).where(
+        repository.readable(scope), PhoneNumber.status.in_(LIVE_STATUSES)
+    )
+    if digits:
+        query = query.where(PhoneNumber.e164.contains(digits))
+    if named is not None:
+        name, default_of = named
+        matches: list[ColumnElement[bool]] = [PhoneNumber.friendly_name == name]
+        if default_of is not None:
+            matches.append((PhoneNumber.friendly_name.is_(None)) & (PhoneNumber.e164 == default_of))
+        query = query.where(or_(*matches))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) if count else None
+    rows = list(session.scalars(query.order_by(PhoneNumber.id).offset(offset).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit, total
+
+
 def list_numbers(
     session: Session,
     scope: Scope,
