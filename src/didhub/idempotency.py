@@ -242,7 +242,7 @@ def purge(db: Database, keep: timedelta) -> int:
             .limit(PURGE_BATCH)
         )
         with db.session() as session:
-            batch = list(session.execute(old).tuples())
+            batch = list(session.execute(old))
             if batch:
                 session.execute(
                     delete(IdempotencyRecord).where(

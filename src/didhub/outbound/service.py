@@ -277,7 +277,7 @@ def _e911_number(
         )
         .order_by(PhoneNumber.e164)
     )
-    rows = list(session.execute(query).tuples())
+    rows = list(session.execute(query))
     for number, address in rows:
         if presented is not None and number.id == presented.id:
             return number, address

@@ -220,7 +220,7 @@ def list_calls(
         )
     rows = session.execute(
         query.order_by(UsageRecord.started_at.desc(), UsageRecord.id.desc()).limit(limit + 1)
-    ).tuples()
+    )
     calls = [_call(session, scope, row, e164, retail) for row, e164, retail in rows]
     page = calls[:limit]
     return CallPage(page, encode_cursor(page[-1]) if len(calls) > limit else None)

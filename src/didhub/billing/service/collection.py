@@ -184,7 +184,7 @@ def collect_many(
                 # Locked in id order (the lock order), billed oldest first.
                 .order_by(PhoneNumber.id)
                 .with_for_update()
-            ).tuples()
+            )
             for owner, number_id, e164, *rest in due:
                 by_account[owner].append((owner, number_id, *rest))  # type: ignore[arg-type]
                 e164s[number_id] = e164

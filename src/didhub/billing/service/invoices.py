@@ -133,7 +133,7 @@ def build(session: Session, settings: Settings, account_id: str, month: str) -> 
             LedgerTransaction.created_at < _midnight(end),
         )
         .order_by(LedgerTransaction.created_at, LedgerEntry.id)
-    ).tuples()
+    )
     invoice = Invoice(
         account_id=account_id,
         account_name=account.name,
@@ -171,7 +171,7 @@ def _explain(
             .join(PhoneNumber, PhoneNumber.id == Renewal.number_id)
             .where(Renewal.ledger_transaction_id == txn.id)
             .order_by(PhoneNumber.e164)
-        ).tuples():
+        ):
             lines.append(
                 InvoiceLine(
                     day, "renewal", "Monthly fee", r.amount, e164, r.period_start, r.period_end
@@ -184,7 +184,7 @@ def _explain(
             select(UsageRecord, PhoneNumber.e164)
             .join(PhoneNumber, PhoneNumber.id == UsageRecord.number_id)
             .where(UsageRecord.ledger_transaction_id == txn.id)
-        ).tuples():
+        ):
             amounts[e164] += u.amount
             seconds[e164].append(u.billable_seconds)
         for e164, amount in sorted(amounts.items()):
@@ -197,7 +197,7 @@ def _explain(
             .join(PhoneNumber, PhoneNumber.id == ResaleCharge.number_id)
             .where(ResaleCharge.ledger_transaction_id == txn.id)
             .order_by(ResaleCharge.id)
-        ).tuples():
+        ):
             if c.tenant_id == account_id:
                 lines.append(InvoiceLine(day, "resale", RESALE_LABELS[c.kind], c.retail, e164))
             else:

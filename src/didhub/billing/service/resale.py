@@ -234,7 +234,7 @@ class _Tenancies:
                     NumberEvent.kind.in_((TENANT_ASSIGNED, TENANT_UNASSIGNED)),
                 )
                 .order_by(NumberEvent.number_id, NumberEvent.created_at, NumberEvent.id)
-            ).tuples():
+            ):
                 if number_id not in first:
                     before = data.get("previous_tenant_id")
                     first[number_id] = before if isinstance(before, str) else None
@@ -301,7 +301,7 @@ def _assignments(session: Session, book: _PriceBook, since: datetime) -> list[_D
             _unsold(source),
         )
         .order_by(NumberEvent.created_at, NumberEvent.id)
-    ).tuples()
+    )
     due: dict[str, _Due] = {}
     for moment, tenant_id, number in rows:
         key = f"assign:{number.id}:{tenant_id}"
@@ -351,7 +351,7 @@ def _renewals(session: Session, book: _PriceBook, since: datetime) -> list[_Due]
             _ever_served(PhoneNumber),
             _unsold(renewed),
         )
-    ).tuples()
+    )
     found = list(rows)
     tenancies = _Tenancies.load(session, {n.id: n for _, n in found}.values())
     parents = _parents(session, tenancies)
@@ -397,7 +397,7 @@ def _calls(
     )
     if calls is not None:
         query = query.where(UsageRecord.id.in_(calls))
-    found = list(session.execute(query).tuples())
+    found = list(session.execute(query))
     tenancies = _Tenancies.load(session, {n.id: n for _, n in found}.values())
     parents = _parents(session, tenancies)
     due: list[_Due] = []
@@ -447,7 +447,7 @@ def _parents(session: Session, tenancies: _Tenancies) -> dict[str, str | None]:
     for start in range(0, len(ids), _CHUNK):
         rows = session.execute(
             select(Account.id, Account.parent_id).where(Account.id.in_(ids[start : start + _CHUNK]))
-        ).tuples()
+        )
         parents.update({tenant_id: parent_id for tenant_id, parent_id in rows})
     return parents
 
@@ -479,7 +479,7 @@ def _insert_new(session: Session, rows: list[dict[str, object]]) -> list[tuple[i
     statement = insert.on_conflict_do_nothing(index_elements=[table.c.source]).returning(
         table.c.id, table.c.retail
     )
-    return [(row_id, retail) for row_id, retail in session.execute(statement, rows).tuples()]
+    return [(row_id, retail) for row_id, retail in session.execute(statement, rows)]
 
 
 def bill_tenants(
@@ -571,7 +571,7 @@ def margin_report(
         .join(Account, Account.id == ResaleCharge.tenant_id)
         .where(ResaleCharge.partner_id == scope.account_id)
     )
-    rows = session.execute(query).tuples().all()
+    rows = session.execute(query).all()
     totals: dict[tuple[str, str, str], list[Decimal]] = {}
     for charge, name in rows:
         day = charge.occurred_on

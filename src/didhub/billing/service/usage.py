@@ -256,7 +256,7 @@ def _post(session: Session, settings: Settings, accounts: Collection[str] | None
         .where(UsageRecord.account_id.in_(owners), UsageRecord.posted_at.is_(None))
         .order_by(UsageRecord.id)
         .with_for_update()
-    ).tuples()
+    )
     calls: dict[str, list[int]] = defaultdict(list)
     owed: dict[str, Decimal] = defaultdict(Decimal)
     seconds: dict[str, list[int]] = defaultdict(list)
