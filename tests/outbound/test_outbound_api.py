@@ -334,3 +334,21 @@ def test_a_number_suspended_for_non_payment_or_released_cant_be_presented(
     assert released.status_code == 200, released.text
     gone = ask(client, username, "+15015550123", number)
     assert (gone["action"], gone["status"]) == ("refuse", 403)
+
+
+def test_an_emergency_trunks_credentials_ride_the_911_lookup(
+    db: Database, client: TestClient, partner: Acct, tenant: Acct
+) -> None:
+    with db.session() as session:
+        outbound.add_trunk(session, "psap-ip", "127.0.0.1:5095", emergency=True, cost=Decimal("1"))
+        outbound.add_trunk(
+            session, "psap-digest", "127.0.0.1:5096", emergency=True,
+            username="e911-edge", password="Em3rgency!",
+        )  # fmt: skip
+    agent, number, _ = agent_with_number(client, partner, tenant)
+    cred = client.post(f"/agents/{agent['id']}/sip-credential", headers=tenant.headers).json()
+    route = ask(client, cred["data"]["username"], "911", number)
+    assert route["action"] == "route" and route["emergency"] is True
+    assert [t["name"] for t in route["trunks"]] == ["psap-digest", "psap-ip"]
+    assert route["trunk_auth"] == {"0": {"username": "e911-edge", "password": "Em3rgency!"}}
+    assert "auth_password" not in route["trunks"][1]

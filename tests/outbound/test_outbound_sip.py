@@ -11,6 +11,7 @@ destination's rate from the outbound rate table."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import threading
@@ -219,14 +220,15 @@ Content-Length: 0
 """
 
 
-# A carrier trunk that knows the edge by digest credentials (as Twilio's and
-# Telnyx's credential-authenticated trunks do): it challenges the INVITE with
-# 401, checks the answer and takes the call only if the credentials are right
-# (403 otherwise).
-TRUNK_CHECKING_DIGEST = PHONE.replace(
-    '  <recv request="INVITE" crlf="true"/>',
-    _challenge("401 Unauthorized", "WWW-Authenticate")
-    + """  <recv request="INVITE" crlf="true">
+def checking_digest(user: str, password: str) -> str:
+    """A carrier trunk that knows the edge by digest credentials (as Twilio's
+    and Telnyx's credential-authenticated trunks do): it challenges the INVITE
+    with 401, checks the answer and takes the call only if the credentials
+    are right (403 otherwise)."""
+    return PHONE.replace(
+        '  <recv request="INVITE" crlf="true"/>',
+        _challenge("401 Unauthorized", "WWW-Authenticate")
+        + f"""  <recv request="INVITE" crlf="true">
     <action>
       <verifyauth assign_to="authvalid" username="{user}" password="{password}"/>
     </action>
@@ -247,7 +249,8 @@ Content-Length: 0
   <recv request="ACK" next="done"/>
   <label id="valid"/>
 """,
-).replace("</scenario>", '  <label id="done"/>\n</scenario>')
+    ).replace("</scenario>", '  <label id="done"/>\n</scenario>')
+
 
 # A trunk that doesn't take the edge's credentials: it challenges (407) again.
 TRUNK_REFUSING_DIGEST = (
@@ -256,6 +259,34 @@ TRUNK_REFUSING_DIGEST = (
     + _challenge("407 Proxy Authentication Required", "Proxy-Authenticate")
     + "</scenario>\n"
 )
+
+# A trunk that wants credentials the edge wasn't given: it challenges once.
+TRUNK_CHALLENGING = (
+    '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="challenge only">\n'
+    + _challenge("407 Proxy Authentication Required", "Proxy-Authenticate")
+    + "</scenario>\n"
+)
+
+# A trunk behind a proxy that challenges with 407 Proxy-Authenticate, then
+# takes the call. (sipp's <verifyauth> reads only Authorization, never
+# Proxy-Authorization: the test checks this digest itself.)
+TRUNK_PROXY_CHALLENGING = PHONE.replace(
+    '  <recv request="INVITE" crlf="true"/>',
+    _challenge("407 Proxy Authentication Required", "Proxy-Authenticate")
+    + '  <recv request="INVITE" crlf="true"/>',
+)
+
+
+def digest_ok(authorization: str, method: str, password: str) -> bool:
+    """Whether an RFC 2617 digest answer (no qop, MD5) was made with ``password``."""
+    fields = dict(re.findall(r'(\w+)="([^"]*)"', authorization))
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode()).hexdigest()
+
+    ha1 = md5(f"{fields['username']}:{fields['realm']}:{password}")
+    ha2 = md5(f"{method}:{fields['uri']}")
+    return fields["response"] == md5(f"{ha1}:{fields['nonce']}:{ha2}")
 
 
 def agent_call(
@@ -653,9 +684,7 @@ def test_a_trunk_that_challenges_gets_its_credentials_and_one_refusing_them_fail
     )  # fmt: skip
     checking = trunk(
         db, tmp_path, "checking", processes, cost="0.002",
-        scenario=TRUNK_CHECKING_DIGEST.replace("{user}", "didhub-edge").replace(
-            "{password}", "s3cret:Pa55"
-        ),
+        scenario=checking_digest("didhub-edge", "s3cret:Pa55"),
         username="didhub-edge", password="s3cret:Pa55",
     )  # fmt: skip
     with (
@@ -675,3 +704,40 @@ def test_a_trunk_that_challenges_gets_its_credentials_and_one_refusing_them_fail
     # The caller ID still rode along on the authenticated INVITE.
     second = messages[messages.rindex("INVITE sip:") :]
     assert header(second, "P-Asserted-Identity") == f"<sip:{setup.number}@didhub>"
+
+
+def test_a_proxy_challenge_is_answered_and_a_trunk_without_credentials_fails_over(
+    client: TestClient,
+    setup: Setup,
+    database_url: str,
+    db: Database,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    # The cheapest trunk challenges, but didhub has no credentials for it (IP
+    # auth configured, the carrier wants digest): the next trunk. That one
+    # challenges with 407 Proxy-Authenticate and takes the answered INVITE.
+    challenging = trunk(
+        db, tmp_path, "challenging", processes, cost="0.001", scenario=TRUNK_CHALLENGING
+    )
+    checking = trunk(
+        db, tmp_path, "proxy", processes, cost="0.002",
+        scenario=TRUNK_PROXY_CHALLENGING,
+        username="edge-7", password="pr0xy-Pass",
+    )  # fmt: skip
+    with (
+        didhub_server(database_url, tmp_path) as server,
+        kamailio(server.url, tmp_path) as edge,
+    ):
+        call = agent_call(edge, DESTINATION, setup.number, setup.credential, tmp_path, "proxied")
+        assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+        assert challenging.wait(timeout=20) == 0 and checking.wait(timeout=20) == 0
+        log = edge.log.read_text(errors="replace")
+        assert "trunk failed (407)" in log and log.count("answered as") == 1, log[-3000:]
+        assert "answered as edge-7" in log, log[-3000:]
+    messages = (tmp_path / "proxy-messages.log").read_text(errors="replace")
+    answered = messages[messages.index("Proxy-Authorization: Digest") :].split("\n", 1)[0]
+    assert 'username="edge-7"' in answered and 'realm="carrier.example"' in answered
+    assert digest_ok(answered, "INVITE", "pr0xy-Pass")
+    assert not digest_ok(answered, "INVITE", "another-Pass")
+    assert "pr0xy-Pass" not in messages
