@@ -252,20 +252,20 @@ Content-Length: 0
     ).replace("</scenario>", '  <label id="done"/>\n</scenario>')
 
 
-# A trunk that doesn't take the edge's credentials: it challenges (407) again.
-TRUNK_REFUSING_DIGEST = (
-    '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="wrong credentials">\n'
-    + _challenge("407 Proxy Authentication Required", "Proxy-Authenticate")
-    + _challenge("407 Proxy Authentication Required", "Proxy-Authenticate")
-    + "</scenario>\n"
-)
+def _only_challenging(times: int) -> str:
+    """A trunk that answers each of ``times`` INVITEs with a 407 challenge."""
+    challenge = _challenge("407 Proxy Authentication Required", "Proxy-Authenticate")
+    return (
+        '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="challenges only">\n'
+        + challenge * times
+        + "</scenario>\n"
+    )
 
+
+# A trunk that doesn't take the edge's credentials: it challenges (407) again.
+TRUNK_REFUSING_DIGEST = _only_challenging(2)
 # A trunk that wants credentials the edge wasn't given: it challenges once.
-TRUNK_CHALLENGING = (
-    '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="challenge only">\n'
-    + _challenge("407 Proxy Authentication Required", "Proxy-Authenticate")
-    + "</scenario>\n"
-)
+TRUNK_CHALLENGING = _only_challenging(1)
 
 # A trunk behind a proxy that challenges with 407 Proxy-Authenticate, then
 # takes the call. (sipp's <verifyauth> reads only Authorization, never
@@ -275,6 +275,30 @@ TRUNK_PROXY_CHALLENGING = PHONE.replace(
     _challenge("407 Proxy Authentication Required", "Proxy-Authenticate")
     + '  <recv request="INVITE" crlf="true"/>',
 )
+
+
+def call_over_trunks(
+    database_url: str,
+    tmp_path: Path,
+    setup: Setup,
+    name: str,
+    *trunks: subprocess.Popen[bytes],
+) -> str:
+    """The agent's call through a fresh edge, answered over ``trunks`` (each
+    sipp UAS must end cleanly); the edge's log."""
+    with (
+        didhub_server(database_url, tmp_path) as server,
+        kamailio(server.url, tmp_path) as edge,
+    ):
+        call = agent_call(edge, DESTINATION, setup.number, setup.credential, tmp_path, name)
+        assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
+        assert [t.wait(timeout=20) for t in trunks] == [0] * len(trunks)
+        return edge.log.read_text(errors="replace")
+
+
+def first_line(messages: str, start: str) -> str:
+    """The first line of ``messages`` that begins with ``start``, from there on."""
+    return messages[messages.index(start) :].split("\n", 1)[0]
 
 
 def digest_ok(authorization: str, method: str, password: str) -> bool:
@@ -687,18 +711,11 @@ def test_a_trunk_that_challenges_gets_its_credentials_and_one_refusing_them_fail
         scenario=checking_digest("didhub-edge", "s3cret:Pa55"),
         username="didhub-edge", password="s3cret:Pa55",
     )  # fmt: skip
-    with (
-        didhub_server(database_url, tmp_path) as server,
-        kamailio(server.url, tmp_path) as edge,
-    ):
-        call = agent_call(edge, DESTINATION, setup.number, setup.credential, tmp_path, "authed")
-        assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
-        assert refusing.wait(timeout=20) == 0 and checking.wait(timeout=20) == 0
-        log = edge.log.read_text(errors="replace")
-        assert "answered as edge-old" in log and "trunk failed (407)" in log, log[-3000:]
-        assert "answered as didhub-edge" in log, log[-3000:]
+    log = call_over_trunks(database_url, tmp_path, setup, "authed", refusing, checking)
+    assert "answered as edge-old" in log and "trunk failed (407)" in log, log[-3000:]
+    assert "answered as didhub-edge" in log, log[-3000:]
     messages = (tmp_path / "checking-messages.log").read_text(errors="replace")
-    answered = messages[messages.index("Authorization: Digest") :].split("\n", 1)[0]
+    answered = first_line(messages, "Authorization: Digest")
     assert 'username="didhub-edge"' in answered and 'realm="carrier.example"' in answered
     assert "s3cret" not in messages  # a digest, not the password
     # The caller ID still rode along on the authenticated INVITE.
@@ -725,18 +742,11 @@ def test_a_proxy_challenge_is_answered_and_a_trunk_without_credentials_fails_ove
         scenario=TRUNK_PROXY_CHALLENGING,
         username="edge-7", password="pr0xy-Pass",
     )  # fmt: skip
-    with (
-        didhub_server(database_url, tmp_path) as server,
-        kamailio(server.url, tmp_path) as edge,
-    ):
-        call = agent_call(edge, DESTINATION, setup.number, setup.credential, tmp_path, "proxied")
-        assert call.returncode == 0, (call.stdout[-2000:], edge.log.read_text()[-3000:])
-        assert challenging.wait(timeout=20) == 0 and checking.wait(timeout=20) == 0
-        log = edge.log.read_text(errors="replace")
-        assert "trunk failed (407)" in log and log.count("answered as") == 1, log[-3000:]
-        assert "answered as edge-7" in log, log[-3000:]
+    log = call_over_trunks(database_url, tmp_path, setup, "proxied", challenging, checking)
+    assert "trunk failed (407)" in log and log.count("answered as") == 1, log[-3000:]
+    assert "answered as edge-7" in log, log[-3000:]
     messages = (tmp_path / "proxy-messages.log").read_text(errors="replace")
-    answered = messages[messages.index("Proxy-Authorization: Digest") :].split("\n", 1)[0]
+    answered = first_line(messages, "Proxy-Authorization: Digest")
     assert 'username="edge-7"' in answered and 'realm="carrier.example"' in answered
     assert digest_ok(answered, "INVITE", "pr0xy-Pass")
     assert not digest_ok(answered, "INVITE", "another-Pass")
