@@ -37,17 +37,13 @@ access = logging.getLogger("didhub.access")
 router = APIRouter(prefix="/routing", tags=["routing"])
 
 
-# As Starlette's JSONResponse renders, so either path sends the same bytes.
-_encode = outputs.encode
-
-
 def _answer(ctx: Context, e164: str) -> tuple[int, bytes]:
     with ctx.db.read_session() as session:
         try:
             route = routing.inbound(session, ctx.settings, e164)
         except NotFound as exc:
-            return exc.status_code, _encode(outputs.error(exc.code, exc.message, exc.field))
-    return 200, _encode({"data": route_schemas.inbound_route(route)})
+            return exc.status_code, outputs.encode(outputs.error(exc.code, exc.message, exc.field))
+    return 200, outputs.encode({"data": route_schemas.inbound_route(route)})
 
 
 def _lookup(ctx: Context, e164: str) -> tuple[int, bytes]:
@@ -158,7 +154,7 @@ class FastLookups:
             except DidhubError:
                 content = None
             if content is not None:
-                await self._send(send, 200, _encode(content))
+                await self._send(send, 200, outputs.encode(content))
                 self._log("POST", OUTBOUND, OUTBOUND, 200, started)
                 return
         replayed = False
