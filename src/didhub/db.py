@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -106,13 +107,12 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-# The tables an inbound route (routing/service.py), an outbound lookup's
-# static part (outbound/service.py) or an API key's scope (api/deps.py) is read
-# from. A transaction
-# that writes one of them adds one to routing_generation just before it commits,
-# and, once committed, to its Database's ``routing_epoch``: route caches
+# The tables an inbound route (routing/service.py) or an outbound lookup's
+# static part (outbound/service.py) is read from. A transaction that writes one
+# of them adds one to routing_generation's row 1 just before it commits, and,
+# once committed, to its Database's ``routing`` epoch: route caches
 # (routing/cache.py) watch both, the epoch for this process's changes at once and
-# the generation for every other process's.
+# the row for every other process's.
 ROUTING_TABLES = frozenset(
     {
         "phone_numbers",
@@ -124,10 +124,36 @@ ROUTING_TABLES = frozenset(
         "sip_credentials",
         "outbound_trunks",
         "outbound_settings",
-        # an API key's scope: the key (revoked or not) and the accounts it sees
-        "api_keys",
     }
 )
+# The tables an API key's scope (api/deps.py: the key, revoked or not, and the
+# accounts it sees) and an event's webhook subscribers (webhooks/events.py) are
+# read from: watched the same way through row 2 and the ``directory`` epoch, so
+# that a purchase (which writes phone_numbers) doesn't empty the kept keys.
+DIRECTORY_TABLES = frozenset({"api_keys", "accounts", "webhook_endpoints"})
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A set of tables whose commits a cache watches: ``name`` is the epoch
+    (``epochs.py``), ``row`` the ``routing_generation`` row moved."""
+
+    name: str
+    row: int
+    tables: frozenset[str]
+
+    @property
+    def bump(self) -> str:
+        return (
+            "UPDATE routing_generation SET generation = generation + 1 "
+            f"WHERE id = {self.row} RETURNING generation"
+        )
+
+
+ROUTING = Watch("routing", 1, ROUTING_TABLES)
+DIRECTORY = Watch("directory", 2, DIRECTORY_TABLES)
+WATCHES = (ROUTING, DIRECTORY)
+
 # The tables an outbound lookup's money part (outbound/service.py ``funds``:
 # standing, balance, spend today) is read from. A commit that writes one adds
 # one to its Database's ``money_epoch`` (this process's money cache,
@@ -135,14 +161,11 @@ ROUTING_TABLES = frozenset(
 # that cache's poll of cheap high-water marks, so no commit writes anything more.
 MONEY_TABLES = frozenset({"ledger_accounts", "ledger_entries", "billing_profiles", "usage_records"})
 _WRITE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)", re.IGNORECASE)
-_ROUTING_WRITTEN = "didhub_routing_written"
-_ROUTING_BUMPED = "didhub_routing_bumped"
+_WRITTEN = "didhub_written"  # connection.info: the watches' names this transaction wrote
+_BUMPED = "didhub_bumped"  # session.info: watch name -> the generation its commit wrote
 _MONEY_WRITTEN = "didhub_money_written"
 _MONEY_COMMITTING = "didhub_money_committing"
 _ROUTES_UNCHANGED = "didhub_routes_unchanged"
-_BUMP = (
-    "UPDATE routing_generation SET generation = generation + 1 WHERE id = 1 RETURNING generation"
-)
 
 
 def _watch_writes(engine: Engine) -> None:
@@ -152,7 +175,7 @@ def _watch_writes(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.info.pop(_ROUTING_WRITTEN, None)
+        conn.info.pop(_WRITTEN, None)
         conn.info.pop(_MONEY_WRITTEN, None)
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -171,8 +194,9 @@ def _watch_writes(engine: Engine) -> None:
 
 
 def _mark(conn: Any, table: str) -> None:
-    if table in ROUTING_TABLES:
-        conn.info[_ROUTING_WRITTEN] = True
+    for watch in WATCHES:
+        if table in watch.tables:
+            conn.info.setdefault(_WRITTEN, set()).add(watch.name)
     if table in MONEY_TABLES:
         conn.info[_MONEY_WRITTEN] = True
 
@@ -237,10 +261,10 @@ class Database:
         self.read_sessionmaker = sessionmaker(self.read_engine, expire_on_commit=False)
         # How many commits may have changed a route, and how many wrote a money
         # table (MONEY_TABLES): this process's, or with share_epochs() every
-        # process's on this machine (didhub serve --workers). And the highest
-        # routing_generation this process's commits wrote.
+        # process's on this machine (didhub serve --workers). And, per watch
+        # (ROUTING, DIRECTORY), the highest generation this process's commits wrote.
         self.epochs: Epochs = Epochs()
-        self.routing_generation: int | None = None
+        self.generations: dict[str, int] = {}
         self._epoch_lock = threading.Lock()
         event.listen(self.sessionmaker, "after_begin", _remember_connection)
         event.listen(self.sessionmaker, "before_commit", _bump_generation)
@@ -264,16 +288,16 @@ class Database:
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(_MONEY_COMMITTING, False):
             self.epochs.add_money()
-        generation = session.info.pop(_ROUTING_BUMPED, None)
-        if generation is not None:
-            with self._epoch_lock:
-                self.epochs.add_routing()
-                self.routing_generation = max(self.routing_generation or 0, generation)
-
-    def routing_commits(self) -> tuple[int, int | None]:
-        """``(routing_epoch, routing_generation)``, read together."""
+        bumped: dict[str, int] = session.info.pop(_BUMPED, {})
         with self._epoch_lock:
-            return self.epochs.routing, self.routing_generation
+            for name, generation in bumped.items():
+                self.epochs.add(name)
+                self.generations[name] = max(self.generations.get(name, 0), generation)
+
+    def commits(self, watch: Watch) -> tuple[int, int | None]:
+        """``(epoch, generation)`` of ``watch``'s commits, read together."""
+        with self._epoch_lock:
+            return self.epochs.count(watch.name), self.generations.get(watch.name)
 
     @property
     def is_sqlite(self) -> bool:
@@ -319,19 +343,23 @@ def routes_unchanged(session: Session) -> None:
 
 
 def _bump_generation(session: Session) -> None:
-    session.flush()  # what commit would flush may write a routing table too
+    session.flush()  # what commit would flush may write a watched table too
     connection = session.info.pop("didhub_connection", None)
     if connection is not None and connection.info.pop(_MONEY_WRITTEN, False):
         session.info[_MONEY_COMMITTING] = True
+    written: set[str] = connection.info.pop(_WRITTEN, set()) if connection is not None else set()
     declared = session.info.pop(_ROUTES_UNCHANGED, None)
     if declared is not None and declared is session.get_transaction():
-        if connection is not None:
-            connection.info.pop(_ROUTING_WRITTEN, None)
-        return
-    if connection is not None and connection.info.pop(_ROUTING_WRITTEN, False):
-        # The transaction's last statement, so the row lock it takes on
-        # PostgreSQL is held only for the commit itself.
-        session.info[_ROUTING_BUMPED] = connection.exec_driver_sql(_BUMP).scalar_one()
+        written.discard(ROUTING.name)
+    bumped: dict[str, int] = {}
+    for watch in WATCHES:
+        if watch.name in written:
+            # The transaction's last statements, so the row lock each takes on
+            # PostgreSQL is held only for the commit itself.
+            assert connection is not None
+            bumped[watch.name] = connection.exec_driver_sql(watch.bump).scalar_one()
+    if bumped:
+        session.info[_BUMPED] = bumped
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:

@@ -1,7 +1,8 @@
 """Commit counters the in-memory caches watch (:class:`Epochs`).
 
 A :class:`~didhub.db.Database` counts its commits that may have changed a route
-(``routing``) or money (``money``); the route, API-key and funds caches compare
+(``routing``), money (``money``) or an API key's scope or an event's subscribers
+(``directory``); the route, API-key and funds caches compare
 the counts before and after working an answer out, and start afresh when they
 moved. By default the counts are this process's (:class:`Epochs`).
 
@@ -22,8 +23,10 @@ import os
 import threading
 from pathlib import Path
 
-_FIELDS = 3  # pid, routing, money: 64-bit each
+NAMES = ("routing", "money", "directory")
+_FIELDS = 1 + len(NAMES)  # pid, then one count per name: 64-bit each
 _SLOT = 8 * _FIELDS
+_OFFSET = {name: 1 + i for i, name in enumerate(NAMES)}  # within a slot
 
 
 class Epochs:
@@ -31,24 +34,28 @@ class Epochs:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._routing = 0
-        self._money = 0
+        self._counts = dict.fromkeys(NAMES, 0)
+
+    def count(self, name: str) -> int:
+        return self._counts[name]
+
+    def add(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
 
     @property
     def routing(self) -> int:
-        return self._routing
+        return self.count("routing")
 
     @property
     def money(self) -> int:
-        return self._money
+        return self.count("money")
 
     def add_routing(self) -> None:
-        with self._lock:
-            self._routing += 1
+        self.add("routing")
 
     def add_money(self) -> None:
-        with self._lock:
-            self._money += 1
+        self.add("money")
 
 
 def create_shared(path: Path, processes: int) -> None:
@@ -70,8 +77,7 @@ class SharedEpochs(Epochs):
                 self._slot = self._claim()
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-        base = self._slot * _FIELDS
-        self._routing_cell, self._money_cell = base + 1, base + 2
+        self._base = self._slot * _FIELDS
 
     def _claim(self) -> int:
         cells = self._cells
@@ -84,21 +90,12 @@ class SharedEpochs(Epochs):
                 return slot
         raise RuntimeError(f"no free slot in the shared commit counts ({len(cells) // _FIELDS})")
 
-    @property
-    def routing(self) -> int:
-        return sum(self._cells[1::_FIELDS])
+    def count(self, name: str) -> int:
+        return sum(self._cells[_OFFSET[name] :: _FIELDS])
 
-    @property
-    def money(self) -> int:
-        return sum(self._cells[2::_FIELDS])
-
-    def add_routing(self) -> None:
+    def add(self, name: str) -> None:
         with self._lock:
-            self._cells[self._routing_cell] += 1
-
-    def add_money(self) -> None:
-        with self._lock:
-            self._cells[self._money_cell] += 1
+            self._cells[self._base + _OFFSET[name]] += 1
 
 
 def _alive(pid: int) -> bool:

@@ -11,10 +11,12 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from conftest import Acct, sent_statements
+from conftest import Acct, buy, search_numbers, sent_statements
 from didhub.accounts import service as accounts
 from didhub.db import Database
+from didhub.routing.models import RoutingGeneration
 
 
 def statements(db: Database) -> AbstractContextManager[list[str]]:
@@ -72,3 +74,35 @@ def test_an_unknown_key_is_never_kept(client: TestClient, db: Database) -> None:
             answer = client.get("/tenants", headers={"Authorization": "Bearer dh_nope"})
         assert answer.status_code == 401
         assert [s for s in seen if "api_keys" in s]  # asked of the database each time
+
+
+def test_a_purchase_or_an_assignment_keeps_the_keys(
+    client: TestClient, db: Database, partner: Acct
+) -> None:
+    # Kept keys watch the directory tables (db.DIRECTORY_TABLES), not the
+    # routing tables every purchase writes: a stream of purchases by one key
+    # reads the key once, not once per purchase.
+    numbers = search_numbers(client, partner, area_code="501", page_size=2)
+    buy(client, partner, numbers[0]["phone_number"])
+    with statements(db) as seen:
+        bought = buy(client, partner, numbers[1]["phone_number"])["data"][0]
+        assert client.get("/telephony/numbers", headers=partner.headers).status_code == 200
+    assert bought["status"] == "active"
+    assert not [s for s in seen if "api_keys" in s], seen
+    # A key's revocation moves the directory row (2) only, not the routing row (1).
+    before = generations(db)
+    with db.session() as session:
+        accounts.revoke_api_key(session, accounts.find_key(session, partner.key).id)
+    after = generations(db)
+    assert (after[1], after[2]) == (before[1], before[2] + 1)
+    assert client.get("/telephony/numbers", headers=partner.headers).status_code == 401
+
+
+def generations(db: Database) -> dict[int, int]:
+    with db.engine.connect() as connection:
+        return {
+            row: value
+            for row, value in connection.execute(
+                select(RoutingGeneration.id, RoutingGeneration.generation)
+            )
+        }

@@ -25,7 +25,7 @@ from didhub.carriers.base import Carrier
 from didhub.carriers.metering import meter
 from didhub.carriers.registry import make_carrier
 from didhub.config import Settings, get_settings
-from didhub.db import Database
+from didhub.db import DIRECTORY, Database
 from didhub.e911 import endpoints as e911
 from didhub.e911 import views as e911_views
 from didhub.errors import DidhubError
@@ -41,7 +41,7 @@ from didhub.payments.registry import make_gateway
 from didhub.porting import endpoints as porting
 from didhub.porting import views as porting_views
 from didhub.routing import endpoints as routing
-from didhub.routing.cache import RouteCache
+from didhub.routing.cache import Generations, RouteCache
 from didhub.routing.edge_auth import EdgeAuth
 from didhub.runtime import Runtime
 from didhub.telnyx_compat import endpoints as telnyx_compat
@@ -119,18 +119,14 @@ def create_app(
         # connections: a request waits for a thread, never on the pool.
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = settings.db_pool_size + settings.db_max_overflow
-        routes.start()
-        callers.start()
-        scopes.start()
+        generations.start()
         funds.start()
         if runner is not None:
             runner.start()
         yield
         if runner is not None:
             runner.stop()
-        routes.stop()
-        callers.stop()
-        scopes.stop()
+        generations.stop()
         funds.stop()
 
     app = FastAPI(
@@ -140,10 +136,19 @@ def create_app(
         description="Search, buy, assign and release phone numbers (DIDs).",
         dependencies=[Depends(contract.checked_parameters)],
     )
-    routes: RouteCache[tuple[int, bytes]] = RouteCache(db, settings.routing_cache_seconds)
-    callers: RouteCache[Snapshot] = RouteCache(db, settings.routing_cache_seconds)
+    generations = Generations(db, settings.routing_cache_seconds)
+    routes: RouteCache[tuple[int, bytes]] = RouteCache(
+        db, settings.routing_cache_seconds, generations=generations
+    )
+    callers: RouteCache[Snapshot] = RouteCache(
+        db, settings.routing_cache_seconds, generations=generations
+    )
     scopes: RouteCache[Scope] = RouteCache(
-        db, settings.routing_cache_seconds, counter=metrics.KEY_CACHE
+        db,
+        settings.routing_cache_seconds,
+        counter=metrics.KEY_CACHE,
+        watch=DIRECTORY,
+        generations=generations,
     )
     funds = FundsCache(db, settings.routing_cache_seconds)
     app.state.ctx = Context(

@@ -19,6 +19,11 @@ answer worked out from a snapshot older than a change is never kept after it:
 it is stored only if neither counter moved while it was worked out. ``hit``
 (the event loop's path, no database) answers only while the last poll is
 recent; otherwise lookups take ``get``, which polls first.
+
+The API keys' cache watches ``db.DIRECTORY_TABLES`` the same way, through the
+``directory`` epoch and row 2, so a purchase (which writes ``phone_numbers``)
+doesn't empty it. A server's caches share one poll (:class:`Generations`): one
+statement reads every row, in one thread.
 """
 
 from __future__ import annotations
@@ -27,21 +32,75 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import Counter
 from sqlalchemy import select
 
 from didhub import metrics
-from didhub.db import Database
+from didhub.db import ROUTING, Database, Watch
 from didhub.routing.models import RoutingGeneration
 
-_GENERATION = select(RoutingGeneration.generation).where(RoutingGeneration.id == 1)
+_GENERATIONS = select(RoutingGeneration.id, RoutingGeneration.generation)
 
 log = logging.getLogger("didhub.routing")
 
 Stamp = tuple[int, int | None]
 T = TypeVar("T")
+
+
+class Generations:
+    """Reads every ``routing_generation`` row in one statement for all the
+    caches of one server (routes, callers, API keys), in one thread: each
+    cache's poll is this poll."""
+
+    def __init__(self, db: Database, poll_seconds: float) -> None:
+        self.db = db
+        self.poll_seconds = poll_seconds
+        self._caches: list[RouteCache[Any]] = []
+        self._polled_at = float("-inf")
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, cache: RouteCache[Any]) -> None:
+        self._caches.append(cache)
+
+    def poll(self) -> None:
+        """Read the rows (once, however many threads ask) and tell every cache."""
+        with self._lock:
+            started = time.monotonic()
+            if started - self._polled_at < self.poll_seconds / 2:
+                return  # another thread just did
+            # A Core connection: ten times a second, an ORM session's own
+            # work would cost more than the query.
+            with self.db.read_engine.connect() as connection:
+                rows = {row: value for row, value in connection.execute(_GENERATIONS)}
+            for cache in self._caches:
+                cache.observe(rows.get(cache.watch.row), started)
+            self._polled_at = started
+
+    def start(self) -> None:
+        """Poll in a thread, so that the caches' ``hit`` can keep answering."""
+        if self.poll_seconds <= 0 or self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="didhub-route-cache", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_seconds / 2):
+            try:
+                self.poll()
+            except Exception:
+                log.exception("reading routing_generation failed; lookups will ask the database")
+                self._stop.wait(1)
 
 
 class RouteCache(Generic[T]):
@@ -51,27 +110,33 @@ class RouteCache(Generic[T]):
         poll_seconds: float,
         max_entries: int = 50_000,
         counter: Counter = metrics.ROUTE_CACHE,
+        watch: Watch = ROUTING,
+        generations: Generations | None = None,
     ) -> None:
+        """``watch``: the tables whose commits empty it (``db.ROUTING`` or
+        ``db.DIRECTORY``), through its epoch and its ``routing_generation``
+        row; ``generations``: the poll it shares with a server's other caches
+        (else its own)."""
         self._hits = counter.labels("hit")
         self._misses = counter.labels("miss")
         self.db = db
+        self.watch = watch
         self.poll_seconds = poll_seconds
         self.max_entries = max_entries
         self._entries: dict[str, T] = {}
         self._generation: int | None = None
-        self._stamp: Stamp = (db.routing_epoch, None)
+        self._stamp: Stamp = (db.epochs.count(watch.name), None)
         self._polled_at = float("-inf")  # time.monotonic() when the last poll began
         self._lock = threading.Lock()  # stores and resets
-        self._poll_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._generations = generations or Generations(db, poll_seconds)
+        self._generations.watch(self)
 
     @property
     def enabled(self) -> bool:
         return self.poll_seconds > 0
 
     def _current(self) -> Stamp:
-        return (self.db.routing_epoch, self._generation)
+        return (self.db.epochs.count(self.watch.name), self._generation)
 
     def hit(self, key: str) -> T | None:
         """The kept answer for ``key`` if it is certainly current, else
@@ -113,43 +178,25 @@ class RouteCache(Generic[T]):
 
     def poll(self) -> None:
         """Read ``routing_generation`` (once, however many threads ask)."""
-        with self._poll_lock:
-            started = time.monotonic()
-            if started - self._polled_at < self.poll_seconds / 2:
-                return  # another thread just did
-            # A Core connection: ten times a second, an ORM session's own
-            # work would cost more than the query.
-            with self.db.read_engine.connect() as connection:
-                generation = connection.execute(_GENERATION).scalar()
-            with self._lock:
-                epoch, own = self.db.routing_commits()
-                if generation == own and self._stamp == (epoch, self._generation):
-                    # The row moved only up to this process's own last commit,
-                    # which the epoch already marked; the kept answers were
-                    # worked out after it, so after every commit before it too
-                    # (the row serializes them).
-                    self._stamp = (epoch, generation)
-                self._generation = generation
-            self._polled_at = started
+        self._generations.poll()
+
+    def observe(self, generation: int | None, started: float) -> None:
+        """What a poll that began at ``started`` read of this cache's row."""
+        with self._lock:
+            epoch, own = self.db.commits(self.watch)
+            if generation == own and self._stamp == (epoch, self._generation):
+                # The row moved only up to this process's own last commit,
+                # which the epoch already marked; the kept answers were
+                # worked out after it, so after every commit before it too
+                # (the row serializes them).
+                self._stamp = (epoch, generation)
+            self._generation = generation
+        self._polled_at = started
 
     def start(self) -> None:
-        """Poll in a thread, so that ``hit`` can keep answering."""
-        if not self.enabled or self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="didhub-route-cache", daemon=True)
-        self._thread.start()
+        """Poll in a thread (the shared one), so that ``hit`` can keep answering."""
+        if self.enabled:
+            self._generations.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds / 2):
-            try:
-                self.poll()
-            except Exception:
-                log.exception("reading routing_generation failed; lookups will ask the database")
-                self._stop.wait(1)
+        self._generations.stop()

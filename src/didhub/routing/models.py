@@ -17,6 +17,7 @@ from didhub.db import Base
 class RoutingGeneration(Base):
     __tablename__ = "routing_generation"
 
-    # Always the one row, id 1 (inserted by the migration).
+    # Row 1: the routing tables (db.ROUTING); row 2: the directory tables
+    # (db.DIRECTORY). Inserted by the migrations.
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     generation: Mapped[int] = mapped_column(BigInteger)
