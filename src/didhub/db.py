@@ -12,13 +12,13 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -127,10 +127,11 @@ ROUTING_TABLES = frozenset(
     }
 )
 # The tables an API key's scope (api/deps.py: the key, revoked or not, and the
-# accounts it sees) and an event's webhook subscribers (webhooks/events.py) are
-# read from: watched the same way through row 2 and the ``directory`` epoch, so
-# that a purchase (which writes phone_numbers) doesn't empty the kept keys.
-DIRECTORY_TABLES = frozenset({"api_keys", "accounts", "webhook_endpoints"})
+# accounts it sees), an event's webhook subscribers (webhooks/events.py) and a
+# number's inherited caller name (accounts/settings.py) are read from: watched
+# the same way through row 2 and the ``directory`` epoch, so that a purchase
+# (which writes phone_numbers) doesn't empty what is kept of them.
+DIRECTORY_TABLES = frozenset({"api_keys", "accounts", "account_settings", "webhook_endpoints"})
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,46 @@ def make_engine(url: str, pool_size: int = 10, max_overflow: int = 10) -> Engine
     return engine
 
 
+class Memo(Protocol):
+    """Answers kept across transactions (a ``routing.cache.RouteCache``)."""
+
+    def get(self, key: str, compute: Callable[[], Any], *, poll: bool = True) -> Any: ...
+
+    def get_many(
+        self,
+        keys: Collection[str],
+        compute: Callable[[list[str]], dict[str, Any]],
+        *,
+        poll: bool = True,
+    ) -> dict[str, Any]: ...
+
+
+_DB = "didhub_database"
+
+
+def session_database(session: Session) -> Database | None:
+    """The Database whose ``session()`` opened ``session`` (None for another)."""
+    found = session.info.get(_DB)
+    return found if isinstance(found, Database) else None
+
+
+def directory_memo(session: Session) -> Memo | None:
+    """The kept directory answers of ``session``'s Database (``None`` without
+    them), unless this session's transaction has written, or holds unflushed
+    changes to, a directory table: its own reads must then see its own
+    writes, and nothing it reads may be kept (it may yet roll back)."""
+    database = session_database(session)
+    if database is None or database.directory is None:
+        return None
+    connection = session.info.get("didhub_connection")
+    if connection is not None and DIRECTORY.name in connection.info.get(_WRITTEN, ()):
+        return None
+    for changed in (*session.new, *session.dirty, *session.deleted):
+        if getattr(changed, "__tablename__", None) in DIRECTORY_TABLES:
+            return None
+    return database.directory
+
+
 class Database:
     """One engine and its session factory."""
 
@@ -254,17 +295,25 @@ class Database:
         process opens (``DIDHUB_DB_POOL_SIZE``, ``DIDHUB_DB_MAX_OVERFLOW``)."""
         self.url = url
         self.engine = make_engine(url, pool_size, max_overflow)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # Every session knows its Database (session_database).
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False, info={_DB: self})
         # Reads only (a write raises): the read sessions' bind, and for a
         # statement or two without a Session (a connection costs less).
         self.read_engine = self.engine.execution_options(didhub_read_only=True)
-        self.read_sessionmaker = sessionmaker(self.read_engine, expire_on_commit=False)
+        self.read_sessionmaker = sessionmaker(
+            self.read_engine, expire_on_commit=False, info={_DB: self}
+        )
         # How many commits may have changed a route, and how many wrote a money
         # table (MONEY_TABLES): this process's, or with share_epochs() every
         # process's on this machine (didhub serve --workers). And, per watch
         # (ROUTING, DIRECTORY), the highest generation this process's commits wrote.
         self.epochs: Epochs = Epochs()
         self.generations: dict[str, int] = {}
+        # Answers read from the directory tables only (DIRECTORY_TABLES: an
+        # event's webhook subscribers, a number's inherited caller name), kept
+        # across transactions when a server watches those tables (api/app.py);
+        # else None. See directory_memo.
+        self.directory: Memo | None = None
         self._epoch_lock = threading.Lock()
         event.listen(self.sessionmaker, "after_begin", _remember_connection)
         event.listen(self.sessionmaker, "before_commit", _bump_generation)
@@ -362,15 +411,21 @@ def _bump_generation(session: Session) -> None:
         session.info[_BUMPED] = bumped
 
 
+# Fewer rows go in as one executemany (one round trip in psycopg's pipeline):
+# COPY's own exchange costs more than it saves on a handful.
+_COPY_FROM = 50
+
+
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert many rows of scalar columns (all rows with the same keys), in the
     session's transaction. On PostgreSQL with ``COPY … FROM STDIN``, because a
     per-row executemany costs a round trip a row and a batch job writes
-    hundreds of thousands; elsewhere an executemany."""
+    hundreds of thousands; elsewhere, and for fewer than ``_COPY_FROM`` rows,
+    an executemany."""
     if not rows:
         return
     dialect = session.get_bind().dialect
-    if dialect.name != "postgresql":
+    if dialect.name != "postgresql" or len(rows) < _COPY_FROM:
         session.execute(table.insert(), rows)
         return
     # COPY passes no before_cursor_execute hook: mark the write here.

@@ -75,6 +75,12 @@ KEY_CACHE = Counter(
     "API keys' scopes answered from memory (hit) or the database (miss)",
     ["result"],
 )
+DIRECTORY_CACHE = Counter(
+    "didhub_directory_cache_lookups",
+    "Events' webhook subscribers and numbers' inherited caller names answered from "
+    "memory (hit) or the database (miss)",
+    ["result"],
+)
 
 
 @contextmanager

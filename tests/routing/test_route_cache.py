@@ -53,7 +53,9 @@ def statements(db: Database) -> Iterator[list[str]]:
 
 def generation(db: Database) -> int:
     with db.session() as session:
-        value = session.scalar(select(RoutingGeneration.generation))
+        value = session.scalar(
+            select(RoutingGeneration.generation).where(RoutingGeneration.id == 1)
+        )
     assert value is not None
     return value
 

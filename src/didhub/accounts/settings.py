@@ -24,6 +24,7 @@ from didhub.accounts.models import Account, AccountSettings
 from didhub.accounts.service import UNCHANGED as UNCHANGED  # re-exported: settings changes use it
 from didhub.accounts.service import get_account
 from didhub.config import Settings as Config
+from didhub.db import directory_memo
 from didhub.errors import NotFound, ValidationFailed
 from didhub.tenancy import PARTNER, TENANT, Scope
 
@@ -221,15 +222,52 @@ def _first_cnam(
     return Inherited(None, "none")
 
 
+def inherited_cnam(session: Session, owner_id: str, tenant_id: str | None) -> Inherited:
+    """:func:`resolve_cnam` along :func:`levels` for a number of ``owner_id``
+    serving ``tenant_id``; in a server, kept until an account or its settings
+    change (``db.directory_memo``)."""
+
+    def read() -> Inherited:
+        return resolve_cnam(session, levels(session, owner_id, tenant_id))
+
+    memo = directory_memo(session)
+    if memo is None:
+        return read()
+    # poll=False: this session holds a connection and mustn't wait for another.
+    found: Inherited = memo.get(_cnam_key(owner_id, tenant_id), read, poll=False)
+    return found
+
+
 def inherited_cnams(
     session: Session, holders: Collection[tuple[str, str | None]]
 ) -> dict[tuple[str, str | None], Inherited]:
-    """:func:`resolve_cnam` along :func:`levels` for many ``(owner_id,
-    tenant_id)`` pairs (a page of numbers) in at most three queries: the
-    accounts, their partners, their settings. One at a time, a settings row
-    that doesn't exist is asked for again for every pair."""
+    """:func:`inherited_cnam` for many ``(owner_id, tenant_id)`` pairs (a page
+    of numbers): the kept ones from memory, the rest in at most three queries
+    together: the accounts, their partners, their settings (one pair at a time,
+    a settings row that doesn't exist is asked for again for every pair)."""
     if not holders:
         return {}
+    memo = directory_memo(session)
+    if memo is None:
+        return _read_inherited_cnams(session, holders)
+    keys = {_cnam_key(*pair): pair for pair in set(holders)}
+
+    def read(missing: list[str]) -> dict[str, Inherited]:
+        found = _read_inherited_cnams(session, [keys[key] for key in missing])
+        return {key: found[keys[key]] for key in missing}
+
+    # poll=False: this session holds a connection and mustn't wait for another.
+    kept: dict[str, Inherited] = memo.get_many(keys, read, poll=False)
+    return {pair: kept[key] for key, pair in keys.items()}
+
+
+def _cnam_key(owner_id: str, tenant_id: str | None) -> str:
+    return f"cnam {owner_id} {tenant_id or ''}"
+
+
+def _read_inherited_cnams(
+    session: Session, holders: Collection[tuple[str, str | None]]
+) -> dict[tuple[str, str | None], Inherited]:
     accounts: dict[str, Account] = {}
 
     def load(ids: set[str]) -> None:

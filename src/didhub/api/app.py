@@ -150,6 +150,13 @@ def create_app(
         watch=DIRECTORY,
         generations=generations,
     )
+    db.directory = RouteCache[Any](
+        db,
+        settings.routing_cache_seconds,
+        counter=metrics.DIRECTORY_CACHE,
+        watch=DIRECTORY,
+        generations=generations,
+    )
     funds = FundsCache(db, settings.routing_cache_seconds)
     app.state.ctx = Context(
         db=db,

@@ -85,8 +85,7 @@ def _effective(session: Session, number: PhoneNumber, listing: CnamListing | Non
     """:func:`effective_cnam` with the listing already read (``None``: it has none)."""
     if listing is not None and listing.name is not None:
         return EffectiveCnam(listing.name, "number")
-    chain = account_settings.levels(session, number.owner_id, number.tenant_id)
-    inherited = account_settings.resolve_cnam(session, chain)
+    inherited = account_settings.inherited_cnam(session, number.owner_id, number.tenant_id)
     name = inherited.value if isinstance(inherited.value, str) else None
     return EffectiveCnam(name, inherited.source)
 
@@ -120,14 +119,25 @@ def describe(session: Session, numbers: Sequence[PhoneNumber]) -> dict[str, Cnam
     return out
 
 
-def mark(session: Session, number: PhoneNumber, account_id: str | None, **data: object) -> bool:
+def mark(
+    session: Session,
+    number: PhoneNumber,
+    account_id: str | None,
+    *,
+    first_listable: bool = False,
+    **data: object,
+) -> bool:
     """Bring the number's listing in line with its effective name, in this
     transaction: when the name (or a failed listing) needs the carrier, the
     row goes ``pending`` and ``cnam.pending`` is recorded. Returns whether a
-    push is needed. Call with the number row locked."""
+    push is needed. Call with the number row locked.
+
+    ``first_listable``: the number has just become listable for the first
+    time (provisioning to active), so it has no listing yet (a listing is
+    written only for a listable number) and none is read."""
     if number.status not in LISTABLE:
         return False
-    row = session.get(CnamListing, number.id, with_for_update=True)
+    row = None if first_listable else session.get(CnamListing, number.id, with_for_update=True)
     wanted = _effective(session, number, row)
     now = clock.now()
     if row is None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import Counter
@@ -151,12 +151,18 @@ class RouteCache(Generic[T]):
             self._hits.inc()
         return found
 
-    def get(self, key: str, compute: Callable[[], T]) -> T:
-        """The answer for ``key``: kept, or ``compute()`` (then kept)."""
+    def get(self, key: str, compute: Callable[[], T], *, poll: bool = True) -> T:
+        """The answer for ``key``: kept, or ``compute()`` (then kept).
+        ``poll=False``: a caller that holds a database connection already
+        (it mustn't wait for a second): when the last poll isn't recent, the
+        answer is worked out and not kept."""
         if not self.enabled:
             self._misses.inc()
             return compute()
         if time.monotonic() - self._polled_at >= self.poll_seconds:
+            if not poll:
+                self._misses.inc()
+                return compute()
             self.poll()
         stamp = self._current()
         with self._lock:
@@ -175,6 +181,44 @@ class RouteCache(Generic[T]):
                     del self._entries[next(iter(self._entries))]  # the oldest
                 self._entries[key] = value
         return value
+
+    def get_many(
+        self,
+        keys: Collection[str],
+        compute: Callable[[list[str]], dict[str, T]],
+        *,
+        poll: bool = True,
+    ) -> dict[str, T]:
+        """:meth:`get` for many keys: the kept ones, and the rest worked out
+        together by ``compute(missing)`` (then kept, by the same rule)."""
+        wanted = list(dict.fromkeys(keys))
+        if not self.enabled:
+            self._misses.inc(len(wanted))
+            return compute(wanted)
+        if time.monotonic() - self._polled_at >= self.poll_seconds:
+            if not poll:
+                self._misses.inc(len(wanted))
+                return compute(wanted)
+            self.poll()
+        stamp = self._current()
+        with self._lock:
+            if self._stamp != stamp:
+                self._entries = {}
+                self._stamp = stamp
+            found = {key: self._entries[key] for key in wanted if key in self._entries}
+        missing = [key for key in wanted if key not in found]
+        self._hits.inc(len(found))
+        if not missing:
+            return found
+        self._misses.inc(len(missing))
+        worked_out = compute(missing)
+        with self._lock:
+            if self._stamp == stamp == self._current():
+                for key in missing:
+                    if len(self._entries) >= self.max_entries:
+                        del self._entries[next(iter(self._entries))]  # the oldest
+                    self._entries[key] = worked_out[key]
+        return {**found, **worked_out}
 
     def poll(self) -> None:
         """Read ``routing_generation`` (once, however many threads ask)."""

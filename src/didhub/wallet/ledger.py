@@ -315,22 +315,33 @@ def transfer_many(
     transfers: Sequence[Transfer],
     reference: str | None = None,
     currency: str | None = None,
+    platform_books: Sequence[str] = (),
 ) -> list[str]:
     """Write one balanced two-entry transaction per transfer, set-based; returns
-    their ids in order. For a batch job whose caller already holds the row lock
-    of every wallet involved (ascending id order): wallet balances move by one
-    UPDATE per wallet, and the rows go in with a few bulk statements. Every
-    book must be in one currency, ``currency`` when given."""
+    their ids in order. For a batch job (or a purchase) whose caller already
+    holds the row lock of every wallet involved (ascending id order): wallet
+    balances move by one UPDATE per wallet, and the rows go in with a few bulk
+    statements. Every book must be in one currency, ``currency`` when given.
+    ``platform_books``: kinds of platform book in ``currency`` to open when
+    they don't exist yet (:func:`ensure_platform_book`), read in the same
+    statement as the other books."""
     if not transfers:
         return []
     if any(t.amount <= 0 for t in transfers):
         raise ValueError(f"{kind}: transfer amounts must be positive")
     involved = {t.debit for t in transfers} | {t.credit for t in transfers}
-    found = session.execute(
-        select(LedgerAccount.id, LedgerAccount.owner_id, LedgerAccount.currency).where(
-            LedgerAccount.id.in_(involved)
-        )
-    ).all()
+    books_read = select(LedgerAccount.id, LedgerAccount.owner_id, LedgerAccount.currency).where(
+        LedgerAccount.id.in_(involved)
+    )
+    found = session.execute(books_read).all()
+    if platform_books and len(found) != len(involved):
+        if currency is None:
+            raise ValueError(f"{kind}: platform books are opened in a given currency")
+        there = {book_id for book_id, _, _ in found}
+        for book_kind in platform_books:
+            if platform_book_id(book_kind, currency) not in there:
+                ensure_platform_book(session, book_kind, currency)
+        found = session.execute(books_read).all()
     if len(found) != len(involved):
         missing = sorted(involved - {book_id for book_id, _, _ in found})
         raise ValueError(f"unknown ledger book(s) {missing}")

@@ -32,7 +32,13 @@ from didhub.outputs import money_text
 from didhub.payments.base import CardDetails, PaymentGateway, PaymentOutcomeUnknown
 from didhub.payments.base import PaymentDeclined as GatewayDeclined
 from didhub.wallet import ledger, standing
-from didhub.wallet.models import AccountEvent, BillingProfile, CardCharge, PaymentCard
+from didhub.wallet.models import (
+    AccountEvent,
+    BillingProfile,
+    CardCharge,
+    LedgerAccount,
+    PaymentCard,
+)
 from didhub.webhooks import events as published_events
 
 CARD_CLEARING = "card_clearing"
@@ -402,14 +408,60 @@ def require_good_standing(session: Session, account_id: str) -> BillingProfile |
     """402 ``account_past_due`` unless the account is in good standing; its
     billing profile (``None``: it has none, so it is in good standing)."""
     billing = session.get(BillingProfile, account_id)
-    if billing is not None and billing.standing != "good":
+    _refuse_unless_good(billing.standing if billing is not None else None)
+    return billing
+
+
+def _refuse_unless_good(standing: str | None) -> None:
+    if standing is not None and standing != "good":
         raise InsufficientFunds(
-            f"the account is {billing.standing.replace('_', ' ')}: pay the balance due "
+            f"the account is {standing.replace('_', ' ')}: pay the balance due "
             "before buying more numbers",
             field="wallet",
             code="account_past_due",
         )
-    return billing
+
+
+@dataclass(frozen=True)
+class Payer:
+    """An account about to pay, its wallet locked (:func:`lock_payer`)."""
+
+    wallet_id: str
+    balance: Decimal
+    # Auto-recharge is on and a card is on file: a shortfall would be charged to it.
+    auto_recharge: bool
+
+
+_BOOKS = LedgerAccount.__table__
+_PROFILES = BillingProfile.__table__
+_CARDS = PaymentCard.__table__
+
+
+def lock_payer(session: Session, account_id: str, currency: str) -> Payer:
+    """Lock the account's wallet (created on first use) for the rest of the
+    transaction and read, in the same statement, its balance, its standing and
+    whether a shortfall would go to its card; 402 ``account_past_due`` unless
+    it is in good standing (:func:`require_good_standing`)."""
+    wallet = ledger.wallet_id(account_id, currency)
+    card = select(_CARDS.c.account_id).where(_CARDS.c.account_id == account_id).exists()
+    statement = (
+        select(
+            _BOOKS.c.balance,
+            _PROFILES.c.standing,
+            _PROFILES.c.auto_recharge_enabled,
+            card.label("card"),
+        )
+        .select_from(_BOOKS.outerjoin(_PROFILES, _PROFILES.c.account_id == account_id))
+        .where(_BOOKS.c.id == wallet)
+        .with_for_update(of=_BOOKS)
+    )
+    row = session.execute(statement).first()
+    if row is None:
+        ledger.ensure_wallet(session, account_id, currency)
+        row = session.execute(statement).one()
+    balance, standing_now, auto_recharge, has_card = row
+    _refuse_unless_good(standing_now)
+    return Payer(wallet, balance, bool(auto_recharge) and bool(has_card))
 
 
 def recharge_below_threshold(

@@ -20,7 +20,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.db import new_id
+from didhub.db import directory_memo, new_id
 from didhub.tenancy import accounts_table
 from didhub.webhooks import catalogue
 from didhub.webhooks.models import Event, WebhookDelivery, WebhookEndpoint
@@ -42,33 +42,45 @@ def _subscribers(
     session: Session, account_id: str, tenant_id: str | None
 ) -> list[tuple[str, list[str] | None]]:
     """(endpoint id, subscription) of every live endpoint of the accounts that
-    can see an event of ``account_id``/``tenant_id``. Cached for the session:
-    a purchase of 100 numbers asks once."""
+    can see an event of ``account_id``/``tenant_id``. Cached for the session
+    (a purchase of 100 numbers asks once) and, in a server, across sessions
+    until a directory table changes (``db.directory_memo``): not in a session
+    that changed endpoints itself."""
     cache: dict[tuple[str, str | None], list[tuple[str, list[str] | None]]]
     cache = session.info.setdefault(_CACHE_KEY, {})
     key = (account_id, tenant_id)
     if key not in cache:
-        involved = [a for a in (account_id, tenant_id) if a is not None]
-        accounts = accounts_table
-        parents = select(accounts.c.parent_id).where(
-            accounts.c.id.in_(involved), accounts.c.parent_id.is_not(None)
-        )
-        # No autoflush: callers record events mid-loop over rows they are
-        # changing, and endpoints don't depend on those changes.
-        with session.no_autoflush:
-            rows = session.execute(
-                select(WebhookEndpoint.id, WebhookEndpoint.events)
-                .where(
-                    or_(
-                        WebhookEndpoint.account_id.in_(involved),
-                        WebhookEndpoint.account_id.in_(parents.scalar_subquery()),
-                    ),
-                    WebhookEndpoint.enabled.is_(True),
-                    WebhookEndpoint.deleted_at.is_(None),
-                )
-                .order_by(WebhookEndpoint.id)
-            ).all()
-        cache[key] = [(endpoint_id, events) for endpoint_id, events in rows]
+
+        def read() -> list[tuple[str, list[str] | None]]:
+            involved = [a for a in (account_id, tenant_id) if a is not None]
+            accounts = accounts_table
+            parents = select(accounts.c.parent_id).where(
+                accounts.c.id.in_(involved), accounts.c.parent_id.is_not(None)
+            )
+            # No autoflush: callers record events mid-loop over rows they are
+            # changing, and endpoints don't depend on those changes.
+            with session.no_autoflush:
+                rows = session.execute(
+                    select(WebhookEndpoint.id, WebhookEndpoint.events)
+                    .where(
+                        or_(
+                            WebhookEndpoint.account_id.in_(involved),
+                            WebhookEndpoint.account_id.in_(parents.scalar_subquery()),
+                        ),
+                        WebhookEndpoint.enabled.is_(True),
+                        WebhookEndpoint.deleted_at.is_(None),
+                    )
+                    .order_by(WebhookEndpoint.id)
+                ).all()
+            return [(endpoint_id, events) for endpoint_id, events in rows]
+
+        memo = directory_memo(session)
+        if memo is None:
+            cache[key] = read()
+        else:
+            # poll=False: this session holds a connection and mustn't wait for another.
+            key_text = f"subscribers {account_id} {tenant_id or ''}"
+            cache[key] = memo.get(key_text, read, poll=False)
     return cache[key]
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from didhub import clock, metrics
@@ -209,44 +209,54 @@ def _place_order(
     with db.session() as session:
         # Provisioning numbers route nowhere: this commit needn't tell route caches.
         routes_unchanged(session)
-        wallet = ledger.lock_wallet(session, scope.account_id, settings.currency)
-        billing = billing_wallet.require_good_standing(session, scope.account_id)
+        payer = billing_wallet.lock_payer(session, scope.account_id, settings.currency)
         check_not_taken(session, scope, numbers, now, field_name)
-        recharges = gateway is not None and billing_wallet.auto_recharge_on(
-            session, scope.account_id, billing
-        )
-        if wallet.balance < total:
+        recharges = gateway is not None and payer.auto_recharge
+        if payer.balance < total:
             if recharges and may_cover:
                 raise _NeedsCover
             raise InsufficientFunds(
                 f"this purchase costs {money_text(total, settings.currency)} but the "
-                f"wallet holds {money_text(wallet.balance, settings.currency)}; "
+                f"wallet holds {money_text(payer.balance, settings.currency)}; "
                 "top up and try again",
                 field="wallet",
             )
-        revenue = ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
-        txn = ledger.transfer(
-            session,
-            kind="purchase",
-            description=f"Purchase of {_named(numbers)}: first month and setup",
-            debit=wallet.id,
-            credit=revenue,
-            amount=total,
-            reference=order_id,
-        )
-        session.add(
-            NumberOrder(
+        revenue = ledger.platform_book_id(ledger.REVENUE, settings.currency)
+        description = f"Purchase of {_named(numbers)}: first month and setup"
+        if total > 0:
+            # The wallet is locked above: one set-based posting, no ORM objects
+            # (the revenue book is opened by the first purchase ever).
+            (txn_id,) = ledger.transfer_many(
+                session,
+                kind="purchase",
+                transfers=[ledger.Transfer(payer.wallet_id, revenue, total, description)],
+                reference=order_id,
+                currency=settings.currency,
+                platform_books=(ledger.REVENUE,),
+            )
+        else:
+            ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
+            txn_id = ledger.transfer(
+                session,
+                kind="purchase",
+                description=description,
+                debit=payer.wallet_id,
+                credit=revenue,
+                amount=total,
+                reference=order_id,
+            ).id
+        session.execute(
+            insert(_ORDERS).values(
                 id=order_id,
                 account_id=scope.account_id,
                 carrier=carrier.name,
                 status="pending",
                 total=total,
                 currency=settings.currency,
-                ledger_transaction_id=txn.id,
+                ledger_transaction_id=txn_id,
                 created_at=now,
             )
         )
-        session.flush()
         # A tenant buying for itself owns and serves the number (the
         # AI-agent seed); a partner's number starts Unassigned.
         tenant_id = scope.account_id if scope.kind == accounts.TENANT else None
@@ -275,14 +285,43 @@ def _place_order(
             # of [A, B] and [B, A] then wait for each other, never deadlock.
             for line in sorted(lines, key=lambda item: item.number.phone_number)
         ]
-        session.add_all(rows)
-        session.flush()
+        # Written as rows, not through the session's unit of work: the objects
+        # only carry what the history and the events say of each number.
+        session.execute(insert(_NUMBERS), [_number_row(row) for row in rows])
         for row in rows:
             lifecycle.record(
                 session, row, "status.provisioning", scope.account_id, order_id=order_id
             )
         session.execute(delete(NumberHold).where(NumberHold.e164.in_(numbers)))
     return recharges
+
+
+_ORDERS: Table = NumberOrder.__table__  # type: ignore[assignment]
+_NUMBERS: Table = PhoneNumber.__table__  # type: ignore[assignment]
+_NUMBER_COLUMNS = (
+    "id",
+    "e164",
+    "country_code",
+    "phone_number_type",
+    "locality",
+    "administrative_area",
+    "rate_center",
+    "features",
+    "status",
+    "is_managed",
+    "carrier",
+    "order_id",
+    "owner_id",
+    "tenant_id",
+    "monthly_cost",
+    "upfront_cost",
+    "currency",
+    "created_at",
+)
+
+
+def _number_row(number: PhoneNumber) -> dict[str, object]:
+    return {name: getattr(number, name) for name in _NUMBER_COLUMNS}
 
 
 def refuse_if_none_provided(result: PurchaseResult, settings: Settings, field_name: str) -> None:
@@ -390,7 +429,7 @@ def settle_order(
                 row.purchased_at = now
                 row.renews_on = add_months(now.date(), 1)
                 # A partner's (or tenant's) default caller name applies at once.
-                if cnam.mark(session, row, order.account_id):
+                if cnam.mark(session, row, order.account_id, first_listable=True):
                     to_list.append(row.id)
             elif (result is not None and result.status == "failed") or (
                 result is None and authoritative
