@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from didhub import clock
@@ -51,9 +51,12 @@ def record(
 ) -> None:
     """Add ``kind`` to the number's history (``account_id``: who acted) and
     publish it (``webhooks/catalogue.py``): the event and its webhook
-    deliveries are written in this same transaction."""
-    session.add(
-        NumberEvent(
+    deliveries are written in this same transaction, as rows at once (after
+    whatever the session holds unwritten: the number itself, when it is new)."""
+    if session.new:
+        session.flush()
+    session.execute(
+        insert(_HISTORY).values(
             number_id=number.id,
             account_id=account_id,
             kind=kind,
@@ -62,6 +65,9 @@ def record(
         )
     )
     published_events.number_event(session, number, kind, data)
+
+
+_HISTORY: Table = NumberEvent.__table__  # type: ignore[assignment]
 
 
 def transition(

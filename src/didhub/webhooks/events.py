@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select
+from sqlalchemy import Table, insert, or_, select
 from sqlalchemy.orm import Session
 
 from didhub import clock
@@ -97,36 +97,55 @@ def emit(
     *,
     tenant_id: str | None = None,
     number_id: str | None = None,
-) -> Event:
+) -> str:
     """Record a public event and queue a delivery to each subscribed endpoint,
-    in ``session``'s transaction (the outbox)."""
+    in ``session``'s transaction (the outbox); the event's id. Written as rows
+    at once (no unit of work), after whatever the session still holds
+    unwritten (the account or number it may name)."""
     if event_type not in catalogue.EVENT_TYPES:
         raise ValueError(f"{event_type} is not in the event catalogue")
     now = clock.now()
-    event = Event(
-        id=new_id("evt"),
-        type=event_type,
-        account_id=account_id,
-        tenant_id=tenant_id,
-        number_id=number_id,
-        data=_jsonable(data),
-        created_at=now,
+    event_id = new_id("evt")
+    row = {
+        "id": event_id,
+        "type": event_type,
+        "account_id": account_id,
+        "tenant_id": tenant_id,
+        "number_id": number_id,
+        "data": _jsonable(data),
+        "created_at": now,
+    }
+    targets = [
+        endpoint_id
+        for endpoint_id, patterns in _subscribers(session, account_id, tenant_id)
+        if catalogue.matches(patterns, event_type)
+    ]
+    if session.new:
+        session.flush()
+    if not targets:
+        session.execute(insert(_EVENTS).values(row))
+        return event_id
+    seq = session.execute(insert(_EVENTS).values(row).returning(_EVENTS.c.seq)).scalar_one()
+    session.execute(
+        insert(_DELIVERIES),
+        [
+            {
+                "id": new_id("whd"),
+                "endpoint_id": endpoint_id,
+                "event_seq": seq,
+                "status": PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for endpoint_id in targets
+        ],
     )
-    session.add(event)
-    for endpoint_id, patterns in _subscribers(session, account_id, tenant_id):
-        if catalogue.matches(patterns, event_type):
-            session.add(
-                WebhookDelivery(
-                    id=new_id("whd"),
-                    endpoint_id=endpoint_id,
-                    event=event,
-                    status=PENDING,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-            )
-    return event
+    return event_id
+
+
+_EVENTS: Table = Event.__table__  # type: ignore[assignment]
+_DELIVERIES: Table = WebhookDelivery.__table__  # type: ignore[assignment]
 
 
 class Number(Protocol):

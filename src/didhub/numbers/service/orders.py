@@ -425,9 +425,11 @@ def settle_order(
             if result is not None and result.status == "active":
                 if result.carrier is not None:
                     row.carrier = result.carrier  # a number recorded as "multi"
-                lifecycle.transition(session, row, ACTIVE, order.account_id, order_id=order_id)
+                # Set before the transition: its history row's insert flushes
+                # the number, so the number is written in one UPDATE.
                 row.purchased_at = now
                 row.renews_on = add_months(now.date(), 1)
+                lifecycle.transition(session, row, ACTIVE, order.account_id, order_id=order_id)
                 # A partner's (or tenant's) default caller name applies at once.
                 if cnam.mark(session, row, order.account_id, first_listable=True):
                     to_list.append(row.id)
@@ -435,8 +437,8 @@ def settle_order(
                 result is None and authoritative
             ):
                 reason = (result.reason if result else None) or "the carrier has no record of it"
-                lifecycle.transition(session, row, FAILED, order.account_id, reason=reason)
                 row.failure_reason = reason
+                lifecycle.transition(session, row, FAILED, order.account_id, reason=reason)
                 errors[row.e164] = reason
                 refund += row.monthly_cost + row.upfront_cost
         if refund:
