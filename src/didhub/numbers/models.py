@@ -11,13 +11,14 @@ from didhub.db import Base, BigId, Money, UtcDateTime
 # The partial unique indexes below make "two buyers own one number" impossible
 # at the database, whatever the application does.
 _LIVE = "status IN ('provisioning', 'active', 'suspended', 'releasing')"
+LIVE_NUMBER_INDEX = "uq_phone_numbers_live_e164"
 
 
 class PhoneNumber(Base):
     __tablename__ = "phone_numbers"
     __table_args__ = (
         Index(
-            "uq_phone_numbers_live_e164",
+            LIVE_NUMBER_INDEX,
             "e164",
             unique=True,
             sqlite_where=text(_LIVE),

@@ -30,6 +30,7 @@ from didhub.errors import (
 from didhub.numbers import cnam, lifecycle
 from didhub.numbers.lifecycle import ACTIVE, FAILED, PROVISIONING
 from didhub.numbers.models import (
+    LIVE_NUMBER_INDEX,
     NumberHold,
     NumberOrder,
     PhoneNumber,
@@ -138,7 +139,9 @@ def _purchase(
             billing_wallet.cover(db, gateway, settings, scope.account_id, total, order_id)
             covered = True
             continue
-        except IntegrityError:
+        except IntegrityError as exc:
+            if not live_number_taken(exc):
+                raise  # a bug, not a sale: never answered as a sold number
             # The live-number unique index: someone else's purchase won the race.
             raise NumberUnavailable(
                 "a number was just bought by someone else", field=field_name
@@ -178,6 +181,15 @@ def _purchase(
         billing_wallet.recharge_below_threshold(db, gateway, settings, scope.account_id, order_id)
     refuse_if_none_provided(settled, settings, field_name)
     return settled
+
+
+def live_number_taken(exc: IntegrityError) -> bool:
+    """Whether the database refused a write by the live-number unique index
+    (``uq_phone_numbers_live_e164``): another buyer's number went live first."""
+    constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    if constraint is not None:  # PostgreSQL names it
+        return bool(constraint == LIVE_NUMBER_INDEX)
+    return "phone_numbers.e164" in str(exc.orig)  # SQLite: "UNIQUE constraint failed: …"
 
 
 class _NeedsCover(Exception):
