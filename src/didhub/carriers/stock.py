@@ -23,12 +23,24 @@ import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
 import phonenumbers
-from sqlalchemy import ColumnElement, Select, and_, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from didhub import clock
 from didhub.carriers.base import (
@@ -240,6 +252,19 @@ _SEARCHED = (
 )
 
 
+_STOCK: Table = StockNumber.__table__  # type: ignore[assignment]
+_LOOKUP = select(
+    StockNumber.status,
+    StockNumber.released_at,
+    StockNumber.e164,
+    StockNumber.country,
+    StockNumber.number_type,
+    StockNumber.city,
+    StockNumber.state,
+    StockNumber.rate_center,
+).where(StockNumber.e164 == bindparam("e164"))
+
+
 def _available(
     e164: str, country: str, number_type: str, city: str, state: str, rate_center: str
 ) -> AvailableNumber:
@@ -273,14 +298,8 @@ class StockCarrier(WithoutCnamAndE911):
             StockNumber.released_at.is_(None), StockNumber.released_at <= clock.now() - self.aging
         )
 
-    def _aging(self, row: StockNumber) -> bool:
-        return row.released_at is not None and row.released_at > clock.now() - self.aging
-
-    @staticmethod
-    def _describe(row: StockNumber) -> AvailableNumber:
-        return _available(
-            row.e164, row.country, row.number_type, row.city, row.state, row.rate_center
-        )
+    def _aging(self, released_at: datetime | None) -> bool:
+        return released_at is not None and released_at > clock.now() - self.aging
 
     def _where(self, query: SearchQuery) -> list[ColumnElement[bool]] | None:
         """The search's filters (None: this stock has no such numbers)."""
@@ -351,11 +370,15 @@ class StockCarrier(WithoutCnamAndE911):
             batch = self.page_size
 
     def lookup(self, phone_number: str) -> AvailableNumber | None:
-        with self.db.read_session() as session:
-            row = session.get(StockNumber, phone_number)
-            if row is None or row.status != AVAILABLE or self._aging(row):
-                return None
-            return self._describe(row)
+        # Columns on a Core connection, as a search reads them: no ORM object.
+        with self.db.read_engine.connect() as connection:
+            row = connection.execute(_LOOKUP, {"e164": phone_number}).first()
+        if row is None:
+            return None
+        status, released_at, e164, country, number_type, city, state, rate_center = row
+        if status != AVAILABLE or self._aging(released_at):
+            return None
+        return _available(e164, country, number_type, city, state, rate_center)
 
     def reserve(self, phone_numbers: Sequence[str], reference: str, minutes: int) -> None:
         """No-op: didhub's own holds keep held numbers out of other searches."""
@@ -367,9 +390,10 @@ class StockCarrier(WithoutCnamAndE911):
             now = clock.now()
             for e164 in phone_numbers:
                 # Conditional UPDATE: of two concurrent orders, one changes the row.
+                # On the table, not the mapped class: no ORM bulk-update work.
                 result = session.execute(
-                    update(StockNumber)
-                    .where(StockNumber.e164 == e164, StockNumber.status == AVAILABLE, self._aged())
+                    update(_STOCK)
+                    .where(_STOCK.c.e164 == e164, _STOCK.c.status == AVAILABLE, self._aged())
                     .values(status=SOLD, order_id=order_id, sold_at=now, released_at=None)
                 )
                 if getattr(result, "rowcount", 0) == 1:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from didhub import clock, metrics
@@ -304,7 +304,8 @@ def _place_order(
             lifecycle.record(
                 session, row, "status.provisioning", scope.account_id, order_id=order_id
             )
-        session.execute(delete(NumberHold).where(NumberHold.e164.in_(numbers)))
+        holds: Table = NumberHold.__table__  # type: ignore[assignment]
+        session.execute(delete(holds).where(holds.c.e164.in_(numbers)))
     return recharges
 
 
@@ -405,11 +406,11 @@ def settle_order(
             account_id, currency = account
         # The documented lock order: the wallet, then the order, then its numbers by id.
         wallet = ledger.lock_wallet(session, account_id, currency) if may_refund else None
-        order = session.scalars(
-            select(NumberOrder)
-            .where(NumberOrder.id == order_id)
+        # Columns, not an ORM object: the order's row changes by one UPDATE below.
+        order_account, order_total, order_currency = session.execute(
+            select(_ORDERS.c.account_id, _ORDERS.c.total, _ORDERS.c.currency)
+            .where(_ORDERS.c.id == order_id)
             .with_for_update()
-            .execution_options(populate_existing=True)
         ).one()
         rows = list(
             session.scalars(
@@ -441,16 +442,16 @@ def settle_order(
                 # the number, so the number is written in one UPDATE.
                 row.purchased_at = now
                 row.renews_on = add_months(now.date(), 1)
-                lifecycle.transition(session, row, ACTIVE, order.account_id, order_id=order_id)
+                lifecycle.transition(session, row, ACTIVE, order_account, order_id=order_id)
                 # A partner's (or tenant's) default caller name applies at once.
-                if cnam.mark(session, row, order.account_id, first_listable=True):
+                if cnam.mark(session, row, order_account, first_listable=True):
                     to_list.append(row.id)
             elif (result is not None and result.status == "failed") or (
                 result is None and authoritative
             ):
                 reason = (result.reason if result else None) or "the carrier has no record of it"
                 row.failure_reason = reason
-                lifecycle.transition(session, row, FAILED, order.account_id, reason=reason)
+                lifecycle.transition(session, row, FAILED, order_account, reason=reason)
                 errors[row.e164] = reason
                 refund += row.monthly_cost + row.upfront_cost
         if refund:
@@ -458,7 +459,7 @@ def settle_order(
                 # A caller's may_refund=False was wrong: nothing settles, the
                 # numbers stay provisioning for reconcile, nothing is lost.
                 raise RuntimeError(f"settling {order_id} refunds, but its wallet isn't locked")
-            revenue = ledger.ensure_platform_book(session, ledger.REVENUE, order.currency)
+            revenue = ledger.ensure_platform_book(session, ledger.REVENUE, order_currency)
             ledger.transfer(
                 session,
                 kind="refund",
@@ -469,13 +470,16 @@ def settle_order(
                 reference=order_id,
             )
         if all(row.status != PROVISIONING for row in rows):
-            order.status = "settled"
-            order.settled_at = now
+            session.execute(
+                update(_ORDERS)
+                .where(_ORDERS.c.id == order_id)
+                .values(status="settled", settled_at=now)
+            )
         for row in rows:
             if row.status == FAILED and row.e164 not in errors:
                 errors[row.e164] = row.failure_reason or "failed"
         settled = PurchaseResult(
-            order_id, rows, charged=order.total, refunded=refund, outcome_known=True, errors=errors
+            order_id, rows, charged=order_total, refunded=refund, outcome_known=True, errors=errors
         )
     for e164, holder in orphans:
         with contextlib.suppress(CarrierFailure, CarrierOutcomeUnknown):

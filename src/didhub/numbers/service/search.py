@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -184,22 +184,27 @@ def quote_line(settings: Settings, info: AvailableNumber) -> QuoteLine:
 def check_not_taken(
     session: Session, scope: Scope, numbers: Sequence[str], now: datetime, field: str
 ) -> None:
-    """409 for a number someone owns or holds; locks existing holds (PostgreSQL)."""
-    holds = session.scalars(
-        select(NumberHold).where(NumberHold.e164.in_(numbers)).with_for_update()
+    """409 for a number someone owns or holds; locks existing holds (PostgreSQL).
+    Columns on the tables (no ORM objects): a purchase asks this every time."""
+    holds = session.execute(
+        select(_HOLDS.c.e164, _HOLDS.c.holder_id, _HOLDS.c.expires_at)
+        .where(_HOLDS.c.e164.in_(numbers))
+        .with_for_update()
     ).all()
-    for hold in holds:
-        if hold.holder_id != scope.account_id and hold.expires_at > now:
-            raise NumberUnavailable(
-                f"{hold.e164} is held for another buyer's purchase", field=field
-            )
-    owned = session.scalars(
-        select(PhoneNumber.e164).where(
-            PhoneNumber.e164.in_(numbers), PhoneNumber.status.in_(LIVE_STATUSES)
+    for e164, holder_id, expires_at in holds:
+        if holder_id != scope.account_id and expires_at > now:
+            raise NumberUnavailable(f"{e164} is held for another buyer's purchase", field=field)
+    owned = session.execute(
+        select(_NUMBERS.c.e164).where(
+            _NUMBERS.c.e164.in_(numbers), _NUMBERS.c.status.in_(LIVE_STATUSES)
         )
-    ).first()
+    ).scalar()
     if owned is not None:
         raise NumberUnavailable(f"{owned} is not available", field=field)
+
+
+_HOLDS: Table = NumberHold.__table__  # type: ignore[assignment]
+_NUMBERS: Table = PhoneNumber.__table__  # type: ignore[assignment]
 
 
 def _hold_allowance(session: Session, settings: Settings, account_id: str) -> Decimal:
