@@ -46,6 +46,7 @@ from sqlalchemy import text
 from didhub import clock
 from didhub.db import Database
 from didhub.outbound.service import Funds
+from didhub.polling import PollThread
 
 log = logging.getLogger("didhub.outbound")
 
@@ -85,8 +86,13 @@ class FundsCache:
         self._polled_at = float("-inf")  # time.monotonic() when the last poll began
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = PollThread(
+            self.poll,
+            poll_seconds,
+            "didhub-funds-cache",
+            log,
+            "reading the money marks failed; lookups will ask the database",
+        )
 
     @property
     def enabled(self) -> bool:
@@ -162,22 +168,8 @@ class FundsCache:
 
     def start(self) -> None:
         """Poll in a thread, so that ``hit`` can keep answering."""
-        if not self.enabled or self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="didhub-funds-cache", daemon=True)
-        self._thread.start()
+        if self.enabled:
+            self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds / 2):
-            try:
-                self.poll()
-            except Exception:
-                log.exception("reading the money marks failed; lookups will ask the database")
-                self._stop.wait(1)
+        self._thread.stop()

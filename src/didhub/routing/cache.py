@@ -6,7 +6,7 @@ again and again. The cache keeps each answer until anything that could change
 a route has committed:
 
 - in this process, a commit that wrote a routing table (``db.ROUTING_TABLES``)
-  adds one to ``Database.routing_epoch``, and the next lookup starts afresh;
+  adds one to its Database's ``routing`` epoch, and the next lookup starts afresh;
 - in any other process (the CLI, another server, a renewal job) the same
   commit adds one to the ``routing_generation`` row, which a thread reads every
   ``poll_seconds`` (``DIDHUB_ROUTING_CACHE_SECONDS``); when it has moved, the
@@ -39,6 +39,7 @@ from sqlalchemy import select
 
 from didhub import metrics
 from didhub.db import ROUTING, Database, Watch
+from didhub.polling import PollThread
 from didhub.routing.models import RoutingGeneration
 
 _GENERATIONS = select(RoutingGeneration.id, RoutingGeneration.generation)
@@ -51,8 +52,8 @@ T = TypeVar("T")
 
 class Generations:
     """Reads every ``routing_generation`` row in one statement for all the
-    caches of one server (routes, callers, API keys), in one thread: each
-    cache's poll is this poll."""
+    caches of one server (routes, callers, API keys, directory answers), in
+    one thread (a ``polling.PollThread``): each cache's poll is this poll."""
 
     def __init__(self, db: Database, poll_seconds: float) -> None:
         self.db = db
@@ -60,8 +61,13 @@ class Generations:
         self._caches: list[RouteCache[Any]] = []
         self._polled_at = float("-inf")
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = PollThread(
+            self.poll,
+            poll_seconds,
+            "didhub-route-cache",
+            log,
+            "reading routing_generation failed; lookups will ask the database",
+        )
 
     def watch(self, cache: RouteCache[Any]) -> None:
         self._caches.append(cache)
@@ -82,25 +88,10 @@ class Generations:
 
     def start(self) -> None:
         """Poll in a thread, so that the caches' ``hit`` can keep answering."""
-        if self.poll_seconds <= 0 or self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="didhub-route-cache", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds / 2):
-            try:
-                self.poll()
-            except Exception:
-                log.exception("reading routing_generation failed; lookups will ask the database")
-                self._stop.wait(1)
+        self._thread.stop()
 
 
 class RouteCache(Generic[T]):
@@ -156,31 +147,7 @@ class RouteCache(Generic[T]):
         ``poll=False``: a caller that holds a database connection already
         (it mustn't wait for a second): when the last poll isn't recent, the
         answer is worked out and not kept."""
-        if not self.enabled:
-            self._misses.inc()
-            return compute()
-        if time.monotonic() - self._polled_at >= self.poll_seconds:
-            if not poll:
-                self._misses.inc()
-                return compute()
-            self.poll()
-        stamp = self._current()
-        with self._lock:
-            if self._stamp != stamp:
-                self._entries = {}
-                self._stamp = stamp
-            found = self._entries.get(key)
-        if found is not None:
-            self._hits.inc()
-            return found
-        self._misses.inc()
-        value = compute()
-        with self._lock:
-            if self._stamp == stamp == self._current():
-                if len(self._entries) >= self.max_entries:
-                    del self._entries[next(iter(self._entries))]  # the oldest
-                self._entries[key] = value
-        return value
+        return self.get_many((key,), lambda _missing: {key: compute()}, poll=poll)[key]
 
     def get_many(
         self,
