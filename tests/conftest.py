@@ -6,6 +6,7 @@ and factories for accounts."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -159,6 +160,16 @@ def make_tenant(db: Database, settings: Settings) -> Callable[..., Acct]:
 @pytest.fixture
 def partner(make_partner: Callable[..., Acct]) -> Acct:
     return make_partner()
+
+
+def until(check: Callable[[], Any], limit: float = 5.0) -> bool:
+    """Whether ``check()`` came true within ``limit`` seconds (asked every 20 ms)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def search_numbers(client: TestClient, acct: Acct, **body: Any) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -101,6 +101,14 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     pass
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's table, for Core statements on its columns (no ORM
+    objects, no ORM bulk-statement work)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def is_sqlite(url: str) -> bool:
@@ -258,6 +266,7 @@ class Memo(Protocol):
 
 
 _DB = "didhub_database"
+T = TypeVar("T")
 
 
 def session_database(session: Session) -> Database | None:
@@ -281,6 +290,16 @@ def directory_memo(session: Session) -> Memo | None:
         if getattr(changed, "__tablename__", None) in DIRECTORY_TABLES:
             return None
     return database.directory
+
+
+def directory_answer(session: Session, key: str, read: Callable[[], T]) -> T:
+    """``read()``, or its kept answer under ``key`` (:func:`directory_memo`)."""
+    memo = directory_memo(session)
+    if memo is None:
+        return read()
+    # poll=False: this session holds a connection and mustn't wait for another.
+    kept: T = memo.get(key, read, poll=False)
+    return kept
 
 
 class Database:
@@ -327,16 +346,12 @@ class Database:
         self.epochs = SharedEpochs(path)
 
     @property
-    def routing_epoch(self) -> int:
-        return self.epochs.routing
-
-    @property
     def money_epoch(self) -> int:
-        return self.epochs.money
+        return self.epochs.count("money")
 
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(_MONEY_COMMITTING, False):
-            self.epochs.add_money()
+            self.epochs.add("money")
         bumped: dict[str, int] = session.info.pop(_BUMPED, {})
         with self._epoch_lock:
             for name, generation in bumped.items():

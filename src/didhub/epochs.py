@@ -43,20 +43,6 @@ class Epochs:
         with self._lock:
             self._counts[name] += 1
 
-    @property
-    def routing(self) -> int:
-        return self.count("routing")
-
-    @property
-    def money(self) -> int:
-        return self.count("money")
-
-    def add_routing(self) -> None:
-        self.add("routing")
-
-    def add_money(self) -> None:
-        self.add("money")
-
 
 def create_shared(path: Path, processes: int) -> None:
     """An empty counts file for up to ``processes`` processes at once (a slot

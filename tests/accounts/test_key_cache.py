@@ -6,14 +6,12 @@ database standing in for one."""
 
 from __future__ import annotations
 
-import time
 from contextlib import AbstractContextManager
-from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from conftest import Acct, buy, search_numbers, sent_statements
+from conftest import Acct, buy, search_numbers, sent_statements, until
 from didhub.accounts import service as accounts
 from didhub.db import Database
 from didhub.routing.models import RoutingGeneration
@@ -21,15 +19,6 @@ from didhub.routing.models import RoutingGeneration
 
 def statements(db: Database) -> AbstractContextManager[list[str]]:
     return sent_statements(db)
-
-
-def _until(check: Any, limit: float = 5.0) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_a_key_seen_once_reads_no_key_until_this_server_revokes_it(
@@ -54,7 +43,7 @@ def test_another_process_revoking_a_key_or_adding_a_tenant_is_seen_within_the_po
         # Another process adds a tenant under the partner: its scope grows.
         with elsewhere.session() as session:
             tenant = accounts.create_tenant(session, "Elsewhere Inc", "USD", partner.id)
-        assert _until(
+        assert until(
             lambda: (
                 client.get(f"/tenants/{tenant.id}/settings", headers=partner.headers).status_code
                 == 200
@@ -63,7 +52,7 @@ def test_another_process_revoking_a_key_or_adding_a_tenant_is_seen_within_the_po
         # Another process revokes the key: refused within the poll.
         with elsewhere.session() as session:
             accounts.revoke_api_key(session, accounts.find_key(session, partner.key).id)
-        assert _until(lambda: client.get("/tenants", headers=partner.headers).status_code == 401)
+        assert until(lambda: client.get("/tenants", headers=partner.headers).status_code == 401)
     finally:
         elsewhere.engine.dispose()
 

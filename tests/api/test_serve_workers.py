@@ -180,12 +180,13 @@ def test_shared_counts_add_up_every_process_and_a_dead_ones_slot_is_reused(
         [sys.executable, "-c", _COUNT_ELSEWHERE, str(path)], capture_output=True, text=True
     )
     assert counted.returncode == 0, counted.stderr
-    here.add_routing()
-    assert (here.routing, here.money) == (3 + 1, 5)  # the ended process's counts stay
+    here.add("routing")
+    # The ended process's counts stay.
+    assert (here.count("routing"), here.count("money")) == (3 + 1, 5)
     # Its slot is free again; a third live process finds none left.
     again = SharedEpochs(path)
-    again.add_money()
-    assert (here.routing, here.money) == (4, 6)
+    again.add("money")
+    assert (here.count("routing"), here.count("money")) == (4, 6)
     with pytest.raises(RuntimeError, match="no free slot"):
         SharedEpochs(path)
 
@@ -195,8 +196,8 @@ import sys
 from pathlib import Path
 from didhub.epochs import SharedEpochs
 e = SharedEpochs(Path(sys.argv[1]))
-for _ in range(3): e.add_routing()
-for _ in range(5): e.add_money()
+for _ in range(3): e.add("routing")
+for _ in range(5): e.add("money")
 """
 
 

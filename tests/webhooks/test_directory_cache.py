@@ -8,14 +8,13 @@ kept."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from conftest import Acct, buy, search_numbers, sent_statements
+from conftest import Acct, buy, search_numbers, sent_statements, until
 from didhub.accounts import settings as account_settings
 from didhub.api.app import create_app
 from didhub.carriers.sandbox import SandboxCarrier
@@ -34,15 +33,6 @@ def receiver() -> Any:
     server = Receiver()
     yield server
     server.close()
-
-
-def _until(check: Any, limit: float = 5.0) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _deliveries(db: Database) -> int:
@@ -119,7 +109,7 @@ def test_another_process_changing_them_is_seen_within_the_poll(
                 partner.id,
                 account_settings.SettingsChange(default_cnam="ELSEWHERE"),
             )
-        assert _until(lambda: _cnam(client, partner, number_id)["name"] == "ELSEWHERE")
+        assert until(lambda: _cnam(client, partner, number_id)["name"] == "ELSEWHERE")
     finally:
         elsewhere.engine.dispose()
 

@@ -24,7 +24,7 @@ from didhub.accounts.models import Account, AccountSettings
 from didhub.accounts.service import UNCHANGED as UNCHANGED  # re-exported: settings changes use it
 from didhub.accounts.service import get_account
 from didhub.config import Settings as Config
-from didhub.db import directory_memo
+from didhub.db import directory_answer, directory_memo
 from didhub.errors import NotFound, ValidationFailed
 from didhub.tenancy import PARTNER, TENANT, Scope
 
@@ -230,12 +230,7 @@ def inherited_cnam(session: Session, owner_id: str, tenant_id: str | None) -> In
     def read() -> Inherited:
         return resolve_cnam(session, levels(session, owner_id, tenant_id))
 
-    memo = directory_memo(session)
-    if memo is None:
-        return read()
-    # poll=False: this session holds a connection and mustn't wait for another.
-    found: Inherited = memo.get(_cnam_key(owner_id, tenant_id), read, poll=False)
-    return found
+    return directory_answer(session, _cnam_key(owner_id, tenant_id), read)
 
 
 def inherited_cnams(

@@ -31,7 +31,6 @@ import phonenumbers
 from sqlalchemy import (
     ColumnElement,
     Select,
-    Table,
     and_,
     bindparam,
     func,
@@ -54,7 +53,7 @@ from didhub.carriers.base import (
 from didhub.carriers.http import fixed_prefix, matches_pattern
 from didhub.carriers.models import AVAILABLE, SOLD, StockNumber
 from didhub.config import NUMBER_AGING_DAYS
-from didhub.db import Database
+from didhub.db import Database, table_of
 from didhub.errors import ValidationFailed
 from didhub.numbering import NANP_COUNTRIES, TOLL_FREE_NPAS, rate_center_key, rate_center_keys
 from didhub.postal.normalize import STATE_CODES
@@ -252,17 +251,11 @@ _SEARCHED = (
 )
 
 
-_STOCK: Table = StockNumber.__table__  # type: ignore[assignment]
-_LOOKUP = select(
-    StockNumber.status,
-    StockNumber.released_at,
-    StockNumber.e164,
-    StockNumber.country,
-    StockNumber.number_type,
-    StockNumber.city,
-    StockNumber.state,
-    StockNumber.rate_center,
-).where(StockNumber.e164 == bindparam("e164"))
+_STOCK = table_of(StockNumber)
+# A look-up reads what a search does, after the two columns it checks.
+_LOOKUP = select(StockNumber.status, StockNumber.released_at, *_SEARCHED).where(
+    StockNumber.e164 == bindparam("e164")
+)
 
 
 def _available(

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from didhub import clock
+from didhub.db import table_of
 from didhub.numbers.models import NumberEvent, PhoneNumber
 from didhub.webhooks import events as published_events
 
@@ -67,7 +68,7 @@ def record(
     published_events.number_event(session, number, kind, data)
 
 
-_HISTORY: Table = NumberEvent.__table__  # type: ignore[assignment]
+_HISTORY = table_of(NumberEvent)
 
 
 def transition(

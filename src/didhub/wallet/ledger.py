@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.db import Money, insert_rows, new_id
+from didhub.db import Money, insert_rows, new_id, table_of
 from didhub.errors import Conflict
 from didhub.wallet.models import LedgerAccount, LedgerEntry, LedgerTransaction
 
@@ -351,7 +351,7 @@ def transfer_many(
     ids = [new_id("txn") for _ in transfers]
     insert_rows(
         session,
-        LedgerTransaction.__table__,  # type: ignore[arg-type]
+        table_of(LedgerTransaction),
         [
             {
                 "id": txn_id,
@@ -370,8 +370,8 @@ def transfer_many(
             entries.append({"transaction_id": txn_id, "ledger_account_id": book, "amount": amount})
         moves[t.debit] -= t.amount
         moves[t.credit] += t.amount
-    insert_rows(session, LedgerEntry.__table__, entries)  # type: ignore[arg-type]
-    books: Table = LedgerAccount.__table__  # type: ignore[assignment]
+    insert_rows(session, table_of(LedgerEntry), entries)
+    books = table_of(LedgerAccount)
     session.execute(
         update(books)
         .where(books.c.id == bindparam("book"))

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from didhub import clock
 from didhub.config import Settings
-from didhub.db import Database, new_id
+from didhub.db import Database, new_id, table_of
 from didhub.errors import (
     Conflict,
     InsufficientFunds,
@@ -432,9 +432,9 @@ class Payer:
     auto_recharge: bool
 
 
-_BOOKS = LedgerAccount.__table__
-_PROFILES = BillingProfile.__table__
-_CARDS = PaymentCard.__table__
+_BOOKS = table_of(LedgerAccount)
+_PROFILES = table_of(BillingProfile)
+_CARDS = table_of(PaymentCard)
 
 
 def lock_payer(session: Session, account_id: str, currency: str) -> Payer:

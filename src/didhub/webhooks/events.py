@@ -16,11 +16,11 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from sqlalchemy import Table, insert, or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from didhub import clock
-from didhub.db import directory_memo, new_id
+from didhub.db import directory_answer, new_id, table_of
 from didhub.tenancy import accounts_table
 from didhub.webhooks import catalogue
 from didhub.webhooks.models import Event, WebhookDelivery, WebhookEndpoint
@@ -74,13 +74,7 @@ def _subscribers(
                 ).all()
             return [(endpoint_id, events) for endpoint_id, events in rows]
 
-        memo = directory_memo(session)
-        if memo is None:
-            cache[key] = read()
-        else:
-            # poll=False: this session holds a connection and mustn't wait for another.
-            key_text = f"subscribers {account_id} {tenant_id or ''}"
-            cache[key] = memo.get(key_text, read, poll=False)
+        cache[key] = directory_answer(session, f"subscribers {account_id} {tenant_id or ''}", read)
     return cache[key]
 
 
@@ -144,8 +138,8 @@ def emit(
     return event_id
 
 
-_EVENTS: Table = Event.__table__  # type: ignore[assignment]
-_DELIVERIES: Table = WebhookDelivery.__table__  # type: ignore[assignment]
+_EVENTS = table_of(Event)
+_DELIVERIES = table_of(WebhookDelivery)
 
 
 class Number(Protocol):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from didhub import clock
 from didhub.billing.models import Renewal
 from didhub.config import Settings
-from didhub.db import Database, insert_rows
+from didhub.db import Database, insert_rows, table_of
 from didhub.numbers import lifecycle
 from didhub.numbers.lifecycle import ACTIVE, SUSPENDED
 from didhub.numbers.models import PhoneNumber
@@ -270,7 +270,7 @@ def collect_many(
             )
         _advance(session, advanced)
         if renewed:
-            insert_rows(session, Renewal.__table__, renewed)  # type: ignore[arg-type]
+            insert_rows(session, table_of(Renewal), renewed)
         if settling:
             for account_id, done in collected.items():
                 if not done.shortfall:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_UP, Decimal
 
-from sqlalchemy import ColumnElement, String, Table, cast, exists, literal, select, update
+from sqlalchemy import ColumnElement, String, cast, exists, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -51,7 +51,7 @@ from didhub.billing.models import (
 )
 from didhub.billing.service.rating import RATE_PLACES, charge_for
 from didhub.config import Settings
-from didhub.db import Database
+from didhub.db import Database, table_of
 from didhub.errors import Forbidden, ValidationFailed
 from didhub.numbers.lifecycle import ACTIVE
 from didhub.numbers.models import NumberEvent, PhoneNumber
@@ -109,7 +109,7 @@ def set_retail_price(
     # The row exists once, whoever sets it first: two first PUTs at once both
     # insert, one of them does nothing, and each then takes the row's lock (only
     # this path locks it) and writes in turn; the later write is the price.
-    table: Table = RetailPrice.__table__  # type: ignore[assignment]
+    table = table_of(RetailPrice)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     session.execute(
@@ -473,7 +473,7 @@ def _candidates(
 def _insert_new(session: Session, rows: list[dict[str, object]]) -> list[tuple[int, Decimal]]:
     """Insert the charges no one recorded yet, skip the rest: ``(id, retail)``
     of the rows actually inserted. A concurrent writer's row wins silently."""
-    table: Table = ResaleCharge.__table__  # type: ignore[assignment]
+    table = table_of(ResaleCharge)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     statement = insert.on_conflict_do_nothing(index_elements=[table.c.source]).returning(

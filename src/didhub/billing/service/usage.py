@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,7 @@ from didhub.billing.models import UsageRecord
 from didhub.billing.service import outbound_rates, resale
 from didhub.billing.service.rating import billable_minutes, billable_seconds, charge_for, rate_for
 from didhub.config import Settings
-from didhub.db import Database
+from didhub.db import Database, table_of
 from didhub.errors import ValidationFailed
 from didhub.numbers.models import PhoneNumber
 from didhub.wallet import ledger
@@ -284,7 +284,7 @@ def _post(session: Session, settings: Settings, accounts: Collection[str] | None
     )
     posted_by = dict(zip(charged, txn_ids, strict=True))
     now = clock.now()
-    table: Table = UsageRecord.__table__  # type: ignore[assignment]
+    table = table_of(UsageRecord)
     session.execute(
         update(table)
         .where(table.c.id == bindparam("record"))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from didhub import clock, metrics
@@ -20,7 +20,7 @@ from didhub.carriers.base import (
 )
 from didhub.carriers.registry import carrier_for
 from didhub.config import Settings
-from didhub.db import Database, new_id, routes_unchanged
+from didhub.db import Database, new_id, routes_unchanged, table_of
 from didhub.errors import (
     CarrierError,
     DidhubError,
@@ -272,8 +272,8 @@ def _place_order(
         # A tenant buying for itself owns and serves the number (the
         # AI-agent seed); a partner's number starts Unassigned.
         tenant_id = scope.account_id if scope.kind == accounts.TENANT else None
-        rows = [
-            PhoneNumber(
+        values = [
+            dict(
                 id=new_id("num"),
                 e164=line.number.phone_number,
                 country_code=line.number.country_code,
@@ -299,42 +299,19 @@ def _place_order(
         ]
         # Written as rows, not through the session's unit of work: the objects
         # only carry what the history and the events say of each number.
-        session.execute(insert(_NUMBERS), [_number_row(row) for row in rows])
+        session.execute(insert(_NUMBERS), values)
+        rows = [PhoneNumber(**row) for row in values]
         for row in rows:
             lifecycle.record(
                 session, row, "status.provisioning", scope.account_id, order_id=order_id
             )
-        holds: Table = NumberHold.__table__  # type: ignore[assignment]
-        session.execute(delete(holds).where(holds.c.e164.in_(numbers)))
+        session.execute(delete(_HOLDS).where(_HOLDS.c.e164.in_(numbers)))
     return recharges
 
 
-_ORDERS: Table = NumberOrder.__table__  # type: ignore[assignment]
-_NUMBERS: Table = PhoneNumber.__table__  # type: ignore[assignment]
-_NUMBER_COLUMNS = (
-    "id",
-    "e164",
-    "country_code",
-    "phone_number_type",
-    "locality",
-    "administrative_area",
-    "rate_center",
-    "features",
-    "status",
-    "is_managed",
-    "carrier",
-    "order_id",
-    "owner_id",
-    "tenant_id",
-    "monthly_cost",
-    "upfront_cost",
-    "currency",
-    "created_at",
-)
-
-
-def _number_row(number: PhoneNumber) -> dict[str, object]:
-    return {name: getattr(number, name) for name in _NUMBER_COLUMNS}
+_ORDERS = table_of(NumberOrder)
+_HOLDS = table_of(NumberHold)
+_NUMBERS = table_of(PhoneNumber)
 
 
 def refuse_if_none_provided(result: PurchaseResult, settings: Settings, field_name: str) -> None:

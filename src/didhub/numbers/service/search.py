@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,7 @@ from didhub.carriers.base import (
 )
 from didhub.carriers.multi import SearchResults
 from didhub.config import Settings
-from didhub.db import Database, new_id
+from didhub.db import Database, new_id, table_of
 from didhub.errors import (
     CarrierError,
     NumberUnavailable,
@@ -203,8 +203,8 @@ def check_not_taken(
         raise NumberUnavailable(f"{owned} is not available", field=field)
 
 
-_HOLDS: Table = NumberHold.__table__  # type: ignore[assignment]
-_NUMBERS: Table = PhoneNumber.__table__  # type: ignore[assignment]
+_HOLDS = table_of(NumberHold)
+_NUMBERS = table_of(PhoneNumber)
 
 
 def _hold_allowance(session: Session, settings: Settings, account_id: str) -> Decimal:
