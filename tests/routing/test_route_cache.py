@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -291,3 +292,25 @@ def test_with_the_cache_off_every_lookup_reads_the_database(
         with statements(db) as sent:
             assert client.get("/routing/inbound/+14155550123").status_code == 404
         assert sent != []
+
+
+def test_the_poll_keeps_answering_while_every_pooled_connection_is_busy(
+    database_url: str, _migrated: Database
+) -> None:
+    """Under load every connection of a server's pool is held by a request.
+    The caches' poll has connections of its own (``Database.poll_engine``):
+    waiting its turn for a pooled one, it made every kept answer stale (half
+    the directory lookups of 64 concurrent buyers missed)."""
+    db = Database(database_url, pool_size=1, max_overflow=0)
+    cache: RouteCache[str] = RouteCache(db, poll_seconds=0.5)
+    try:
+        with db.session() as session:  # the pool's one connection, held
+            session.execute(text("SELECT 1"))
+            polled = threading.Thread(target=cache.poll, daemon=True)
+            polled.start()
+            polled.join(timeout=5)
+            assert not polled.is_alive(), "the poll waited for the request pool"
+            assert cache.get("key", lambda: "kept") == "kept"
+            assert cache.hit("key") == "kept"  # from memory, still holding the pool
+    finally:
+        db.dispose()

@@ -146,7 +146,7 @@ class FundsCache:
             if not force and started - self._polled_at < self.poll_seconds / 2:
                 return  # another thread just did
             floors = self._floors
-            with self.db.read_engine.begin() as connection:  # Core: no session's work
+            with self.db.poll_engine.begin() as connection:  # Core: no session's work
                 ledger_count, ledger_max, usage_count, usage_max = connection.execute(
                     _MARKS, {"ledger_floor": floors[0], "usage_floor": floors[1]}
                 ).one()

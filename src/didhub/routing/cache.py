@@ -80,7 +80,7 @@ class Generations:
                 return  # another thread just did
             # A Core connection: ten times a second, an ORM session's own
             # work would cost more than the query.
-            with self.db.read_engine.connect() as connection:
+            with self.db.poll_engine.connect() as connection:
                 rows = {row: value for row, value in connection.execute(_GENERATIONS)}
             for cache in self._caches:
                 cache.observe(rows.get(cache.watch.row), started)
