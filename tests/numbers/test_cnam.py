@@ -310,6 +310,34 @@ def test_a_number_bought_or_assigned_later_takes_the_default(
     assert carrier.cnam_of(e164) == "Clinic"
 
 
+def test_a_purchase_answers_each_number_as_reading_it_back_shows_it(
+    client: TestClient, partner: Acct, make_tenant: Callable[..., Acct]
+) -> None:
+    """A purchase's answer is built from what its settlement knows, without
+    reading the numbers back, when none was listed with a caller name; with a
+    default name to list, it reads them after the carrier's answer. Either
+    way it shows what ``GET`` shows: tenant, caller name, agents, E911."""
+    tenant = make_tenant("Clinic", partner.id, balance="20.00")
+
+    def bought_and_read(acct: Acct, area_code: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        number = search_numbers(client, acct, area_code=area_code, page_size=1)[0]
+        answer = buy(client, acct, number["phone_number"])["data"][0]
+        return answer, get(client, acct, answer["id"])
+
+    for acct, area_code in ((partner, "501"), (tenant, "502")):  # no default name yet
+        answer, read = bought_and_read(acct, area_code)
+        assert answer == read
+        assert answer["cnam"]["source"] == "none" and answer["e911"] is None
+    assert read["tenant_name"] == "Clinic"
+
+    listed = client.patch("/settings", json={"default_cnam": "Acme Voice"}, headers=partner.headers)
+    assert listed.status_code == 200, listed.text
+    for acct, area_code in ((partner, "503"), (tenant, "504")):  # the partner's, inherited
+        answer, read = bought_and_read(acct, area_code)
+        assert answer == read
+        assert (answer["cnam"]["name"], answer["cnam"]["status"]) == ("Acme Voice", "active")
+
+
 # ------------------------------------------------------------------ settings
 
 

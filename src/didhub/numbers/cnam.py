@@ -90,16 +90,20 @@ def _effective(session: Session, number: PhoneNumber, listing: CnamListing | Non
     return EffectiveCnam(name, inherited.source)
 
 
-def describe(session: Session, numbers: Sequence[PhoneNumber]) -> dict[str, CnamView]:
+def describe(
+    session: Session, numbers: Sequence[PhoneNumber], listed: bool = True
+) -> dict[str, CnamView]:
     """``cnam`` for each number's representation, in a few queries for the whole
-    page: the listings, then the defaults inherited by the numbers without one."""
+    page: the listings, then the defaults inherited by the numbers without one.
+    ``listed=False``: the caller knows none of them has a listing (numbers just
+    bought, none listed at settlement), so none is read."""
     ids = [n.id for n in numbers]
     rows = (
         {
             r.number_id: r
             for r in session.scalars(select(CnamListing).where(CnamListing.number_id.in_(ids)))
         }
-        if ids
+        if ids and listed
         else {}
     )
     inherited = account_settings.inherited_cnams(

@@ -96,7 +96,7 @@ def numbers_buy(
         cli.db, cli.carrier, cli.settings, scope, phone_numbers, gateway=cli.gateway
     )
     with cli.db.read_session() as session:
-        shaped = number_schemas.phone_numbers(session, result.numbers)
+        shaped = number_schemas.phone_numbers(session, result.numbers, fresh=result.fresh)
     out = {
         "order_id": result.order_id,
         "charged": outputs.money(result.charged),

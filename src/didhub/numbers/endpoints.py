@@ -143,7 +143,7 @@ def purchase(
 
     def answer(result: numbers.PurchaseResult) -> tuple[int, Any]:
         with ctx.db.read_session() as session:
-            shaped = number_schemas.phone_numbers(session, result.numbers)
+            shaped = number_schemas.phone_numbers(session, result.numbers, fresh=result.fresh)
         meta = {
             "order_id": result.order_id,
             "charged": outputs.money(result.charged),

@@ -389,18 +389,23 @@ def phone_numbers(
     session: Session,
     rows: list[PhoneNumber],
     e911_states: Mapping[str, tuple[NumberE911, Any]] | None = None,
+    *,
+    fresh: bool = False,
 ) -> list[dict[str, Any]]:
     """Numbers with their tenant, live agent assignments, CNAM listing and E911
     state: the same few queries for a page of any size (``e911_states``: from
-    ``e911.number_states``, when the caller needed them too)."""
-    live = numbers.live_assignments(session, [r.id for r in rows])
+    ``e911.number_states``, when the caller needed them too). ``fresh``: a
+    purchase's numbers as its settlement left them (``PurchaseResult.fresh``),
+    which have no assignment, listing or E911 address to read."""
+    ids = [r.id for r in rows]
+    live = {} if fresh else numbers.live_assignments(session, ids)
     tenant_ids = {r.tenant_id for r in rows if r.tenant_id}
     agent_ids = {a.agent_id for by_type in live.values() for a in by_type.values()}
     tenants = {t.id: t.name for t in _get_all(session, Account, tenant_ids)}
     agents = {a.id: a.name for a in _get_all(session, Agent, agent_ids)}
-    listings = cnam.describe(session, rows)
+    listings = cnam.describe(session, rows, listed=not fresh)
     if e911_states is None:
-        e911_states = e911.number_states(session, [r.id for r in rows])
+        e911_states = {} if fresh else e911.number_states(session, ids)
     out = []
     for row in rows:
         by_type = live.get(row.id, {})

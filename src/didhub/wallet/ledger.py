@@ -16,7 +16,7 @@ transaction moves money only between books of one currency (``CurrencyMismatch``
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -316,6 +316,7 @@ def transfer_many(
     reference: str | None = None,
     currency: str | None = None,
     platform_books: Sequence[str] = (),
+    known: Mapping[str, tuple[str | None, str]] | None = None,
 ) -> list[str]:
     """Write one balanced two-entry transaction per transfer, set-based; returns
     their ids in order. For a batch job (or a purchase) whose caller already
@@ -324,7 +325,9 @@ def transfer_many(
     statements. Every book must be in one currency, ``currency`` when given.
     ``platform_books``: kinds of platform book in ``currency`` to open when
     they don't exist yet (:func:`ensure_platform_book`), read in the same
-    statement as the other books."""
+    statement as the other books. ``known``: books the caller has read in this
+    transaction, as (owner id, currency) by id (a purchase's locked wallet and
+    the revenue book it saw): when every book involved is known, none is read."""
     if not transfers:
         return []
     if any(t.amount <= 0 for t in transfers):
@@ -333,7 +336,10 @@ def transfer_many(
     books_read = select(LedgerAccount.id, LedgerAccount.owner_id, LedgerAccount.currency).where(
         LedgerAccount.id.in_(involved)
     )
-    found = session.execute(books_read).all()
+    if known is not None and involved <= known.keys():
+        found = [(book_id, *known[book_id]) for book_id in involved]
+    else:
+        found = list(session.execute(books_read).tuples())
     if platform_books and len(found) != len(involved):
         if currency is None:
             raise ValueError(f"{kind}: platform books are opened in a given currency")
@@ -341,7 +347,7 @@ def transfer_many(
         for book_kind in platform_books:
             if platform_book_id(book_kind, currency) not in there:
                 ensure_platform_book(session, book_kind, currency)
-        found = session.execute(books_read).all()
+        found = list(session.execute(books_read).tuples())
     if len(found) != len(involved):
         missing = sorted(involved - {book_id for book_id, _, _ in found})
         raise ValueError(f"unknown ledger book(s) {missing}")

@@ -10,7 +10,7 @@ asks again with the same key, which can't charge twice.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_CEILING, ROUND_UP, Decimal
@@ -430,6 +430,8 @@ class Payer:
     balance: Decimal
     # Auto-recharge is on and a card is on file: a shortfall would be charged to it.
     auto_recharge: bool
+    # Of the platform books asked about (lock_payer's ``books``), the ones that exist.
+    books: frozenset[str] = frozenset()
 
 
 _BOOKS = table_of(LedgerAccount)
@@ -437,19 +439,28 @@ _PROFILES = table_of(BillingProfile)
 _CARDS = table_of(PaymentCard)
 
 
-def lock_payer(session: Session, account_id: str, currency: str) -> Payer:
+def lock_payer(
+    session: Session, account_id: str, currency: str, books: Sequence[str] = ()
+) -> Payer:
     """Lock the account's wallet (created on first use) for the rest of the
-    transaction and read, in the same statement, its balance, its standing and
-    whether a shortfall would go to its card; 402 ``account_past_due`` unless
-    it is in good standing (:func:`require_good_standing`)."""
+    transaction and read, in the same statement, its balance, its standing,
+    whether a shortfall would go to its card and which of the platform
+    ``books`` (ids) exist; 402 ``account_past_due`` unless it is in good
+    standing (:func:`require_good_standing`)."""
     wallet = ledger.wallet_id(account_id, currency)
     card = select(_CARDS.c.account_id).where(_CARDS.c.account_id == account_id).exists()
+    others = _BOOKS.alias("book")
+    exists = [
+        select(others.c.id).where(others.c.id == book).exists().label(f"book_{i}")
+        for i, book in enumerate(books)
+    ]
     statement = (
         select(
             _BOOKS.c.balance,
             _PROFILES.c.standing,
             _PROFILES.c.auto_recharge_enabled,
             card.label("card"),
+            *exists,
         )
         .select_from(_BOOKS.outerjoin(_PROFILES, _PROFILES.c.account_id == account_id))
         .where(_BOOKS.c.id == wallet)
@@ -459,9 +470,10 @@ def lock_payer(session: Session, account_id: str, currency: str) -> Payer:
     if row is None:
         ledger.ensure_wallet(session, account_id, currency)
         row = session.execute(statement).one()
-    balance, standing_now, auto_recharge, has_card = row
+    balance, standing_now, auto_recharge, has_card, *found = row
     _refuse_unless_good(standing_now)
-    return Payer(wallet, balance, bool(auto_recharge) and bool(has_card))
+    there = frozenset(book for book, yes in zip(books, found, strict=True) if yes)
+    return Payer(wallet, balance, bool(auto_recharge) and bool(has_card), there)
 
 
 def recharge_below_threshold(

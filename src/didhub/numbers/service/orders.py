@@ -58,6 +58,10 @@ class PurchaseResult:
     refunded: Decimal = Decimal("0.00")
     outcome_known: bool = True
     errors: dict[str, str] = field(default_factory=dict)
+    # Every number was bought by this order and settled just now, and none was
+    # listed with a caller name: none has an agent, a listing or an E911
+    # address, so the purchase's answer reads none (schemas.phone_numbers).
+    fresh: bool = False
 
 
 def purchase(
@@ -221,8 +225,11 @@ def _place_order(
     with db.session() as session:
         # Provisioning numbers route nowhere: this commit needn't tell route caches.
         routes_unchanged(session)
-        payer = billing_wallet.lock_payer(session, scope.account_id, settings.currency)
-        check_not_taken(session, scope, numbers, now, field_name)
+        revenue = ledger.platform_book_id(ledger.REVENUE, settings.currency)
+        payer = billing_wallet.lock_payer(
+            session, scope.account_id, settings.currency, books=(revenue,)
+        )
+        held = check_not_taken(session, scope, numbers, now, field_name)
         recharges = gateway is not None and payer.auto_recharge
         if payer.balance < total:
             if recharges and may_cover:
@@ -233,7 +240,6 @@ def _place_order(
                 "top up and try again",
                 field="wallet",
             )
-        revenue = ledger.platform_book_id(ledger.REVENUE, settings.currency)
         description = f"Purchase of {_named(numbers)}: first month and setup"
         if total > 0:
             # The wallet is locked above: one set-based posting, no ORM objects
@@ -245,6 +251,9 @@ def _place_order(
                 reference=order_id,
                 currency=settings.currency,
                 platform_books=(ledger.REVENUE,),
+                # Read by lock_payer above: no second read of the two books.
+                known={payer.wallet_id: (scope.account_id, settings.currency)}
+                | ({revenue: (None, settings.currency)} if revenue in payer.books else {}),
             )
         else:
             ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
@@ -305,7 +314,8 @@ def _place_order(
             lifecycle.record(
                 session, row, "status.provisioning", scope.account_id, order_id=order_id
             )
-        session.execute(delete(_HOLDS).where(_HOLDS.c.e164.in_(numbers)))
+        if held:  # the buyer's own holds (a quote), or expired ones: locked above
+            session.execute(delete(_HOLDS).where(_HOLDS.c.e164.in_(numbers)))
     return recharges
 
 
@@ -398,6 +408,7 @@ def settle_order(
             )
         )
         now = clock.now()
+        fresh = all(row.status == PROVISIONING for row in rows)
         refund = Decimal("0.00")
         errors: dict[str, str] = {}
         orphans: list[tuple[str, str]] = []
@@ -456,7 +467,13 @@ def settle_order(
             if row.status == FAILED and row.e164 not in errors:
                 errors[row.e164] = row.failure_reason or "failed"
         settled = PurchaseResult(
-            order_id, rows, charged=order_total, refunded=refund, outcome_known=True, errors=errors
+            order_id,
+            rows,
+            charged=order_total,
+            refunded=refund,
+            outcome_known=True,
+            errors=errors,
+            fresh=fresh and not to_list,
         )
     for e164, holder in orphans:
         with contextlib.suppress(CarrierFailure, CarrierOutcomeUnknown):

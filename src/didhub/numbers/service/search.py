@@ -183,8 +183,9 @@ def quote_line(settings: Settings, info: AvailableNumber) -> QuoteLine:
 
 def check_not_taken(
     session: Session, scope: Scope, numbers: Sequence[str], now: datetime, field: str
-) -> None:
-    """409 for a number someone owns or holds; locks existing holds (PostgreSQL).
+) -> bool:
+    """409 for a number someone owns or holds; locks existing holds (PostgreSQL)
+    and returns whether there were any (the buyer's own, or expired ones).
     Columns on the tables (no ORM objects): a purchase asks this every time."""
     holds = session.execute(
         select(_HOLDS.c.e164, _HOLDS.c.holder_id, _HOLDS.c.expires_at)
@@ -201,6 +202,7 @@ def check_not_taken(
     ).scalar()
     if owned is not None:
         raise NumberUnavailable(f"{owned} is not available", field=field)
+    return bool(holds)
 
 
 _HOLDS = table_of(NumberHold)
