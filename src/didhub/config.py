@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     # every process (docs/operations.md, "Sizing").
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
+    # Requests a server runs at once (its threads); unset: one per connection
+    # above. More threads than connections: requests beyond the pool wait for
+    # a connection, so fewer transactions contend for Python's one core and
+    # for PostgreSQL's row locks (docs/operations.md, "Sizing").
+    request_threads: int | None = Field(default=None, ge=1, le=400)
     # sandbox | stock | telnyx | twilio | bandwidth | multi (= every carrier of `carriers`).
     carrier: str = "sandbox"
     # The carriers a multi-carrier deployment searches, in order of preference
@@ -261,6 +266,12 @@ class Settings(BaseSettings):
                 if problem is not None:
                     raise ValueError(f"DIDHUB_PRICES: {number_type}.{part} {problem}")
         return prices
+
+    @property
+    def requests_at_once(self) -> int:
+        """A server's request threads: ``DIDHUB_REQUEST_THREADS``, else one per
+        pooled connection."""
+        return self.request_threads or self.db_pool_size + self.db_max_overflow
 
     @model_validator(mode="after")
     def _s3_bucket_named(self) -> Settings:

@@ -8,9 +8,11 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,7 +20,7 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from conftest import Acct, buy, search_numbers
+from conftest import Acct, buy, ledger_ok, search_numbers
 from didhub import logs
 from didhub.api.app import create_app
 from didhub.carriers.sandbox import SandboxCarrier
@@ -269,3 +271,42 @@ def test_ready_is_503_while_migrations_are_behind(
     upgrade(behind)
     assert client.get("/ready").status_code == 200
     behind.dispose()
+
+
+def test_request_threads_run_more_requests_at_once_than_the_pool_has_connections(
+    settings: Settings, database_url: str, make_partner: Any, _migrated: Database
+) -> None:
+    """``DIDHUB_REQUEST_THREADS`` (docs/operations.md, "Sizing"): a server runs
+    that many requests at once whatever its pool, by default one per pooled
+    connection. With one connection and six threads, twelve buyers at once
+    all get their number, paid to the cent."""
+    one = Database(database_url, pool_size=1, max_overflow=0)
+    try:
+        sized = settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0})
+        with TestClient(create_app(sized, one, SandboxCarrier(one))) as client:
+            assert client.portal is not None
+            assert client.portal.call(_threads) == 1
+        threaded = sized.model_copy(update={"request_threads": 6})
+        with TestClient(create_app(threaded, one, SandboxCarrier(one))) as client:
+            assert client.portal is not None
+            assert client.portal.call(_threads) == 6
+            buyers = [make_partner(f"Buyer {n}") for n in range(12)]
+            offered = search_numbers(client, buyers[0], area_code="501", page_size=12)
+            with ThreadPoolExecutor(12) as pool:
+                answers = list(
+                    pool.map(
+                        lambda pair: buy(client, pair[0], pair[1]["phone_number"]),
+                        zip(buyers, offered, strict=True),
+                    )
+                )
+            assert [a["data"][0]["status"] for a in answers] == ["active"] * 12
+            for acct in buyers:
+                wallet = client.get("/billing/wallet", headers=acct.headers).json()["data"]
+                assert wallet["balance"] == "98.00"
+        assert ledger_ok(one)
+    finally:
+        one.dispose()
+
+
+def _threads() -> float:
+    return anyio.to_thread.current_default_thread_limiter().total_tokens

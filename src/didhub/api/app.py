@@ -115,10 +115,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Requests run in threads, at most as many as the database pool has
-        # connections: a request waits for a thread, never on the pool.
+        # Requests run in a fixed number of threads: by default as many as the
+        # database pool has connections (a request waits for a thread, never
+        # on the pool), or DIDHUB_REQUEST_THREADS.
         limiter = anyio.to_thread.current_default_thread_limiter()
-        limiter.total_tokens = settings.db_pool_size + settings.db_max_overflow
+        limiter.total_tokens = settings.requests_at_once
         generations.start()
         funds.start()
         if runner is not None:

@@ -17,7 +17,8 @@ for the periodic jobs.
   worker adds up every process's counters (the jobs' too).
 
 Every process opens at most ``DIDHUB_DB_POOL_SIZE + DIDHUB_DB_MAX_OVERFLOW``
-connections and runs as many request threads (docs/operations.md, "Sizing").
+connections (and two for its caches' polls) and runs as many request threads, or
+``DIDHUB_REQUEST_THREADS`` (docs/operations.md, "Sizing").
 """
 
 from __future__ import annotations
