@@ -327,11 +327,17 @@ class Database:
         self.read_sessionmaker = sessionmaker(
             self.read_engine, expire_on_commit=False, info={_DB: self}
         )
+        # Reads only, for the caches' polls (routing.cache.Generations, the
+        # outbound funds cache), on connections of their own outside the request
+        # pool: under load every pooled connection is held by a request, and a
+        # poll waiting its turn for one left every kept answer stale (half the
+        # directory lookups missed at 64 buyers). None opens until a poll.
+        self._poll_pool = make_engine(url, POLL_CONNECTIONS, 0)
+        self.poll_engine = self._poll_pool.execution_options(didhub_read_only=True)
         # How many commits may have changed a route, and how many wrote a money
         # table (MONEY_TABLES): this process's, or with share_epochs() every
         # process's on this machine (didhub serve --workers). And, per watch
         # (ROUTING, DIRECTORY), the highest generation this process's commits wrote.
-        self._poll_engines: tuple[Engine, Engine] | None = None  # (its own, read-only)
         self.epochs: Epochs = Epochs()
         self.generations: dict[str, int] = {}
         # Answers read from the directory tables only (DIRECTORY_TABLES: an
@@ -389,25 +395,9 @@ class Database:
         with self.read_sessionmaker() as session, session.begin():
             yield session
 
-    @property
-    def poll_engine(self) -> Engine:
-        """Two connections of their own, outside the request pool, for the
-        caches' polls (``routing.cache.Generations``, the outbound funds
-        cache): under load every pooled connection is held by a request, and
-        a poll waiting its turn for one made every kept answer stale (half
-        the directory lookups missed at 64 buyers). Reads only."""
-        with self._epoch_lock:
-            if self._poll_engines is None:
-                own = make_engine(self.url, POLL_CONNECTIONS, 0)
-                self._poll_engines = (own, own.execution_options(didhub_read_only=True))
-            return self._poll_engines[1]
-
     def dispose(self) -> None:
         self.engine.dispose()
-        with self._epoch_lock:
-            if self._poll_engines is not None:
-                self._poll_engines[0].dispose()
-                self._poll_engines = None
+        self._poll_pool.dispose()
 
 
 def _remember_connection(session: Session, _transaction: Any, connection: Any) -> None:

@@ -430,8 +430,9 @@ class Payer:
     balance: Decimal
     # Auto-recharge is on and a card is on file: a shortfall would be charged to it.
     auto_recharge: bool
-    # Of the platform books asked about (lock_payer's ``books``), the ones that exist.
-    books: frozenset[str] = frozenset()
+    # The books this statement read, as ledger.transfer_many's ``known``: the
+    # wallet, and those of the platform books asked about that exist.
+    books: dict[str, tuple[str | None, str]]
 
 
 _BOOKS = table_of(LedgerAccount)
@@ -440,19 +441,21 @@ _CARDS = table_of(PaymentCard)
 
 
 def lock_payer(
-    session: Session, account_id: str, currency: str, books: Sequence[str] = ()
+    session: Session, account_id: str, currency: str, platform_books: Sequence[str] = ()
 ) -> Payer:
     """Lock the account's wallet (created on first use) for the rest of the
     transaction and read, in the same statement, its balance, its standing,
-    whether a shortfall would go to its card and which of the platform
-    ``books`` (ids) exist; 402 ``account_past_due`` unless it is in good
-    standing (:func:`require_good_standing`)."""
+    whether a shortfall would go to its card and which of the platform books
+    of ``platform_books`` (kinds, in ``currency``) exist; 402
+    ``account_past_due`` unless it is in good standing
+    (:func:`require_good_standing`)."""
     wallet = ledger.wallet_id(account_id, currency)
     card = select(_CARDS.c.account_id).where(_CARDS.c.account_id == account_id).exists()
+    platform = [ledger.platform_book_id(kind, currency) for kind in platform_books]
     others = _BOOKS.alias("book")
     exists = [
         select(others.c.id).where(others.c.id == book).exists().label(f"book_{i}")
-        for i, book in enumerate(books)
+        for i, book in enumerate(platform)
     ]
     statement = (
         select(
@@ -472,8 +475,9 @@ def lock_payer(
         row = session.execute(statement).one()
     balance, standing_now, auto_recharge, has_card, *found = row
     _refuse_unless_good(standing_now)
-    there = frozenset(book for book, yes in zip(books, found, strict=True) if yes)
-    return Payer(wallet, balance, bool(auto_recharge) and bool(has_card), there)
+    books: dict[str, tuple[str | None, str]] = {wallet: (account_id, currency)}
+    books.update((book, (None, currency)) for book, yes in zip(platform, found, strict=True) if yes)
+    return Payer(wallet, balance, bool(auto_recharge) and bool(has_card), books)
 
 
 def recharge_below_threshold(

@@ -225,9 +225,8 @@ def _place_order(
     with db.session() as session:
         # Provisioning numbers route nowhere: this commit needn't tell route caches.
         routes_unchanged(session)
-        revenue = ledger.platform_book_id(ledger.REVENUE, settings.currency)
         payer = billing_wallet.lock_payer(
-            session, scope.account_id, settings.currency, books=(revenue,)
+            session, scope.account_id, settings.currency, platform_books=(ledger.REVENUE,)
         )
         held = check_not_taken(session, scope, numbers, now, field_name)
         recharges = gateway is not None and payer.auto_recharge
@@ -240,6 +239,7 @@ def _place_order(
                 "top up and try again",
                 field="wallet",
             )
+        revenue = ledger.platform_book_id(ledger.REVENUE, settings.currency)
         description = f"Purchase of {_named(numbers)}: first month and setup"
         if total > 0:
             # The wallet is locked above: one set-based posting, no ORM objects
@@ -251,9 +251,7 @@ def _place_order(
                 reference=order_id,
                 currency=settings.currency,
                 platform_books=(ledger.REVENUE,),
-                # Read by lock_payer above: no second read of the two books.
-                known={payer.wallet_id: (scope.account_id, settings.currency)}
-                | ({revenue: (None, settings.currency)} if revenue in payer.books else {}),
+                known=payer.books,  # read by lock_payer: no second read
             )
         else:
             ledger.ensure_platform_book(session, ledger.REVENUE, settings.currency)
