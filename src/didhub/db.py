@@ -259,14 +259,10 @@ POLL_CONNECTIONS = 2
 class Memo(Protocol):
     """Answers kept across transactions (a ``routing.cache.RouteCache``)."""
 
-    def get(self, key: str, compute: Callable[[], Any], *, poll: bool = True) -> Any: ...
+    def get(self, key: str, compute: Callable[[], Any]) -> Any: ...
 
     def get_many(
-        self,
-        keys: Collection[str],
-        compute: Callable[[list[str]], dict[str, Any]],
-        *,
-        poll: bool = True,
+        self, keys: Collection[str], compute: Callable[[list[str]], dict[str, Any]]
     ) -> dict[str, Any]: ...
 
 
@@ -302,8 +298,7 @@ def directory_answer(session: Session, key: str, read: Callable[[], T]) -> T:
     memo = directory_memo(session)
     if memo is None:
         return read()
-    # poll=False: this session holds a connection and mustn't wait for another.
-    kept: T = memo.get(key, read, poll=False)
+    kept: T = memo.get(key, read)
     return kept
 
 

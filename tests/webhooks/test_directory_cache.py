@@ -8,15 +8,18 @@ kept."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from conftest import Acct, buy, search_numbers, sent_statements, until
 from didhub.accounts import settings as account_settings
 from didhub.api.app import create_app
+from didhub.carriers.base import NumberOrderResult
 from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
@@ -90,6 +93,44 @@ def test_purchases_read_them_once_and_a_change_here_applies_at_once(
     assert (third["cnam"]["name"], third["cnam"]["source"]) == ("ACME DIDS", "partner")
     # The new endpoint heard the very next purchase.
     assert {"number.ordered", "number.purchased"} <= _delivered_types(db, third["id"])
+
+
+class _SlowCarrier(SandboxCarrier):
+    """Takes longer to order than the server's answers are kept for."""
+
+    def order(self, order_id: str, phone_numbers: Sequence[str]) -> list[NumberOrderResult]:
+        time.sleep(0.3)
+        return super().order(order_id, phone_numbers)
+
+
+def test_a_purchase_finding_the_poll_late_polls_instead_of_reading_them(
+    settings: Settings, db: Database, partner: Acct
+) -> None:
+    """The server's last poll went stale while the carrier took its time (as
+    when the poll thread waits its turn for Python's lock under load): the
+    settlement polls (one statement, on the poll's own connections) instead of
+    reading subscribers and caller names again (before this, a quarter to two
+    thirds of them were read again at 64 buyers)."""
+    fast = settings.model_copy(update={"routing_cache_seconds": 0.2})
+    # No lifespan, so no poll thread: only requests poll.
+    client = TestClient(create_app(fast, db, _SlowCarrier(db, seed="test")))
+    numbers = [n["phone_number"] for n in search_numbers(client, partner, page_size=2)]
+    buy(client, partner, numbers[0])  # reads them, and keeps them
+    polled: list[str] = []
+
+    def note(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        polled.append(statement)
+
+    event.listen(db.poll_engine, "before_cursor_execute", note)
+    try:
+        with sent_statements(db) as seen:
+            second = buy(client, partner, numbers[1])["data"][0]
+    finally:
+        event.remove(db.poll_engine, "before_cursor_execute", note)
+    read = [s for s in seen if "webhook_endpoints" in s or "account_settings" in s]
+    assert not read, read
+    assert any("routing_generation" in s for s in polled), polled  # the settlement polled
+    assert second["cnam"]["source"] == "none"
 
 
 def test_another_process_changing_them_is_seen_within_the_poll(

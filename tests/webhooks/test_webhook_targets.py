@@ -242,7 +242,7 @@ def test_failures_say_the_kind_not_the_socket_error(
                         select(WebhookDelivery, WebhookEndpoint).join(
                             WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id
                         )
-                    ).tuples()
+                    )
                 }
 
         deliver_due(db, allow_private=True)

@@ -251,8 +251,7 @@ def inherited_cnams(
         found = _read_inherited_cnams(session, [keys[key] for key in missing])
         return {key: found[keys[key]] for key in missing}
 
-    # poll=False: this session holds a connection and mustn't wait for another.
-    kept: dict[str, Inherited] = memo.get_many(keys, read, poll=False)
+    kept: dict[str, Inherited] = memo.get_many(keys, read)
     return {pair: kept[key] for key, pair in keys.items()}
 
 

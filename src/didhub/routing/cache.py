@@ -142,19 +142,17 @@ class RouteCache(Generic[T]):
             self._hits.inc()
         return found
 
-    def get(self, key: str, compute: Callable[[], T], *, poll: bool = True) -> T:
-        """The answer for ``key``: kept, or ``compute()`` (then kept).
-        ``poll=False``: a caller that holds a database connection already
-        (it mustn't wait for a second): when the last poll isn't recent, the
-        answer is worked out and not kept."""
-        return self.get_many((key,), lambda _missing: {key: compute()}, poll=poll)[key]
+    def get(self, key: str, compute: Callable[[], T]) -> T:
+        """The answer for ``key``: kept, or ``compute()`` (then kept). When the
+        last poll isn't recent, this thread polls first: on the poll's own
+        connections (``Database.poll_engine``), so a caller that holds a pooled
+        connection already never waits for a second from the same pool."""
+        return self.get_many((key,), lambda _missing: {key: compute()})[key]
 
     def get_many(
         self,
         keys: Collection[str],
         compute: Callable[[list[str]], dict[str, T]],
-        *,
-        poll: bool = True,
     ) -> dict[str, T]:
         """:meth:`get` for many keys: the kept ones, and the rest worked out
         together by ``compute(missing)`` (then kept, by the same rule)."""
@@ -163,9 +161,6 @@ class RouteCache(Generic[T]):
             self._misses.inc(len(wanted))
             return compute(wanted)
         if time.monotonic() - self._polled_at >= self.poll_seconds:
-            if not poll:
-                self._misses.inc(len(wanted))
-                return compute(wanted)
             self.poll()
         stamp = self._current()
         with self._lock:

@@ -339,7 +339,7 @@ def transfer_many(
     if known is not None and involved <= known.keys():
         found = [(book_id, *known[book_id]) for book_id in involved]
     else:
-        found = list(session.execute(books_read).tuples())
+        found = [(b, owner, cur) for b, owner, cur in session.execute(books_read)]
     if platform_books and len(found) != len(involved):
         if currency is None:
             raise ValueError(f"{kind}: platform books are opened in a given currency")
@@ -347,7 +347,7 @@ def transfer_many(
         for book_kind in platform_books:
             if platform_book_id(book_kind, currency) not in there:
                 ensure_platform_book(session, book_kind, currency)
-        found = list(session.execute(books_read).tuples())
+        found = [(b, owner, cur) for b, owner, cur in session.execute(books_read)]
     if len(found) != len(involved):
         missing = sorted(involved - {book_id for book_id, _, _ in found})
         raise ValueError(f"unknown ledger book(s) {missing}")
