@@ -31,6 +31,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from didhub.epochs import Epochs, SharedEpochs
@@ -439,6 +440,18 @@ def _bump_generation(session: Session) -> None:
 _COPY_FROM = 50
 
 
+_INSERTS: dict[Table, Insert] = {}
+
+
+def _insert_of(table: Table) -> Insert:
+    """``table.insert()``, built once per table: a statement made per call costs
+    more to build and key for SQLAlchemy's compiled cache than to run."""
+    found = _INSERTS.get(table)
+    if found is None:
+        found = _INSERTS[table] = table.insert()
+    return found
+
+
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert many rows of scalar columns (all rows with the same keys), in the
     session's transaction. On PostgreSQL with ``COPY … FROM STDIN``, because a
@@ -449,7 +462,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         return
     dialect = session.get_bind().dialect
     if dialect.name != "postgresql" or len(rows) < _COPY_FROM:
-        session.execute(table.insert(), rows)
+        session.execute(_insert_of(table), rows)
         return
     # COPY passes no before_cursor_execute hook: mark the write here.
     _mark(session.connection(), table.name)

@@ -136,6 +136,43 @@ def test_a_purchase_costs_a_few_transactions_whatever_the_stock(
     assert ledger_ok(db)
 
 
+@contextmanager
+def executed(db: Database) -> Iterator[list[Any]]:
+    """The statement objects (or SQL strings) handed to the engine while the
+    block runs, one per execution."""
+    seen: list[Any] = []
+
+    def note(_conn: Any, statement: Any, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_execute", note)
+
+
+def test_a_purchase_runs_statements_built_once(
+    db: Database, settings: Settings, make_partner: Any
+) -> None:
+    """Issue 19: no per-request work that could be done once. A statement
+    built per call costs SQLAlchemy more to build and to key for its compiled
+    cache than to run; a purchase runs the very statement objects the one
+    before it ran, with new parameters."""
+    buyer = make_partner(balance="100.00")
+    client = _app(settings, db, StockCarrier(db))
+    import_csv(db, _stock(5550000, 4))
+    _buy(client, buyer, "+13125550000")  # the first ever opens the revenue book
+    with executed(db) as second:
+        _buy(client, buyer, "+13125550001")
+    with executed(db) as third:
+        _buy(client, buyer, "+13125550002")
+    before = {id(s) for s in second if not isinstance(s, str)}
+    built = [str(s) for s in third if not isinstance(s, str) and id(s) not in before]
+    assert not built, "\n\n".join(built)
+    assert len(third) == len(second)
+
+
 class _SoldMeanwhile(StockCarrier):
     """Stock whose number another seller takes between the look-up and the order."""
 

@@ -257,6 +257,18 @@ _LOOKUP = select(StockNumber.status, StockNumber.released_at, *_SEARCHED).where(
     StockNumber.e164 == bindparam("e164")
 )
 
+# Built once (docs/performance.md, "Built once"): sold unless sold already or
+# released less than the aging time ago (``aged``: now minus it).
+_SELL = (
+    update(_STOCK)
+    .where(
+        _STOCK.c.e164 == bindparam("number"),
+        _STOCK.c.status == AVAILABLE,
+        or_(_STOCK.c.released_at.is_(None), _STOCK.c.released_at <= bindparam("aged")),
+    )
+    .values(status=SOLD, order_id=bindparam("order"), sold_at=bindparam("now"), released_at=None)
+)
+
 
 def _available(
     e164: str, country: str, number_type: str, city: str, state: str, rate_center: str
@@ -385,9 +397,8 @@ class StockCarrier(WithoutCnamAndE911):
                 # Conditional UPDATE: of two concurrent orders, one changes the row.
                 # On the table, not the mapped class: no ORM bulk-update work.
                 result = session.execute(
-                    update(_STOCK)
-                    .where(_STOCK.c.e164 == e164, _STOCK.c.status == AVAILABLE, self._aged())
-                    .values(status=SOLD, order_id=order_id, sold_at=now, released_at=None)
+                    _SELL,
+                    {"number": e164, "order": order_id, "now": now, "aged": now - self.aging},
                 )
                 if getattr(result, "rowcount", 0) == 1:
                     results.append(NumberOrderResult(e164, "active"))

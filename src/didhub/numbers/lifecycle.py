@@ -57,18 +57,21 @@ def record(
     if session.new:
         session.flush()
     session.execute(
-        insert(_HISTORY).values(
-            number_id=number.id,
-            account_id=account_id,
-            kind=kind,
-            data=data,
-            created_at=clock.now(),
-        )
+        _RECORD,
+        {
+            "number_id": number.id,
+            "account_id": account_id,
+            "kind": kind,
+            "data": data,
+            "created_at": clock.now(),
+        },
     )
     published_events.number_event(session, number, kind, data)
 
 
-_HISTORY = table_of(NumberEvent)
+# Built once: a statement made per call costs more to build and key for
+# SQLAlchemy's compiled cache than to run (docs/performance.md, "Built once").
+_RECORD = insert(table_of(NumberEvent))
 
 
 def transition(

@@ -333,13 +333,11 @@ def transfer_many(
     if any(t.amount <= 0 for t in transfers):
         raise ValueError(f"{kind}: transfer amounts must be positive")
     involved = {t.debit for t in transfers} | {t.credit for t in transfers}
-    books_read = select(LedgerAccount.id, LedgerAccount.owner_id, LedgerAccount.currency).where(
-        LedgerAccount.id.in_(involved)
-    )
+    books_read = {"ids": list(involved)}
     if known is not None and involved <= known.keys():
         found = [(book_id, *known[book_id]) for book_id in involved]
     else:
-        found = [(b, owner, cur) for b, owner, cur in session.execute(books_read)]
+        found = [(b, owner, cur) for b, owner, cur in session.execute(_BOOKS_READ, books_read)]
     if platform_books and len(found) != len(involved):
         if currency is None:
             raise ValueError(f"{kind}: platform books are opened in a given currency")
@@ -347,7 +345,7 @@ def transfer_many(
         for book_kind in platform_books:
             if platform_book_id(book_kind, currency) not in there:
                 ensure_platform_book(session, book_kind, currency)
-        found = [(b, owner, cur) for b, owner, cur in session.execute(books_read)]
+        found = [(b, owner, cur) for b, owner, cur in session.execute(_BOOKS_READ, books_read)]
     if len(found) != len(involved):
         missing = sorted(involved - {book_id for book_id, _, _ in found})
         raise ValueError(f"unknown ledger book(s) {missing}")
@@ -377,14 +375,23 @@ def transfer_many(
         moves[t.debit] -= t.amount
         moves[t.credit] += t.amount
     insert_rows(session, table_of(LedgerEntry), entries)
-    books = table_of(LedgerAccount)
     session.execute(
-        update(books)
-        .where(books.c.id == bindparam("book"))
-        .values(balance=books.c.balance + bindparam("delta", type_=Money())),
+        _MOVE_BALANCES,
         [{"book": book, "delta": delta} for book, delta in sorted(moves.items()) if book in owned],
     )
     return ids
+
+
+# Built once (docs/performance.md, "Built once").
+_BOOKS_READ = select(LedgerAccount.id, LedgerAccount.owner_id, LedgerAccount.currency).where(
+    LedgerAccount.id.in_(bindparam("ids", expanding=True))
+)
+_LEDGER_BOOKS = table_of(LedgerAccount)
+_MOVE_BALANCES = (
+    update(_LEDGER_BOOKS)
+    .where(_LEDGER_BOOKS.c.id == bindparam("book"))
+    .values(balance=_LEDGER_BOOKS.c.balance + bindparam("delta", type_=Money()))
+)
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,15 @@ asks again with the same key, which can't charge twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_CEILING, ROUND_UP, Decimal
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from didhub import clock
@@ -450,14 +452,34 @@ def lock_payer(
     ``account_past_due`` unless it is in good standing
     (:func:`require_good_standing`)."""
     wallet = ledger.wallet_id(account_id, currency)
-    card = select(_CARDS.c.account_id).where(_CARDS.c.account_id == account_id).exists()
     platform = [ledger.platform_book_id(kind, currency) for kind in platform_books]
+    statement = _payer_statement(len(platform))
+    params = {"account": account_id, "wallet": wallet}
+    params.update((f"book_{i}", book) for i, book in enumerate(platform))
+    row = session.execute(statement, params).first()
+    if row is None:
+        ledger.ensure_wallet(session, account_id, currency)
+        row = session.execute(statement, params).one()
+    balance, standing_now, auto_recharge, has_card, *found = row
+    _refuse_unless_good(standing_now)
+    books: dict[str, tuple[str | None, str]] = {wallet: (account_id, currency)}
+    books.update((book, (None, currency)) for book, yes in zip(platform, found, strict=True) if yes)
+    return Payer(wallet, balance, bool(auto_recharge) and bool(has_card), books)
+
+
+@functools.cache
+def _payer_statement(platform_books: int) -> Select[Any]:
+    """lock_payer's statement for that many platform books, built once (a
+    statement made per call costs more to build and key for SQLAlchemy's
+    compiled cache than to run): parameters ``account``, ``wallet`` and
+    ``book_0`` …"""
+    card = select(_CARDS.c.account_id).where(_CARDS.c.account_id == bindparam("account")).exists()
     others = _BOOKS.alias("book")
     exists = [
-        select(others.c.id).where(others.c.id == book).exists().label(f"book_{i}")
-        for i, book in enumerate(platform)
+        select(others.c.id).where(others.c.id == bindparam(f"book_{i}")).exists().label(f"book_{i}")
+        for i in range(platform_books)
     ]
-    statement = (
+    return (
         select(
             _BOOKS.c.balance,
             _PROFILES.c.standing,
@@ -465,19 +487,10 @@ def lock_payer(
             card.label("card"),
             *exists,
         )
-        .select_from(_BOOKS.outerjoin(_PROFILES, _PROFILES.c.account_id == account_id))
-        .where(_BOOKS.c.id == wallet)
+        .select_from(_BOOKS.outerjoin(_PROFILES, _PROFILES.c.account_id == bindparam("account")))
+        .where(_BOOKS.c.id == bindparam("wallet"))
         .with_for_update(of=_BOOKS)
     )
-    row = session.execute(statement).first()
-    if row is None:
-        ledger.ensure_wallet(session, account_id, currency)
-        row = session.execute(statement).one()
-    balance, standing_now, auto_recharge, has_card, *found = row
-    _refuse_unless_good(standing_now)
-    books: dict[str, tuple[str | None, str]] = {wallet: (account_id, currency)}
-    books.update((book, (None, currency)) for book, yes in zip(platform, found, strict=True) if yes)
-    return Payer(wallet, balance, bool(auto_recharge) and bool(has_card), books)
 
 
 def recharge_below_threshold(

@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from didhub import clock
@@ -53,29 +53,36 @@ def _subscribers(
 
         def read() -> list[tuple[str, list[str] | None]]:
             involved = [a for a in (account_id, tenant_id) if a is not None]
-            accounts = accounts_table
-            parents = select(accounts.c.parent_id).where(
-                accounts.c.id.in_(involved), accounts.c.parent_id.is_not(None)
-            )
             # No autoflush: callers record events mid-loop over rows they are
             # changing, and endpoints don't depend on those changes.
             with session.no_autoflush:
-                rows = session.execute(
-                    select(WebhookEndpoint.id, WebhookEndpoint.events)
-                    .where(
-                        or_(
-                            WebhookEndpoint.account_id.in_(involved),
-                            WebhookEndpoint.account_id.in_(parents.scalar_subquery()),
-                        ),
-                        WebhookEndpoint.enabled.is_(True),
-                        WebhookEndpoint.deleted_at.is_(None),
-                    )
-                    .order_by(WebhookEndpoint.id)
-                ).all()
+                rows = session.execute(_SUBSCRIBERS, {"involved": involved}).all()
             return [(endpoint_id, events) for endpoint_id, events in rows]
 
         cache[key] = directory_answer(session, f"subscribers {account_id} {tenant_id or ''}", read)
     return cache[key]
+
+
+# Built once (docs/performance.md, "Built once").
+_SUBSCRIBERS = (
+    select(WebhookEndpoint.id, WebhookEndpoint.events)
+    .where(
+        or_(
+            WebhookEndpoint.account_id.in_(bindparam("involved", expanding=True)),
+            WebhookEndpoint.account_id.in_(
+                select(accounts_table.c.parent_id)
+                .where(
+                    accounts_table.c.id.in_(bindparam("involved", expanding=True)),
+                    accounts_table.c.parent_id.is_not(None),
+                )
+                .scalar_subquery()
+            ),
+        ),
+        WebhookEndpoint.enabled.is_(True),
+        WebhookEndpoint.deleted_at.is_(None),
+    )
+    .order_by(WebhookEndpoint.id)
+)
 
 
 def forget_subscribers(session: Session) -> None:
@@ -117,11 +124,11 @@ def emit(
     if session.new:
         session.flush()
     if not targets:
-        session.execute(insert(_EVENTS).values(row))
+        session.execute(_INSERT_EVENT, row)
         return event_id
-    seq = session.execute(insert(_EVENTS).values(row).returning(_EVENTS.c.seq)).scalar_one()
+    seq = session.execute(_INSERT_EVENT_SEQ, row).scalar_one()
     session.execute(
-        insert(_DELIVERIES),
+        _INSERT_DELIVERIES,
         [
             {
                 "id": new_id("whd"),
@@ -139,7 +146,9 @@ def emit(
 
 
 _EVENTS = table_of(Event)
-_DELIVERIES = table_of(WebhookDelivery)
+_INSERT_EVENT = insert(_EVENTS)
+_INSERT_EVENT_SEQ = insert(_EVENTS).returning(_EVENTS.c.seq)
+_INSERT_DELIVERIES = insert(table_of(WebhookDelivery))
 
 
 class Number(Protocol):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from didhub import clock, metrics
@@ -265,16 +265,17 @@ def _place_order(
                 reference=order_id,
             ).id
         session.execute(
-            insert(_ORDERS).values(
-                id=order_id,
-                account_id=scope.account_id,
-                carrier=carrier.name,
-                status="pending",
-                total=total,
-                currency=settings.currency,
-                ledger_transaction_id=txn_id,
-                created_at=now,
-            )
+            _INSERT_ORDER,
+            {
+                "id": order_id,
+                "account_id": scope.account_id,
+                "carrier": carrier.name,
+                "status": "pending",
+                "total": total,
+                "currency": settings.currency,
+                "ledger_transaction_id": txn_id,
+                "created_at": now,
+            },
         )
         # A tenant buying for itself owns and serves the number (the
         # AI-agent seed); a partner's number starts Unassigned.
@@ -306,20 +307,40 @@ def _place_order(
         ]
         # Written as rows, not through the session's unit of work: the objects
         # only carry what the history and the events say of each number.
-        session.execute(insert(_NUMBERS), values)
+        session.execute(_INSERT_NUMBERS, values)
         rows = [PhoneNumber(**row) for row in values]
         for row in rows:
             lifecycle.record(
                 session, row, "status.provisioning", scope.account_id, order_id=order_id
             )
         if held:  # the buyer's own holds (a quote), or expired ones: locked above
-            session.execute(delete(_HOLDS).where(_HOLDS.c.e164.in_(numbers)))
+            session.execute(_DELETE_HOLDS, {"e164s": list(numbers)})
     return recharges
 
 
 _ORDERS = table_of(NumberOrder)
 _HOLDS = table_of(NumberHold)
 _NUMBERS = table_of(PhoneNumber)
+# Built once (docs/performance.md, "Built once").
+_INSERT_ORDER = insert(_ORDERS)
+_INSERT_NUMBERS = insert(_NUMBERS)
+_DELETE_HOLDS = delete(_HOLDS).where(_HOLDS.c.e164.in_(bindparam("e164s", expanding=True)))
+_LOCK_ORDER = (
+    select(_ORDERS.c.account_id, _ORDERS.c.total, _ORDERS.c.currency)
+    .where(_ORDERS.c.id == bindparam("order_id"))
+    .with_for_update()
+)
+_LOCK_NUMBERS = (
+    select(PhoneNumber)
+    .where(PhoneNumber.order_id == bindparam("order_id"))
+    .order_by(PhoneNumber.id)
+    .with_for_update()
+)
+_ORDER_SETTLED = (
+    update(_ORDERS)
+    .where(_ORDERS.c.id == bindparam("order_id"))
+    .values(status="settled", settled_at=bindparam("at"))
+)
 
 
 def refuse_if_none_provided(result: PurchaseResult, settings: Settings, field_name: str) -> None:
@@ -393,18 +414,9 @@ def settle_order(
         wallet = ledger.lock_wallet(session, account_id, currency) if may_refund else None
         # Columns, not an ORM object: the order's row changes by one UPDATE below.
         order_account, order_total, order_currency = session.execute(
-            select(_ORDERS.c.account_id, _ORDERS.c.total, _ORDERS.c.currency)
-            .where(_ORDERS.c.id == order_id)
-            .with_for_update()
+            _LOCK_ORDER, {"order_id": order_id}
         ).one()
-        rows = list(
-            session.scalars(
-                select(PhoneNumber)
-                .where(PhoneNumber.order_id == order_id)
-                .order_by(PhoneNumber.id)
-                .with_for_update()
-            )
-        )
+        rows = list(session.scalars(_LOCK_NUMBERS, {"order_id": order_id}))
         now = clock.now()
         fresh = all(row.status == PROVISIONING for row in rows)
         refund = Decimal("0.00")
@@ -456,11 +468,7 @@ def settle_order(
                 reference=order_id,
             )
         if all(row.status != PROVISIONING for row in rows):
-            session.execute(
-                update(_ORDERS)
-                .where(_ORDERS.c.id == order_id)
-                .values(status="settled", settled_at=now)
-            )
+            session.execute(_ORDER_SETTLED, {"order_id": order_id, "at": now})
         for row in rows:
             if row.status == FAILED and row.e164 not in errors:
                 errors[row.e164] = row.failure_reason or "failed"
