@@ -7,8 +7,11 @@ ledger transaction with two entries, the cached balance, an order row, a number
 row) from as many threads. Prints, per database and concurrency: purchases/s,
 p50, p99, errors, the server's CPU ms per purchase (``/proc/<pid>/stat``), its
 peak RSS (``VmHWM``), statements and transactions per purchase (counted on the
-engine, in this process, for one purchase through the same app), the floor's
-commits/s and the ratio. Then ``didhub ledger check`` on the database.
+engine, in this process, for one purchase through the same app), the API key
+and directory caches' hit ratios (``/metrics``), the floor's commits/s and the
+ratio. Then ``didhub ledger check`` on the database. Before the first level
+every buyer makes one purchase, not measured, as a server that has run a while
+has seen its buyers.
 
 Loopback only; every level stops after ``--purchases`` purchases or ``--seconds``
 seconds, whichever comes first. Destructive: the PostgreSQL database's public
