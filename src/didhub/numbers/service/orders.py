@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from didhub import clock, metrics
 from didhub.accounts import service as accounts
@@ -343,6 +344,26 @@ _ORDER_SETTLED = (
 )
 
 
+_SETTLE_NUMBERS = (
+    update(_NUMBERS)
+    .where(_NUMBERS.c.id == bindparam("number_id"), _NUMBERS.c.status == PROVISIONING)
+    .values(
+        status=bindparam("to"),
+        carrier=bindparam("new_carrier"),
+        purchased_at=bindparam("new_purchased_at"),
+        renews_on=bindparam("new_renews_on"),
+        failure_reason=bindparam("new_reason"),
+    )
+)
+
+
+def _settled(number: PhoneNumber, **values: object) -> None:
+    """Set a settling number's columns as if loaded: the settlement writes
+    them itself (``_SETTLE_NUMBERS``), not the session's unit of work."""
+    for key, value in values.items():
+        set_committed_value(number, key, value)
+
+
 def refuse_if_none_provided(result: PurchaseResult, settings: Settings, field_name: str) -> None:
     """A settled order the carrier provided none of is a 502 naming the refund."""
     if result.outcome_known and all(n.status == FAILED for n in result.numbers):
@@ -423,6 +444,7 @@ def settle_order(
         errors: dict[str, str] = {}
         orphans: list[tuple[str, str]] = []
         to_list: list[str] = []
+        written: list[PhoneNumber] = []  # moved out of provisioning, written as one
         for row in rows:
             if answered_by is not None and row.carrier not in answered_by:
                 continue  # another carrier's number: its own answer settles it
@@ -434,13 +456,16 @@ def settle_order(
             if row.status != PROVISIONING:
                 continue
             if result is not None and result.status == "active":
-                if result.carrier is not None:
-                    row.carrier = result.carrier  # a number recorded as "multi"
-                # Set before the transition: its history row's insert flushes
-                # the number, so the number is written in one UPDATE.
-                row.purchased_at = now
-                row.renews_on = add_months(now.date(), 1)
-                lifecycle.transition(session, row, ACTIVE, order_account, order_id=order_id)
+                # Set as loaded, before the transition (its event shows them),
+                # and written below with the other numbers in one statement.
+                _settled(
+                    row,
+                    carrier=result.carrier or row.carrier,  # a number recorded as "multi"
+                    purchased_at=now,
+                    renews_on=add_months(now.date(), 1),
+                )
+                lifecycle.transition_written(session, row, ACTIVE, order_account, order_id=order_id)
+                written.append(row)
                 # A partner's (or tenant's) default caller name applies at once.
                 if cnam.mark(session, row, order_account, first_listable=True):
                     to_list.append(row.id)
@@ -448,10 +473,26 @@ def settle_order(
                 result is None and authoritative
             ):
                 reason = (result.reason if result else None) or "the carrier has no record of it"
-                row.failure_reason = reason
-                lifecycle.transition(session, row, FAILED, order_account, reason=reason)
+                _settled(row, failure_reason=reason)
+                lifecycle.transition_written(session, row, FAILED, order_account, reason=reason)
+                written.append(row)
                 errors[row.e164] = reason
                 refund += row.monthly_cost + row.upfront_cost
+        if written:
+            session.execute(
+                _SETTLE_NUMBERS,
+                [
+                    {
+                        "number_id": row.id,
+                        "to": row.status,
+                        "new_carrier": row.carrier,
+                        "new_purchased_at": row.purchased_at,
+                        "new_renews_on": row.renews_on,
+                        "new_reason": row.failure_reason,
+                    }
+                    for row in written
+                ],
+            )
         if refund:
             if wallet is None:
                 # A caller's may_refund=False was wrong: nothing settles, the
