@@ -238,7 +238,10 @@ def make_engine(url: str, pool_size: int = 10, max_overflow: int = 10) -> Engine
         def _sqlite_begin(conn: Any) -> None:
             # A read-only session (Database.read_session) needn't queue for the
             # write lock: WAL lets it read beside a writer.
-            read_only = conn.get_execution_options().get("didhub_read_only", False)
+            options = conn.get_execution_options()
+            if options.get("isolation_level") == "AUTOCOMMIT":
+                return  # Database.lone_read_engine: each statement on its own
+            read_only = options.get("didhub_read_only", False)
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         _watch_writes(engine)
@@ -323,6 +326,12 @@ class Database:
         self.read_sessionmaker = sessionmaker(
             self.read_engine, expire_on_commit=False, info={_DB: self}
         )
+        # Reads only, one statement each (a purchase's look-up of the stock),
+        # without a transaction around it: on PostgreSQL one round trip instead
+        # of three (BEGIN, the statement, ROLLBACK), and no ROLLBACK, at which
+        # psycopg forgets every statement it prepared on the connection
+        # (docs/performance.md, "No rollback").
+        self.lone_read_engine = self.read_engine.execution_options(isolation_level="AUTOCOMMIT")
         # Reads only, for the caches' polls (routing.cache.Generations, the
         # outbound funds cache), on connections of their own outside the request
         # pool: under load every pooled connection is held by a request, and a

@@ -28,7 +28,7 @@ from didhub.carriers.sandbox import SandboxCarrier
 from didhub.config import Settings
 from didhub.db import Database
 from didhub.numbers.models import PhoneNumber
-from didhub.routing.cache import RouteCache
+from didhub.routing.cache import Generations, RouteCache
 from didhub.routing.models import RoutingGeneration
 
 DIDHUB = shutil.which("didhub", path=str(Path(sys.executable).parent)) or "didhub"
@@ -312,5 +312,24 @@ def test_the_poll_keeps_answering_while_every_pooled_connection_is_busy(
             assert not polled.is_alive(), "the poll waited for the request pool"
             assert cache.get("key", lambda: "kept") == "kept"
             assert cache.hit("key") == "kept"  # from memory, still holding the pool
+    finally:
+        db.dispose()
+
+
+def test_the_poll_commits_and_never_rolls_back(database_url: str, _migrated: Database) -> None:
+    """psycopg forgets every statement it prepared on a connection at each
+    ROLLBACK (a DEALLOCATE ALL, and the statements parsed and planned afresh):
+    the poll, ten a second, commits its read (docs/performance.md, "No
+    rollback")."""
+    db = Database(database_url)
+    polls = Generations(db, poll_seconds=0)  # due at every call
+    cache: RouteCache[str] = RouteCache(db, poll_seconds=0, generations=polls)
+    ended: list[str] = []
+    event.listen(db.poll_engine, "commit", lambda _conn: ended.append("commit"))
+    event.listen(db.poll_engine, "rollback", lambda _conn: ended.append("rollback"))
+    try:
+        for _ in range(3):
+            cache.poll()
+        assert ended == ["commit"] * 3
     finally:
         db.dispose()

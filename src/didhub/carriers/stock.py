@@ -269,6 +269,8 @@ _SELL = (
     .values(status=SOLD, order_id=bindparam("order"), sold_at=bindparam("now"), released_at=None)
 )
 
+_SOLD_TO = select(_STOCK.c.status, _STOCK.c.order_id).where(_STOCK.c.e164 == bindparam("e164"))
+
 
 def _available(
     e164: str, country: str, number_type: str, city: str, state: str, rate_center: str
@@ -364,7 +366,7 @@ class StockCarrier(WithoutCnamAndE911):
         # The caller's page (plus one) first, not a 500-row batch for a 20-row page.
         batch = min(query.wanted or self.page_size, self.page_size)
         while True:
-            with self.db.read_engine.connect() as connection:
+            with self.db.lone_read_engine.connect() as connection:
                 page = connection.execute(self._batch(where, after, batch)).all()
             for e164, country, number_type, city, state, rate_center in page:
                 if e164 not in exclude and matches_pattern(e164[2:], pattern):
@@ -375,8 +377,9 @@ class StockCarrier(WithoutCnamAndE911):
             batch = self.page_size
 
     def lookup(self, phone_number: str) -> AvailableNumber | None:
-        # Columns on a Core connection, as a search reads them: no ORM object.
-        with self.db.read_engine.connect() as connection:
+        # Columns on a Core connection, as a search reads them: no ORM object;
+        # one statement, so no transaction around it (Database.lone_read_engine).
+        with self.db.lone_read_engine.connect() as connection:
             row = connection.execute(_LOOKUP, {"e164": phone_number}).first()
         if row is None:
             return None
@@ -391,19 +394,20 @@ class StockCarrier(WithoutCnamAndE911):
 
     def order(self, order_id: str, phone_numbers: Sequence[str]) -> list[NumberOrderResult]:
         results: list[NumberOrderResult] = []
-        with self.db.session() as session:
+        # A Core transaction, not a Session: the stock is no table a cache
+        # watches, and a session's begin and commit cost more than the UPDATE.
+        with self.db.engine.begin() as connection:
             now = clock.now()
             for e164 in phone_numbers:
                 # Conditional UPDATE: of two concurrent orders, one changes the row.
-                # On the table, not the mapped class: no ORM bulk-update work.
-                result = session.execute(
+                result = connection.execute(
                     _SELL,
                     {"number": e164, "order": order_id, "now": now, "aged": now - self.aging},
                 )
-                if getattr(result, "rowcount", 0) == 1:
+                if result.rowcount == 1:
                     results.append(NumberOrderResult(e164, "active"))
                     continue
-                row = session.get(StockNumber, e164)
+                row = connection.execute(_SOLD_TO, {"e164": e164}).first()
                 if row is not None and row.status == SOLD and row.order_id == order_id:
                     results.append(NumberOrderResult(e164, "active"))  # a retried order
                 else:

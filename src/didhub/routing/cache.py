@@ -79,8 +79,10 @@ class Generations:
             if started - self._polled_at < self.poll_seconds / 2:
                 return  # another thread just did
             # A Core connection: ten times a second, an ORM session's own
-            # work would cost more than the query.
-            with self.db.poll_engine.connect() as connection:
+            # work would cost more than the query. Committed, not rolled back:
+            # psycopg forgets a connection's prepared statements at every
+            # ROLLBACK (docs/performance.md, "No rollback").
+            with self.db.poll_engine.begin() as connection:
                 rows = {row: value for row, value in connection.execute(_GENERATIONS)}
             for cache in self._caches:
                 cache.observe(rows.get(cache.watch.row), started)
