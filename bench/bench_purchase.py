@@ -5,7 +5,8 @@ carrier), on PostgreSQL and on SQLite, and in the same run the floor: a bare
 driver transaction doing the minimal writes of a purchase (lock the wallet, one
 ledger transaction with two entries, the cached balance, an order row, a number
 row) from as many threads. Prints, per database and concurrency: purchases/s,
-p50, p99, errors, the server's CPU ms per purchase (``/proc/<pid>/stat``), its
+p50, p99, errors, the server's CPU ms per purchase (``/proc/<pid>/stat``), the
+database's (PostgreSQL's processes on this machine, from the same), the server's
 peak RSS (``VmHWM``), statements and transactions per purchase (counted on the
 engine, in this process, for one purchase through the same app), the API key
 and directory caches' hit ratios (``/metrics``), the floor's commits/s and the
@@ -83,10 +84,11 @@ def cpu_ms(pid: int) -> float:
     return total
 
 
-def postgres_cpu_ms() -> float | None:
-    """CPU time used by the PostgreSQL processes on this machine (its backends,
-    writers and WAL), or None when none is visible (a database elsewhere)."""
-    total, seen = 0.0, False
+def postgres_cpu_ms() -> dict[int, float]:
+    """CPU time used so far by each PostgreSQL process on this machine (its
+    backends, writers and WAL), by pid; empty when none is visible (a database
+    elsewhere)."""
+    found: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -97,9 +99,16 @@ def postgres_cpu_ms() -> float | None:
         name, _, rest = stat.partition(" (")[2].rpartition(")")
         if name == "postgres":
             fields = rest.split()
-            total += (int(fields[11]) + int(fields[12])) * 1000 / TICK
-            seen = True
-    return total if seen else None
+            found[int(entry.name)] = (int(fields[11]) + int(fields[12])) * 1000 / TICK
+    return found
+
+
+def postgres_cpu_used(before: dict[int, float], after: dict[int, float]) -> float | None:
+    """PostgreSQL's CPU between two :func:`postgres_cpu_ms` readings (a process
+    that ended in between is left out), or None when none was visible."""
+    if not before or not after:
+        return None
+    return sum(ms - before.get(pid, 0.0) for pid, ms in after.items())
 
 
 def status_kb(pid: int, name: str) -> int:
@@ -373,7 +382,8 @@ def bench_database(
             for threads in levels:
                 cpu0, seen0, pg0 = cpu_ms(pid), cache_lookups(base), postgres_cpu_ms()
                 done = summary(*run_threads(threads, buy, limit, seconds))
-                used, seen, pg1 = cpu_ms(pid) - cpu0, cache_lookups(base), postgres_cpu_ms()
+                used, seen = cpu_ms(pid) - cpu0, cache_lookups(base)
+                pg_used = postgres_cpu_used(pg0, postgres_cpu_ms())
                 print(f"[{name}] {threads} buyers: {done}", file=sys.stderr, flush=True)
                 results.append(
                     {
@@ -383,8 +393,8 @@ def bench_database(
                         # PostgreSQL's processes on this machine (None: SQLite,
                         # or a database elsewhere).
                         "database_cpu_ms_per_purchase": (
-                            round((pg1 - pg0) / max(done["done"], 1), 1)
-                            if name == "postgresql" and pg0 is not None and pg1 is not None
+                            round(pg_used / max(done["done"], 1), 1)
+                            if name == "postgresql" and pg_used is not None
                             else None
                         ),
                         "server_peak_rss_mb": round(status_kb(pid, "VmHWM") / 1024, 1),
