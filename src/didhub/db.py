@@ -30,6 +30,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -396,9 +397,26 @@ class Database:
         edge's routing lookup, searches. On SQLite it doesn't wait for the write
         lock, so a read never queues behind a writer. A write in it (an INSERT,
         UPDATE or DELETE) raises ``RuntimeError`` before it reaches the
-        database."""
-        with self.read_sessionmaker() as session, session.begin():
-            yield session
+        database.
+
+        It commits even when the block raises (a 404, a 401 for an unknown
+        key): it wrote nothing, and psycopg forgets every statement it
+        prepared on the connection at a ROLLBACK (docs/performance.md, "No
+        rollback"). Only a database error rolls it back."""
+        with self.read_sessionmaker() as session:
+            session.begin()
+            try:
+                yield session
+            except SQLAlchemyError:
+                session.rollback()
+                raise
+            except BaseException:
+                try:
+                    session.commit()
+                except SQLAlchemyError:
+                    session.rollback()  # the block's own error is the one raised
+                raise
+            session.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -12,7 +12,8 @@ from contextlib import AbstractContextManager, contextmanager
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 
 from conftest import Acct, buy, search_numbers, sent_statements
 from dashboard import PASSWORD, sign_in
@@ -146,6 +147,37 @@ def test_a_write_in_a_read_session_is_refused_before_it_reaches_the_database(
         session.execute(text("UPDATE accounts SET name = 'x'"))
     with db.session() as session:
         assert accounts.find_key(session, partner.key).account_id == partner.id
+
+
+def test_a_read_that_answers_an_error_commits_and_a_database_error_rolls_back(
+    client: TestClient, db: Database, partner: Acct
+) -> None:
+    """psycopg forgets every statement it prepared on a connection at each
+    ROLLBACK: a read answering 404, or 401 for an unknown key, commits what
+    it read (it wrote nothing); only a database error rolls back."""
+    ended: list[str] = []
+
+    def on_commit(_conn: object) -> None:
+        ended.append("commit")
+
+    def on_rollback(_conn: object) -> None:
+        ended.append("rollback")
+
+    event.listen(db.engine, "commit", on_commit)
+    event.listen(db.engine, "rollback", on_rollback)
+    try:
+        missing = client.get("/telephony/numbers/num_missing", headers=partner.headers)
+        assert missing.status_code == 404, missing.text
+        unknown = client.get("/telephony/numbers", headers={"Authorization": "Bearer nope"})
+        assert unknown.status_code == 401, unknown.text
+        assert "rollback" not in ended and "commit" in ended, ended
+        ended.clear()
+        with pytest.raises(DBAPIError), db.read_session() as session:
+            session.execute(text("SELECT * FROM no_such_table"))
+        assert ended == ["rollback"]
+    finally:
+        event.remove(db.engine, "commit", on_commit)
+        event.remove(db.engine, "rollback", on_rollback)
 
 
 # ------------------------------------------------------------------ statements per page
