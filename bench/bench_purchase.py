@@ -53,7 +53,7 @@ from bench_api import DIDHUB, free_port, percentile, wait_healthy  # noqa: E402
 from bench_stock import NPAS, seed  # noqa: E402
 
 from didhub.accounts import service as accounts  # noqa: E402
-from didhub.db import Database  # noqa: E402
+from didhub.db import Database, autocommits  # noqa: E402
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/didhub_bench_purchase"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -75,13 +75,15 @@ def tree(pid: int) -> list[int]:
     return found
 
 
+def stat_cpu_ms(stat: str) -> float:
+    """User and system CPU time in a ``/proc/<pid>/stat`` line."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / TICK  # utime + stime
+
+
 def cpu_ms(pid: int) -> float:
     """CPU time used by ``pid`` and its descendants."""
-    total = 0.0
-    for each in tree(pid):
-        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) * 1000 / TICK  # utime + stime
-    return total
+    return sum(stat_cpu_ms(Path(f"/proc/{each}/stat").read_text()) for each in tree(pid))
 
 
 def postgres_cpu_ms() -> dict[int, float]:
@@ -96,10 +98,8 @@ def postgres_cpu_ms() -> dict[int, float]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue  # ended meanwhile
-        name, _, rest = stat.partition(" (")[2].rpartition(")")
-        if name == "postgres":
-            fields = rest.split()
-            found[int(entry.name)] = (int(fields[11]) + int(fields[12])) * 1000 / TICK
+        if stat.partition(" (")[2].rpartition(")")[0] == "postgres":
+            found[int(entry.name)] = stat_cpu_ms(stat)
     return found
 
 
@@ -160,8 +160,7 @@ def statements_per_purchase(url: str, key: str, first: str, second: str) -> tupl
             seen["statements"] += 1
 
     def begin(conn: Any) -> None:
-        # As tests/perf/test_purchase_costs.py counts: autocommit is no transaction.
-        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        if not autocommits(conn):  # a statement on its own is in no transaction
             seen["transactions"] += 1
 
     event.listen(db.engine, "before_cursor_execute", statement)

@@ -208,6 +208,27 @@ def sent_statements(
         event.remove(db.engine, "before_cursor_execute", note)
 
 
+@contextmanager
+def transaction_ends(engine: Any) -> Iterator[list[str]]:
+    """How each transaction on ``engine`` ended while the block runs, in order:
+    "commit" or "rollback"."""
+    ended: list[str] = []
+
+    def committed(_conn: Any) -> None:
+        ended.append("commit")
+
+    def rolled_back(_conn: Any) -> None:
+        ended.append("rollback")
+
+    event.listen(engine, "commit", committed)
+    event.listen(engine, "rollback", rolled_back)
+    try:
+        yield ended
+    finally:
+        event.remove(engine, "commit", committed)
+        event.remove(engine, "rollback", rolled_back)
+
+
 def ledger_ok(db: Database) -> bool:
     from didhub.billing.service import books
 

@@ -212,6 +212,13 @@ def _mark(conn: Any, table: str) -> None:
         conn.info[_MONEY_WRITTEN] = True
 
 
+def autocommits(conn: Any) -> bool:
+    """Whether ``conn`` runs each statement on its own, in no transaction
+    (``Database.lone_read_engine``): no BEGIN is sent, and nothing commits or
+    rolls back."""
+    return bool(conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
+
+
 def make_engine(url: str, pool_size: int = 10, max_overflow: int = 10) -> Engine:
     if is_sqlite(url):
         # As many pooled connections as for PostgreSQL: a connection opened
@@ -239,10 +246,9 @@ def make_engine(url: str, pool_size: int = 10, max_overflow: int = 10) -> Engine
         def _sqlite_begin(conn: Any) -> None:
             # A read-only session (Database.read_session) needn't queue for the
             # write lock: WAL lets it read beside a writer.
-            options = conn.get_execution_options()
-            if options.get("isolation_level") == "AUTOCOMMIT":
+            if autocommits(conn):
                 return  # Database.lone_read_engine: each statement on its own
-            read_only = options.get("didhub_read_only", False)
+            read_only = conn.get_execution_options().get("didhub_read_only", False)
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         _watch_writes(engine)

@@ -12,10 +12,10 @@ from contextlib import AbstractContextManager, contextmanager
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from conftest import Acct, buy, search_numbers, sent_statements
+from conftest import Acct, buy, search_numbers, sent_statements, transaction_ends
 from dashboard import PASSWORD, sign_in
 from didhub import clock
 from didhub.accounts import service as accounts
@@ -155,17 +155,7 @@ def test_a_read_that_answers_an_error_commits_and_a_database_error_rolls_back(
     """psycopg forgets every statement it prepared on a connection at each
     ROLLBACK: a read answering 404, or 401 for an unknown key, commits what
     it read (it wrote nothing); only a database error rolls back."""
-    ended: list[str] = []
-
-    def on_commit(_conn: object) -> None:
-        ended.append("commit")
-
-    def on_rollback(_conn: object) -> None:
-        ended.append("rollback")
-
-    event.listen(db.engine, "commit", on_commit)
-    event.listen(db.engine, "rollback", on_rollback)
-    try:
+    with transaction_ends(db.engine) as ended:
         missing = client.get("/telephony/numbers/num_missing", headers=partner.headers)
         assert missing.status_code == 404, missing.text
         unknown = client.get("/telephony/numbers", headers={"Authorization": "Bearer nope"})
@@ -175,9 +165,6 @@ def test_a_read_that_answers_an_error_commits_and_a_database_error_rolls_back(
         with pytest.raises(DBAPIError), db.read_session() as session:
             session.execute(text("SELECT * FROM no_such_table"))
         assert ended == ["rollback"]
-    finally:
-        event.remove(db.engine, "commit", on_commit)
-        event.remove(db.engine, "rollback", on_rollback)
 
 
 # ------------------------------------------------------------------ statements per page

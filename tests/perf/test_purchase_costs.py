@@ -16,7 +16,7 @@ from didhub.api.app import create_app
 from didhub.carriers.base import NumberOrderResult
 from didhub.carriers.stock import StockCarrier, import_csv
 from didhub.config import Settings
-from didhub.db import Database
+from didhub.db import Database, autocommits
 
 # What a purchase of one number may cost, through the API with the stock carrier
 # (docs/performance.md, "What a purchase costs"): the carrier's look-up (one
@@ -62,13 +62,11 @@ def counted(db: Database) -> Iterator[Count]:
             count.statements.append(" ".join(sql.split()))
 
     def begin(conn: Any) -> None:
-        # A statement on PostgreSQL in autocommit (Database.lone_read_engine)
-        # is in no transaction: the driver sends no BEGIN for it.
-        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        if not autocommits(conn):  # a statement on its own is in no transaction
             count.transactions += 1
 
     def rollback(conn: Any) -> None:
-        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        if not autocommits(conn):
             count.rollbacks += 1
 
     event.listen(db.engine, "before_cursor_execute", statement)

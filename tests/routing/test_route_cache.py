@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select, text, update
 
-from conftest import Acct, buy, search_numbers
+from conftest import Acct, buy, search_numbers, transaction_ends
 from didhub.accounts import service as accounts
 from didhub.api.app import create_app
 from didhub.carriers.sandbox import SandboxCarrier
@@ -324,12 +324,10 @@ def test_the_poll_commits_and_never_rolls_back(database_url: str, _migrated: Dat
     db = Database(database_url)
     polls = Generations(db, poll_seconds=0)  # due at every call
     cache: RouteCache[str] = RouteCache(db, poll_seconds=0, generations=polls)
-    ended: list[str] = []
-    event.listen(db.poll_engine, "commit", lambda _conn: ended.append("commit"))
-    event.listen(db.poll_engine, "rollback", lambda _conn: ended.append("rollback"))
     try:
-        for _ in range(3):
-            cache.poll()
+        with transaction_ends(db.poll_engine) as ended:
+            for _ in range(3):
+                cache.poll()
         assert ended == ["commit"] * 3
     finally:
         db.dispose()
